@@ -1,0 +1,111 @@
+"""The pipeline as DVC sees it: stages after templating, with paths as written."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+OutKind = Literal["outs", "metrics", "plots"]
+
+DEFAULT_PARAMS_FILE = "params.yaml"
+
+
+@dataclass(frozen=True)
+class OutSpec:
+    """One output of a stage; `path` is verbatim from dvc.yaml, relative to `wdir`."""
+
+    path: str
+    kind: OutKind = "outs"
+    cache: bool = True
+    persist: bool = False
+    push: bool = True
+    remote: str | None = None
+
+    @property
+    def committed(self) -> bool:
+        """Whether the content goes into the cache (a `cache: false` metric/plot still does)."""
+        return self.cache or self.kind != "outs"
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """Params tracked from one file (relative to `wdir`); `keys` is None for the whole file."""
+
+    file: str
+    keys: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage after `${}` interpolation, `foreach` and `matrix` expansion."""
+
+    name: str  # as DVC names it: "train", "train@1", "train@a-b"
+    dvcfile: str  # repo-relative posix path of its dvc.yaml ("dvc.yaml", "sub/dvc.yaml")
+    cmd: str | tuple[str, ...]  # verbatim: a string (split into lines) or a list
+    wdir: str = "."  # repo-relative posix path of the working directory
+    deps: tuple[str, ...] = ()
+    params: tuple[ParamSpec, ...] = ()
+    outs: tuple[OutSpec, ...] = ()
+    frozen: bool = False
+    always_changed: bool = False
+    desc: str | None = None
+    meta: Any = None
+    line: int | None = None  # where the stage is defined in its dvc.yaml, for messages
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        """The command lines, each run as its own shell process (DVC's `_enforce_cmd_list`)."""
+        if isinstance(self.cmd, str):
+            return tuple(self.cmd.splitlines())
+        return self.cmd
+
+    @property
+    def lock_cmd(self) -> str | list[str]:
+        """`cmd` as dvc.lock records it."""
+        return self.cmd if isinstance(self.cmd, str) else list(self.cmd)
+
+    @property
+    def address(self) -> str:
+        """`name` for the root dvc.yaml, `path/dvc.yaml:name` otherwise."""
+        if self.dvcfile == "dvc.yaml":
+            return self.name
+        return f"{self.dvcfile}:{self.name}"
+
+    @property
+    def lockfile(self) -> str:
+        """Repo-relative path of the dvc.lock that records this stage."""
+        stem = self.dvcfile[: -len(".yaml")] if self.dvcfile.endswith(".yaml") else self.dvcfile
+        return f"{stem}.lock"
+
+    def repo_path(self, path: str) -> str:
+        """A dep/out path (relative to wdir) as a normalised repo-relative posix path."""
+        return posixpath.normpath(posixpath.join(self.wdir, path))
+
+    @property
+    def executor_meta(self) -> Mapping[str, Any]:
+        """The `meta: {executor: {...}}` block (image, limits, network, gpus), or {}."""
+        if isinstance(self.meta, Mapping):
+            block = self.meta.get("executor")
+            if isinstance(block, Mapping):
+                return block
+        return {}
+
+    @property
+    def cacheable(self) -> bool:
+        """Whether DVC would save a run-cache entry for this stage (spec §2.1)."""
+        if self.always_changed or not (self.deps or self.params) or not self.outs:
+            return False
+        return all(out.cache or out.kind != "outs" for out in self.outs) and not any(
+            out.persist for out in self.outs
+        )
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Every stage of a repository, keyed by address, in definition order."""
+
+    root: str  # absolute path of the repository
+    stages: Mapping[str, Stage]

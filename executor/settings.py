@@ -1,0 +1,79 @@
+"""Configuration, read once per entry point from the environment and passed down."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from executor.errors import ConfigError
+
+CONFIG_FILE = ".executor.yaml"
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number; set it to e.g. {default}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number; set it to e.g. {default}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything executor reads from the environment (and `.executor.yaml`)."""
+
+    image: str | None = None  # default stage image (EXECUTOR_IMAGE or config `image`)
+    jobs: int = 1  # parallel stages for `executor run`
+    store: str | None = None  # EXECUTOR_STORE: default store URL for push/pull
+    s3_endpoint_url: str | None = None  # EXECUTOR_S3_ENDPOINT_URL (MinIO and friends)
+    transfer_workers: int = 16  # EXECUTOR_TRANSFER_WORKERS
+    stop_grace: float = 10.0  # EXECUTOR_STOP_GRACE: seconds between SIGINT/SIGTERM and SIGKILL
+    container_env: Mapping[str, str] = field(default_factory=dict)  # config `env`
+    trust_dvc_runs: bool = True  # accept run-cache entries DVC wrote (no image recorded)
+    raw: Mapping[str, Any] = field(default_factory=dict)  # the whole config file
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], repo: Path | None = None) -> Settings:
+        config: Mapping[str, Any] = {}
+        if repo is not None and (repo / CONFIG_FILE).is_file():
+            from executor import yamlio
+
+            loaded = yamlio.load_file(repo / CONFIG_FILE, CONFIG_FILE)
+            if loaded is not None and not isinstance(loaded, Mapping):
+                raise ConfigError(f"{CONFIG_FILE}: expected a mapping of settings")
+            config = loaded or {}
+        image = env.get("EXECUTOR_IMAGE") or config.get("image")
+        container_env = config.get("env") or {}
+        if not isinstance(container_env, Mapping):
+            raise ConfigError(f"{CONFIG_FILE}: `env` must be a mapping of NAME: value")
+        return cls(
+            image=str(image) if image else None,
+            jobs=_int(env, "EXECUTOR_JOBS", int(config.get("jobs", 1))),
+            store=env.get("EXECUTOR_STORE") or config.get("store"),
+            s3_endpoint_url=env.get("EXECUTOR_S3_ENDPOINT_URL") or config.get("s3_endpoint_url"),
+            transfer_workers=_int(env, "EXECUTOR_TRANSFER_WORKERS", 16),
+            stop_grace=_float(env, "EXECUTOR_STOP_GRACE", float(config.get("stop_grace", 10.0))),
+            container_env={str(k): str(v) for k, v in container_env.items()},
+            trust_dvc_runs=env.get("EXECUTOR_TRUST_DVC_RUNS", "1") not in ("0", "false", "no"),
+            raw=dict(config),
+        )
+
+
+def settings_for(repo: Path | None) -> Settings:
+    """Settings for a CLI invocation (the one place that reads os.environ)."""
+    return Settings.from_env(os.environ, repo)

@@ -1,0 +1,88 @@
+"""The object store seam: one interface, a folder adapter and an S3 adapter.
+
+Layout (DVC 3's cache and remote layout, spec/dvc-compat.md §3.3, §6):
+    files/md5/<md5[:2]>/<md5[2:]>        objects (`.dir` manifests keep their suffix)
+    runs/<key[:2]>/<key>/<value>         run-cache entries, pure DVC YAML
+    executor/runs/<key[:2]>/<key>/<value>.json   executor's record beside each entry (image digest)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+def object_key(md5: str) -> str:
+    """Relative key of an object: files/md5/ab/cdef... ('.dir' kept)."""
+    return f"files/md5/{md5[:2]}/{md5[2:]}"
+
+
+def run_key(key: str, value: str | None = None) -> str:
+    """Relative key of a run-cache key directory, or of one entry in it."""
+    base = f"runs/{key[:2]}/{key}"
+    return base if value is None else f"{base}/{value}"
+
+
+def record_key(key: str, value: str) -> str:
+    """Relative key of executor's JSON record beside a DVC run-cache entry."""
+    return f"executor/runs/{key[:2]}/{key}/{value}.json"
+
+
+@dataclass(frozen=True)
+class RunFile:
+    """One run-cache entry under a key: its value name and modification time."""
+
+    value: str
+    mtime: float
+
+
+class ObjectStore(Protocol):
+    """A content-addressed store of DVC objects and run-cache entries."""
+
+    url: str
+
+    def exists(self, md5: str) -> bool:
+        """Whether the object is present."""
+        ...
+
+    def exists_many(self, md5s: Iterable[str]) -> set[str]:
+        """The subset of `md5s` that is present (batched: one listing when there are many)."""
+        ...
+
+    def put_file(self, md5: str, src: Path) -> None:
+        """Store `src` as object `md5` unless present; never visible half-written."""
+        ...
+
+    def put_bytes(self, md5: str, data: bytes) -> None:
+        """Store `data` as object `md5` unless present."""
+        ...
+
+    def get_file(self, md5: str, dest: Path) -> None:
+        """Write object `md5` to `dest` atomically, verifying its content (CorruptObject)."""
+        ...
+
+    def get_bytes(self, md5: str) -> bytes:
+        """Read object `md5`, verifying its content."""
+        ...
+
+    def list_runs(self, key: str) -> list[RunFile]:
+        """Entries stored under a run-cache key, newest first."""
+        ...
+
+    def read_run(self, key: str, value: str) -> bytes | None:
+        """The YAML bytes of one entry, or None if absent."""
+        ...
+
+    def write_run(self, key: str, value: str, data: bytes) -> None:
+        """Write one entry atomically (overwrites: entries are named by their content)."""
+        ...
+
+    def read_record(self, key: str, value: str) -> bytes | None:
+        """executor's JSON record beside an entry, or None."""
+        ...
+
+    def write_record(self, key: str, value: str, data: bytes) -> None:
+        """Write executor's JSON record beside an entry atomically."""
+        ...

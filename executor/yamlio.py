@@ -1,0 +1,76 @@
+"""The project's one YAML library, configured the way DVC configures it.
+
+DVC reads params and dvc.yaml with ruamel's YAML 1.2 safe loader and writes dvc.lock and
+run-cache entries with ruamel's round-trip dumper (block style, width 80, no indented
+sequence dashes). PyYAML differs on both sides (spec/dvc-compat.md §4.2, §4.4).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from executor.errors import PipelineError
+
+
+def _safe() -> YAML:
+    return YAML(typ="safe", pure=True)
+
+
+def _roundtrip() -> YAML:
+    yaml = YAML()
+    yaml.default_flow_style = False
+    return yaml
+
+
+def _error(exc: YAMLError, where: str) -> PipelineError:
+    line = None
+    if isinstance(exc, MarkedYAMLError) and exc.problem_mark is not None:
+        line = exc.problem_mark.line + 1
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return PipelineError(f"invalid YAML: {problem}", path=where, line=line)
+
+
+def load_text(text: str, where: str) -> Any:
+    """Parse YAML 1.2 text into plain Python values, as DVC does."""
+    try:
+        return _safe().load(text)
+    except YAMLError as exc:
+        raise _error(exc, where) from None
+
+
+def load_file(path: Path, where: str | None = None) -> Any:
+    """Parse a YAML file into plain Python values; errors name `where` (default: the path)."""
+    return load_text(path.read_text(encoding="utf-8"), where or str(path))
+
+
+def load_roundtrip(text: str, where: str) -> Any:
+    """Parse YAML keeping layout and order, for rewriting a file in place."""
+    try:
+        return _roundtrip().load(text)
+    except YAMLError as exc:
+        raise _error(exc, where) from None
+
+
+def dump(data: Any) -> str:
+    """Serialise with DVC's round-trip dumper settings (byte-identical to DVC's files)."""
+    buffer = io.StringIO()
+    _roundtrip().dump(data, buffer)
+    return buffer.getvalue()
+
+
+def line_of(node: Any, key: str | int) -> int | None:
+    """The 1-based line of `key` in a round-trip-loaded mapping or sequence, if known."""
+    lc = getattr(node, "lc", None)
+    if lc is None:
+        return None
+    try:
+        if isinstance(key, int):
+            return int(lc.item(key)[0]) + 1
+        return int(lc.key(key)[0]) + 1
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None

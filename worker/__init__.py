@@ -1,0 +1,1 @@
+"""The worker runtime: the job entry, workspace materialisation and the Docker sandbox."""
