@@ -6,6 +6,7 @@
     │   ├── ConfigError              settings, image names, limits
     │   └── WorkspaceError           paths escaping the repository, missing deps
     ├── StageFailed                  the stage's own command exited non-zero (final)
+    │   └── OutputMissing            ... but did not create one of its outputs
     ├── StageCancelled               Ctrl-C / cancel reached the stage
     ├── StageTimedOut                the stage ran past its deadline
     ├── StageOutOfMemory             the container was OOM-killed
@@ -58,6 +59,20 @@ class StageFailed(ExecutorError):
         self.exit_code = exit_code
         self.line = line
         self.log_tail = log_tail
+
+
+class OutputMissing(StageFailed):
+    """The stage's command succeeded but did not create one of its outputs."""
+
+    def __init__(self, stage: str, path: str) -> None:
+        ExecutorError.__init__(
+            self, f"stage '{stage}': output '{path}' does not exist after the run"
+        )
+        self.stage = stage
+        self.exit_code = 0
+        self.line = None
+        self.log_tail = ""
+        self.path = path
 
 
 class StageCancelled(ExecutorError):

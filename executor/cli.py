@@ -1,0 +1,101 @@
+"""The `executor` command line: parse, build settings and clients, call the coordinator.
+
+Exit codes: 0 done; 1 a stage failed; 2 bad input (dvc.yaml, params, options, config);
+3 infrastructure (Docker engine, storage); 130 interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from executor import __version__
+from executor.commands import transfer
+from executor.errors import ExecutorError, InfrastructureError, StageFailed, UserError
+
+EXIT_FAILED, EXIT_USAGE, EXIT_INFRA, EXIT_INTERRUPTED = 1, 2, 3, 130
+
+
+def _error(message: str) -> None:
+    click.echo(f"ERROR: {message}", err=True)
+
+
+def exit_code_for(exc: ExecutorError) -> int:
+    if isinstance(exc, UserError):
+        return EXIT_USAGE
+    if isinstance(exc, InfrastructureError):
+        return EXIT_INFRA
+    return EXIT_FAILED
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="executor")
+def main() -> None:
+    """Run DVC pipelines in containers, here or on a fleet."""
+
+
+@main.command()
+@click.argument("targets", nargs=-1)
+@click.option("--dry", is_flag=True, help="Print what would run or be restored, run nothing.")
+@click.option("-f", "--force", is_flag=True, help="Run even if cached or unchanged.")
+@click.option("--no-commit", is_flag=True, help="Run, but store no outputs and no run-cache entry.")
+@click.option(
+    "--allow-missing", is_flag=True, help="Skip stages whose only change is missing outputs."
+)
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Stages run at once.")
+@click.option("--downstream", is_flag=True, help="Run the targets and the stages after them.")
+def run(
+    targets: tuple[str, ...],
+    dry: bool,
+    force: bool,
+    no_commit: bool,
+    allow_missing: bool,
+    jobs: int | None,
+    downstream: bool,
+) -> None:
+    """Reproduce the pipeline like `dvc repro`, each stage in a container."""
+    from executor.pipeline import build_dag, load_pipeline
+    from executor.runner import Runner, RunOptions, load_backend
+    from executor.settings import settings_for
+    from executor.workspace import Workspace, find_root
+
+    try:
+        cwd = Path.cwd()
+        root = find_root(cwd)
+        settings = settings_for(root)
+        dag = build_dag(load_pipeline(root))
+        options = RunOptions(
+            targets=targets,
+            downstream=downstream,
+            dry=dry,
+            force=force,
+            no_commit=no_commit,
+            allow_missing=allow_missing,
+            jobs=jobs or settings.jobs,
+        )
+        with Workspace(root, settings, cwd) as ws:
+            runner = Runner(ws, dag, options, click.echo, lambda: load_backend(ws, os.environ))
+            summary = runner.run()
+    except ExecutorError as exc:
+        _error(str(exc))
+        sys.exit(exit_code_for(exc))
+    if summary.interrupted:
+        _error("interrupted; stages that had finished are recorded, the rest were stopped")
+        sys.exit(EXIT_INTERRUPTED)
+    for exc in summary.errors.values():
+        _error(str(exc))
+        if isinstance(exc, StageFailed) and exc.log_tail:
+            click.echo("  last lines of its output:", err=True)
+            for line in exc.log_tail.rstrip("\n").splitlines():
+                click.echo(f"  | {line}", err=True)
+    if summary.errors:
+        sys.exit(max(exit_code_for(e) for e in summary.errors.values()))
+    if not dry and all(s == "skipped" for s in summary.status.values()):
+        click.echo("Data and pipelines are up to date.")
+
+
+for _command in transfer.commands:
+    main.add_command(_command)

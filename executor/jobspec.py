@@ -1,0 +1,152 @@
+"""What the coordinator asks a worker to do for one stage, and what comes back.
+
+Both records cross a process boundary as JSON (never pickle): `from_dict` validates every
+field, because whoever can write to the queue must not be able to make a worker do more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from executor.errors import UserError
+from executor.lockentry import Entry
+
+
+class InvalidJobSpec(UserError):
+    """A job spec that does not validate; the worker refuses it."""
+
+
+def _str(d: Mapping[str, Any], name: str) -> str:
+    value = d.get(name)
+    if not isinstance(value, str):
+        raise InvalidJobSpec(f"job spec field '{name}' must be a string, got {value!r}")
+    return value
+
+
+def _posix_relative(path: str, field_name: str) -> str:
+    parts = path.split("/")
+    if path.startswith("/") or "\x00" in path or (".." in parts and _escapes(parts)):
+        raise InvalidJobSpec(f"job spec field '{field_name}' escapes the workspace: {path!r}")
+    return path
+
+
+def _escapes(parts: list[str]) -> bool:
+    depth = 0
+    for part in parts:
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part not in ("", "."):
+            depth += 1
+    return False
+
+
+@dataclass(frozen=True)
+class OutRequest:
+    """An output the job must produce; `path` relative to wdir as written in dvc.yaml."""
+
+    path: str
+    repo_path: str  # normalised, relative to the workspace root
+    committed: bool  # its content goes into the store
+    persist: bool = False
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One stage run, fully resolved: the worker needs nothing else from the repository."""
+
+    address: str  # "train" or "sub/dvc.yaml:train"
+    dvc_stage: str  # DVC_STAGE as DVC would set it
+    cmd: str | list[str]
+    lines: tuple[str, ...]
+    image: str
+    wdir: str  # relative to the workspace root, posix
+    deps: tuple[Mapping[str, Any], ...]  # lock items, paths relative to wdir
+    params: Mapping[str, Mapping[str, Any]]
+    outs: tuple[OutRequest, ...]
+    cacheable: bool  # DVC would write a run-cache entry
+    commit: bool = True  # False for --no-commit
+    executor_meta: Mapping[str, Any] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "dvc_stage": self.dvc_stage,
+            "cmd": self.cmd,
+            "lines": list(self.lines),
+            "image": self.image,
+            "wdir": self.wdir,
+            "deps": [dict(d) for d in self.deps],
+            "params": {k: dict(v) for k, v in self.params.items()},
+            "outs": [
+                {
+                    "path": o.path,
+                    "repo_path": o.repo_path,
+                    "committed": o.committed,
+                    "persist": o.persist,
+                }
+                for o in self.outs
+            ],
+            "cacheable": self.cacheable,
+            "commit": self.commit,
+            "executor_meta": dict(self.executor_meta),
+            "env": dict(self.env),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> JobSpec:
+        if not isinstance(d, Mapping):
+            raise InvalidJobSpec("job spec must be a JSON object")
+        cmd = d.get("cmd")
+        if not (
+            isinstance(cmd, str) or (isinstance(cmd, list) and all(isinstance(c, str) for c in cmd))
+        ):
+            raise InvalidJobSpec("job spec field 'cmd' must be a string or a list of strings")
+        lines = d.get("lines")
+        if not isinstance(lines, list) or not all(
+            isinstance(x, str) and "\x00" not in x for x in lines
+        ):
+            raise InvalidJobSpec("job spec field 'lines' must be a list of strings without NUL")
+        outs = []
+        for o in d.get("outs") or []:
+            outs.append(
+                OutRequest(
+                    path=_str(o, "path"),
+                    repo_path=_posix_relative(_str(o, "repo_path"), "outs.repo_path"),
+                    committed=bool(o.get("committed", True)),
+                    persist=bool(o.get("persist", False)),
+                )
+            )
+        env = d.get("env") or {}
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+            raise InvalidJobSpec("job spec field 'env' must map strings to strings")
+        return cls(
+            address=_str(d, "address"),
+            dvc_stage=_str(d, "dvc_stage"),
+            cmd=cmd,
+            lines=tuple(lines),
+            image=_str(d, "image"),
+            wdir=_posix_relative(_str(d, "wdir"), "wdir"),
+            deps=tuple(dict(x) for x in d.get("deps") or []),
+            params={str(k): dict(v) for k, v in (d.get("params") or {}).items()},
+            outs=tuple(outs),
+            cacheable=bool(d.get("cacheable", False)),
+            commit=bool(d.get("commit", True)),
+            executor_meta=dict(d.get("executor_meta") or {}),
+            env=dict(env),
+        )
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """A finished run: the lock entry to record and the environment that produced it."""
+
+    address: str
+    entry: Entry
+    image_digest: str
+    duration: float
+    run_key: str | None = None  # set when a run-cache entry was written

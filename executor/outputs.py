@@ -1,0 +1,85 @@
+"""Stage outputs in a workspace: remove before a run, hash and store after, check out on a hit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from executor.errors import WorkspaceError
+from executor.hashing import Hasher, HashInfo, parse_manifest
+from executor.store.base import ObjectStore
+
+
+def inside(root: Path, rel: str) -> Path:
+    """`root/rel`, refusing a path that leaves the root (also through symlinks)."""
+    path = root / rel
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if real != real_root and not real.startswith(real_root + os.sep):
+        raise WorkspaceError(f"path '{rel}' resolves outside the repository ({real})")
+    return path
+
+
+def remove_output(root: Path, rel: str) -> None:
+    """Delete an output before its stage runs (a file, a link or a whole directory)."""
+    path = inside(root, rel)
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
+def commit_output(store: ObjectStore, hasher: Hasher, path: Path) -> HashInfo:
+    """Hash an output and store its objects (a directory's manifest and every file in it)."""
+    if path.is_dir():
+        info, entries, manifest = hasher.hash_tree(path)
+        present = store.exists_many({e.md5 for e in entries})
+        todo = {e.md5: e.relpath for e in entries if e.md5 not in present}
+        if len(todo) > 8:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(lambda kv: store.put_file(kv[0], path / kv[1]), todo.items()))
+        else:
+            for md5, rel in todo.items():
+                store.put_file(md5, path / rel)
+        store.put_bytes(info.md5, manifest)
+        return info
+    if not path.exists():
+        raise FileNotFoundError(path)
+    info = hasher.hash_file(path)
+    store.put_file(info.md5, path)
+    return info
+
+
+def _place(store: ObjectStore, md5: str, dest: Path, executable: bool) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.is_symlink() or dest.exists():
+        dest.unlink()
+    object_path = getattr(store, "object_path", None)
+    if object_path is not None:
+        # A local store: copy straight from the object (DVC's default `copy` link type).
+        shutil.copyfile(object_path(md5), dest)
+    else:
+        store.get_file(md5, dest)
+    os.chmod(dest, 0o755 if executable else 0o644)
+
+
+def checkout_output(store: ObjectStore, root: Path, rel: str, item: Mapping[str, Any]) -> None:
+    """Recreate an output from the store as its lock item describes it."""
+    dest = inside(root, rel)
+    md5 = str(item["md5"])
+    if md5.endswith(".dir"):
+        if dest.is_symlink() or dest.is_file():
+            dest.unlink()
+        elif dest.is_dir():
+            shutil.rmtree(dest)
+        dest.mkdir(parents=True)
+        files = parse_manifest(store.get_bytes(md5))
+        for relpath, file_md5 in files:
+            target = inside(dest, relpath)
+            _place(store, file_md5, target, False)
+        return
+    _place(store, md5, dest, bool(item.get("isexec", False)))

@@ -1,0 +1,119 @@
+"""What a stage needs, decided from hashes alone: skip, restore, or run, and why.
+
+Dep hashes come from upstream results when the dep is an upstream output (keys before bytes),
+otherwise from the workspace through the state cache, so unchanged files are never re-read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from executor.errors import WorkspaceError
+from executor.hashing import Hasher
+from executor.lockentry import Entry, build_entry, lock_item, run_key
+from executor.outputs import inside
+from executor.pipeline.model import Stage
+
+Action = Literal["skip", "checkout", "lookup", "run", "frozen"]
+
+
+@dataclass
+class Evaluation:
+    """A stage compared with its dvc.lock entry."""
+
+    stage: Stage
+    deps: list[dict[str, Any]]  # current lock items (paths relative to wdir)
+    params: dict[str, dict[str, Any]]
+    recorded: Entry | None
+    reasons: list[str] = field(default_factory=list)  # why it must run; [] when unchanged
+    missing_outs: list[str] = field(default_factory=list)
+    changed_outs: list[str] = field(default_factory=list)
+
+    @property
+    def cmd(self) -> str | list[str]:
+        return self.stage.lock_cmd
+
+    def entry_without_outs(self) -> Entry:
+        return build_entry(self.cmd, self.deps, self.params, [])
+
+    def key(self) -> str:
+        """The run-cache key: DVC's, from cmd, dep hashes, params and out paths."""
+        outs = [{"path": out.path} for out in self.stage.outs]
+        return run_key(build_entry(self.cmd, self.deps, self.params, outs))
+
+
+def _recorded_items(entry: Entry | None, part: str) -> dict[str, Mapping[str, Any]]:
+    if not entry:
+        return {}
+    return {str(item["path"]): item for item in entry.get(part, []) if isinstance(item, Mapping)}
+
+
+def hash_deps(
+    root: Path,
+    stage: Stage,
+    hasher: Hasher,
+    known: Mapping[str, Mapping[str, Any]],
+) -> list[dict[str, Any]]:
+    """Current lock items of the stage's deps; `known` maps repo paths to upstream out items."""
+    items = []
+    for dep in stage.deps:
+        repo_path = stage.repo_path(dep)
+        upstream = known.get(repo_path)
+        if upstream is not None:
+            item = {k: v for k, v in upstream.items() if k != "path"}
+            items.append({"path": dep, **item})
+            continue
+        path = inside(root, repo_path)
+        if not path.exists():
+            raise WorkspaceError(
+                f"stage '{stage.address}': dependency '{dep}' does not exist"
+                f" ({repo_path}); create it or add the stage that produces it"
+            )
+        items.append(lock_item(dep, hasher.hash_path(path)))
+    return items
+
+
+def evaluate(
+    root: Path,
+    stage: Stage,
+    deps: list[dict[str, Any]],
+    params: dict[str, dict[str, Any]],
+    recorded: Entry | None,
+    hasher: Hasher,
+) -> Evaluation:
+    """Compare the stage's current inputs and outputs with its dvc.lock entry."""
+    ev = Evaluation(stage, deps, params, recorded)
+    if recorded is None:
+        ev.reasons.append("no dvc.lock entry")
+        return ev
+    if recorded.get("cmd") != stage.lock_cmd:
+        ev.reasons.append("command changed")
+    old_deps = _recorded_items(recorded, "deps")
+    for item in deps:
+        old = old_deps.get(item["path"])
+        if old is None:
+            ev.reasons.append(f"dep '{item['path']}' is new")
+        elif old.get("md5") != item["md5"] or "hash" not in old:
+            ev.reasons.append(f"dep '{item['path']}' changed")
+    for path in old_deps.keys() - {item["path"] for item in deps}:
+        ev.reasons.append(f"dep '{path}' removed")
+    if (recorded.get("params") or {}) != params:
+        ev.reasons.append("params changed")
+    old_outs = _recorded_items(recorded, "outs")
+    for out in stage.outs:
+        old = old_outs.get(out.path)
+        path = inside(root, stage.repo_path(out.path))
+        if old is None:
+            ev.reasons.append(f"out '{out.path}' is new")
+        elif not path.exists():
+            ev.missing_outs.append(out.path)
+        elif hasher.hash_path(path).md5 != old.get("md5"):
+            ev.changed_outs.append(out.path)
+    if set(old_outs) - {out.path for out in stage.outs}:
+        ev.reasons.append("outs changed")
+    if stage.always_changed:
+        ev.reasons.append("always changed")
+    return ev

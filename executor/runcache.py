@@ -1,0 +1,101 @@
+"""The run-cache: DVC's `runs/` entries plus executor's record of the image that made each.
+
+A hit is served only when (1) the newest entry under the key whose recorded image digest
+matches (or, for entries DVC wrote itself, none is recorded and DVC runs are trusted) parses,
+and (2) every object its outputs name is present in the store (promise 3 of DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from executor import yamlio
+from executor.errors import ExecutorError
+from executor.hashing import parse_manifest
+from executor.lockentry import Entry, plain, run_key, run_value
+from executor.store.base import ObjectStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunHit:
+    """A usable run-cache entry."""
+
+    key: str
+    value: str
+    entry: Entry
+    image_digest: str | None  # None: written by DVC, no environment recorded
+
+
+def out_objects(store: ObjectStore, outs: Iterable[dict[str, Any]]) -> list[str] | None:
+    """Every object the outs need (dir manifests expanded), or None if a manifest is missing."""
+    needed: list[str] = []
+    for item in outs:
+        md5 = str(item["md5"])
+        needed.append(md5)
+        if md5.endswith(".dir"):
+            if not store.exists(md5):
+                return None
+            try:
+                needed.extend(m for _, m in parse_manifest(store.get_bytes(md5)))
+            except (ExecutorError, ValueError, KeyError):
+                return None
+    return needed
+
+
+class RunCache:
+    """Lookups and saves of run-cache entries in one object store."""
+
+    def __init__(self, store: ObjectStore, *, trust_dvc_runs: bool = True) -> None:
+        self.store = store
+        self.trust_dvc_runs = trust_dvc_runs
+
+    def _record_digest(self, key: str, value: str) -> str | None:
+        raw = self.store.read_record(key, value)
+        if raw is None:
+            return None
+        try:
+            return str(json.loads(raw)["image_digest"])
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def lookup(self, key: str, image_digest: str) -> RunHit | None:
+        """The newest complete entry under `key` made with `image_digest`, if any."""
+        for run in self.store.list_runs(key):
+            digest = self._record_digest(key, run.value)
+            if digest is None and not self.trust_dvc_runs:
+                continue
+            if digest is not None and digest != image_digest:
+                continue
+            raw = self.store.read_run(key, run.value)
+            if raw is None:
+                continue
+            try:
+                entry = plain(yamlio.load_text(raw.decode("utf-8"), run.value))
+            except (ExecutorError, UnicodeDecodeError):
+                log.warning("corrupted run-cache entry %s/%s, ignored", key, run.value)
+                continue
+            if not isinstance(entry, dict) or run_key(entry) != key:
+                log.warning("run-cache entry %s/%s does not match its key, ignored", key, run.value)
+                continue
+            needed = out_objects(self.store, entry.get("outs", []))
+            if needed is None or len(self.store.exists_many(needed)) != len(set(needed)):
+                log.info("run-cache entry %s/%s has missing objects, not used", key, run.value)
+                continue
+            return RunHit(key, run.value, entry, digest)
+        return None
+
+    def save(self, entry: Entry, *, image: str, image_digest: str) -> tuple[str, str]:
+        """Write the entry (unless present) and executor's record beside it; (key, value)."""
+        key, value = run_key(entry), run_value(entry)
+        if self.store.read_run(key, value) is None:
+            self.store.write_run(key, value, yamlio.dump(entry).encode("utf-8"))
+        record = {"image": image, "image_digest": image_digest, "created": time.time()}
+        self.store.write_record(key, value, json.dumps(record, sort_keys=True).encode("utf-8"))
+        return key, value

@@ -1,0 +1,338 @@
+"""`executor run`: the embedded coordinator. Decide per stage, run misses in containers.
+
+Stages are evaluated in DAG order as their upstream stages finish; decisions come from hashes
+(plan.py), runs go to a backend (worker.local, named by dotted path so executor never imports
+worker) on up to `jobs` threads, and each finished stage's dvc.lock entry is written at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from executor.errors import ExecutorError, StageCancelled
+from executor.hashing import Hasher
+from executor.jobspec import JobResult, JobSpec, OutRequest
+from executor.lockentry import Entry, build_entry
+from executor.lockfile import LockWriter, read_lock
+from executor.outputs import checkout_output
+from executor.pipeline import Dag, params_values
+from executor.pipeline.model import Stage
+from executor.plan import Evaluation, evaluate, hash_deps
+from executor.runcache import RunCache, out_objects
+from executor.store.local import LocalStore
+from executor.workspace import Workspace
+
+BACKEND = "worker.local:LocalBackend"
+
+
+class Backend(Protocol):
+    """Runs stages in containers on this host (implemented in worker.local)."""
+
+    def resolve_image(self, image: str) -> str: ...
+
+    def execute(
+        self, spec: JobSpec, cancel: threading.Event, on_log: Callable[[str], None]
+    ) -> JobResult: ...
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    targets: tuple[str, ...] = ()
+    downstream: bool = False
+    dry: bool = False
+    force: bool = False
+    no_commit: bool = False
+    allow_missing: bool = False
+    jobs: int = 1
+
+
+@dataclass
+class RunSummary:
+    """What happened to each stage: skipped, restored, ran, failed, not run."""
+
+    status: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, ExecutorError] = field(default_factory=dict)
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.interrupted
+
+
+def load_backend(ws: Workspace, env: Mapping[str, str]) -> Backend:
+    module, _, name = BACKEND.partition(":")
+    factory = getattr(importlib.import_module(module), name)
+    backend: Backend = factory(ws, env)
+    return backend
+
+
+class Runner:
+    """One `executor run` over a loaded pipeline."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        dag: Dag,
+        options: RunOptions,
+        echo: Callable[[str], None],
+        backend_factory: Callable[[], Backend],
+    ) -> None:
+        self.ws = ws
+        self.dag = dag
+        self.options = options
+        self.echo = echo
+        self._backend_factory = backend_factory
+        self._backend: Backend | None = None
+        self.store: LocalStore = ws.store
+        self.runcache = RunCache(ws.store, trust_dvc_runs=ws.settings.trust_dvc_runs)
+        self.hasher: Hasher = ws.hasher
+        self.locks = LockWriter(ws.root, echo)
+        self._lock_cache: dict[str, dict[str, Entry]] = {}
+        self.known_outs: dict[str, Mapping[str, Any]] = {}  # repo path -> out item, this run
+        self.cancel = threading.Event()
+        self.summary = RunSummary()
+        self._echo_lock = threading.Lock()
+
+    # -- helpers -----------------------------------------------------------------------------
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = self._backend_factory()
+        return self._backend
+
+    def recorded(self, stage: Stage) -> Entry | None:
+        if stage.lockfile not in self._lock_cache:
+            self._lock_cache[stage.lockfile] = read_lock(self.ws.root, stage.lockfile)
+        return self._lock_cache[stage.lockfile].get(stage.name)
+
+    def image_of(self, stage: Stage) -> str:
+        image = stage.executor_meta.get("image") or self.ws.settings.image
+        if not image:
+            from executor.errors import ConfigError
+
+            raise ConfigError(
+                f"stage '{stage.address}' has no container image: set meta.executor.image in "
+                f"{stage.dvcfile}, `image:` in .executor.yaml, or EXECUTOR_IMAGE"
+            )
+        return str(image)
+
+    def _remember(self, stage: Stage, entry: Entry) -> None:
+        for item in entry.get("outs", []):
+            self.known_outs[stage.repo_path(str(item["path"]))] = item
+
+    def _record(self, stage: Stage, entry: Entry) -> None:
+        self._remember(stage, entry)
+        if self.options.dry:
+            return
+        self.locks.write(stage.lockfile, stage.name, entry)
+        self._lock_cache.setdefault(stage.lockfile, {})[stage.name] = entry
+        self.ws.ignore_outputs(stage)
+
+    def say(self, text: str) -> None:
+        with self._echo_lock:
+            self.echo(text)
+
+    # -- decisions ---------------------------------------------------------------------------
+    def decide(self, stage: Stage) -> tuple[str, Evaluation | None]:
+        """'skip', 'checkout', 'restore', 'run' (and the evaluation behind it)."""
+        recorded = self.recorded(stage)
+        if stage.frozen:
+            self.say(
+                f"stage: '{stage.address}' is frozen. Its dependencies are not going to be "
+                "reproduced."
+            )
+            if recorded:
+                self._remember(stage, recorded)
+            return "skip", None
+        deps = hash_deps(self.ws.root, stage, self.hasher, self.known_outs)
+        params = params_values(self.ws.root, stage)
+        ev = evaluate(self.ws.root, stage, deps, params, recorded, self.hasher)
+        if self.options.force:
+            return "run", ev
+        if not ev.reasons and not ev.missing_outs and not ev.changed_outs:
+            return "skip", ev
+        if not ev.reasons and ev.changed_outs == [] and self.options.allow_missing:
+            return "skip", ev
+        if not ev.reasons and stage.cacheable and recorded is not None:
+            needed = out_objects(self.store, recorded.get("outs", []))
+            if needed is not None and len(self.store.exists_many(needed)) == len(set(needed)):
+                return "checkout", ev
+        if stage.cacheable:
+            return "lookup", ev
+        return "run", ev
+
+    def restore(self, stage: Stage, ev: Evaluation, entry: Entry) -> None:
+        self.say(f"Stage '{stage.address}' is cached - skipping run, checking out outputs")
+        outs = entry.get("outs", [])
+        if not self.options.dry:
+            for item in outs:
+                checkout_output(self.store, self.ws.root, stage.repo_path(str(item["path"])), item)
+        self._record(stage, build_entry(ev.cmd, ev.deps, ev.params, outs))
+        self.summary.status[stage.address] = "restored"
+
+    def job_spec(self, stage: Stage, ev: Evaluation) -> JobSpec:
+        return JobSpec(
+            address=stage.address,
+            dvc_stage=self.ws.dvc_stage(stage),
+            cmd=stage.lock_cmd,
+            lines=stage.lines,
+            image=self.image_of(stage),
+            wdir=stage.wdir,
+            deps=tuple(ev.deps),
+            params=ev.params,
+            outs=tuple(
+                OutRequest(o.path, stage.repo_path(o.path), o.committed, o.persist)
+                for o in stage.outs
+            ),
+            cacheable=stage.cacheable,
+            commit=not self.options.no_commit,
+            executor_meta=dict(stage.executor_meta),
+            env=dict(self.ws.settings.container_env),
+        )
+
+    def on_log(self, stage: Stage) -> Callable[[str], None]:
+        prefix = f"[{stage.address}] " if self.options.jobs > 1 else ""
+        return lambda line: self.say(f"{prefix}{line}")
+
+    def start(self, stage: Stage, ev: Evaluation, pool: ThreadPoolExecutor) -> Future[JobResult]:
+        spec = self.job_spec(stage, ev)
+        self.say(f"Running stage '{stage.address}':")
+        for line in stage.lines:
+            self.say(f"> {line}")
+        if self.options.dry:
+            done: Future[JobResult] = Future()
+            done.set_result(JobResult(stage.address, {}, "", 0.0))
+            return done
+        return pool.submit(self.backend.execute, spec, self.cancel, self.on_log(stage))
+
+    # -- the loop ----------------------------------------------------------------------------
+    def _act(self, stage: Stage, pool: ThreadPoolExecutor) -> Future[JobResult] | None:
+        """Decide and either finish the stage now or return its running job."""
+        action, ev = self.decide(stage)
+        if action == "skip":
+            if ev is not None:
+                self.say(f"Stage '{stage.address}' didn't change, skipping")
+                if ev.recorded:
+                    self._remember(stage, ev.recorded)
+            self.summary.status[stage.address] = "skipped"
+            return None
+        assert ev is not None
+        if action == "checkout":
+            assert ev.recorded is not None
+            self.restore(stage, ev, ev.recorded)
+            return None
+        if action == "lookup":
+            digest = self.backend.resolve_image(self.image_of(stage))
+            hit = self.runcache.lookup(ev.key(), digest)
+            if hit is not None:
+                self.restore(stage, ev, hit.entry)
+                return None
+        return self.start(stage, ev, pool)
+
+    def _finish(self, stage: Stage, future: Future[JobResult]) -> None:
+        try:
+            result = future.result()
+        except ExecutorError as exc:
+            self.summary.errors[stage.address] = exc
+            self.summary.status[stage.address] = "failed"
+            return
+        if self.options.dry:
+            self.summary.status[stage.address] = "would run"
+            return
+        self._record(stage, result.entry)
+        self.summary.status[stage.address] = "ran"
+
+    def run(self) -> RunSummary:
+        pending = self.dag.order(self.options.targets, self.options.downstream)
+        selected = {s.address for s in pending}
+        finished: set[str] = set()  # succeeded in any way
+        unknown: set[str] = set()  # dry run: would run, so downstream hashes are unknown
+        running: dict[Future[JobResult], Stage] = {}
+        pool = ThreadPoolExecutor(max_workers=max(1, self.options.jobs))
+        try:
+            while pending or running:
+                for stage in list(pending):
+                    if self.summary.errors or len(running) >= max(1, self.options.jobs):
+                        break
+                    ups = [u.address for u in self.dag.upstream(stage) if u.address in selected]
+                    if any(u in self.summary.errors or u in unknown for u in ups) or any(
+                        self.summary.status.get(u) == "not run" for u in ups
+                    ):
+                        pending.remove(stage)
+                        if any(u in unknown for u in ups):
+                            unknown.add(stage.address)
+                            self.say(f"Stage '{stage.address}' would run after its upstream")
+                            self.summary.status[stage.address] = "would run"
+                        else:
+                            self.summary.status[stage.address] = "not run"
+                        continue
+                    if not all(u in finished for u in ups):
+                        continue
+                    pending.remove(stage)
+                    try:
+                        job = self._act(stage, pool)
+                    except ExecutorError as exc:
+                        self.summary.errors[stage.address] = exc
+                        self.summary.status[stage.address] = "failed"
+                        break
+                    if job is None:
+                        finished.add(stage.address)
+                    elif self.options.dry:
+                        unknown.add(stage.address)
+                        self.summary.status[stage.address] = "would run"
+                    else:
+                        running[job] = stage
+                if not running:
+                    if self.summary.errors or not pending:
+                        break
+                    if not any(  # nothing can make progress: only blocked stages remain
+                        all(
+                            u.address in finished or u.address not in selected
+                            for u in self.dag.upstream(s)
+                        )
+                        for s in pending
+                    ):
+                        break
+                    continue
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    stage = running.pop(future)
+                    self._finish(stage, future)
+                    if stage.address not in self.summary.errors:
+                        finished.add(stage.address)
+            for stage in pending:
+                self.summary.status.setdefault(stage.address, "not run")
+        except KeyboardInterrupt:
+            self._interrupt(running)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return self.summary
+
+    def _interrupt(self, running: dict[Future[JobResult], Stage]) -> None:
+        """Ctrl-C: forward SIGINT to every running container and wait for them to exit."""
+        self.summary.interrupted = True
+        self.cancel.set()
+        if running:
+            self.say("Interrupted: stopping the running stages...")
+        while running:
+            try:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:
+                continue  # already cancelling; the sandbox escalates to SIGKILL after its grace
+            for future in done:
+                stage = running.pop(future)
+                try:
+                    future.result()
+                except StageCancelled:
+                    self.summary.status[stage.address] = "cancelled"
+                except ExecutorError as exc:
+                    self.summary.errors[stage.address] = exc
+                    self.summary.status[stage.address] = "failed"
+                else:
+                    self._record(stage, future.result().entry)
+                    self.summary.status[stage.address] = "ran"

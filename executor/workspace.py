@@ -1,0 +1,100 @@
+"""The user's repository as `executor run` sees it: root, `.dvc/cache`, state, lock, ignores."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from types import TracebackType
+
+from executor.errors import UserError, WorkspaceError
+from executor.hashing import Hasher
+from executor.pipeline.model import Stage
+from executor.settings import Settings
+from executor.store.local import LocalStore
+
+DVC_GITIGNORE = "/config.local\n/tmp\n/cache\n"
+
+
+def find_root(start: Path) -> Path:
+    """The nearest directory at or above `start` holding `.dvc` (else one holding dvc.yaml)."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / ".dvc").is_dir():
+            return folder
+    if (start / "dvc.yaml").is_file():
+        return start
+    raise UserError(
+        f"no DVC repository at or above {start}: run `dvc init` (or add a dvc.yaml) first"
+    )
+
+
+class Workspace:
+    """A repository opened for one command; holds its exclusive lock while open."""
+
+    def __init__(self, root: Path, settings: Settings, cwd: Path | None = None) -> None:
+        self.root = root
+        self.settings = settings
+        self.cwd = (cwd or root).resolve()
+        self.dvc_dir = root / ".dvc"
+        self.cache_dir = self.dvc_dir / "cache"
+        self.tmp_dir = self.dvc_dir / "tmp" / "executor"
+        self.store = LocalStore(self.cache_dir)
+        self.hasher = Hasher(self.tmp_dir / "state.sqlite", root=root)
+        self._lock_fd: int | None = None
+
+    def __enter__(self) -> Workspace:
+        self.prepare()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def prepare(self) -> None:
+        """Create `.dvc/cache` and `.dvc/tmp` as `dvc init` would, and take the repo lock."""
+        fresh = not self.dvc_dir.exists()
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            (self.dvc_dir / ".gitignore").write_text(DVC_GITIGNORE)
+            (self.dvc_dir / "config").touch()
+        fd = os.open(self.tmp_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise WorkspaceError(
+                f"another executor command is running in {self.root}; wait for it to finish"
+            ) from None
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        self.hasher.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def dvc_stage(self, stage: Stage) -> str:
+        """DVC_STAGE as DVC sets it: the name, or `<dvc.yaml relative to cwd>:name`."""
+        rel = os.path.relpath(self.root / stage.dvcfile, self.cwd)
+        return stage.name if rel == "dvc.yaml" else f"{Path(rel).as_posix()}:{stage.name}"
+
+    def ignore_outputs(self, stage: Stage) -> None:
+        """Add each cached output to the .gitignore beside it, as DVC does in a git repo."""
+        if not (self.root / ".git").exists():
+            return
+        for out in stage.outs:
+            if not out.cache:
+                continue
+            path = self.root / stage.repo_path(out.path)
+            ignore = path.parent / ".gitignore"
+            line = f"/{path.name}"
+            try:
+                existing = ignore.read_text().splitlines()
+            except FileNotFoundError:
+                existing = []
+            if line not in existing:
+                with open(ignore, "a") as f:
+                    f.write(f"{line}\n")

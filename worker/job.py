@@ -1,0 +1,110 @@
+"""One stage run in a workspace: sandbox, hash and store outputs, record the run-cache entry.
+
+The same recipe serves `executor run` (the workspace is the repository itself, the store its
+`.dvc/cache`) and fleet workers (a materialised workspace, an S3 store).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from executor.errors import (
+    OutputMissing,
+    SandboxError,
+    StageCancelled,
+    StageFailed,
+    StageOutOfMemory,
+    StageTimedOut,
+    WorkspaceError,
+)
+from executor.hashing import Hasher
+from executor.jobspec import JobResult, JobSpec
+from executor.lockentry import build_entry, lock_item
+from executor.outputs import commit_output, inside, remove_output
+from executor.runcache import RunCache
+from executor.store.base import ObjectStore
+from worker.sandbox import DockerSandbox, Limits, Mount, SandboxOutcome, SandboxRequest
+
+log = logging.getLogger(__name__)
+
+
+def container_name(spec: JobSpec, job_id: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "_.-" else "-" for c in spec.address)
+    return f"executor-{job_id}-{safe}"[:200]
+
+
+def _raise_for(spec: JobSpec, outcome: SandboxOutcome, limits: Limits) -> None:
+    if outcome.status == "succeeded":
+        return
+    if outcome.status == "cancelled":
+        raise StageCancelled(spec.address)
+    if outcome.status == "timed_out":
+        raise StageTimedOut(spec.address, limits.timeout or 0.0)
+    if outcome.status == "out_of_memory":
+        raise StageOutOfMemory(spec.address, str(limits.memory) if limits.memory else None)
+    raise StageFailed(spec.address, outcome.exit_code, outcome.failed_line, outcome.log_tail)
+
+
+def execute(
+    spec: JobSpec,
+    workspace: Path,
+    *,
+    store: ObjectStore,
+    runcache: RunCache,
+    sandbox: DockerSandbox,
+    hasher: Hasher,
+    job_id: str,
+    image_digest: str,
+    limits: Limits,
+    mounts: tuple[Mount, ...],
+    cancel: threading.Event | None = None,
+    on_log: Callable[[str], None] | None = None,
+) -> JobResult:
+    """Run the stage's command in `workspace`; outputs stored and recorded only on success."""
+    wdir = inside(workspace, spec.wdir)
+    if not wdir.is_dir():
+        raise WorkspaceError(f"stage '{spec.address}': wdir '{spec.wdir}' is not a directory")
+    for out in spec.outs:
+        if not out.persist:
+            remove_output(workspace, out.repo_path)
+    # DVC sets DVC_ROOT only if unset and always overwrites DVC_STAGE (spec §1.2).
+    env = {"DVC_ROOT": str(workspace), **spec.env, "DVC_STAGE": spec.dvc_stage}
+    request = SandboxRequest(
+        stage=spec.address,
+        name=container_name(spec, job_id),
+        image=image_digest,
+        lines=spec.lines,
+        workdir=str(wdir),
+        mounts=mounts,
+        env=env,
+        labels={"executor.job": job_id, "executor.stage": spec.address},
+        limits=limits,
+        user=f"{os.getuid()}:{os.getgid()}",
+        cancel=cancel,
+        on_log=on_log,
+    )
+    outcome = sandbox.run(request)
+    _raise_for(spec, outcome, limits)
+
+    outs = []
+    for out in spec.outs:
+        path = inside(workspace, out.repo_path)
+        if not path.exists():
+            raise OutputMissing(spec.address, out.path)
+        if out.committed and spec.commit:
+            info = commit_output(store, hasher, path)
+        else:
+            info = hasher.hash_path(path)
+        outs.append(lock_item(out.path, info))
+    entry = build_entry(spec.cmd, list(spec.deps), spec.params, outs)
+    key = None
+    if spec.cacheable and spec.commit:
+        try:
+            key, _ = runcache.save(entry, image=spec.image, image_digest=image_digest)
+        except OSError as exc:
+            raise SandboxError(f"cannot record the run-cache entry: {exc}") from exc
+    return JobResult(spec.address, entry, image_digest, outcome.duration, key)
