@@ -1,6 +1,9 @@
 """File and directory hashes exactly as DVC 3 computes them (spec/dvc-compat.md §3).
 
-STUB: replaced by the hashing work (state cache, parallel directories); the API stays.
+A file is the md5 of its bytes. A directory is the md5 of its `.dir` manifest plus ".dir". The
+files DVC lists are chosen in `executor.dvcignore`; unchanged files are looked up in the state
+database (`executor.state`) instead of being read, and the rest are read by a thread pool
+(hashlib releases the GIL, so large files hash in parallel).
 """
 
 from __future__ import annotations
@@ -9,11 +12,29 @@ import hashlib
 import json
 import os
 import stat
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
-CHUNK = 1024 * 1024
-IGNORED_NAMES = frozenset({".git", ".hg", ".dvc"})
+from executor.dvcignore import walk_files
+from executor.errors import WorkspaceError
+from executor.state import StateDB
+
+CHUNK = 1024 * 1024  # md5-dos2unix works per chunk of this size, as DVC does
+READ_SIZE = 4 * 1024 * 1024
+TEXT_PROBE = 512
+_TEXT_CHARS = bytes(range(32, 127)) + b"\n\r\t\f\b"
+_EXEC_BITS = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+# Small files go to the pool in batches: one task per file costs more than hashing it.
+_BATCH_FILES = 64
+_BATCH_BYTES = 8 * 1024 * 1024
+_INLINE_BYTES = 1024 * 1024
+
+_Stat = tuple[str, os.stat_result]
 
 
 @dataclass(frozen=True)
@@ -40,59 +61,193 @@ class DirEntry:
     isexec: bool
 
 
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
+def file_md5(path: str | os.PathLike[str]) -> str:
+    """md5 hex digest of the file's bytes."""
+    return _md5(os.fspath(path))
+
+
+def _md5(path: str, size_hint: int = -1) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if 0 <= size_hint < READ_SIZE:
+            # One read that also sees EOF: no buffer to allocate for a small file.
+            data = os.read(fd, size_hint + 1)
+            digest.update(data)
+            if len(data) <= size_hint:
+                return digest.hexdigest()
+        buf = bytearray(READ_SIZE)
+        view = memoryview(buf)
+        while n := os.readv(fd, [buf]):
+            digest.update(view[:n])
+    finally:
+        os.close(fd)
     return digest.hexdigest()
 
 
-def manifest_bytes(entries: list[DirEntry]) -> bytes:
+def istextblock(block: bytes) -> bool:
+    """DVC's text heuristic: no NUL, and at most 30% of bytes outside printable ASCII."""
+    if not block:
+        return True
+    if b"\x00" in block:
+        return False
+    return len(block.translate(None, _TEXT_CHARS)) / len(block) <= 0.30
+
+
+def file_md5_dos2unix(path: str | os.PathLike[str]) -> str:
+    """DVC 2.x `md5-dos2unix`: each 1 MiB chunk that looks like text has CRLF made LF."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            text = istextblock(chunk[:TEXT_PROBE])
+            digest.update(chunk.replace(b"\r\n", b"\n") if text else chunk)
+    return digest.hexdigest()
+
+
+def manifest_bytes(entries: Iterable[DirEntry]) -> bytes:
     """The `.dir` object: sorted [{"md5", "relpath"}] as canonical JSON, no newline."""
-    items = [{"md5": e.md5, "relpath": e.relpath} for e in sorted(entries, key=lambda e: e.relpath)]
+    items = [{"md5": e.md5, "relpath": e.relpath} for e in sorted(entries, key=_by_relpath)]
     return json.dumps(items, sort_keys=True).encode("utf-8")
 
 
+def _by_relpath(entry: DirEntry) -> str:
+    return entry.relpath
+
+
 def parse_manifest(data: bytes) -> list[tuple[str, str]]:
-    """(relpath, md5) pairs of a `.dir` object."""
-    return [(item["relpath"], item["md5"]) for item in json.loads(data)]
+    """(relpath, md5) pairs of a `.dir` object; a relpath escaping the directory is refused."""
+    pairs = []
+    for item in json.loads(data):
+        relpath, md5 = item["relpath"], item["md5"]
+        parts = relpath.split("/") if isinstance(relpath, str) else [""]
+        if not isinstance(md5, str) or any(p in ("", ".", "..") or "\0" in p for p in parts):
+            raise WorkspaceError(f"refusing .dir manifest entry {relpath!r}: not a safe path")
+        pairs.append((relpath, md5))
+    return pairs
+
+
+def _isexec(st: os.stat_result) -> bool:
+    return bool(st.st_mode & _EXEC_BITS)
+
+
+def _hash_batch(batch: Sequence[_Stat]) -> list[str]:
+    return [_md5(path, st.st_size) for path, st in batch]
 
 
 class Hasher:
-    """Hashes files and directories, remembering unchanged files between runs."""
+    """Hashes files and directories, remembering unchanged files between runs.
 
-    def __init__(self, state_path: Path | None = None, workers: int | None = None) -> None:
-        self.state_path = state_path
-        self.workers = workers
+    `root` is the repository whose `.dvcignore` files apply; without it only `.git`, `.hg`,
+    `.dvc` and nested DVC repositories are skipped. Safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        state_path: Path | None = None,
+        workers: int | None = None,
+        root: Path | None = None,
+    ) -> None:
+        self.state = StateDB(state_path) if state_path is not None else None
+        self.workers = workers or min(32, (os.cpu_count() or 1) * 4)
+        self.root = os.path.abspath(root) if root is not None else None
+        self.files_read = 0  # files whose content was read, for tests and benchmarks
+        self.bytes_read = 0
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
 
     def hash_file(self, path: Path) -> HashInfo:
-        st = path.stat()
-        return HashInfo(
-            md5=file_md5(path),
-            size=st.st_size,
-            isexec=bool(st.st_mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)),
-        )
+        (info,) = self.hash_many([path])
+        return info
+
+    def hash_many(self, paths: Sequence[Path]) -> list[HashInfo]:
+        """hash_path of each, reading the files that changed in parallel."""
+        seen_ns = time.time_ns()
+        stats = [(os.path.abspath(p), os.stat(p)) for p in paths]
+        files = [(p, st) for p, st in stats if not stat.S_ISDIR(st.st_mode)]
+        for p, st in files:
+            if not stat.S_ISREG(st.st_mode):
+                raise WorkspaceError(f"'{p}' is not a regular file; DVC cannot hash it")
+        md5s = self._md5s(files, seen_ns)
+        return [
+            self.hash_tree(Path(p))[0]
+            if stat.S_ISDIR(st.st_mode)
+            else HashInfo(md5s[p], st.st_size, isexec=_isexec(st))
+            for p, st in stats
+        ]
 
     def hash_tree(self, path: Path) -> tuple[HashInfo, list[DirEntry], bytes]:
-        entries: list[DirEntry] = []
-        for dirpath, dirnames, filenames in os.walk(path):
-            dirnames[:] = [d for d in dirnames if d not in IGNORED_NAMES]
-            for name in filenames:
-                full = Path(dirpath, name)
-                info = self.hash_file(full)
-                rel = full.relative_to(path).as_posix()
-                entries.append(DirEntry(rel, info.md5, info.size, info.isexec))
-        entries.sort(key=lambda e: e.relpath)
+        seen_ns = time.time_ns()
+        walked = walk_files(os.path.abspath(path), self.root)
+        md5s = self._md5s([(p, st) for _, p, st in walked], seen_ns)
+        entries = [DirEntry(rel, md5s[p], st.st_size, _isexec(st)) for rel, p, st in walked]
+        entries.sort(key=_by_relpath)
         data = manifest_bytes(entries)
-        md5 = hashlib.md5(data).hexdigest() + ".dir"
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest() + ".dir"
         info = HashInfo(md5=md5, size=sum(e.size for e in entries), nfiles=len(entries))
         return info, entries, data
 
     def hash_path(self, path: Path) -> HashInfo:
-        if path.is_dir():
+        if os.path.isdir(path):
             return self.hash_tree(path)[0]
         return self.hash_file(path)
 
     def close(self) -> None:
-        """Flush the state cache."""
+        """Flush the state cache and stop the worker threads."""
+        if self.state is not None:
+            self.state.close()
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown()
+
+    def __enter__(self) -> Hasher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _md5s(self, files: list[_Stat], seen_ns: int) -> dict[str, str]:
+        """md5 of each file: remembered if unchanged, read otherwise (then remembered)."""
+        known = self.state.get_many(files) if self.state is not None else {}
+        todo = [(p, st) for p, st in files if p not in known]
+        if not todo:
+            return known
+        digests = self._read(todo)
+        with self._lock:
+            self.files_read += len(todo)
+            self.bytes_read += sum(st.st_size for _, st in todo)
+        fresh = {p: md5 for (p, _), md5 in zip(todo, digests, strict=True)}
+        if self.state is not None:
+            self.state.put_many(((p, st, fresh[p]) for p, st in todo), seen_ns)
+        known.update(fresh)
+        return known
+
+    def _read(self, todo: list[_Stat]) -> list[str]:
+        total = sum(st.st_size for _, st in todo)
+        if len(todo) == 1 or (total <= _INLINE_BYTES and len(todo) <= _BATCH_FILES):
+            return _hash_batch(todo)
+        batches: list[list[_Stat]] = [[]]
+        size = 0
+        order = sorted(range(len(todo)), key=lambda i: -todo[i][1].st_size)  # largest first
+        for item in (todo[i] for i in order):
+            if len(batches[-1]) >= _BATCH_FILES or size >= _BATCH_BYTES:
+                batches.append([])
+                size = 0
+            batches[-1].append(item)
+            size += item[1].st_size
+        digests = [md5 for done in self._executor().map(_hash_batch, batches) for md5 in done]
+        result = [""] * len(todo)
+        for i, md5 in zip(order, digests, strict=True):
+            result[i] = md5
+        return result
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="hash")
+            return self._pool

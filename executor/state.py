@@ -1,0 +1,196 @@
+"""Remembered file hashes, so that unchanged files are not read again (DVC's state database).
+
+A row maps a path to the (inode, size, mtime_ns) it had when hashed, and its md5. A hit needs all
+three to match. SQLite in WAL mode with short transactions lets threads and processes share one
+file. It is only a cache: a locked, corrupt or unwritable database never fails a run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+FLUSH_EVERY = 2000
+BUSY_TIMEOUT_S = 5.0
+# A file modified within this window before it was looked at may change again with the same
+# mtime (coarse kernel clocks, 1-2 s on FAT/HFS+/some NFS), so it is not remembered (git's
+# "racy clean" problem: https://git-scm.com/docs/racy-git).
+RACY_NS = 2_000_000_000
+_QUERY_CHUNK = 500
+_BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+_Key = tuple[int, int, int]  # inode, size, mtime_ns
+_Row = tuple[bytes, int, int, int, str]
+T = TypeVar("T")
+
+
+def _key(st: os.stat_result) -> _Key:
+    # SQLite integers are signed 64-bit; some filesystems hand out inodes above 2**63.
+    ino = st.st_ino - (1 << 64) if st.st_ino >= 1 << 63 else st.st_ino
+    return ino, st.st_size, st.st_mtime_ns
+
+
+class StateDB:
+    """Path + stat -> md5, persisted in a SQLite file at `path`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._pending: list[_Row] = []
+        self._recreated = False
+        self._conn: sqlite3.Connection | None = self._open()
+
+    def get_many(self, items: Sequence[tuple[str, os.stat_result]]) -> dict[str, str]:
+        """md5 of each path whose inode, size and mtime are those remembered."""
+        wanted = {os.fsencode(path): (path, _key(st)) for path, st in items}
+        keys = list(wanted)
+        found: dict[str, str] = {}
+        with self._lock:
+            for start in range(0, len(keys), _QUERY_CHUNK):
+                for raw, ino, size, mtime_ns, md5 in (
+                    self._run(_select(keys[start:][:_QUERY_CHUNK])) or ()
+                ):
+                    path, key = wanted[raw]
+                    if key == (ino, size, mtime_ns):
+                        found[path] = md5
+        return found
+
+    def put_many(self, items: Iterable[tuple[str, os.stat_result, str]], seen_ns: int) -> None:
+        """Remember md5s of files stat'ed after `seen_ns`, unless modified just before it."""
+        rows = [
+            (os.fsencode(path), *_key(st), md5)
+            for path, st, md5 in items
+            if st.st_mtime_ns <= seen_ns - RACY_NS
+        ]
+        with self._lock:
+            self._pending.extend(rows)
+            if len(self._pending) >= FLUSH_EVERY:
+                self._flush()
+
+    def flush(self) -> None:
+        """Write what is pending (dropped if the database stays locked)."""
+        with self._lock:
+            self._flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._flush()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _flush(self) -> None:
+        rows, self._pending = self._pending, []
+        if not rows:
+            return
+
+        self._run(_insert(rows))
+
+    def _run(self, op: Callable[[sqlite3.Connection], T]) -> T | None:
+        """`op` on the database; None if there is none, it is busy, or it broke (recreated)."""
+        if self._conn is None:
+            return None
+        try:
+            return op(self._conn)
+        except sqlite3.DatabaseError as e:
+            if _is_busy(e):
+                log.debug("state database %s is busy (%s); skipped", self.path, e)
+                return None
+            self._conn.close()
+            self._conn = self._recreate(e)
+            return None
+
+    def _open(self) -> sqlite3.Connection | None:
+        try:
+            return _connect(self.path)
+        except sqlite3.DatabaseError as e:
+            if _is_busy(e):
+                log.debug("state database %s is busy, not used this time", self.path)
+                return None
+            return self._recreate(e)
+        except OSError as e:
+            log.warning("state database %s unusable (%s); hashing without it", self.path, e)
+            return None
+
+    def _recreate(self, error: Exception) -> sqlite3.Connection | None:
+        if self._recreated:
+            return None
+        self._recreated = True
+        log.warning("state database %s is unreadable (%s); recreating it", self.path, error)
+        try:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            return _connect(self.path)
+        except (OSError, sqlite3.DatabaseError) as e:
+            log.warning("state database %s unusable (%s); hashing without it", self.path, e)
+            return None
+
+
+def _select(keys: list[bytes]) -> Callable[[sqlite3.Connection], list[_Row]]:
+    marks = ",".join("?" * len(keys))
+    sql = f"SELECT path, inode, size, mtime_ns, md5 FROM files WHERE path IN ({marks})"
+    return lambda conn: conn.execute(sql, keys).fetchall()
+
+
+def _insert(rows: list[_Row]) -> Callable[[sqlite3.Connection], None]:
+    def write(conn: sqlite3.Connection) -> None:
+        with _transaction(conn):
+            conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", rows)
+
+    return write
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _is_busy(error: sqlite3.DatabaseError) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _BUSY
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    )
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        if _version(conn) != SCHEMA_VERSION:
+            with _transaction(conn):
+                if _version(conn) != SCHEMA_VERSION:  # another process may have won the race
+                    conn.execute("DROP TABLE IF EXISTS files")
+                    conn.execute(
+                        "CREATE TABLE files (path BLOB PRIMARY KEY, inode INTEGER NOT NULL,"
+                        " size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, md5 TEXT NOT NULL)"
+                        " WITHOUT ROWID"
+                    )
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("SELECT 1 FROM files LIMIT 1").fetchall()
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    return int(version)
