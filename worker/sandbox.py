@@ -1,0 +1,289 @@
+"""Run a stage's command lines in a hardened Docker container: the only module that imports docker.
+
+Lifecycle (../shared/reference/sandbox-and-rq.md §1-2): `create`, `start`, stream logs, `wait`,
+and `remove(force=True)` in `finally`. Never `containers.run` (it pulls a missing image) and
+never auto-remove (it races with logs and wait). docker-py errors become SandboxError here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import docker.errors
+import requests.exceptions
+from docker.client import DockerClient
+
+from executor.errors import SandboxError
+from worker.limits import Limits
+from worker.sandbox_config import LABEL, LABEL_HOST, LABEL_PID, create_args, host_config
+from worker.sandbox_config import image_shell as shell_of_image
+from worker.sandbox_driver import DEFAULT_SHELL, Invocation
+from worker.sandbox_logs import LogCollector
+from worker.sandbox_request import (
+    Mount,
+    SandboxOutcome,
+    SandboxRequest,
+    Status,
+    check_image_name,
+    check_request,
+)
+
+__all__ = ["DockerSandbox", "Limits", "Mount", "SandboxOutcome", "SandboxRequest", "reap"]
+
+log = logging.getLogger(__name__)
+
+POLL = 0.05  # how often a cancel event and the deadline are looked at while a container runs
+LOG_DRAIN = 5.0  # seconds the log stream may lag behind the container's exit
+
+
+@contextmanager
+def _engine(what: str) -> Iterator[None]:
+    try:
+        yield
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise SandboxError(f"Docker engine: {what} failed: {exc}") from exc
+
+
+def _default_owner() -> str:
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+@dataclass(frozen=True)
+class Created:
+    """A created, not yet started container."""
+
+    id: str
+    invocation: Invocation
+    image_id: str
+
+
+class DockerSandbox:
+    """Runs SandboxRequests on one Docker engine."""
+
+    def __init__(
+        self,
+        client: DockerClient | None = None,
+        *,
+        stop_grace: float = 10.0,
+        cancel_signal: str = "SIGINT",
+        owner: str | None = None,
+    ) -> None:
+        self.client = client if client is not None else DockerClient()
+        self.api = self.client.api
+        self.stop_grace = stop_grace
+        self.cancel_signal = cancel_signal
+        self.owner = owner or _default_owner()
+        self._shells: dict[str, str | None] = {}  # image id -> SHELL of its Env
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **kw: Any) -> DockerSandbox:
+        """A sandbox on the engine DOCKER_HOST (and friends) in `env` name; SandboxError if none."""
+        where = env.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        try:
+            client = DockerClient.from_env(environment=dict(env), max_pool_size=64)
+            client.ping()
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise SandboxError(
+                f"no Docker engine is reachable at {where} ({exc}); "
+                "start dockerd or set DOCKER_HOST"
+            ) from exc
+        return cls(client, **kw)
+
+    def resolve_image(self, image: str) -> str:
+        """The content digest (image id) that `image` names on this engine."""
+        return self._image(image)[0]
+
+    def _image(self, image: str) -> tuple[str, str | None]:
+        check_image_name(image)
+        with self._lock:
+            if image in self._shells:  # an id: immutable, no need to ask again
+                return image, self._shells[image]
+        try:
+            attrs = self.api.inspect_image(image)
+        except docker.errors.ImageNotFound:
+            raise SandboxError(
+                f"image '{image}' is not present on this Docker engine and cannot be pulled "
+                f"(no registry reachable); build it locally: docker build -t {image} . "
+                "(or docker/build-image.sh busybox|python for the test images)"
+            ) from None
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise SandboxError(f"Docker engine: inspecting image '{image}' failed: {exc}") from exc
+        image_id: str = attrs["Id"]
+        with self._lock:
+            self._shells[image_id] = shell_of_image(attrs)
+        return image_id, self._shells[image_id]
+
+    def create(self, request: SandboxRequest) -> Created:
+        """Check the request and create its container, not started; the caller removes it."""
+        user = check_request(request)
+        image_id, image_shell = self._image(request.image)
+        shell = request.shell or request.env.get("SHELL") or image_shell or DEFAULT_SHELL
+        invocation = Invocation.build(shell, tuple(request.lines))
+        args = create_args(
+            request, image_id=image_id, user=user, invocation=invocation, owner=self.owner
+        )
+        with _engine(f"creating container {request.name}"):
+            args["host_config"] = self.api.create_host_config(**host_config(request))
+            try:
+                cid = self.api.create_container(**args)["Id"]
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:
+                    raise
+                log.info("removing stale container %s", request.name)
+                self._remove(request.name)
+                cid = self.api.create_container(**args)["Id"]
+        return Created(cid, invocation, image_id)
+
+    def run(self, request: SandboxRequest) -> SandboxOutcome:
+        """Run the request's lines to an outcome; the container is removed on every path."""
+        if request.cancel is not None and request.cancel.is_set():
+            check_request(request)
+            digest = self.resolve_image(request.image)
+            return SandboxOutcome("cancelled", 130, None, "", digest, 0.0)
+        created = self.create(request)
+        try:
+            outcome = self._supervise(request, created)
+        except BaseException:
+            self._stop(created.id)  # e.g. RQ's job timeout: let the stage's traps run first
+            raise
+        finally:
+            self._remove(created.id)
+        return outcome
+
+    def _supervise(self, request: SandboxRequest, created: Created) -> SandboxOutcome:
+        collector = LogCollector(created.invocation, request.on_log)
+        started = time.monotonic()
+        with _engine(f"starting container {request.name}"):
+            self.api.start(created.id)
+            stream = self.api.logs(created.id, stream=True, follow=True)
+        pump = threading.Thread(target=collector.pump, args=(stream,), daemon=True)
+        pump.start()
+        code, stopped = self._wait(request, created.id, started)
+        duration = time.monotonic() - started
+        pump.join(LOG_DRAIN)
+        if pump.is_alive():
+            stream.close()
+            pump.join(1.0)
+        status: Status = stopped or ("succeeded" if code == 0 else "failed")
+        if status == "failed" and request.limits.memory is not None:
+            with _engine(f"inspecting container {request.name}"):
+                if self.api.inspect_container(created.id)["State"].get("OOMKilled"):
+                    status = "out_of_memory"
+        failed_line = None
+        if code != 0 and collector.failure is not None:
+            index = collector.failure[0]
+            if 1 <= index <= len(request.lines):
+                failed_line = request.lines[index - 1]
+        return SandboxOutcome(status, code, failed_line, collector.tail, created.image_id, duration)
+
+    def _wait(self, request: SandboxRequest, cid: str, started: float) -> tuple[int, Status | None]:
+        """The exit code, and "cancelled"/"timed_out" if this sandbox stopped the container."""
+        timeout = request.limits.timeout
+        if request.cancel is None and timeout is None:
+            with _engine("waiting for the container"):
+                return int(self.api.wait(cid)["StatusCode"]), None
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def waiter() -> None:
+            try:
+                box["result"] = self.api.wait(cid)
+            except BaseException as exc:
+                box["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=waiter, daemon=True).start()
+        deadline = started + timeout if timeout is not None else None
+        stopped: Status | None = None
+        kill_at: float | None = None
+        while not done.wait(POLL):
+            now = time.monotonic()
+            if stopped is None and request.cancel is not None and request.cancel.is_set():
+                stopped, kill_at = "cancelled", now + self.stop_grace
+                self._kill(cid, self.cancel_signal)
+            elif stopped is None and deadline is not None and now >= deadline:
+                stopped, kill_at = "timed_out", now + self.stop_grace
+                self._kill(cid, "SIGTERM")
+            elif kill_at is not None and now >= kill_at:
+                kill_at = None
+                self._kill(cid, "SIGKILL")
+        if "error" in box:
+            with _engine("waiting for the container"):
+                raise box["error"]
+        return int(box["result"]["StatusCode"]), stopped
+
+    def _kill(self, cid: str, signal: str) -> None:
+        try:
+            self.api.kill(cid, signal=signal)
+        except docker.errors.APIError as exc:  # it exited meanwhile (409) or is gone (404)
+            log.debug("kill %s %s: %s", cid[:12], signal, exc)
+
+    def _stop(self, cid: str) -> None:
+        try:
+            self.api.stop(cid, timeout=max(1, round(self.stop_grace)))
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            log.warning("could not stop container %s: %s", cid[:12], exc)
+
+    def _remove(self, ref: str) -> None:
+        for attempt in (1, 2):
+            try:
+                self.api.remove_container(ref, force=True)
+                return
+            except docker.errors.NotFound:
+                return
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                if attempt == 2:
+                    # Left to the reaper; the outcome is still worth returning.
+                    log.error("could not remove container %s: %s", ref, exc)
+
+
+def owner_process_alive(labels: Mapping[str, str]) -> bool:
+    """For reaping on this host: False when the process that started the container is gone."""
+    if labels.get(LABEL_HOST) != socket.gethostname():
+        return True  # another host's container: not ours to judge
+    try:
+        os.kill(int(labels.get(LABEL_PID, "")), 0)
+    except ValueError:
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap(client: DockerClient, *, is_alive: Callable[[Mapping[str, str]], bool]) -> list[str]:
+    """Remove labelled containers whose job is gone (by `is_alive` on their labels); their names."""
+    removed: list[str] = []
+    with _engine("listing executor containers"):
+        found = client.api.containers(all=True, filters={"label": f"{LABEL}=1"})
+    for info in found:
+        labels = info.get("Labels") or {}
+        if is_alive(labels):
+            continue
+        name = (info.get("Names") or ["/" + info["Id"][:12]])[0].lstrip("/")
+        try:
+            client.api.remove_container(info["Id"], force=True)
+        except docker.errors.NotFound:
+            continue
+        except docker.errors.APIError as exc:
+            log.warning("reaper could not remove %s: %s", name, exc)
+            continue
+        log.info("reaped container %s (stage %s)", name, labels.get("executor.stage"))
+        removed.append(name)
+    return removed

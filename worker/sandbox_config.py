@@ -1,0 +1,98 @@
+"""The hardened container a request becomes, as plain arguments for docker-py's low-level API.
+
+See ../shared/reference/sandbox-and-rq.md §1-2 for why each setting is there.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+from worker.limits import GPUS_ALL
+from worker.sandbox_driver import Invocation
+from worker.sandbox_request import SandboxRequest
+
+LABEL = "executor"  # every sandbox container carries executor=1; the reaper filters on it
+LABEL_JOB = "executor.job"
+LABEL_STAGE = "executor.stage"
+LABEL_OWNER = "executor.owner"
+LABEL_HOST = "executor.host"
+LABEL_PID = "executor.pid"  # the process that started it, for reaping after a SIGKILL
+
+
+def labels(request: SandboxRequest, owner: str) -> dict[str, str]:
+    """The request's labels under the sandbox's own (which win)."""
+    return {
+        LABEL_JOB: request.name,
+        **request.labels,
+        LABEL: "1",
+        LABEL_STAGE: request.stage,
+        LABEL_OWNER: owner,
+        LABEL_HOST: socket.gethostname(),
+        LABEL_PID: str(os.getpid()),
+    }
+
+
+def environment(request: SandboxRequest) -> dict[str, str]:
+    """The command's environment; TINI_KILL_PROCESS_GROUP is for tini and the driver drops it."""
+    return {"HOME": "/tmp", **request.env, "TINI_KILL_PROCESS_GROUP": "1"}
+
+
+def host_config(request: SandboxRequest) -> dict[str, Any]:
+    """Keyword arguments for `APIClient.create_host_config`."""
+    limits = request.limits
+    config: dict[str, Any] = {
+        "init": True,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "read_only": True,
+        # Docker puts noexec,nosuid,nodev first; `exec` undoes noexec for tools run from /tmp.
+        "tmpfs": {"/tmp": "rw,exec,mode=1777"},
+        "ipc_mode": "private",
+        "network_mode": "bridge" if limits.network else "none",
+        "mounts": [
+            {"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
+            for m in request.mounts
+        ],
+        "log_config": {"type": "json-file", "config": {"max-size": "10m", "max-file": "1"}},
+    }
+    if limits.pids is not None:
+        config["pids_limit"] = limits.pids
+    if limits.memory is not None:
+        config["mem_limit"] = limits.memory
+        config["memswap_limit"] = limits.memory  # equal: no swap on top
+    if limits.cpus is not None:
+        config["nano_cpus"] = round(limits.cpus * 1e9)
+    if limits.gpus is not None:
+        count = -1 if limits.gpus == GPUS_ALL else limits.gpus
+        config["device_requests"] = [{"count": count, "capabilities": [["gpu"]]}]
+    return config
+
+
+def create_args(
+    request: SandboxRequest, *, image_id: str, user: str, invocation: Invocation, owner: str
+) -> dict[str, Any]:
+    """Keyword arguments for `APIClient.create_container`, less `host_config`."""
+    return {
+        "image": image_id,
+        "name": request.name,
+        "entrypoint": list(invocation.entrypoint),
+        "command": list(invocation.command),
+        "working_dir": request.workdir,
+        "user": user,
+        "environment": environment(request),
+        "labels": labels(request, owner),
+        "tty": False,
+        "stdin_open": False,
+    }
+
+
+def image_shell(image_attrs: Mapping[str, Any]) -> str | None:
+    """SHELL from an image's Env, if set and non-empty."""
+    for item in (image_attrs.get("Config") or {}).get("Env") or []:
+        key, _, value = str(item).partition("=")
+        if key == "SHELL" and value:
+            return value
+    return None

@@ -1,0 +1,75 @@
+"""The container's command: a POSIX sh driver that runs each line as DVC does.
+
+Every line is its own `$SHELL [flags] -c LINE` process, in order, stopping at the first
+non-zero exit (spec/dvc-compat.md §1.2-1.3). All of them stay in the driver's process group, so
+tini (with TINI_KILL_PROCESS_GROUP) delivers a stop signal to the whole running tree. The driver
+traps the signal only to remember it: it keeps waiting while the line's own handlers clean up
+(if it died at once, tini would exit and the kernel would SIGKILL the rest), then runs no more
+lines. On failure it writes `MARKER INDEX CODE` to stderr, so the failed line can be recovered
+from the log; the marker is random per run.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import secrets
+from dataclasses import dataclass
+
+# A trap that only records the signal is reset to the default in every child (a trap of ''
+# would be inherited as "ignored"). `$f` is unquoted on purpose: it holds zero to two flags.
+DRIVER = """\
+unset TINI_KILL_PROCESS_GROUP
+m=$1 s=$2 f=$3
+shift 3
+g=0 i=0
+trap 'g=129' HUP
+trap 'g=130' INT
+trap 'g=143' TERM
+for l do
+  i=$((i+1))
+  [ "$g" -eq 0 ] || break
+  "$s" $f -c "$l"
+  r=$?
+  [ "$r" -ne 0 ] || [ "$g" -ne 0 ] || continue
+  [ "$r" -ne 0 ] || r=$g
+  printf '%s %d %d\\n' "$m" "$i" "$r" >&2
+  exit "$r"
+done
+[ "$g" -eq 0 ] || { printf '%s %d %d\\n' "$m" "$i" "$g" >&2; exit "$g"; }
+"""
+
+DRIVER_SHELL = "/bin/sh"  # runs DRIVER; every image with a shell has it
+DEFAULT_SHELL = "/bin/sh"  # DVC's fallback when SHELL is unset or empty
+
+# DVC's `_make_cmd`: flags by the lower-cased basename of the shell. fish >= 3.3 is assumed
+# (DVC probes `fish --version`; a container cannot be probed before it runs).
+_SHELL_FLAGS = {"bash": "--noprofile --norc", "zsh": "--no-rcs", "fish": "--no-config"}
+
+
+def shell_flags(shell: str) -> str:
+    """DVC's extra arguments for `shell`, space-separated."""
+    return _SHELL_FLAGS.get(posixpath.basename(shell).lower(), "")
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """The entrypoint and command of a stage container, and how to read its failure marker."""
+
+    entrypoint: tuple[str, ...]
+    command: tuple[str, ...]
+    marker: str
+
+    @classmethod
+    def build(cls, shell: str, lines: tuple[str, ...]) -> Invocation:
+        marker = f"executor-failed-{secrets.token_hex(8)}"
+        return cls(
+            entrypoint=(DRIVER_SHELL, "-c", DRIVER, "executor-driver"),
+            command=(marker, shell, shell_flags(shell), *lines),
+            marker=marker,
+        )
+
+    def find(self, text: str) -> tuple[int, int] | None:
+        """(1-based line index, exit code) from a log line holding the marker, else None."""
+        match = re.search(re.escape(self.marker) + r" (\d+) (\d+)", text)
+        return (int(match[1]), int(match[2])) if match else None

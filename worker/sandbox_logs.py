@@ -1,0 +1,73 @@
+"""Turn a container's output chunks into lines: a callback per line, a bounded tail kept."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from worker.sandbox_driver import Invocation
+
+log = logging.getLogger(__name__)
+
+TAIL_LINES = 20
+MAX_LINE = 8192  # longer lines are cut (in the tail) or split (a line with no newline)
+
+
+class LogCollector:
+    """Splits chunks into lines, hides the driver's failure marker and keeps the last lines."""
+
+    def __init__(self, invocation: Invocation, on_log: Callable[[str], None] | None) -> None:
+        self._invocation = invocation
+        self._on_log = on_log
+        self._partial = bytearray()
+        self._tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.failure: tuple[int, int] | None = None  # (1-based line index, code) from the driver
+
+    def feed(self, chunk: bytes) -> None:
+        self._partial += chunk
+        while True:
+            cut = self._partial.find(b"\n")
+            if cut < 0:
+                if len(self._partial) > MAX_LINE:
+                    cut = MAX_LINE - 1
+                else:
+                    return
+            raw = bytes(self._partial[: cut + 1])
+            del self._partial[: cut + 1]
+            self._line(raw.rstrip(b"\n").rstrip(b"\r").decode("utf-8", errors="replace"))
+
+    def close(self) -> None:
+        """Flush a last line that had no newline."""
+        if self._partial:
+            raw, self._partial = bytes(self._partial), bytearray()
+            self._line(raw.decode("utf-8", errors="replace"))
+
+    def pump(self, chunks: Iterable[bytes]) -> None:
+        """Feed every chunk, then close; a broken stream only ends the pumping."""
+        try:
+            for chunk in chunks:
+                self.feed(chunk)
+        except Exception as exc:  # the container is gone, or the daemon closed the stream
+            log.debug("log stream ended: %s", exc)
+        finally:
+            self.close()
+
+    def _line(self, text: str) -> None:
+        marker = self._invocation.marker
+        at = text.find(marker)
+        if at >= 0:
+            self.failure = self._invocation.find(text[at:]) or self.failure
+            text = text[:at]
+            if not text:
+                return
+        self._tail.append(text[:MAX_LINE])
+        if self._on_log is not None:
+            try:
+                self._on_log(text)
+            except Exception:
+                log.exception("on_log callback failed; output keeps being collected")
+
+    @property
+    def tail(self) -> str:
+        return "\n".join(self._tail)
