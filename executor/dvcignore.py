@@ -17,7 +17,8 @@ from executor.errors import WorkspaceError
 
 DVCIGNORE = ".dvcignore"
 DEFAULT_PATTERNS = (".hg/", ".git/", ".git", ".dvc/")
-_IGNORED_DIRS = frozenset({".git", ".hg", ".dvc"})
+_IGNORED_DIRS = frozenset({".git", ".hg", ".dvc"})  # DEFAULT_PATTERNS without a .dvcignore
+_IGNORED_FILES = frozenset({".git"})
 
 # (relative path of the file from the walked directory, its path, its stat with links followed)
 WalkedFile = tuple[str, str, os.stat_result]
@@ -27,17 +28,26 @@ class IgnoreRules:
     """Gitignore patterns anchored at the repository root; the last matching pattern wins."""
 
     def __init__(self, patterns: Sequence[str]) -> None:
-        # pathspec is imported only when a `.dvcignore` exists: it costs ~30 ms.
+        # pathspec is imported only when a `.dvcignore` has patterns: it costs ~30 ms.
         from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
 
         self.patterns = tuple(patterns)
-        compiled: list[tuple[re.Pattern[str], bool, bool]] = []
+        runs: list[tuple[list[str], bool, bool]] = []  # consecutive patterns of one kind
         for pattern in self.patterns:
-            regex, include = GitIgnoreSpecPattern.pattern_to_regex(pattern)
-            if regex is not None and include is not None:
-                compiled.append((re.compile(regex), include, pattern.endswith("/")))
-        self._newest_first = compiled[::-1]
-        self._memo: dict[tuple[str, bool], bool] = {}
+            regex, ignore = GitIgnoreSpecPattern.pattern_to_regex(pattern)
+            if regex is None or ignore is None:
+                continue
+            regex = regex.replace("(?P<ps_d>", "(?:")  # named groups can't repeat in one regex
+            kind = (ignore, pattern.endswith("/"))
+            if runs and runs[-1][1:] == kind:
+                runs[-1][0].append(regex)
+            else:
+                runs.append(([regex], *kind))
+        # Within a run any match gives the same answer, so each run is one regex.
+        self._newest_first = [
+            (re.compile("|".join(f"(?:{r})" for r in regexes)), ignore, dir_only)
+            for regexes, ignore, dir_only in reversed(runs)
+        ]
 
     def with_file(self, dir_rel: str, lines: Sequence[str]) -> IgnoreRules:
         """These rules followed by a `.dvcignore` found in `dir_rel` ('' for the root)."""
@@ -47,19 +57,14 @@ class IgnoreRules:
     def ignored(self, rel: str, is_dir: bool) -> bool:
         """Whether the root-relative posix path `rel`, or a directory above it, is ignored."""
         parts = rel.split("/")
-        for i in range(1, len(parts) + 1):
-            if self._match("/".join(parts[:i]), is_dir or i < len(parts)):
-                return True
-        return False
+        return any(
+            self.matches("/".join(parts[:i]), is_dir or i < len(parts))
+            for i in range(1, len(parts) + 1)
+        )
 
-    def _match(self, path: str, is_dir: bool) -> bool:
-        key = (path, is_dir)
-        if key not in self._memo:
-            self._memo[key] = self._last_match(path, is_dir)
-        return self._memo[key]
-
-    def _last_match(self, path: str, is_dir: bool) -> bool:
-        candidates = (path, path + "/") if is_dir and not path.endswith("/") else (path,)
+    def matches(self, rel: str, is_dir: bool) -> bool:
+        """Whether the last pattern matching `rel` itself ignores it."""
+        candidates = (rel, rel + "/") if is_dir else (rel,)
         for regex, ignore, dir_only in self._newest_first:
             if dir_only and not is_dir:
                 continue
@@ -118,20 +123,24 @@ def _updated(rules: IgnoreRules | None, root: str, dir_rel: str) -> IgnoreRules 
     path = os.path.join(root, dir_rel, DVCIGNORE)
     if not os.path.isfile(path) or _is_ignored(rules, _rel(dir_rel, DVCIGNORE), False):
         return rules
+    lines = _read_lines(path)
+    if not lines:  # `dvc init` writes one holding only comments
+        return rules
     base = rules if rules is not None else IgnoreRules(DEFAULT_PATTERNS)
-    return base.with_file(dir_rel, _read_lines(path))
+    return base.with_file(dir_rel, lines)
 
 
 def _is_ignored(rules: IgnoreRules | None, rel: str, is_dir: bool) -> bool:
     if rules is None:
-        name = rel.rpartition("/")[2]
-        return name in _IGNORED_DIRS if is_dir else name == ".git"
+        return rel.rpartition("/")[2] in (_IGNORED_DIRS if is_dir else _IGNORED_FILES)
     return rules.ignored(rel, is_dir)
 
 
 def walk_files(top: str, root: str | None) -> list[WalkedFile]:
     """Every file DVC would list under the directory `top` of the repository at `root`."""
     rules_top, rel_top = _rules_at(top, root)
+    if rules_top is not None and rel_top and rules_top.ignored(rel_top, True):
+        return []  # DVC filters out every file below an ignored directory
     found: list[WalkedFile] = []
     stack: list[tuple[str, str, IgnoreRules | None]] = [(top, "", rules_top)]
     while stack:
@@ -144,15 +153,27 @@ def walk_files(top: str, root: str | None) -> list[WalkedFile]:
         rel_dir = _rel(rel_top, prefix.rstrip("/")) if rel_top is not None else ""
         if root is not None and rel_top is not None and DVCIGNORE in names:
             rules = _updated(rules, root, rel_dir)
+        # Directories above were checked before entering them, so each name needs only its own
+        # match: rules from a deeper .dvcignore are anchored below it.
         for entry in entries:
             name = entry.name
-            rel = name if rules is None else _rel(rel_dir, name)
             if entry.is_dir():
                 # os.walk lists a link to a directory as a directory, and never enters it.
-                if not entry.is_symlink() and not _is_ignored(rules, rel, True):
-                    stack.append((entry.path, f"{prefix}{name}/", rules))
+                if entry.is_symlink():
+                    continue
+                if (
+                    name in _IGNORED_DIRS
+                    if rules is None
+                    else rules.matches(_rel(rel_dir, name), True)
+                ):
+                    continue
+                stack.append((entry.path, f"{prefix}{name}/", rules))
                 continue
-            if _is_ignored(rules, rel, False):
+            if (
+                name in _IGNORED_FILES
+                if rules is None
+                else rules.matches(_rel(rel_dir, name), False)
+            ):
                 continue
             if name == DVCIGNORE:
                 raise WorkspaceError(

@@ -126,6 +126,14 @@ def parse_manifest(data: bytes) -> list[tuple[str, str]]:
     return pairs
 
 
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, kept by Python as lone surrogates
+        return False
+    return True
+
+
 def _isexec(st: os.stat_result) -> bool:
     return bool(st.st_mode & _EXEC_BITS)
 
@@ -178,7 +186,11 @@ class Hasher:
     def hash_tree(self, path: Path) -> tuple[HashInfo, list[DirEntry], bytes]:
         seen_ns = time.time_ns()
         walked = walk_files(os.path.abspath(path), self.root)
-        md5s = self._md5s([(p, st) for _, p, st in walked], seen_ns)
+        for rel, p, _ in walked:
+            if not rel.isascii() and not _utf8(rel):
+                shown = os.fsencode(p).decode("utf-8", "backslashreplace")
+                raise WorkspaceError(f"'{shown}' is not a UTF-8 name; DVC cannot track it")
+        md5s = self._md5s([(p, st) for _, p, st in walked], seen_ns, under=os.path.abspath(path))
         entries = [DirEntry(rel, md5s[p], st.st_size, _isexec(st)) for rel, p, st in walked]
         entries.sort(key=_by_relpath)
         data = manifest_bytes(entries)
@@ -211,9 +223,9 @@ class Hasher:
     ) -> None:
         self.close()
 
-    def _md5s(self, files: list[_Stat], seen_ns: int) -> dict[str, str]:
+    def _md5s(self, files: list[_Stat], seen_ns: int, under: str | None = None) -> dict[str, str]:
         """md5 of each file: remembered if unchanged, read otherwise (then remembered)."""
-        known = self.state.get_many(files) if self.state is not None else {}
+        known = self.state.get_many(files, under) if self.state is not None else {}
         todo = [(p, st) for p, st in files if p not in known]
         if not todo:
             return known

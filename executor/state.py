@@ -49,17 +49,27 @@ class StateDB:
         self._recreated = False
         self._conn: sqlite3.Connection | None = self._open()
 
-    def get_many(self, items: Sequence[tuple[str, os.stat_result]]) -> dict[str, str]:
-        """md5 of each path whose inode, size and mtime are those remembered."""
-        wanted = {os.fsencode(path): (path, _key(st)) for path, st in items}
-        keys = list(wanted)
+    def get_many(
+        self, items: Sequence[tuple[str, os.stat_result]], under: str | None = None
+    ) -> dict[str, str]:
+        """md5 of each path whose inode, size and mtime are those remembered.
+
+        `under`: a directory holding every path, read in one range scan instead of lookups.
+        """
+        wanted = {_encode(path): (path, _key(st)) for path, st in items}
+        if under is not None:
+            prefix = _encode(under.rstrip("/") + "/")
+            queries = [_select_range(prefix, prefix[:-1] + b"0")]  # "0" follows "/" in ASCII
+        else:
+            keys = list(wanted)
+            queries = [
+                _select(keys[i : i + _QUERY_CHUNK]) for i in range(0, len(keys), _QUERY_CHUNK)
+            ]
         found: dict[str, str] = {}
         with self._lock:
-            for start in range(0, len(keys), _QUERY_CHUNK):
-                for raw, ino, size, mtime_ns, md5 in (
-                    self._run(_select(keys[start:][:_QUERY_CHUNK])) or ()
-                ):
-                    path, key = wanted[raw]
+            for query in queries:
+                for raw, ino, size, mtime_ns, md5 in self._run(query) or ():
+                    path, key = wanted.get(raw, ("", None))
                     if key == (ino, size, mtime_ns):
                         found[path] = md5
         return found
@@ -67,7 +77,7 @@ class StateDB:
     def put_many(self, items: Iterable[tuple[str, os.stat_result, str]], seen_ns: int) -> None:
         """Remember md5s of files stat'ed after `seen_ns`, unless modified just before it."""
         rows = [
-            (os.fsencode(path), *_key(st), md5)
+            (_encode(path), *_key(st), md5)
             for path, st, md5 in items
             if st.st_mtime_ns <= seen_ns - RACY_NS
         ]
@@ -133,6 +143,16 @@ class StateDB:
         except (OSError, sqlite3.DatabaseError) as e:
             log.warning("state database %s unusable (%s); hashing without it", self.path, e)
             return None
+
+
+def _encode(path: str) -> bytes:
+    # os.fsencode on POSIX, minus its overhead; paths that are not UTF-8 survive as surrogates.
+    return path.encode("utf-8", "surrogateescape")
+
+
+def _select_range(low: bytes, high: bytes) -> Callable[[sqlite3.Connection], list[_Row]]:
+    sql = "SELECT path, inode, size, mtime_ns, md5 FROM files WHERE path >= ? AND path < ?"
+    return lambda conn: conn.execute(sql, (low, high)).fetchall()
 
 
 def _select(keys: list[bytes]) -> Callable[[sqlite3.Connection], list[_Row]]:
