@@ -45,7 +45,7 @@ class StateDB:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._pending: list[_Row] = []
+        self._pending: dict[bytes, _Row] = {}  # not yet written, but already answered
         self._recreated = False
         self._conn: sqlite3.Connection | None = self._open()
 
@@ -68,10 +68,15 @@ class StateDB:
         found: dict[str, str] = {}
         with self._lock:
             for query in queries:
-                for raw, ino, size, mtime_ns, md5 in self._run(query) or ():
+                rows = self._run(query) or []
+                for raw, ino, size, mtime_ns, md5 in rows:
                     path, key = wanted.get(raw, ("", None))
                     if key == (ino, size, mtime_ns):
                         found[path] = md5
+            for raw, (path, key) in wanted.items():
+                row = self._pending.get(raw)
+                if row is not None and row[1:4] == key:
+                    found[path] = row[4]
         return found
 
     def put_many(self, items: Iterable[tuple[str, os.stat_result, str]], seen_ns: int) -> None:
@@ -82,7 +87,7 @@ class StateDB:
             if st.st_mtime_ns <= seen_ns - RACY_NS
         ]
         with self._lock:
-            self._pending.extend(rows)
+            self._pending.update((row[0], row) for row in rows)
             if len(self._pending) >= FLUSH_EVERY:
                 self._flush()
 
@@ -99,11 +104,9 @@ class StateDB:
                 self._conn = None
 
     def _flush(self) -> None:
-        rows, self._pending = self._pending, []
-        if not rows:
-            return
-
-        self._run(_insert(rows))
+        rows, self._pending = list(self._pending.values()), {}
+        if rows:
+            self._run(_insert(rows))
 
     def _run(self, op: Callable[[sqlite3.Connection], T]) -> T | None:
         """`op` on the database; None if there is none, it is busy, or it broke (recreated)."""
@@ -112,6 +115,8 @@ class StateDB:
         try:
             return op(self._conn)
         except sqlite3.DatabaseError as e:
+            if not _broken(e):
+                raise
             if _is_busy(e):
                 log.debug("state database %s is busy (%s); skipped", self.path, e)
                 return None
@@ -123,6 +128,8 @@ class StateDB:
         try:
             return _connect(self.path)
         except sqlite3.DatabaseError as e:
+            if not _broken(e):
+                raise
             if _is_busy(e):
                 log.debug("state database %s is busy, not used this time", self.path)
                 return None
@@ -179,6 +186,11 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
             conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _broken(error: sqlite3.DatabaseError) -> bool:
+    """The database (not our SQL) failed: corrupt, unreadable, missing table, locked."""
+    return type(error) in (sqlite3.DatabaseError, sqlite3.OperationalError)
 
 
 def _is_busy(error: sqlite3.DatabaseError) -> bool:
