@@ -42,7 +42,7 @@ __all__ = ["DockerSandbox", "Limits", "Mount", "SandboxOutcome", "SandboxRequest
 log = logging.getLogger(__name__)
 
 POLL = 0.05  # how often a cancel event and the deadline are looked at while a container runs
-LOG_DRAIN = 5.0  # seconds the log stream may lag behind the container's exit
+LOG_DRAIN = 5.0  # seconds the output stream may lag behind the container's exit
 
 
 @contextmanager
@@ -166,12 +166,15 @@ class DockerSandbox:
 
     def _supervise(self, request: SandboxRequest, created: Created) -> SandboxOutcome:
         collector = LogCollector(created.invocation, request.on_log)
+        # Attached before start, like `docker run`: the log file's follow mode can drop a
+        # final line that has no newline.
+        with _engine(f"attaching to container {request.name}"):
+            stream = self.api.attach(created.id, stream=True, logs=False, demux=True)
+        pump = threading.Thread(target=collector.pump, args=(stream,), daemon=True)
+        pump.start()
         started = time.monotonic()
         with _engine(f"starting container {request.name}"):
             self.api.start(created.id)
-            stream = self.api.logs(created.id, stream=True, follow=True)
-        pump = threading.Thread(target=collector.pump, args=(stream,), daemon=True)
-        pump.start()
         code, stopped = self._wait(request, created.id, started)
         duration = time.monotonic() - started
         pump.join(LOG_DRAIN)

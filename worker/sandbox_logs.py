@@ -20,36 +20,42 @@ class LogCollector:
     def __init__(self, invocation: Invocation, on_log: Callable[[str], None] | None) -> None:
         self._invocation = invocation
         self._on_log = on_log
-        self._partial = bytearray()
+        self._partial = (bytearray(), bytearray())  # stdout, stderr: lines never mix
         self._tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.failure: tuple[int, int] | None = None  # (1-based line index, code) from the driver
 
-    def feed(self, chunk: bytes) -> None:
-        self._partial += chunk
+    def feed(self, chunk: bytes, stream: int = 0) -> None:
+        partial = self._partial[stream]
+        partial += chunk
         while True:
-            cut = self._partial.find(b"\n")
+            cut = partial.find(b"\n")
             if cut < 0:
-                if len(self._partial) > MAX_LINE:
+                if len(partial) > MAX_LINE:
                     cut = MAX_LINE - 1
                 else:
                     return
-            raw = bytes(self._partial[: cut + 1])
-            del self._partial[: cut + 1]
+            raw = bytes(partial[: cut + 1])
+            del partial[: cut + 1]
             self._line(raw.rstrip(b"\n").rstrip(b"\r").decode("utf-8", errors="replace"))
 
     def close(self) -> None:
-        """Flush a last line that had no newline."""
-        if self._partial:
-            raw, self._partial = bytes(self._partial), bytearray()
-            self._line(raw.decode("utf-8", errors="replace"))
+        """Flush last lines that had no newline."""
+        for partial in self._partial:
+            if partial:
+                raw = bytes(partial)
+                partial.clear()
+                self._line(raw.decode("utf-8", errors="replace"))
 
-    def pump(self, chunks: Iterable[bytes]) -> None:
-        """Feed every chunk, then close; a broken stream only ends the pumping."""
+    def pump(self, frames: Iterable[tuple[bytes | None, bytes | None]]) -> None:
+        """Feed (stdout, stderr) frames until the stream ends, then close; errors end it too."""
         try:
-            for chunk in chunks:
-                self.feed(chunk)
+            for out, err in frames:
+                if out:
+                    self.feed(out, 0)
+                if err:
+                    self.feed(err, 1)
         except Exception as exc:  # the container is gone, or the daemon closed the stream
-            log.debug("log stream ended: %s", exc)
+            log.debug("output stream ended: %s", exc)
         finally:
             self.close()
 

@@ -1,0 +1,431 @@
+"""The Docker sandbox on the machine's real engine, with the locally built busybox image."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from executor.errors import ConfigError, SandboxError, WorkspaceError
+from worker.limits import Limits
+from worker.sandbox import (
+    DockerSandbox,
+    Mount,
+    SandboxOutcome,
+    SandboxRequest,
+    owner_process_alive,
+    reap,
+)
+
+pytestmark = pytest.mark.usefixtures("no_leftover_containers")
+
+GRACE = 2.0
+UID = 4321 if os.getuid() == 0 else os.getuid()  # as root, prove ids are not just inherited
+GID = 4321 if os.getuid() == 0 else os.getgid()
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def sandbox(docker_client: Any) -> DockerSandbox:
+    return DockerSandbox(docker_client, stop_grace=GRACE)
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    """A workspace owned by UID:GID, mounted at /ws; the stage's wdir is /ws/sub."""
+    root = tmp_path / "ws"
+    (root / "sub").mkdir(parents=True)
+    for path in (root, root / "sub"):
+        os.chown(path, UID, GID)
+    return root
+
+
+@pytest.fixture
+def make(ws: Path, busybox_image: str) -> Callable[..., SandboxRequest]:
+    def make(lines: Sequence[str] = ("true",), **kw: Any) -> SandboxRequest:
+        fields: dict[str, Any] = {
+            "stage": "test",
+            "name": f"executor-test-{uuid.uuid4().hex[:12]}",
+            "image": busybox_image,
+            "lines": tuple(lines),
+            "workdir": "/ws/sub",
+            "mounts": (Mount(str(ws), "/ws"),),
+            "env": {"DVC_ROOT": "/ws", "DVC_STAGE": "test"},
+            "labels": {},
+            "limits": Limits(),
+        }
+        fields.update(kw)
+        return SandboxRequest(**fields)
+
+    return make
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+class Background:
+    """sandbox.run in a thread; `ready` is set when the command prints a line `ready`."""
+
+    def __init__(self, sandbox: DockerSandbox, make: Callable[..., SandboxRequest], **kw: Any):
+        self.ready = threading.Event()
+        self.cancel = threading.Event()
+        self.request = make(cancel=self.cancel, on_log=self._log, **kw)
+        self.outcome: SandboxOutcome | None = None
+        self.returned_at = 0.0
+        self._thread = threading.Thread(target=self._run, args=(sandbox,), daemon=True)
+        self._thread.start()
+
+    def _log(self, line: str) -> None:
+        if line == "ready":
+            self.ready.set()
+
+    def _run(self, sandbox: DockerSandbox) -> None:
+        self.outcome = sandbox.run(self.request)
+        self.returned_at = time.monotonic()
+
+    def wait_ready(self) -> None:
+        assert self.ready.wait(20), "the command never printed 'ready'"
+
+    def result(self, timeout: float = 30) -> SandboxOutcome:
+        self._thread.join(timeout)
+        assert self.outcome is not None, "sandbox.run did not return"
+        return self.outcome
+
+
+def sandbox_containers(client: Any, name: str) -> list[Any]:
+    return client.containers.list(all=True, filters={"name": f"^/{name}$"})
+
+
+def processes(*argv: str) -> list[int]:
+    """Pids on this host running exactly `argv` (container processes are visible here)."""
+    wanted = "\0".join(argv).encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes() == wanted:
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+# --- what the command sees -------------------------------------------------------------------
+
+
+def test_env_workdir_and_digest(sandbox, make, ws, docker_client, busybox_image):
+    request = make(
+        ["env > $DVC_ROOT/env.txt; pwd > $DVC_ROOT/pwd.txt"],
+        env={"DVC_ROOT": "/ws", "DVC_STAGE": "train@1", "GREETING": "hello world"},
+    )
+    outcome = sandbox.run(request)
+    assert outcome.status == "succeeded", outcome
+    env = dict(line.split("=", 1) for line in (ws / "env.txt").read_text().splitlines())
+    assert env["DVC_ROOT"] == "/ws"
+    assert env["DVC_STAGE"] == "train@1"
+    assert env["GREETING"] == "hello world"
+    assert env["HOME"] == "/tmp"
+    assert "TINI_KILL_PROCESS_GROUP" not in env
+    assert (ws / "pwd.txt").read_text() == "/ws/sub\n"
+    assert outcome.image_digest == docker_client.images.get(busybox_image).id
+
+
+def test_lines_are_separate_shells_and_stop_at_first_failure(sandbox, make, ws):
+    lines = ["export X=1; cd /", 'test -z "$X" && pwd > $DVC_ROOT/where', "exit 7", "touch never"]
+    outcome = sandbox.run(make(lines))
+    assert outcome.status == "failed"
+    assert outcome.exit_code == 7
+    assert outcome.failed_line == "exit 7"
+    assert outcome.message == "failed to run: exit 7, exited with 7"
+    assert (ws / "where").read_text() == "/ws/sub\n"
+    assert not (ws / "sub" / "never").exists()
+
+
+def test_a_command_exiting_143_by_itself_is_a_failure_not_a_timeout(sandbox, make):
+    outcome = sandbox.run(make(["true", "kill -TERM $$"], limits=Limits(timeout=60)))
+    assert (outcome.status, outcome.exit_code) == ("failed", 143)
+    assert outcome.failed_line == "kill -TERM $$"
+
+
+def test_log_lines_streamed_and_tail_bounded(sandbox, make):
+    seen: list[str] = []
+    outcome = sandbox.run(make(["seq 1 100; printf 'no newline'; exit 1"], on_log=seen.append))
+    assert seen == [str(i) for i in range(1, 101)] + ["no newline"]
+    tail = outcome.log_tail.splitlines()
+    assert tail == [str(i) for i in range(82, 101)] + ["no newline"]
+    assert "executor-failed" not in outcome.log_tail
+    assert outcome.failed_line == "seq 1 100; printf 'no newline'; exit 1"
+
+
+@pytest.mark.parametrize(
+    ("shell", "flags"),
+    [("bash", ["--noprofile", "--norc"]), ("zsh", ["--no-rcs"]), ("sh", [])],
+)
+def test_each_line_gets_dvc_flags_for_the_shell(sandbox, make, ws, shell, flags):
+    # busybox has no bash: a stand-in named like the shell records the argv it was given.
+    tools = ws / "tools"
+    tools.mkdir()
+    fake = tools / shell
+    fake.write_text(
+        '#!/bin/sh\nprintf "%s\\n" "$@" >> "$DVC_ROOT/argv"\n'
+        'while [ "$1" != -c ]; do shift; done\nexec /bin/sh -c "$2"\n'
+    )
+    fake.chmod(0o755)
+    outcome = sandbox.run(
+        make(["echo one", "echo two"], env={"DVC_ROOT": "/ws", "SHELL": f"/ws/tools/{shell}"})
+    )
+    assert outcome.status == "succeeded", outcome
+    argv = (ws / "argv").read_text().splitlines()
+    assert argv == [*flags, "-c", "echo one", *flags, "-c", "echo two"]
+
+
+def test_outputs_are_owned_by_the_requested_user(sandbox, make, ws):
+    outcome = sandbox.run(make(["echo x > out.txt; id -u > uid; id -g > gid"], user=f"{UID}:{GID}"))
+    assert outcome.status == "succeeded", outcome
+    out = (ws / "sub" / "out.txt").stat()
+    assert (out.st_uid, out.st_gid) == (UID, GID)
+    assert (ws / "sub" / "uid").read_text().strip() == str(UID)
+
+
+def test_default_user_is_the_owner_of_the_first_mount(sandbox, make, ws):
+    os.chown(ws, UID + 1, GID + 1)
+    os.chown(ws / "sub", UID + 1, GID + 1)
+    outcome = sandbox.run(make(["touch out.txt"]))
+    assert outcome.status == "succeeded", outcome
+    out = (ws / "sub" / "out.txt").stat()
+    assert (out.st_uid, out.st_gid) == (UID + 1, GID + 1)
+
+
+# --- signals -------------------------------------------------------------------------------
+
+
+def test_cancel_reaches_the_trap_with_sigint_and_no_later_line_runs(sandbox, make, ws):
+    trap = (
+        "trap 'echo INT > $DVC_ROOT/trapped; exit 0' INT; "
+        "trap 'echo TERM > $DVC_ROOT/trapped; exit 0' TERM; "
+        "sleep 1000 & echo ready; wait"
+    )
+    run = Background(sandbox, make, lines=(trap, "touch $DVC_ROOT/later"))
+    run.wait_ready()
+    cancelled_at = time.monotonic()
+    run.cancel.set()
+    outcome = run.result()
+    assert outcome.status == "cancelled"
+    assert (ws / "trapped").read_text() == "INT\n"
+    assert not (ws / "later").exists()
+    assert run.returned_at - cancelled_at < 1.0  # the trap exited: no need for SIGKILL
+
+
+def test_timeout_reaches_the_trap_with_sigterm(sandbox, make, ws):
+    trap = (
+        "trap 'echo INT > $DVC_ROOT/trapped; exit 0' INT; "
+        "trap 'echo TERM > $DVC_ROOT/trapped; exit 0' TERM; "
+        "sleep 1000 & wait"
+    )
+    outcome = sandbox.run(make([trap], limits=Limits(timeout=1)))
+    assert outcome.status == "timed_out"
+    assert (ws / "trapped").read_text() == "TERM\n"
+    assert 1.0 <= outcome.duration < 1.0 + GRACE
+
+
+def test_cancel_leaves_no_process_of_a_tree_behind(sandbox, make, docker_client):
+    run = Background(
+        sandbox, make, lines=["sh -c 'sleep 1037 & sleep 1037 & wait' & echo ready; wait"]
+    )
+    run.wait_ready()
+    wait_until(lambda: len(processes("sleep", "1037")) == 2, 10, "both sleeps to start")
+    cancelled_at = time.monotonic()
+    run.cancel.set()
+    outcome = run.result()
+    assert outcome.status == "cancelled"
+    assert run.returned_at - cancelled_at <= GRACE + 1
+    assert processes("sleep", "1037") == []
+    assert sandbox_containers(docker_client, run.request.name) == []
+
+
+def test_cancel_to_gone_within_grace_when_the_command_ignores_signals(sandbox, make, docker_client):
+    run = Background(sandbox, make, lines=["trap '' INT TERM; echo ready; sleep 1000"])
+    run.wait_ready()
+    cancelled_at = time.monotonic()
+    run.cancel.set()
+    outcome = run.result()
+    elapsed = run.returned_at - cancelled_at
+    assert (outcome.status, outcome.exit_code) == ("cancelled", 137)
+    assert GRACE - 0.5 <= elapsed <= GRACE + 1  # SIGKILL came, and only after the grace
+    assert sandbox_containers(docker_client, run.request.name) == []
+
+
+# --- limits and hardening -----------------------------------------------------------------
+
+
+def test_memory_hog_is_out_of_memory(sandbox, make):
+    outcome = sandbox.run(make(["tail /dev/zero"], limits=Limits(memory=16 << 20)))
+    assert (outcome.status, outcome.exit_code) == ("out_of_memory", 137)
+
+
+def test_no_network_unless_asked(sandbox, make, ws):
+    probe = "ls /sys/class/net > $DVC_ROOT/net"
+    connect = (
+        "gw=$(ip route | awk '/default/ {print $3}'); "
+        "nc -w 2 ${gw:-192.0.2.1} 9 </dev/null 2> $DVC_ROOT/nc"
+    )
+    outcome = sandbox.run(make([probe, connect]))
+    assert (outcome.status, outcome.failed_line) == ("failed", connect)
+    assert (ws / "net").read_text().split() == ["lo"]
+    assert "Network is unreachable" in (ws / "nc").read_text()
+    sandbox.run(make([probe, connect], limits=Limits(network=True)))
+    assert "eth0" in (ws / "net").read_text().split()
+    assert "Network is unreachable" not in (ws / "nc").read_text()
+
+
+def test_root_has_no_capabilities_and_root_fs_is_read_only(sandbox, make, ws):
+    script = (
+        "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status > $DVC_ROOT/status; "
+        "echo x > /tmp/f && echo tmp-ok >> $DVC_ROOT/log; "
+        "chown 1:1 /tmp/f || echo chown-denied >> $DVC_ROOT/log; "
+        "ping -c 1 -W 1 127.0.0.1 || echo raw-socket-denied >> $DVC_ROOT/log; "
+        "touch /root-fs || echo rootfs-denied >> $DVC_ROOT/log"
+    )
+    ws.chmod(0o777)  # root without CAP_DAC_OVERRIDE may write only where the mode allows
+    outcome = sandbox.run(make([script], user="0:0"))  # root: only the dropped caps stop it
+    assert outcome.status == "succeeded", outcome
+    assert (ws / "status").read_text().split() == [
+        "CapEff:",
+        "0000000000000000",
+        "NoNewPrivs:",
+        "1",
+    ]
+    assert (ws / "log").read_text().split() == [
+        "tmp-ok",
+        "chown-denied",
+        "raw-socket-denied",
+        "rootfs-denied",
+    ]
+
+
+def test_container_is_created_hardened_with_limits_and_gpus(sandbox, make, docker_client, ws):
+    limits = Limits.from_meta({"executor": {"memory": "64m", "cpus": 1.5, "pids": 99, "gpus": 1}})
+    request = make(["true"], limits=limits, user="1:2", labels={"executor.job": "J1"})
+    created = sandbox.create(request)  # a GPU run cannot start here: check what was asked for
+    try:
+        attrs = docker_client.api.inspect_container(created.id)
+    finally:
+        docker_client.api.remove_container(created.id, force=True)
+    host = attrs["HostConfig"]
+    assert host["Init"] is True
+    assert host["CapDrop"] == ["ALL"]
+    assert host["SecurityOpt"] == ["no-new-privileges"]
+    assert host["ReadonlyRootfs"] is True
+    assert host["NetworkMode"] == "none"
+    assert host["Memory"] == host["MemorySwap"] == 64 << 20
+    assert host["NanoCpus"] == 1_500_000_000
+    assert host["PidsLimit"] == 99
+    assert host["Tmpfs"] == {"/tmp": "rw,exec,mode=1777"}
+    assert [(m["Type"], m["Source"], m["Target"]) for m in host["Mounts"]] == [
+        ("bind", str(ws), "/ws")
+    ]
+    assert host["Binds"] is None
+    assert [(r["Count"], r["Capabilities"]) for r in host["DeviceRequests"]] == [(1, [["gpu"]])]
+    assert attrs["Config"]["User"] == "1:2"
+    labels = attrs["Config"]["Labels"]
+    assert labels["executor"] == "1" and labels["executor.job"] == "J1"
+    assert labels["executor.stage"] == "test" and labels["executor.pid"] == str(os.getpid())
+
+
+def test_a_stale_container_with_the_same_name_is_replaced(sandbox, make):
+    request = make(["true"])
+    sandbox.create(request)
+    assert sandbox.run(request).status == "succeeded"
+
+
+# --- bad input: a clear error, and no container --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "words"),
+    [
+        ({"lines": ("echo a", "echo \0b")}, ConfigError, "NUL byte"),
+        ({"image": "Not An/Image!"}, ConfigError, "not a valid image reference"),
+        ({"image": "executor/never-built:1"}, SandboxError, "cannot be pulled"),
+        ({"workdir": "/ws/missing"}, WorkspaceError, "does not exist"),
+        ({"workdir": "/elsewhere"}, WorkspaceError, "not inside any mount"),
+        ({"user": "root"}, ConfigError, "numeric"),
+        ({"env": {"A": "x\0y"}}, ConfigError, "NUL byte"),
+    ],
+)
+def test_bad_input_is_rejected_before_any_container(
+    sandbox, make, docker_client, change, error, words
+):
+    request = make(**change)
+    started = time.monotonic()
+    with pytest.raises(error, match=words) as info:
+        sandbox.run(request)
+    assert time.monotonic() - started < 2
+    assert "\n" not in str(info.value)
+    assert sandbox_containers(docker_client, request.name) == []
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [{"memory": "2 gigs"}, {"pids": -1}, {"timeout": "abc"}, {"cpus": "lots"}, {"network": "yes"}],
+)
+def test_bad_limits_are_rejected(meta):
+    with pytest.raises(ConfigError, match=f"meta.executor.{next(iter(meta))}"):
+        Limits.from_meta({"executor": meta})
+
+
+# --- reaping ----------------------------------------------------------------------------------
+
+WORKER = """
+import os, sys, threading
+from worker.sandbox import DockerSandbox, Limits, Mount, SandboxRequest
+name, image, ws = sys.argv[1:4]
+def on_log(line):
+    print(line, flush=True)
+DockerSandbox.from_env(os.environ).run(SandboxRequest(
+    stage="reaped", name=name, image=image, lines=("echo started; sleep 1000",), workdir="/ws",
+    mounts=(Mount(ws, "/ws"),), env={}, labels={}, limits=Limits(), on_log=on_log))
+"""
+
+
+@pytest.fixture
+def killed_worker(busybox_image: str, ws: Path, docker_client: Any) -> Iterator[str]:
+    """A worker process SIGKILLed while its container runs; yields the container name."""
+    name = f"executor-test-reap-{uuid.uuid4().hex[:12]}"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WORKER, name, busybox_image, str(ws)],
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"started\n"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        yield name
+    finally:
+        proc.kill()
+        proc.wait()
+        for container in sandbox_containers(docker_client, name):
+            container.remove(force=True)
+
+
+def test_reaper_removes_the_container_of_a_killed_worker(killed_worker, docker_client):
+    [container] = sandbox_containers(docker_client, killed_worker)
+    assert container.status == "running"  # nothing in the worker could clean up
+    removed = reap(docker_client, is_alive=owner_process_alive)
+    assert killed_worker in removed
+    assert sandbox_containers(docker_client, killed_worker) == []
