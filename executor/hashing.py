@@ -164,6 +164,7 @@ class Hasher:
         self._pool: ThreadPoolExecutor | None = None
 
     def hash_file(self, path: Path) -> HashInfo:
+        """The file's md5, size and exec bit (a link's target's)."""
         (info,) = self.hash_many([path])
         return info
 
@@ -184,6 +185,7 @@ class Hasher:
         ]
 
     def hash_tree(self, path: Path) -> tuple[HashInfo, list[DirEntry], bytes]:
+        """The directory's hash, its files sorted by relpath, and its `.dir` object."""
         seen_ns = time.time_ns()
         walked = walk_files(os.path.abspath(path), self.root)
         for rel, p, _ in walked:
@@ -199,6 +201,7 @@ class Hasher:
         return info, entries, data
 
     def hash_path(self, path: Path) -> HashInfo:
+        """hash_tree's HashInfo for a directory, hash_file's otherwise."""
         if os.path.isdir(path):
             return self.hash_tree(path)[0]
         return self.hash_file(path)

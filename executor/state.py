@@ -46,6 +46,7 @@ class StateDB:
         self.path = path
         self._lock = threading.Lock()
         self._pending: dict[bytes, _Row] = {}  # not yet written, but already answered
+        self._stale: set[bytes] = set()  # rows of files that are gone, to delete
         self._recreated = False
         self._conn: sqlite3.Connection | None = self._open()
 
@@ -54,7 +55,8 @@ class StateDB:
     ) -> dict[str, str]:
         """md5 of each path whose inode, size and mtime are those remembered.
 
-        `under`: a directory holding every path, read in one range scan instead of lookups.
+        `under`: the directory these are all the files of, read in one range scan instead of
+        lookups; rows of other paths under it are of files that are gone, and are forgotten.
         """
         wanted = {_encode(path): (path, _key(st)) for path, st in items}
         if under is not None:
@@ -73,6 +75,8 @@ class StateDB:
                     path, key = wanted.get(raw, ("", None))
                     if key == (ino, size, mtime_ns):
                         found[path] = md5
+                    elif key is None:
+                        self._stale.add(raw)
             for raw, (path, key) in wanted.items():
                 row = self._pending.get(raw)
                 if row is not None and row[1:4] == key:
@@ -88,7 +92,7 @@ class StateDB:
         ]
         with self._lock:
             self._pending.update((row[0], row) for row in rows)
-            if len(self._pending) >= FLUSH_EVERY:
+            if len(self._pending) + len(self._stale) >= FLUSH_EVERY:
                 self._flush()
 
     def flush(self) -> None:
@@ -105,8 +109,9 @@ class StateDB:
 
     def _flush(self) -> None:
         rows, self._pending = list(self._pending.values()), {}
-        if rows:
-            self._run(_insert(rows))
+        stale, self._stale = self._stale, set()
+        if rows or stale:
+            self._run(_write(rows, stale))
 
     def _run(self, op: Callable[[sqlite3.Connection], T]) -> T | None:
         """`op` on the database; None if there is none, it is busy, or it broke (recreated)."""
@@ -168,9 +173,10 @@ def _select(keys: list[bytes]) -> Callable[[sqlite3.Connection], list[_Row]]:
     return lambda conn: conn.execute(sql, keys).fetchall()
 
 
-def _insert(rows: list[_Row]) -> Callable[[sqlite3.Connection], None]:
+def _write(rows: list[_Row], stale: set[bytes]) -> Callable[[sqlite3.Connection], None]:
     def write(conn: sqlite3.Connection) -> None:
         with _transaction(conn):
+            conn.executemany("DELETE FROM files WHERE path = ?", [(raw,) for raw in stale])
             conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", rows)
 
     return write

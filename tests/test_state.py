@@ -103,6 +103,23 @@ def test_changed_files_are_hashed_again(
     assert {e.relpath: e.md5 for e in entries}[f"d2/{target.name}"] == file_md5(target)
 
 
+def test_rows_of_deleted_files_are_forgotten(tmp_path: Path, db: Path) -> None:
+    paths = make_tree(tmp_path / "data")
+    (tmp_path / "data_2").mkdir()  # shares the prefix "data", must keep its rows
+    outside = make_tree(tmp_path / "data_2", count=2)
+    with Hasher(db) as h:
+        h.hash_tree(tmp_path / "data")
+        h.hash_tree(tmp_path / "data_2")
+    for path in paths[:5]:
+        path.unlink()
+    with Hasher(db) as h:
+        h.hash_tree(tmp_path / "data")
+        assert h.files_read == 0
+    with sqlite3.connect(db) as conn:
+        rows = {os.fsdecode(raw) for (raw,) in conn.execute("SELECT path FROM files")}
+    assert rows == {str(p) for p in paths[5:] + outside}
+
+
 def test_recently_modified_files_are_not_remembered(tmp_path: Path, db: Path) -> None:
     fresh = tmp_path / "fresh.txt"
     fresh.write_text("a\n")
