@@ -1,7 +1,164 @@
-"""`executor push` and `executor pull` (placeholder until the object-store work lands)."""
+"""`executor push` and `executor pull`: a repository's outputs to and from a store, like
+`dvc push`/`dvc pull` (same objects, same layout); heavy imports stay inside the commands."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal
+
 import click
 
-commands: list[click.Command] = []
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from executor.transfer import Report
+
+
+class _Bars:
+    """transfer.Progress drawn with rich on stderr (nothing when stderr is not a terminal)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        console = Console(stderr=True)
+        self._progress: Progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        )
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> _Bars:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._progress.stop()
+
+    def start(self, what: str, total: int) -> None:
+        if self._task is not None:
+            self._progress.remove_task(self._task)
+        self._task = self._progress.add_task(what, total=total)
+
+    def advance(self, count: int = 1) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task, count)
+
+
+def _transfer(
+    action: Literal["push", "pull"],
+    targets: tuple[str, ...],
+    store_url: str | None,
+    run_cache: bool,
+    jobs: int | None,
+) -> Report:
+    import dataclasses
+    from contextlib import closing
+
+    from executor import transfer
+    from executor.errors import ConfigError
+    from executor.settings import settings_for
+    from executor.store.open import open_store
+    from executor.store.tracked import tracked_outputs
+    from executor.workspace import Workspace, find_root
+
+    cwd = Path.cwd()
+    root = find_root(cwd)
+    settings = settings_for(root)
+    if jobs is not None:
+        settings = dataclasses.replace(settings, transfer_workers=jobs)
+    url = store_url or settings.store
+    if not url:
+        raise ConfigError(f"no store to {action}: pass --store URL or set EXECUTOR_STORE")
+    outputs = tracked_outputs(root, targets, cwd)
+    workers = settings.transfer_workers
+    store = open_store(url, settings, base=cwd if store_url else root)
+    with closing(store), Workspace(root, settings, cwd) as ws, _Bars() as bars:
+        if action == "push":
+            return transfer.push(
+                ws.store, store, outputs, run_cache=run_cache, jobs=workers, progress=bars
+            )
+        return transfer.pull(
+            ws.store,
+            store,
+            root,
+            outputs,
+            run_cache=run_cache,
+            jobs=workers,
+            progress=bars,
+            hash_many=lambda paths: [h.md5 for h in ws.hasher.hash_many(paths)],
+        )
+
+
+def _main(
+    action: Literal["push", "pull"],
+    targets: tuple[str, ...],
+    store_url: str | None,
+    run_cache: bool,
+    jobs: int | None,
+) -> None:
+    from executor.errors import ExecutorError, InfrastructureError, UserError
+
+    try:
+        report = _transfer(action, targets, store_url, run_cache, jobs)
+    except ExecutorError as exc:
+        click.echo(f"ERROR: {exc}", err=True)
+        # executor/cli.py's exit codes: 2 bad input, 3 infrastructure (storage)
+        infra = 3 if isinstance(exc, InfrastructureError) else 1
+        sys.exit(2 if isinstance(exc, UserError) else infra)
+    except KeyboardInterrupt:
+        click.echo(f"ERROR: {action} interrupted; run it again to finish", err=True)
+        sys.exit(130)
+    runs = f", {report.runs} run-cache entries" if report.runs else ""
+    if action == "push" and (report.moved or report.runs):
+        click.echo(f"{report.moved} objects pushed{runs}")
+    elif action == "pull" and (report.moved or report.checked_out or report.runs):
+        click.echo(f"{report.moved} objects fetched, {report.checked_out} files checked out{runs}")
+    else:
+        click.echo("Everything is up to date.")
+
+
+_TARGETS = click.argument("targets", nargs=-1)
+_STORE = click.option("--store", "store_url", metavar="URL", help="Default: EXECUTOR_STORE.")
+_RUN_CACHE = click.option("--run-cache", is_flag=True, help="Also move run-cache entries.")
+_JOBS = click.option(
+    "-j", "--jobs", type=click.IntRange(min=1), default=None, help="Parallel transfers."
+)
+
+
+@click.command()
+@_TARGETS
+@_STORE
+@_RUN_CACHE
+@_JOBS
+def push(
+    targets: tuple[str, ...], store_url: str | None, run_cache: bool, jobs: int | None
+) -> None:
+    """Upload the objects of the outputs in dvc.lock (of TARGETS: stages, dvc files or
+    outputs) that the store lacks, like `dvc push`."""
+    _main("push", targets, store_url, run_cache, jobs)
+
+
+@click.command()
+@_TARGETS
+@_STORE
+@_RUN_CACHE
+@_JOBS
+def pull(
+    targets: tuple[str, ...], store_url: str | None, run_cache: bool, jobs: int | None
+) -> None:
+    """Download the objects of the outputs in dvc.lock (of TARGETS) into .dvc/cache, verified,
+    and check the outputs out, like `dvc pull`."""
+    _main("pull", targets, store_url, run_cache, jobs)
+
+
+commands: list[click.Command] = [push, pull]

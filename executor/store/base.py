@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
+
 
 def object_key(md5: str) -> str:
     """Relative key of an object: files/md5/ab/cdef... ('.dir' kept)."""
@@ -51,16 +53,19 @@ class ObjectStore(Protocol):
         """The subset of `md5s` that is present (batched: one listing when there are many)."""
         ...
 
-    def put_file(self, md5: str, src: Path) -> None:
-        """Store `src` as object `md5` unless present; never visible half-written."""
+    def put_file(self, md5: str, src: Path, *, check: bool = True) -> None:
+        """Store `src` as object `md5` unless present; never visible half-written or with
+        content that does not hash to `md5` (CorruptObject). `check=False`: the caller already
+        knows it is missing (after `exists_many`), so no existence request is made."""
         ...
 
-    def put_bytes(self, md5: str, data: bytes) -> None:
-        """Store `data` as object `md5` unless present."""
+    def put_bytes(self, md5: str, data: bytes, *, check: bool = True) -> None:
+        """Store `data` as object `md5` unless present (verified like `put_file`)."""
         ...
 
     def get_file(self, md5: str, dest: Path) -> None:
-        """Write object `md5` to `dest` atomically, verifying its content (CorruptObject)."""
+        """Write object `md5` to `dest` atomically, verifying its content (CorruptObject);
+        ObjectMissing if the store does not have it."""
         ...
 
     def get_bytes(self, md5: str) -> bytes:
@@ -85,4 +90,16 @@ class ObjectStore(Protocol):
 
     def write_record(self, key: str, value: str, data: bytes) -> None:
         """Write executor's JSON record beside an entry atomically."""
+        ...
+
+    def all_runs(self) -> dict[str, list[RunFile]]:
+        """Every run-cache entry in the store by key (one listing; order not defined)."""
+        ...
+
+    def all_records(self) -> set[tuple[str, str]]:
+        """(key, value) of every executor record in the store: one listing."""
+        ...
+
+    def close(self) -> None:
+        """Release threads and connections (the store is not used afterwards)."""
         ...

@@ -4,37 +4,42 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from executor.errors import CorruptObject, StoreError
 from executor.store.base import RunFile, object_key, record_key, run_key
+from executor.store.errors import ObjectMissing
 
 OBJECT_MODE = 0o444  # DVC makes cache objects read-only
 RUN_MODE = 0o644
+CHUNK = 1024 * 1024
 
 
-def _md5_of(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _md5_name(md5: str) -> str:
+    return md5.removesuffix(".dir")
 
 
-def _write_atomic(dest: Path, write: object, mode: int) -> None:
-    """Create `dest` via a temporary file in its directory and a rename."""
+def _write_atomic(dest: Path, source: bytes | Path, mode: int, expect: str | None = None) -> None:
+    """Create `dest` via a temporary file in its directory and a rename; with `expect`, the
+    bytes written must hash to it (CorruptObject otherwise, and `dest` is left untouched)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
     try:
+        digest = hashlib.md5()
         with os.fdopen(fd, "wb") as f:
-            if isinstance(write, bytes):
-                f.write(write)
+            if isinstance(source, bytes):
+                digest.update(source)
+                f.write(source)
             else:
-                with open(write, "rb") as src:  # type: ignore[call-overload]
-                    shutil.copyfileobj(src, f, 1024 * 1024)
+                with open(source, "rb") as src:
+                    while chunk := src.read(CHUNK):
+                        digest.update(chunk)
+                        f.write(chunk)
+        if expect is not None and digest.hexdigest() != expect:
+            where = "the data given" if isinstance(source, bytes) else str(source)
+            raise CorruptObject(expect, where, digest.hexdigest())
         os.chmod(tmp, mode)
         os.replace(tmp, dest)
     except BaseException:
@@ -49,52 +54,55 @@ class LocalStore:
         self.root = root
         self.url = str(root)
 
+    def close(self) -> None:
+        """Nothing to release."""
+
     def object_path(self, md5: str) -> Path:
         return self.root / object_key(md5)
 
     def exists(self, md5: str) -> bool:
-        return self.object_path(md5).is_file()
+        return os.path.isfile(self.object_path(md5))
 
     def exists_many(self, md5s: Iterable[str]) -> set[str]:
-        return {m for m in md5s if self.exists(m)}
+        return {m for m in md5s if os.path.isfile(self.object_path(m))}
 
-    def put_file(self, md5: str, src: Path) -> None:
+    def put_file(self, md5: str, src: Path, *, check: bool = True) -> None:
         dest = self.object_path(md5)
-        if dest.is_file():
+        if check and dest.is_file():
             return
         try:
-            _write_atomic(dest, src, OBJECT_MODE)
+            _write_atomic(dest, src, OBJECT_MODE, _md5_name(md5))
         except OSError as exc:
             raise StoreError(f"cannot store {src} in {self.root}: {exc.strerror}") from exc
 
-    def put_bytes(self, md5: str, data: bytes) -> None:
+    def put_bytes(self, md5: str, data: bytes, *, check: bool = True) -> None:
         dest = self.object_path(md5)
-        if dest.is_file():
+        if check and dest.is_file():
             return
         try:
-            _write_atomic(dest, data, OBJECT_MODE)
+            _write_atomic(dest, data, OBJECT_MODE, _md5_name(md5))
         except OSError as exc:
             raise StoreError(f"cannot write object {md5} in {self.root}: {exc.strerror}") from exc
 
-    def _verified(self, md5: str) -> Path:
-        path = self.object_path(md5)
-        if not path.is_file():
-            raise StoreError(f"object {md5} is missing from {self.root}")
-        return path
-
     def get_file(self, md5: str, dest: Path) -> None:
-        path = self._verified(md5)
-        _write_atomic(dest, path, 0o644)
-        actual = _md5_of(dest)
-        if actual != md5.removesuffix(".dir"):
-            dest.unlink(missing_ok=True)
-            raise CorruptObject(md5, str(path), actual)
+        path = self.object_path(md5)
+        try:
+            _write_atomic(dest, path, 0o644, _md5_name(md5))
+        except CorruptObject as exc:
+            raise CorruptObject(md5, str(path), exc.actual) from None
+        except FileNotFoundError:
+            if not path.is_file():
+                raise ObjectMissing(md5, str(self.root)) from None
+            raise
 
     def get_bytes(self, md5: str) -> bytes:
-        path = self._verified(md5)
-        data = path.read_bytes()
+        path = self.object_path(md5)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ObjectMissing(md5, str(self.root)) from None
         actual = hashlib.md5(data).hexdigest()
-        if actual != md5.removesuffix(".dir"):
+        if actual != _md5_name(md5):
             raise CorruptObject(md5, str(path), actual)
         return data
 
@@ -131,3 +139,36 @@ class LocalStore:
 
     def write_record(self, key: str, value: str, data: bytes) -> None:
         _write_atomic(self.root / record_key(key, value), data, RUN_MODE)
+
+    def all_runs(self) -> dict[str, list[RunFile]]:
+        return {
+            key: [RunFile(name, mtime) for name, mtime in files]
+            for key, files in _walk_pairs(self.root / "runs").items()
+        }
+
+    def all_records(self) -> set[tuple[str, str]]:
+        pairs = _walk_pairs(self.root / "executor" / "runs")
+        return {(k, n.removesuffix(".json")) for k, files in pairs.items() for n, _ in files}
+
+
+def _walk_pairs(top: Path) -> dict[str, list[tuple[str, float]]]:
+    """key -> [(file name, mtime)] of a `<k[:2]>/<k>/<file>` tree; temporaries left out."""
+    found: dict[str, list[tuple[str, float]]] = {}
+    for shard in _scandir(top):
+        for key in _scandir(Path(shard.path)):
+            files = [
+                (f.name, f.stat().st_mtime)
+                for f in _scandir(Path(key.path))
+                if not f.name.startswith(".") and f.is_file()
+            ]
+            if files:
+                found[key.name] = files
+    return found
+
+
+def _scandir(folder: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as it:
+            return list(it)
+    except (FileNotFoundError, NotADirectoryError):
+        return []

@@ -1,0 +1,106 @@
+"""Outputs placed into the workspace from the repository's cache, as `dvc checkout` does with
+its default link type (copy): files already right are left alone, the rest replaced whole."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from executor.errors import WorkspaceError
+from executor.hashing import parse_manifest
+from executor.store.errors import ObjectMissing
+from executor.store.local import LocalStore
+from executor.store.tracked import Tracked
+
+# (paths) -> md5 of each; `executor run`'s Hasher.hash_many fits, with its state cache.
+HashMany = Callable[[list[Path]], list[str]]
+
+
+def _inside(root: Path, rel: str) -> Path:
+    path = root / rel
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if real != real_root and not real.startswith(real_root + os.sep):
+        raise WorkspaceError(f"path '{rel}' resolves outside {root}")
+    return path
+
+
+def files_of(cache: LocalStore, out: Tracked) -> list[tuple[str, str, bool]]:
+    """(relative path, md5, isexec) of each file the output is ('' for a file output)."""
+    if not out.is_dir:
+        return [("", out.md5, out.isexec)]
+    return [(rel, md5, False) for rel, md5 in parse_manifest(cache.get_bytes(out.md5))]
+
+
+def checkout(cache: LocalStore, root: Path, out: Tracked, hash_many: HashMany) -> int:
+    """Make the output in `root` match its cached objects; the number of files written."""
+    dest = _inside(root, out.path)
+    files = files_of(cache, out)
+    absent = {md5 for _, md5, _ in files} - cache.exists_many(md5 for _, md5, _ in files)
+    if absent:
+        raise ObjectMissing(min(absent), str(cache.root))
+    if out.is_dir:
+        if dest.is_symlink() or dest.is_file():
+            dest.unlink()
+        dest.mkdir(parents=True, exist_ok=True)
+        _remove_extra(dest, {rel for rel, _, _ in files})
+    elif dest.is_dir() and not dest.is_symlink():
+        shutil.rmtree(dest)
+    targets = [(_inside(dest, rel) if rel else dest, md5, x) for rel, md5, x in files]
+    stale = _stale(targets, hash_many)
+    for path, md5, isexec in stale:
+        _copy(cache.object_path(md5), path, isexec)
+    if not out.is_dir:
+        _set_exec(dest, out.isexec)  # a dir's manifest records no exec bits
+    return len(stale)
+
+
+def _stale(
+    targets: list[tuple[Path, str, bool]], hash_many: HashMany
+) -> list[tuple[Path, str, bool]]:
+    present = [t for t in targets if t[0].is_file() and not t[0].is_symlink()]
+    if not present:
+        return targets
+    md5s = dict(zip([t[0] for t in present], hash_many([t[0] for t in present]), strict=True))
+    return [t for t in targets if md5s.get(t[0]) != t[1]]
+
+
+def _copy(src: Path, dest: Path, isexec: bool) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.is_dir() and not dest.is_symlink():
+        shutil.rmtree(dest)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.chmod(tmp, 0o755 if isexec else 0o644)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _set_exec(path: Path, isexec: bool) -> None:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    want = mode | 0o111 if isexec else mode & ~0o111
+    if want != mode:
+        os.chmod(path, want)
+
+
+def _remove_extra(dest: Path, keep: set[str]) -> None:
+    """Delete files under a directory output that its manifest does not list."""
+    for folder, dirs, names in os.walk(dest, topdown=False):
+        rel = Path(folder).relative_to(dest).as_posix()
+        for name in names:
+            if (name if rel == "." else f"{rel}/{name}") not in keep:
+                os.unlink(os.path.join(folder, name))
+        for name in dirs:
+            full = os.path.join(folder, name)
+            if os.path.islink(full):
+                os.unlink(full)
+            elif not os.listdir(full):
+                os.rmdir(full)

@@ -1,0 +1,52 @@
+"""Stores by URL: a folder path or `file://` URL, or `s3://bucket/prefix[?endpoint_url=&region=]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from executor.errors import ConfigError
+from executor.settings import Settings
+from executor.store.base import ObjectStore
+from executor.store.local import LocalStore
+
+S3_OPTIONS = frozenset({"endpoint_url", "region"})
+
+
+def open_store(url: str, settings: Settings, base: Path | None = None) -> ObjectStore:
+    """The store `url` names; a relative folder is taken from `base` (default: the cwd).
+    An S3 endpoint in the URL wins over `settings.s3_endpoint_url`."""
+    parts = urlsplit(url)
+    if parts.scheme == "s3":
+        return _open_s3(url, parts.netloc, parts.path, parts.query, settings)
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise ConfigError(f"store URL {url!r}: file:// URLs must name a local path")
+        path = Path(unquote(parts.path))
+    elif parts.scheme == "":
+        path = Path(url).expanduser()
+    else:
+        raise ConfigError(
+            f"store URL {url!r}: unsupported scheme '{parts.scheme}'; use a folder path, "
+            "file:///path or s3://bucket/prefix"
+        )
+    return LocalStore(path if path.is_absolute() else (base or Path.cwd()) / path)
+
+
+def _open_s3(url: str, bucket: str, path: str, query: str, settings: Settings) -> ObjectStore:
+    from executor.store.s3 import S3Store
+    from executor.store.s3client import make_client
+
+    if not bucket:
+        raise ConfigError(f"store URL {url!r} names no bucket; use s3://bucket/prefix")
+    options = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+    unknown = set(options) - S3_OPTIONS
+    if unknown:
+        raise ConfigError(
+            f"store URL {url!r}: unknown option(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(S3_OPTIONS))}"
+        )
+    endpoint = options.get("endpoint_url") or settings.s3_endpoint_url
+    workers = max(1, settings.transfer_workers)
+    client = make_client(endpoint or None, region=options.get("region"), workers=workers)
+    return S3Store(client, bucket, path, workers=workers)

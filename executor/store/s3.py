@@ -1,0 +1,269 @@
+"""Objects and run-cache entries under `s3://bucket/prefix`, in DVC's remote layout, so
+`dvc push`/`dvc pull` with the same remote URL see exactly what executor stores."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from executor.errors import CorruptObject, StoreError
+from executor.store.base import RunFile, object_key, record_key, run_key
+from executor.store.s3client import MISSING, error_code, translated, with_body_retries
+from executor.store.s3parts import PartRunner, download_rest, part_size_for, upload_large
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectTypeDef
+
+PART_SIZE = 16 * 1024 * 1024  # larger objects go in parts, in parallel
+HEAD_LIMIT = 32  # up to this many objects are checked by HEAD, more by listing
+SHARD_KEYS = 256  # wanted keys per listing shard; shards are listed in parallel
+
+
+class S3Store:
+    """A bucket (and key prefix) holding DVC objects and run-cache entries."""
+
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        prefix: str = "",
+        *,
+        workers: int = 16,
+        part_size: int = PART_SIZE,
+    ) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        self.endpoint = client.meta.endpoint_url
+        self.workers = max(1, workers)
+        self.part_size = part_size
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="s3-store")
+        self._parts = PartRunner(self._pool, self.workers)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _key(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}" if self.prefix else rel
+
+    def _errors(self, what: str, oid: str | None = None) -> AbstractContextManager[None]:
+        return translated(self.url, str(self.endpoint), what, oid)
+
+    # objects
+
+    def exists(self, md5: str) -> bool:
+        with self._errors(f"checking object {md5}"):
+            return self._head(self._key(object_key(md5)))
+
+    def exists_many(self, md5s: Iterable[str]) -> set[str]:
+        by_key = {self._key(object_key(m)): m for m in md5s}
+        keys = sorted(by_key)
+        with self._errors(f"checking {len(keys)} objects"):
+            if len(keys) <= HEAD_LIMIT:
+                heads = self._pool.map(self._head, keys)
+                present = [k for k, ok in zip(keys, heads, strict=True) if ok]
+            else:
+                size = max(SHARD_KEYS, -(-len(keys) // self.workers))
+                shards = [keys[i : i + size] for i in range(0, len(keys), size)]
+                present = [k for found in self._pool.map(self._scan, shards) for k in found]
+        return {by_key[k] for k in present}
+
+    def _head(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if error_code(exc) in MISSING:
+                return False
+            raise
+        return True
+
+    def _scan(self, keys: list[str]) -> list[str]:
+        """Which of the sorted `keys` exist, by listing from each next wanted key onwards:
+        a dense range costs its pages, a sparse one a request per wanted key at most."""
+        found: list[str] = []
+        prefix, i = self._key("files/md5/"), 0
+        while i < len(keys):
+            page = self.client.list_objects_v2(
+                Bucket=self.bucket, Prefix=prefix, StartAfter=keys[i][:-1], MaxKeys=1000
+            )
+            listed = [o["Key"] for o in page.get("Contents", [])]
+            if not listed:
+                break
+            names, last = set(listed), listed[-1]
+            while i < len(keys) and keys[i] <= last:
+                if keys[i] in names:
+                    found.append(keys[i])
+                i += 1
+            if not page.get("IsTruncated"):
+                break
+        return found
+
+    def put_file(self, md5: str, src: Path, *, check: bool = True) -> None:
+        if check and self.exists(md5):
+            return
+        try:
+            size = os.path.getsize(src)
+            data = src.read_bytes() if size <= self.part_size else None
+        except OSError as exc:
+            raise StoreError(f"cannot read {src} to store it: {exc.strerror}") from exc
+        with self._errors(f"uploading object {md5}"):
+            if data is not None:
+                self._put_verified(md5, data, str(src))
+                return
+            part = part_size_for(size, self.part_size)
+            key = self._key(object_key(md5))
+            upload_large(self.client, self.bucket, key, src, _name(md5), part, self._parts)
+
+    def put_bytes(self, md5: str, data: bytes, *, check: bool = True) -> None:
+        if check and self.exists(md5):
+            return
+        with self._errors(f"uploading object {md5}"):
+            self._put_verified(md5, data, "the data given")
+
+    def _put_verified(self, md5: str, data: bytes, where: str) -> None:
+        actual = hashlib.md5(data).hexdigest()
+        if actual != _name(md5):
+            raise CorruptObject(md5, where, actual)
+        # Content-MD5 makes S3 reject a body damaged on the way (moto does not check it).
+        self._put(self._key(object_key(md5)), data, base64.b64encode(bytes.fromhex(actual)))
+
+    def _put(self, key: str, data: bytes, content_md5: bytes | None = None) -> None:
+        if content_md5 is None:
+            content_md5 = base64.b64encode(hashlib.md5(data).digest())
+        self.client.put_object(
+            Bucket=self.bucket, Key=key, Body=data, ContentMD5=content_md5.decode()
+        )
+
+    def get_file(self, md5: str, dest: Path) -> None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                self._fetch(md5, f.write)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get_bytes(self, md5: str) -> bytes:
+        chunks: list[bytes] = []
+        self._fetch(md5, chunks.append)
+        return b"".join(chunks)
+
+    def _fetch(self, md5: str, write: Callable[[bytes], object]) -> None:
+        """Hand the object's bytes to `write` in order; CorruptObject if they do not hash to
+        its name (the caller discards what it wrote)."""
+        key = self._key(object_key(md5))
+        digest = hashlib.md5()
+
+        def take(data: bytes) -> None:
+            digest.update(data)
+            write(data)
+
+        with self._errors(f"downloading object {md5}", md5):
+            total = self._get_first(key, take)
+            if total > self.part_size:
+                part = part_size_for(total, self.part_size)
+                args = (self.client, self.bucket, key, self.part_size, total, part)
+                download_rest(*args, self._parts, take)
+        if digest.hexdigest() != _name(md5):
+            raise CorruptObject(md5, f"{self.url}/{object_key(md5)}", digest.hexdigest())
+
+    def _get_first(self, key: str, take: Callable[[bytes], None]) -> int:
+        """GET the object's first part (all of a small one: one request); its total size."""
+
+        def read() -> tuple[int, bytes]:
+            try:
+                r = self.client.get_object(
+                    Bucket=self.bucket, Key=key, Range=f"bytes=0-{self.part_size - 1}"
+                )
+            except ClientError as exc:
+                if error_code(exc) != "InvalidRange":
+                    raise
+                return 0, b""  # an empty object has no byte 0
+            data = r["Body"].read()
+            content_range = r.get("ContentRange") or ""
+            return int(content_range.rpartition("/")[2] or len(data)), data
+
+        total, data = with_body_retries(read)
+        take(data)
+        return total
+
+    # run-cache entries and executor's records
+
+    def list_runs(self, key: str) -> list[RunFile]:
+        prefix = self._key(run_key(key)) + "/"
+        with self._errors(f"listing run-cache key {key}"):
+            files = [
+                RunFile(o["Key"][len(prefix) :], o["LastModified"].timestamp())
+                for o in self._list(prefix)
+            ]
+        files = [f for f in files if "/" not in f.value and not f.value.startswith(".")]
+        return sorted(files, key=lambda f: f.mtime, reverse=True)
+
+    def read_run(self, key: str, value: str) -> bytes | None:
+        return self._read(self._key(run_key(key, value)))
+
+    def write_run(self, key: str, value: str, data: bytes) -> None:
+        with self._errors(f"writing run-cache entry {key}/{value}"):
+            self._put(self._key(run_key(key, value)), data)
+
+    def read_record(self, key: str, value: str) -> bytes | None:
+        return self._read(self._key(record_key(key, value)))
+
+    def write_record(self, key: str, value: str, data: bytes) -> None:
+        with self._errors(f"writing the record of {key}/{value}"):
+            self._put(self._key(record_key(key, value)), data)
+
+    def all_runs(self) -> dict[str, list[RunFile]]:
+        runs: dict[str, list[RunFile]] = {}
+        for parts, obj in self._tree("runs/"):
+            runs.setdefault(parts[1], []).append(
+                RunFile(parts[2], obj["LastModified"].timestamp())
+            )
+        return runs
+
+    def all_records(self) -> set[tuple[str, str]]:
+        return {(p[1], p[2].removesuffix(".json")) for p, _ in self._tree("executor/runs/")}
+
+    def _tree(self, rel: str) -> Iterator[tuple[list[str], ObjectTypeDef]]:
+        """(["ab", key, name], object) under a `<k[:2]>/<k>/<name>` tree."""
+        prefix = self._key(rel)
+        with self._errors(f"listing {rel}"):
+            for obj in self._list(prefix):
+                parts = obj["Key"][len(prefix) :].split("/")
+                if len(parts) == 3 and not parts[2].startswith("."):
+                    yield parts, obj
+
+    def _list(self, prefix: str) -> Iterator[ObjectTypeDef]:
+        pages = self.client.get_paginator("list_objects_v2")
+        for page in pages.paginate(Bucket=self.bucket, Prefix=prefix):
+            yield from page.get("Contents", [])
+
+    def _read(self, key: str) -> bytes | None:
+        def read() -> bytes | None:
+            try:
+                return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            except ClientError as exc:
+                if error_code(exc) in MISSING:
+                    return None
+                raise
+
+        with self._errors(f"reading {key}"):
+            return with_body_retries(read)
+
+
+def _name(md5: str) -> str:
+    return md5.removesuffix(".dir")

@@ -1,0 +1,129 @@
+"""The one boto3 S3 client a process shares, and botocore's errors turned into ours.
+
+Credentials come from boto3's standard chain (environment, profile, instance role); nothing
+here reads or logs them.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, TypeVar
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    HTTPClientError,
+    IncompleteReadError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+
+from executor.errors import StoreError
+from executor.store.errors import ObjectMissing, StoreAccessDenied, StoreNotFound, StoreUnreachable
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+T = TypeVar("T")
+
+DENIED = frozenset(
+    {
+        "403",
+        "AccessDenied",
+        "AccountProblem",
+        "AllAccessDisabled",
+        "ExpiredToken",
+        "InvalidAccessKeyId",
+        "InvalidToken",
+        "SignatureDoesNotMatch",
+    }
+)
+MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
+BODY_ATTEMPTS = 3  # a dropped connection while reading a body is not retried by botocore
+
+
+def make_client(
+    endpoint_url: str | None,
+    *,
+    region: str | None = None,
+    workers: int = 16,
+    max_attempts: int = 5,
+    connect_timeout: float = 10.0,
+    read_timeout: float = 60.0,
+) -> S3Client:
+    """A thread-safe client: pooled connections for `workers` threads (plus the store's own
+    part and listing threads), adaptive retries with backoff and jitter on throttling, 5xx,
+    timeouts and dropped connections, path-style addressing for custom endpoints (MinIO)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        max_pool_connections=max(10, 2 * workers),
+        retries={"mode": "adaptive", "max_attempts": max_attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        tcp_keepalive=True,
+        s3={"addressing_style": "path" if endpoint_url else "auto"},
+    )
+    session = boto3.session.Session()
+    return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code") or "")
+
+
+@contextmanager
+def translated(url: str, endpoint: str, what: str, oid: str | None = None) -> Iterator[None]:
+    """Re-raise botocore's errors as StoreError subclasses whose message says what to fix."""
+    try:
+        yield
+    except ClientError as exc:
+        raise _from_client_error(exc, url, what, oid) from exc
+    except (NoCredentialsError, PartialCredentialsError) as exc:
+        raise StoreAccessDenied(
+            f"no usable AWS credentials for {url}: set AWS_ACCESS_KEY_ID and "
+            f"AWS_SECRET_ACCESS_KEY, or AWS_PROFILE ({type(exc).__name__})"
+        ) from exc
+    except (ConnectionError, HTTPClientError, IncompleteReadError) as exc:
+        raise StoreUnreachable(
+            f"cannot reach the S3 endpoint {endpoint} for {url} while {what} (after retries): "
+            f"{exc}; check the endpoint (EXECUTOR_S3_ENDPOINT_URL or ?endpoint_url=)"
+        ) from exc
+    except BotoCoreError as exc:
+        raise StoreError(f"S3 error for {url} while {what}: {exc}") from exc
+
+
+def _from_client_error(exc: ClientError, url: str, what: str, oid: str | None) -> StoreError:
+    code = error_code(exc)
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    bucket = url.removeprefix("s3://").split("/", 1)[0]
+    if code == "NoSuchBucket":
+        return StoreNotFound(f"bucket '{bucket}' does not exist (store {url}); create it first")
+    if code in DENIED or status == 403:
+        return StoreAccessDenied(
+            f"access denied to {url} while {what} ({code or status}); check the credentials "
+            "(AWS_ACCESS_KEY_ID/AWS_PROFILE) and the bucket policy"
+        )
+    if oid is not None and (code in MISSING or status == 404):
+        return ObjectMissing(oid, url)
+    message = exc.response.get("Error", {}).get("Message") or ""
+    return StoreError(f"S3 refused {what} in {url}: {code or status} {message}".rstrip())
+
+
+def with_body_retries(read: Callable[[], T]) -> T:
+    """Run a request-and-read-body call again when the connection drops mid-body."""
+    for attempt in range(1, BODY_ATTEMPTS + 1):
+        try:
+            return read()
+        except (ResponseStreamingError, ReadTimeoutError, IncompleteReadError):
+            if attempt == BODY_ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0, 0.2 * 2**attempt))  # jittered backoff
+    raise AssertionError("unreachable")

@@ -1,0 +1,153 @@
+"""Large objects on S3, in parts on a shared pool: multipart uploads whose bytes are verified
+against the object's md5 before the upload completes, and ranged downloads hashed in order.
+
+boto3's TransferConfig managers are not used for these: their uploads complete without a
+point where the content can be checked first (and moto ignores Content-MD5), and their
+downloads start with a HEAD per object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from executor.errors import CorruptObject, StoreError
+from executor.store.s3client import with_body_retries
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+T = TypeVar("T")
+MAX_PARTS = 10_000  # S3's limit per multipart upload
+CHECKSUMS = (
+    "ChecksumCRC32", "ChecksumCRC32C", "ChecksumCRC64NVME", "ChecksumSHA1", "ChecksumSHA256"
+)
+
+
+class PartRunner:
+    """Runs part transfers on a pool, results consumed in order, with at most `limit` part
+    buffers in flight across every transfer of the store (memory stays bounded)."""
+
+    def __init__(self, pool: ThreadPoolExecutor, limit: int) -> None:
+        self._pool = pool
+        self._slots = threading.BoundedSemaphore(limit)
+
+    def run(self, jobs: Iterator[Callable[[], T]], consume: Callable[[T], None]) -> None:
+        window: deque[Future[T]] = deque()
+        try:
+            while True:
+                # Never block on a slot while holding some: consume our oldest part instead,
+                # so two large transfers cannot starve each other.
+                while not self._slots.acquire(blocking=not window):
+                    self._consume_oldest(window, consume)
+                try:
+                    job = next(jobs, None)
+                except BaseException:
+                    self._slots.release()
+                    raise
+                if job is None:
+                    self._slots.release()
+                    break
+                window.append(self._pool.submit(job))
+            while window:
+                self._consume_oldest(window, consume)
+        except BaseException:
+            for future in window:
+                future.cancel()
+                with suppress(BaseException):
+                    future.exception()
+                self._slots.release()
+            raise
+
+    def _consume_oldest(self, window: deque[Future[T]], consume: Callable[[T], None]) -> None:
+        future = window[0]
+        result = future.result()
+        window.popleft()
+        self._slots.release()
+        consume(result)
+
+
+def part_size_for(size: int, part_size: int) -> int:
+    return max(part_size, -(-size // MAX_PARTS))
+
+
+def upload_large(
+    client: S3Client, bucket: str, key: str, src: Path, md5: str, part: int, runner: PartRunner
+) -> None:
+    """Upload `src` in parts; complete only if the bytes sent hash to `md5`, else abort."""
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    done: list[CompletedPartTypeDef] = []
+    digest = hashlib.md5()
+    try:
+        with open(src, "rb") as f:
+
+            def jobs() -> Iterator[Callable[[], CompletedPartTypeDef]]:
+                for number in itertools.count(1):
+                    chunk = f.read(part)
+                    if not chunk:
+                        return
+                    digest.update(chunk)
+                    yield partial(_upload_part, client, bucket, key, upload_id, number, chunk)
+
+            runner.run(jobs(), done.append)
+        if digest.hexdigest() != md5:
+            raise CorruptObject(md5, str(src), digest.hexdigest())
+        client.complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": done}
+        )
+    except BaseException:
+        with suppress(Exception):
+            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        raise
+
+
+def _upload_part(
+    client: S3Client, bucket: str, key: str, upload_id: str, number: int, chunk: bytes
+) -> CompletedPartTypeDef:
+    response = client.upload_part(
+        Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk
+    )
+    # botocore adds a CRC32 to each part by default; the completion must repeat it.
+    done: CompletedPartTypeDef = {"PartNumber": number, "ETag": response["ETag"]}
+    for name in CHECKSUMS:
+        if name in response:
+            done[name] = response[name]  # type: ignore[literal-required]
+    return done
+
+
+def download_rest(
+    client: S3Client,
+    bucket: str,
+    key: str,
+    start: int,
+    total: int,
+    part: int,
+    runner: PartRunner,
+    write: Callable[[bytes], None],
+) -> None:
+    """Fetch bytes `start`..`total` in ranged GETs on the pool, handed to `write` in order."""
+    jobs = (
+        partial(_get_range, client, bucket, key, offset, min(offset + part, total) - 1)
+        for offset in range(start, total, part)
+    )
+    runner.run(jobs, write)
+
+
+def _get_range(client: S3Client, bucket: str, key: str, first: int, last: int) -> bytes:
+    def read() -> bytes:
+        body = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={first}-{last}")["Body"]
+        return body.read()
+
+    data = with_body_retries(read)
+    if len(data) != last - first + 1:
+        raise StoreError(f"s3://{bucket}/{key}: short read of bytes {first}-{last}")
+    return data
