@@ -1,0 +1,180 @@
+"""Params files and the `params` block of a dvc.lock entry, as DVC 3 builds them.
+
+DVC reads `.json` with json, `.toml` as TOML and anything else as YAML 1.2 (ruamel safe), an
+empty or false document counting as `{}` (`dvc/utils/serialize`). Dotted keys are looked up as
+paths and stored flat (`prep.size: 10`), whole dicts nested, a wholly tracked file in full; the
+default `params.yaml` comes first, then the other files by path, top-level keys sorted
+(`dvc/stage/serialize.py: _serialize_params_values`, spec §2.2).
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from executor.errors import PipelineError
+from executor.pipeline import yamldoc
+from executor.pipeline.model import DEFAULT_PARAMS_FILE, ParamSpec, Stage
+
+_PLAIN = (str, int, float, bool, type(None))
+_GLOB = frozenset("*?[]")
+
+
+def merge_params(entries: Sequence[Any]) -> tuple[ParamSpec, ...]:
+    """A stage's `params` list as DVC's `_merge_params` reads it.
+
+    Plain strings are keys of `params.yaml` unless that file is wholly tracked; `{file: [keys]}`
+    adds keys of `file`; `{file: null}` or `{file: []}` tracks the whole file and drops any
+    specific keys given for it.
+    """
+    wholly: set[str] = set()
+    for entry in entries:
+        if isinstance(entry, Mapping):
+            wholly.update(name for name, keys in entry.items() if not keys)
+    merged: dict[str, list[str] | None] = {}
+    for entry in entries:
+        if isinstance(entry, str):
+            if DEFAULT_PARAMS_FILE not in wholly:
+                _add(merged, DEFAULT_PARAMS_FILE, [entry])
+            continue
+        if not isinstance(entry, Mapping):
+            raise PipelineError(f"params entries must be strings or mappings, got {_type(entry)}")
+        for name, keys in entry.items():
+            if not isinstance(name, str):
+                raise PipelineError(f"params file names must be strings, got {_type(name)}")
+            if name in wholly:
+                merged[name] = None
+            elif isinstance(keys, list) and all(isinstance(key, str) for key in keys):
+                _add(merged, name, keys)
+            else:
+                raise PipelineError(f"expected a list of keys for params file '{name}'")
+    return tuple(
+        ParamSpec(name, None if keys is None else tuple(dict.fromkeys(keys)))
+        for name, keys in merged.items()
+    )
+
+
+_merge_params = merge_params  # DVC's name, for readers coming from dvc/dependency/__init__.py
+
+
+def _add(merged: dict[str, list[str] | None], name: str, keys: list[str]) -> None:
+    current = merged.setdefault(name, [])
+    assert current is not None  # wholly tracked files never reach here
+    current.extend(keys)
+
+
+class ParamsReader:
+    """Reads the params and vars files of one repository, parsing each file once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._documents: dict[str, Any] = {}
+
+    def exists(self, repo_path: str) -> bool:
+        """Whether the repo-relative path names a file."""
+        return (self.root / repo_path).is_file()
+
+    def document(self, repo_path: str) -> Any:
+        """The parsed file at a repo-relative path (`{}` for an empty one)."""
+        if repo_path not in self._documents:
+            self._documents[repo_path] = self._parse(repo_path)
+        return self._documents[repo_path]
+
+    def values(self, stage: Stage) -> dict[str, dict[str, Any]]:
+        """The `params` block of `stage`'s lock entry. Values are shared: do not mutate them."""
+        block: dict[str, dict[str, Any]] = {}
+        for spec in sorted(stage.params, key=lambda spec: spec.file):
+            repo_path = stage.repo_path(spec.file)
+            try:
+                picked = self._pick(repo_path, spec.keys)
+            except PipelineError as exc:
+                raise PipelineError(f"stage '{stage.address}': {exc}") from None
+            try:
+                block[spec.file] = {key: picked[key] for key in sorted(picked)}
+            except TypeError:
+                raise PipelineError(
+                    f"stage '{stage.address}': '{repo_path}' mixes string and other keys"
+                ) from None
+        if DEFAULT_PARAMS_FILE in block:
+            block = {DEFAULT_PARAMS_FILE: block.pop(DEFAULT_PARAMS_FILE), **block}
+        return block
+
+    def _pick(self, repo_path: str, keys: tuple[str, ...] | None) -> dict[Any, Any]:
+        if not self.exists(repo_path):
+            raise PipelineError(f"params file '{repo_path}' does not exist")
+        document = self.document(repo_path)
+        if keys is None:
+            if not isinstance(document, dict):
+                raise PipelineError(f"params file '{repo_path}' is not a mapping")
+            picked = document
+        else:
+            picked = {key: _lookup(document, key, repo_path) for key in keys}
+        for key, value in picked.items():
+            check_plain(value, f"{repo_path}:{key}")
+        return picked
+
+    def _parse(self, repo_path: str) -> Any:
+        path = self.root / repo_path
+        if path.is_dir():
+            raise PipelineError(f"'{repo_path}' is a directory, expected a params file")
+        suffix = posixpath.splitext(repo_path)[1].lower()
+        if suffix not in (".json", ".toml", ".py"):
+            return yamldoc.read(path, repo_path).data or {}
+        if suffix == ".py":
+            raise PipelineError(f"'{repo_path}': Python params files are not supported")
+        try:
+            text = path.read_text(encoding="utf-8")
+            if suffix == ".json":
+                return json.loads(text) or {}
+            return tomllib.loads(text) or {}
+        except (ValueError, OSError) as exc:  # JSONDecodeError and TOMLDecodeError included
+            raise PipelineError(f"unable to read '{repo_path}': {exc}") from None
+
+
+def params_values(root: Path, stage: Stage) -> dict[str, dict[str, Any]]:
+    """The `params` block of `stage`'s dvc.lock entry (one-off; use ParamsReader for many)."""
+    return ParamsReader(root).values(stage)
+
+
+def check_plain(value: Any, where: str) -> None:
+    """Reject values DVC cannot carry (dates, binary, sets), naming `file:dotted.path`."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_plain(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_plain(item, f"{where}.{index}")
+    elif not isinstance(value, _PLAIN):
+        raise PipelineError(f"Unsupported value of type '{_type(value)}' in '{where}'")
+
+
+def _lookup(document: Any, key: str, repo_path: str) -> Any:
+    """dpath-style `a.b.0` lookup, as DVC's `read_param_file` does it."""
+    if _GLOB & set(key):
+        raise PipelineError(f"glob patterns in params keys are not supported: '{key}'")
+    node = document
+    for part in key.split("."):
+        if isinstance(node, dict):
+            if part in node:
+                node = node[part]
+                continue
+            matches = [name for name in node if not isinstance(name, str) and str(name) == part]
+            if matches:
+                node = node[matches[0]]
+                continue
+        elif isinstance(node, list):
+            try:
+                node = node[int(part)]
+                continue
+            except (ValueError, IndexError):
+                pass
+        raise PipelineError(f"param '{key}' is missing from '{repo_path}'")
+    return node
+
+
+def _type(value: Any) -> str:
+    return type(value).__name__
