@@ -22,6 +22,9 @@ class OutSpec:
     persist: bool = False
     push: bool = True
     remote: str | None = None
+    # desc/type/labels/meta and plot template/x/y/...: kept as written, never hashed
+    annotations: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    plot_props: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def committed(self) -> bool:
@@ -54,6 +57,7 @@ class Stage:
     meta: Any = None
     line: int | None = None  # where the stage is defined in its dvc.yaml, for messages
     extra: Mapping[str, Any] = field(default_factory=dict)
+    group: str | None = None  # the foreach/matrix definition that generated it ("train")
 
     @property
     def lines(self) -> tuple[str, ...]:
@@ -79,6 +83,12 @@ class Stage:
         """Repo-relative path of the dvc.lock that records this stage."""
         stem = self.dvcfile[: -len(".yaml")] if self.dvcfile.endswith(".yaml") else self.dvcfile
         return f"{stem}.lock"
+
+    @property
+    def dep_paths(self) -> tuple[str, ...]:
+        """Repo-relative paths of the deps, then of the params files (DVC counts both)."""
+        deps = (self.repo_path(dep) for dep in self.deps)
+        return (*deps, *(self.repo_path(spec.file) for spec in self.params))
 
     def repo_path(self, path: str) -> str:
         """A dep/out path (relative to wdir) as a normalised repo-relative posix path."""
