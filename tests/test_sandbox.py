@@ -214,8 +214,9 @@ def test_default_user_is_the_owner_of_the_first_mount(sandbox, make, ws):
 
 def test_cancel_reaches_the_trap_with_sigint_and_no_later_line_runs(sandbox, make, ws):
     trap = (
-        "trap 'echo INT > $DVC_ROOT/trapped; exit 0' INT; "
-        "trap 'echo TERM > $DVC_ROOT/trapped; exit 0' TERM; "
+        # The handler takes a while: the run must wait for it, not tear the container down.
+        "trap 'sleep 0.5; echo INT > $DVC_ROOT/trapped; exit 0' INT; "
+        "trap 'sleep 0.5; echo TERM > $DVC_ROOT/trapped; exit 0' TERM; "
         "sleep 1000 & echo ready; wait"
     )
     run = Background(sandbox, make, lines=(trap, "touch $DVC_ROOT/later"))
@@ -226,13 +227,13 @@ def test_cancel_reaches_the_trap_with_sigint_and_no_later_line_runs(sandbox, mak
     assert outcome.status == "cancelled"
     assert (ws / "trapped").read_text() == "INT\n"
     assert not (ws / "later").exists()
-    assert run.returned_at - cancelled_at < 1.0  # the trap exited: no need for SIGKILL
+    assert run.returned_at - cancelled_at < 1.5  # the trap exited: no need for SIGKILL
 
 
 def test_timeout_reaches_the_trap_with_sigterm(sandbox, make, ws):
     trap = (
-        "trap 'echo INT > $DVC_ROOT/trapped; exit 0' INT; "
-        "trap 'echo TERM > $DVC_ROOT/trapped; exit 0' TERM; "
+        "trap 'sleep 0.5; echo INT > $DVC_ROOT/trapped; exit 0' INT; "
+        "trap 'sleep 0.5; echo TERM > $DVC_ROOT/trapped; exit 0' TERM; "
         "sleep 1000 & wait"
     )
     outcome = sandbox.run(make([trap], limits=Limits(timeout=1)))
