@@ -148,8 +148,10 @@ def walk_files(top: str, root: str | None) -> list[WalkedFile]:
         with os.scandir(path) as it:
             entries = list(it)
         names = {entry.name for entry in entries}
+        # A nested DVC repository. `top` itself is not checked: DVC does so only when it is
+        # a direct child of the root, and an output that is a repository makes no sense.
         if prefix and ".dvc" in names:
-            continue  # a nested DVC repository
+            continue
         rel_dir = _rel(rel_top, prefix.rstrip("/")) if rel_top is not None else ""
         if root is not None and rel_top is not None and DVCIGNORE in names:
             rules = _updated(rules, root, rel_dir)

@@ -145,8 +145,10 @@ def _hash_batch(batch: Sequence[_Stat]) -> list[str]:
 class Hasher:
     """Hashes files and directories, remembering unchanged files between runs.
 
-    `root` is the repository whose `.dvcignore` files apply; without it only `.git`, `.hg`,
-    `.dvc` and nested DVC repositories are skipped. Safe to share between threads.
+    `root` is the repository whose `.dvcignore` files apply; without it (or for a path outside
+    it) only `.git`, `.hg`, `.dvc` and nested DVC repositories are skipped. `state_path` is the
+    SQLite state cache (e.g. `.dvc/tmp/executor/state.sqlite`), written at `close()` and every
+    few thousand files. Safe to share between threads.
     """
 
     def __init__(

@@ -284,6 +284,32 @@ def test_dvcignore_walk_matches_dvc_ignore_filter(tmp_path: Path) -> None:
     assert "sub/z.bin" in compare("parent hides child")
 
 
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "x",
+        "/x",
+        "x/",
+        "a/b",
+        "/a/b/",
+        "**/x",
+        "a/**/b",
+        "!x",
+        "!/a/b",
+        "\\#x",
+        "\\!x",
+        "*.log",
+        "#c",
+    ],
+)
+def test_nested_dvcignore_patterns_rebase_as_dvc_does(rule: str) -> None:
+    from dvc.pathspec_math import change_rule
+
+    from executor.dvcignore import _rebase
+
+    assert _rebase(rule, "d/sub") == change_rule(rule, "d/sub")
+
+
 def test_non_utf8_names_are_refused_as_dvc_cannot_track_them(tmp_path: Path) -> None:
     (tmp_path / os.fsdecode(b"\xffraw")).write_bytes(b"x")
     with pytest.raises(WorkspaceError, match="not a UTF-8 name"):
