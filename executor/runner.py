@@ -20,7 +20,7 @@ from executor.jobspec import JobResult, JobSpec, OutRequest
 from executor.lockentry import Entry, build_entry
 from executor.lockfile import LockWriter, read_lock
 from executor.outputs import checkout_output
-from executor.pipeline import Dag, params_values
+from executor.pipeline import Dag, ParamsReader
 from executor.pipeline.model import Stage
 from executor.plan import Evaluation, evaluate, hash_deps
 from executor.runcache import RunCache, out_objects
@@ -91,6 +91,7 @@ class Runner:
         self.store: LocalStore = ws.store
         self.runcache = RunCache(ws.store, trust_dvc_runs=ws.settings.trust_dvc_runs)
         self.hasher: Hasher = ws.hasher
+        self.params = ParamsReader(ws.root)
         self.locks = LockWriter(ws.root, echo)
         self._lock_cache: dict[str, dict[str, Entry]] = {}
         self.known_outs: dict[str, Mapping[str, Any]] = {}  # repo path -> out item, this run
@@ -150,7 +151,7 @@ class Runner:
                 self._remember(stage, recorded)
             return "skip", None
         deps = hash_deps(self.ws.root, stage, self.hasher, self.known_outs)
-        params = params_values(self.ws.root, stage)
+        params = self.params.values(stage)
         ev = evaluate(self.ws.root, stage, deps, params, recorded, self.hasher)
         if self.options.force:
             return "run", ev
