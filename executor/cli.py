@@ -85,11 +85,11 @@ def run(
     if summary.interrupted:
         _error("interrupted; stages that had finished are recorded, the rest were stopped")
         sys.exit(EXIT_INTERRUPTED)
-    for exc in summary.errors.values():
-        _error(str(exc))
-        if isinstance(exc, StageFailed) and exc.log_tail:
+    for failure in summary.errors.values():
+        _error(str(failure))
+        if isinstance(failure, StageFailed) and failure.log_tail:
             click.echo("  last lines of its output:", err=True)
-            for line in exc.log_tail.rstrip("\n").splitlines():
+            for line in failure.log_tail.rstrip("\n").splitlines():
                 click.echo(f"  | {line}", err=True)
     if summary.errors:
         sys.exit(max(exit_code_for(e) for e in summary.errors.values()))

@@ -16,6 +16,8 @@ from executor.hashing import Hasher
 from executor.lockentry import Entry, build_entry, lock_item, run_key
 from executor.outputs import inside
 from executor.pipeline.model import Stage
+from executor.runcache import out_objects
+from executor.store.base import ObjectStore
 
 Action = Literal["skip", "checkout", "lookup", "run", "frozen"]
 
@@ -83,8 +85,13 @@ def evaluate(
     params: dict[str, dict[str, Any]],
     recorded: Entry | None,
     hasher: Hasher,
+    store: ObjectStore,
 ) -> Evaluation:
-    """Compare the stage's current inputs and outputs with its dvc.lock entry."""
+    """Compare the stage's current inputs and outputs with its dvc.lock entry.
+
+    An output whose content is not in the cache counts as changed ("not in cache"), as in
+    DVC, so `--no-commit` results are committed by the next run.
+    """
     ev = Evaluation(stage, deps, params, recorded)
     if recorded is None:
         ev.reasons.append("no dvc.lock entry")
@@ -105,15 +112,22 @@ def evaluate(
     old_outs = _recorded_items(recorded, "outs")
     for out in stage.outs:
         old = old_outs.get(out.path)
-        path = inside(root, stage.repo_path(out.path))
+        out_path = inside(root, stage.repo_path(out.path))
         if old is None:
             ev.reasons.append(f"out '{out.path}' is new")
-        elif not path.exists():
+        elif not out_path.exists():
             ev.missing_outs.append(out.path)
-        elif hasher.hash_path(path).md5 != old.get("md5"):
+        elif hasher.hash_path(out_path).md5 != old.get("md5") or (
+            out.committed and not in_cache(store, old)
+        ):
             ev.changed_outs.append(out.path)
     if set(old_outs) - {out.path for out in stage.outs}:
         ev.reasons.append("outs changed")
     if stage.always_changed:
         ev.reasons.append("always changed")
     return ev
+
+
+def in_cache(store: ObjectStore, item: Mapping[str, Any]) -> bool:
+    needed = out_objects(store, [dict(item)])
+    return needed is not None and len(store.exists_many(needed)) == len(set(needed))

@@ -22,8 +22,8 @@ from executor.lockfile import LockWriter, read_lock
 from executor.outputs import checkout_output
 from executor.pipeline import Dag, ParamsReader
 from executor.pipeline.model import Stage
-from executor.plan import Evaluation, evaluate, hash_deps
-from executor.runcache import RunCache, out_objects
+from executor.plan import Evaluation, evaluate, hash_deps, in_cache
+from executor.runcache import RunCache
 from executor.store.local import LocalStore
 from executor.workspace import Workspace
 
@@ -152,17 +152,16 @@ class Runner:
             return "skip", None
         deps = hash_deps(self.ws.root, stage, self.hasher, self.known_outs)
         params = self.params.values(stage)
-        ev = evaluate(self.ws.root, stage, deps, params, recorded, self.hasher)
+        ev = evaluate(self.ws.root, stage, deps, params, recorded, self.hasher, self.store)
         if self.options.force:
             return "run", ev
         if not ev.reasons and not ev.missing_outs and not ev.changed_outs:
             return "skip", ev
         if not ev.reasons and ev.changed_outs == [] and self.options.allow_missing:
             return "skip", ev
-        if not ev.reasons and stage.cacheable and recorded is not None:
-            needed = out_objects(self.store, recorded.get("outs", []))
-            if needed is not None and len(self.store.exists_many(needed)) == len(set(needed)):
-                return "checkout", ev
+        outs = recorded.get("outs", []) if recorded else []
+        if not ev.reasons and stage.cacheable and all(in_cache(self.store, o) for o in outs):
+            return "checkout", ev
         if stage.cacheable:
             return "lookup", ev
         return "run", ev

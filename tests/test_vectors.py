@@ -11,7 +11,14 @@ import pytest
 
 from executor import yamlio
 from executor.hashing import Hasher
-from executor.lockentry import build_entry, canonical_json, key_document, lock_item, run_key, run_value
+from executor.lockentry import (
+    build_entry,
+    canonical_json,
+    key_document,
+    lock_item,
+    run_key,
+    run_value,
+)
 from executor.lockfile import LockWriter, read_lock
 from executor.pipeline import load_pipeline, params_values
 from executor.runcache import RunCache
@@ -72,7 +79,9 @@ def test_fixture_pipeline_rebuilds_lock_entries_and_dvc_lock(fixture_copy: Path)
     store = LocalStore(root / ".dvc" / "cache")
     for stage in pipeline.stages.values():
         deps = [lock_item(d, hasher.hash_path(root / stage.repo_path(d))) for d in stage.deps]
-        outs = [lock_item(o.path, hasher.hash_path(root / stage.repo_path(o.path))) for o in stage.outs]
+        outs = [
+            lock_item(o.path, hasher.hash_path(root / stage.repo_path(o.path))) for o in stage.outs
+        ]
         entry = build_entry(stage.lock_cmd, deps, params_values(root, stage), outs)
         expected = VECTORS["stages"][stage.name]
         assert entry == expected["lock_entry"]

@@ -100,7 +100,7 @@ def execute(
         else:
             info = hasher.hash_path(path)
         outs.append(lock_item(out.path, info))
-    entry = build_entry(spec.cmd, list(spec.deps), spec.params, outs)
+    entry = build_entry(spec.cmd, [dict(d) for d in spec.deps], spec.params, outs)
     key = None
     if spec.cacheable and spec.commit:
         try:

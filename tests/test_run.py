@@ -1,0 +1,191 @@
+"""`executor run` end to end on the real Docker engine with the locally built busybox image."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.fixtures.repos import GIT_ENV
+
+PIPELINE = """\
+stages:
+  upper:
+    cmd: mkdir -p out && tr a-z A-Z < data/in.txt > out/upper.txt
+    deps: [data/in.txt]
+    params: [prep.factor]
+    outs: [out/upper.txt]
+  env:
+    wdir: sub
+    cmd:
+      - echo "root=$DVC_ROOT stage=$DVC_STAGE pwd=$(pwd) home=$HOME" > where.txt
+    deps: [../data/in.txt]
+    outs: [where.txt]
+  combine:
+    cmd: cat out/upper.txt sub/where.txt > out/combined.txt
+    deps: [out/upper.txt, sub/where.txt]
+    outs: [out/combined.txt]
+"""
+FILES = {
+    "dvc.yaml": PIPELINE,
+    "params.yaml": "prep:\n  factor: 3\n",
+    "data/in.txt": "hello\n",
+    "sub/.keep": "",
+}
+
+
+def count_runs(output: str) -> int:
+    return output.count("Running stage '")
+
+
+def runs_entries(root: Path) -> list[Path]:
+    return sorted(p for p in (root / ".dvc/cache/runs").rglob("*") if p.is_file())
+
+
+def test_first_run_executes_every_stage_then_nothing_changes(make_repo, executor_cli) -> None:
+    root = make_repo(FILES)
+    first = executor_cli(root, "run")
+    assert first.returncode == 0, first.stderr
+    assert count_runs(first.stdout) == 3
+    assert "Generating lock file 'dvc.lock'" in first.stdout
+    assert (root / "out/upper.txt").read_text() == "HELLO\n"
+    where = (root / "sub/where.txt").read_text()
+    assert where == f"root={root} stage=env pwd={root}/sub home=/tmp\n"
+    assert (root / "out/upper.txt").stat().st_uid == os.getuid()
+    assert len(runs_entries(root)) == 3
+
+    second = executor_cli(root, "run")
+    assert second.returncode == 0, second.stderr
+    assert count_runs(second.stdout) == 0
+    assert "Stage 'upper' didn't change, skipping" in second.stdout
+    assert "Data and pipelines are up to date." in second.stdout
+
+
+def test_deleted_outputs_are_restored_from_the_cache_without_running(make_repo, executor_cli):
+    root = make_repo(FILES)
+    assert executor_cli(root, "run").returncode == 0
+    lock = (root / "dvc.lock").read_bytes()
+    for rel in ("out/upper.txt", "out/combined.txt", "sub/where.txt"):
+        (root / rel).unlink()
+    again = executor_cli(root, "run")
+    assert again.returncode == 0, again.stderr
+    assert count_runs(again.stdout) == 0
+    assert again.stdout.count("is cached - skipping run, checking out outputs") == 3
+    assert (root / "out/combined.txt").read_text().startswith("HELLO\n")
+    assert (root / "dvc.lock").read_bytes() == lock
+
+
+def test_changed_input_back_and_forth_hits_the_run_cache(make_repo, executor_cli) -> None:
+    root = make_repo(FILES)
+    assert executor_cli(root, "run").returncode == 0
+    (root / "data/in.txt").write_text("world\n")
+    changed = executor_cli(root, "run")
+    assert count_runs(changed.stdout) == 3
+    (root / "data/in.txt").write_text("hello\n")
+    back = executor_cli(root, "run")
+    assert back.returncode == 0, back.stderr
+    assert count_runs(back.stdout) == 0
+    assert (root / "out/upper.txt").read_text() == "HELLO\n"
+
+
+def test_failing_line_stops_the_stage_and_leaves_nothing_recorded(make_repo, executor_cli):
+    root = make_repo(
+        {
+            "dvc.yaml": (
+                "stages:\n"
+                "  bad:\n"
+                "    cmd: |\n      echo one > m.txt\n      echo oops >&2\n      false\n      echo never > m.txt\n"
+                "    deps: [in.txt]\n    outs: [m.txt]\n"
+                "  after:\n    cmd: cp m.txt n.txt\n    deps: [m.txt]\n    outs: [n.txt]\n"
+            ),
+            "in.txt": "x\n",
+        }
+    )
+    result = executor_cli(root, "run")
+    assert result.returncode == 1
+    assert "stage 'bad' failed to run: false, exited with 1" in result.stderr
+    assert "| oops" in result.stderr
+    assert (root / "m.txt").read_text() == "one\n"  # partial output stays, as with DVC
+    assert not (root / "dvc.lock").exists()
+    assert runs_entries(root) == []
+    assert not (root / "n.txt").exists()
+    assert count_runs(result.stdout) == 1
+
+
+def test_dry_run_executes_nothing(make_repo, executor_cli) -> None:
+    root = make_repo(FILES)
+    result = executor_cli(root, "run", "--dry")
+    assert result.returncode == 0, result.stderr
+    assert "Running stage 'upper':" in result.stdout
+    assert "> mkdir -p out && tr a-z A-Z < data/in.txt > out/upper.txt" in result.stdout
+    assert not (root / "out").exists()
+    assert not (root / "dvc.lock").exists()
+
+
+def test_force_runs_and_no_commit_stores_nothing(make_repo, executor_cli) -> None:
+    root = make_repo(FILES)
+    result = executor_cli(root, "run", "--no-commit", "upper")
+    assert result.returncode == 0, result.stderr
+    assert (root / "out/upper.txt").read_text() == "HELLO\n"
+    assert runs_entries(root) == []
+    assert not list((root / ".dvc/cache").glob("files/md5/*/*"))
+    assert executor_cli(root, "run", "upper").stdout.count("Running stage") == 1
+    forced = executor_cli(root, "run", "--force", "upper")
+    assert count_runs(forced.stdout) == 1
+
+
+def test_parallel_jobs_run_independent_stages(make_repo, executor_cli) -> None:
+    stages = "".join(
+        f"  s{i}:\n    cmd: echo {i} > o{i}.txt\n    deps: [in.txt]\n    outs: [o{i}.txt]\n"
+        for i in range(4)
+    )
+    root = make_repo({"dvc.yaml": "stages:\n" + stages, "in.txt": "x\n"})
+    result = executor_cli(root, "run", "-j", "4")
+    assert result.returncode == 0, result.stderr
+    assert [(root / f"o{i}.txt").read_text() for i in range(4)] == [f"{i}\n" for i in range(4)]
+
+
+def test_missing_image_is_a_clear_error_before_anything_changes(make_repo, executor_cli):
+    root = make_repo(FILES)
+    result = executor_cli(root, "run", env={"EXECUTOR_IMAGE": "executor-test/absent:1"})
+    assert result.returncode in (2, 3)
+    assert "executor-test/absent:1" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (root / "dvc.lock").exists()
+
+
+def test_ctrl_c_reaches_the_stage_and_exits_130(make_repo, busybox_image) -> None:
+    root = make_repo(
+        {
+            "dvc.yaml": (
+                "stages:\n  slow:\n"
+                "    cmd: trap 'echo interrupted > got.txt; exit 2' INT; echo started; sleep 300 & wait\n"
+                "    deps: [in.txt]\n    outs: [never.txt]\n"
+            ),
+            "in.txt": "x\n",
+        }
+    )
+    env = {**os.environ, **GIT_ENV, "EXECUTOR_IMAGE": busybox_image, "EXECUTOR_STOP_GRACE": "3"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "executor", "run"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:  # wait until the command is really running inside the container
+        if line.strip() == "started":
+            break
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(timeout=30)
+    assert code == 130, proc.stderr.read() if proc.stderr else ""
+    assert time.monotonic() - sent < 3 + 5
+    assert (root / "got.txt").read_text() == "interrupted\n"
+    assert not (root / "dvc.lock").exists()
+    assert runs_entries(root) == []
