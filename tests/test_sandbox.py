@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 import uuid
@@ -350,6 +352,26 @@ def test_a_stale_container_with_the_same_name_is_replaced(sandbox, make):
     request = make(["true"])
     sandbox.create(request)
     assert sandbox.run(request).status == "succeeded"
+
+
+def test_a_running_container_of_a_live_worker_is_not_taken_over(sandbox, make):
+    first = Background(sandbox, make, lines=["echo ready; sleep 1000"])
+    first.wait_ready()
+    with pytest.raises(SandboxError, match="already running"):
+        sandbox.run(make(name=first.request.name))
+    first.cancel.set()
+    assert first.result().status == "cancelled"
+
+
+def test_an_image_without_a_shell_is_a_config_error(sandbox, make, docker_client):
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        info = tarfile.TarInfo("hello")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"hi\n"))
+    docker_client.api.import_image_from_data(data.getvalue(), repository="executor/no-shell")
+    with pytest.raises(ConfigError, match=r"cannot run the sandbox's driver, /bin/sh: .*tini"):
+        sandbox.run(make(image="executor/no-shell:latest"))
 
 
 # --- bad input: a clear error, and no container --------------------------------------------

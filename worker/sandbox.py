@@ -22,11 +22,18 @@ import docker.errors
 import requests.exceptions
 from docker.client import DockerClient
 
-from executor.errors import SandboxError
+from executor.errors import ConfigError, SandboxError
 from worker.limits import Limits
-from worker.sandbox_config import LABEL, LABEL_HOST, LABEL_PID, create_args, host_config
+from worker.sandbox_config import (
+    LABEL,
+    LABEL_OWNER,
+    LABEL_PID,
+    create_args,
+    host_config,
+    owner_process_alive,
+)
 from worker.sandbox_config import image_shell as shell_of_image
-from worker.sandbox_driver import DEFAULT_SHELL, Invocation
+from worker.sandbox_driver import DEFAULT_SHELL, DRIVER_SHELL, Invocation
 from worker.sandbox_logs import LogCollector
 from worker.sandbox_request import (
     Mount,
@@ -36,12 +43,20 @@ from worker.sandbox_request import (
     check_image_name,
     check_request,
 )
+from worker.sandbox_watch import watch
 
-__all__ = ["DockerSandbox", "Limits", "Mount", "SandboxOutcome", "SandboxRequest", "reap"]
+__all__ = [
+    "DockerSandbox",
+    "Limits",
+    "Mount",
+    "SandboxOutcome",
+    "SandboxRequest",
+    "owner_process_alive",
+    "reap",
+]
 
 log = logging.getLogger(__name__)
 
-POLL = 0.05  # how often a cancel event and the deadline are looked at while a container runs
 LOG_DRAIN = 5.0  # seconds the output stream may lag behind the container's exit
 
 
@@ -91,7 +106,10 @@ class DockerSandbox:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **kw: Any) -> DockerSandbox:
-        """A sandbox on the engine DOCKER_HOST (and friends) in `env` name; SandboxError if none."""
+        """A sandbox on the engine that DOCKER_HOST (and friends) in `env` point to.
+
+        SandboxError at once if no engine answers there.
+        """
         where = env.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         try:
             client = DockerClient.from_env(environment=dict(env), max_pool_size=64)
@@ -143,10 +161,21 @@ class DockerSandbox:
             except docker.errors.APIError as exc:
                 if exc.status_code != 409:
                     raise
-                log.info("removing stale container %s", request.name)
-                self._remove(request.name)
+                self._remove_stale(request)
                 cid = self.api.create_container(**args)["Id"]
         return Created(cid, invocation, image_id)
+
+    def _remove_stale(self, request: SandboxRequest) -> None:
+        """Remove a leftover container of the same name, unless a live process still runs it."""
+        existing = self.api.inspect_container(request.name)
+        labels = existing["Config"].get("Labels") or {}
+        if existing["State"].get("Running") and owner_process_alive(labels):
+            raise SandboxError(
+                f"stage '{request.stage}': container {request.name} is already running "
+                f"for {labels.get(LABEL_OWNER, 'someone else')} (pid {labels.get(LABEL_PID)})"
+            )
+        log.info("removing stale container %s", request.name)
+        self._remove(request.name)
 
     def run(self, request: SandboxRequest) -> SandboxOutcome:
         """Run the request's lines to an outcome; the container is removed on every path."""
@@ -175,14 +204,33 @@ class DockerSandbox:
         started = time.monotonic()
         with _engine(f"starting container {request.name}"):
             self.api.start(created.id)
-        code, stopped = self._wait(request, created.id, started)
+        timeout = request.limits.timeout
+
+        def wait() -> int:
+            with _engine("waiting for the container"):
+                return int(self.api.wait(created.id)["StatusCode"])
+
+        code, stopped = watch(
+            wait,
+            lambda signal: self._kill(created.id, signal),
+            cancel=request.cancel,
+            deadline=started + timeout if timeout is not None else None,
+            grace=self.stop_grace,
+            cancel_signal=self.cancel_signal,
+        )
         duration = time.monotonic() - started
         pump.join(LOG_DRAIN)
         if pump.is_alive():
             stream.close()
             pump.join(1.0)
+        if code in (126, 127) and not stopped and not collector.started:
+            said = collector.tail.splitlines()[-1] if collector.tail else f"exit {code}"
+            raise ConfigError(
+                f"stage '{request.stage}': image '{request.image}' cannot run the sandbox's "
+                f"driver, {DRIVER_SHELL}: {said}"
+            )
         status: Status = stopped or ("succeeded" if code == 0 else "failed")
-        if status == "failed" and request.limits.memory is not None:
+        if status == "failed":
             with _engine(f"inspecting container {request.name}"):
                 if self.api.inspect_container(created.id)["State"].get("OOMKilled"):
                     status = "out_of_memory"
@@ -192,43 +240,6 @@ class DockerSandbox:
             if 1 <= index <= len(request.lines):
                 failed_line = request.lines[index - 1]
         return SandboxOutcome(status, code, failed_line, collector.tail, created.image_id, duration)
-
-    def _wait(self, request: SandboxRequest, cid: str, started: float) -> tuple[int, Status | None]:
-        """The exit code, and "cancelled"/"timed_out" if this sandbox stopped the container."""
-        timeout = request.limits.timeout
-        if request.cancel is None and timeout is None:
-            with _engine("waiting for the container"):
-                return int(self.api.wait(cid)["StatusCode"]), None
-        done = threading.Event()
-        box: dict[str, Any] = {}
-
-        def waiter() -> None:
-            try:
-                box["result"] = self.api.wait(cid)
-            except BaseException as exc:
-                box["error"] = exc
-            finally:
-                done.set()
-
-        threading.Thread(target=waiter, daemon=True).start()
-        deadline = started + timeout if timeout is not None else None
-        stopped: Status | None = None
-        kill_at: float | None = None
-        while not done.wait(POLL):
-            now = time.monotonic()
-            if stopped is None and request.cancel is not None and request.cancel.is_set():
-                stopped, kill_at = "cancelled", now + self.stop_grace
-                self._kill(cid, self.cancel_signal)
-            elif stopped is None and deadline is not None and now >= deadline:
-                stopped, kill_at = "timed_out", now + self.stop_grace
-                self._kill(cid, "SIGTERM")
-            elif kill_at is not None and now >= kill_at:
-                kill_at = None
-                self._kill(cid, "SIGKILL")
-        if "error" in box:
-            with _engine("waiting for the container"):
-                raise box["error"]
-        return int(box["result"]["StatusCode"]), stopped
 
     def _kill(self, cid: str, signal: str) -> None:
         try:
@@ -253,21 +264,6 @@ class DockerSandbox:
                 if attempt == 2:
                     # Left to the reaper; the outcome is still worth returning.
                     log.error("could not remove container %s: %s", ref, exc)
-
-
-def owner_process_alive(labels: Mapping[str, str]) -> bool:
-    """For reaping on this host: False when the process that started the container is gone."""
-    if labels.get(LABEL_HOST) != socket.gethostname():
-        return True  # another host's container: not ours to judge
-    try:
-        os.kill(int(labels.get(LABEL_PID, "")), 0)
-    except ValueError:
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def reap(client: DockerClient, *, is_alive: Callable[[Mapping[str, str]], bool]) -> list[str]:

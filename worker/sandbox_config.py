@@ -96,3 +96,18 @@ def image_shell(image_attrs: Mapping[str, Any]) -> str | None:
         if key == "SHELL" and value:
             return value
     return None
+
+
+def owner_process_alive(labels: Mapping[str, str]) -> bool:
+    """For reaping on this host: False when the process that started the container is gone."""
+    if labels.get(LABEL_HOST) != socket.gethostname():
+        return True  # another host's container: not ours to judge
+    try:
+        os.kill(int(labels.get(LABEL_PID, "")), 0)
+    except ValueError:
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -5,8 +5,8 @@ non-zero exit (spec/dvc-compat.md §1.2-1.3). All of them stay in the driver's p
 tini (with TINI_KILL_PROCESS_GROUP) delivers a stop signal to the whole running tree. The driver
 traps the signal only to remember it: it keeps waiting while the line's own handlers clean up
 (if it died at once, tini would exit and the kernel would SIGKILL the rest), then runs no more
-lines. On failure it writes `MARKER INDEX CODE` to stderr, so the failed line can be recovered
-from the log; the marker is random per run.
+lines. It writes `MARKER 0 0` to stderr when it starts and `MARKER INDEX CODE` on failure, so
+a missing shell and the failed line can be told from the output; the marker is random per run.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ DRIVER = """\
 unset TINI_KILL_PROCESS_GROUP
 m=$1 s=$2 f=$3
 shift 3
+printf '%s 0 0\\n' "$m" >&2
 g=0 i=0
 trap 'g=129' HUP
 trap 'g=130' INT

@@ -22,6 +22,7 @@ class LogCollector:
         self._on_log = on_log
         self._partial = (bytearray(), bytearray())  # stdout, stderr: lines never mix
         self._tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.started = False  # the driver ran
         self.failure: tuple[int, int] | None = None  # (1-based line index, code) from the driver
 
     def feed(self, chunk: bytes, stream: int = 0) -> None:
@@ -63,7 +64,11 @@ class LogCollector:
         marker = self._invocation.marker
         at = text.find(marker)
         if at >= 0:
-            self.failure = self._invocation.find(text[at:]) or self.failure
+            found = self._invocation.find(text[at:])
+            if found == (0, 0):
+                self.started = True
+            elif found is not None:
+                self.failure = found
             text = text[:at]
             if not text:
                 return
