@@ -59,7 +59,8 @@ build_python() {
     [ -n "$tag" ] || tag="executor/python:$release"
     if have_tag "$tag"; then echo "$tag"; return; fi
     command -v debootstrap >/dev/null || {
-        apt-get install -y -qq debootstrap >/dev/null || die "cannot install debootstrap"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null 2>&1 \
+            || die "cannot install debootstrap"
     }
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT

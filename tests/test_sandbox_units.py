@@ -1,11 +1,12 @@
-"""The sandbox's pure parts: limits, image names, the driver's argv and the log collector."""
+"""The sandbox's parts that need no engine: limits, image names, argv, logs, a missing engine."""
 
 from __future__ import annotations
 
 import pytest
 
-from executor.errors import ConfigError
+from executor.errors import ConfigError, SandboxError
 from worker.limits import GPUS_ALL, Limits
+from worker.sandbox import DockerSandbox
 from worker.sandbox_driver import Invocation, shell_flags
 from worker.sandbox_logs import TAIL_LINES, LogCollector
 from worker.sandbox_request import check_image_name
@@ -130,3 +131,9 @@ def test_collector_keeps_streams_apart_hides_the_marker_and_bounds_the_tail():
     assert len(collector.tail.splitlines()) == TAIL_LINES
     assert invocation.marker not in collector.tail
     assert max(len(line) for line in seen) <= 8192
+
+
+def test_from_env_without_an_engine_is_a_clear_sandbox_error(tmp_path):
+    host = f"unix://{tmp_path}/no-docker.sock"
+    with pytest.raises(SandboxError, match=f"no Docker engine is reachable at {host}"):
+        DockerSandbox.from_env({"DOCKER_HOST": host})
