@@ -15,8 +15,10 @@ from executor.errors import PipelineError
 
 _EXPRESSION = re.compile(r"(?<!\\)\$\{(?P<inner>.*?)\}")
 # DVC's pyparsing grammar: word (("." word) | ("[" word "]"))*, a word being any run of
-# characters other than ".[]" (spaces included; pyparsing expands tabs first).
-_GRAMMAR = re.compile(r"[^.\[\]]+(?:\.[^.\[\]]+|\[[^.\[\]]+\])*")
+# characters other than ".[]" (spaces included). pyparsing expands tabs first, and skips
+# whitespace before a "." or "[" or the end, which only matters after a "]".
+_GRAMMAR = re.compile(r"[^.\[\]]+(?:\.[^.\[\]]+|\[[^.\[\]]+\][ \t\r\n]*)*")
+_CLOSE = re.compile(r"\][ \t\r\n]*")
 _SCALARS = (int, float, str, bytes, bool)
 
 Select = Callable[[str], Any]
@@ -32,7 +34,7 @@ def parse_expression(inner: str) -> str:
     expanded = inner.expandtabs()
     if not _GRAMMAR.fullmatch(expanded):
         raise PipelineError(f"invalid expression '${{{inner}}}'")
-    return expanded.replace("[", ".").replace("]", "")
+    return _CLOSE.sub("", expanded).replace("[", ".")
 
 
 def select(data: Mapping[str, Any], key: str) -> Any:
