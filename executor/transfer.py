@@ -161,7 +161,8 @@ def _checkout_all(
         try:
             written += checkout(cache, root, out, hasher)
         except (ObjectMissing, CorruptObject) as exc:
-            failed[out.md5] = f"cannot check out '{out.path}': {exc}"
+            if exc.oid not in failed:  # else its download failure says it already
+                failed[out.md5] = f"cannot check out '{out.path}': {exc}"
         progress.advance()
     return written
 

@@ -1,0 +1,191 @@
+"""One contract for every ObjectStore adapter: a local folder, and S3 over real HTTP (moto's
+server, or MinIO with EXECUTOR_TEST_S3_ENDPOINT)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from executor.errors import CorruptObject
+from executor.store.base import ObjectStore, object_key, record_key, run_key
+from executor.store.errors import ObjectMissing
+from executor.store.local import LocalStore
+from executor.store.s3 import S3Store
+from executor.store.s3client import make_client
+from tests.fixtures.s3_server import Bucket
+
+PART = 5 * 1024 * 1024  # S3's smallest part, so a 12 MiB object goes in three parts
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+@dataclass
+class Backend:
+    store: ObjectStore
+    keys: Callable[[], list[str]]  # every key the store holds, relative to its root
+    corrupt: Callable[[str, bytes], None]  # overwrite an object's bytes behind the store's back
+
+
+def _local(tmp_path: Path) -> Backend:
+    store = LocalStore(tmp_path / "store")
+
+    def keys() -> list[str]:
+        return sorted(
+            Path(folder, name).relative_to(store.root).as_posix()
+            for folder, _, names in os.walk(store.root)
+            for name in names
+        )
+
+    def corrupt(oid: str, data: bytes) -> None:
+        path = store.object_path(oid)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        path.write_bytes(data)
+
+    return Backend(store, keys, corrupt)
+
+
+def _s3(bucket: Bucket) -> Backend:
+    prefix = "some/prefix"
+    store = S3Store(make_client(bucket.endpoint), bucket.name, prefix, workers=4, part_size=PART)
+
+    def keys() -> list[str]:
+        return sorted(k.removeprefix(prefix + "/") for k in bucket.keys(prefix + "/"))
+
+    def corrupt(oid: str, data: bytes) -> None:
+        bucket.client.put_object(Bucket=bucket.name, Key=f"{prefix}/{object_key(oid)}", Body=data)
+
+    return Backend(store, keys, corrupt)
+
+
+@pytest.fixture(params=["local", "s3"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "local":
+        made = _local(tmp_path)
+    else:
+        made = _s3(request.getfixturevalue("s3_bucket"))
+    yield made
+    made.store.close()
+
+
+class TestObjectStoreContract:
+    def test_bytes_round_trip_and_existence(self, backend: Backend) -> None:
+        store, data = backend.store, b"hello\n"
+        assert not store.exists(md5(data))
+        store.put_bytes(md5(data), data)
+        assert store.exists(md5(data))
+        assert store.get_bytes(md5(data)) == data
+
+    def test_exists_many_answers_for_few_and_for_many(self, backend: Backend) -> None:
+        blobs = [f"object {i}".encode() for i in range(120)]
+        for blob in blobs[::3]:
+            backend.store.put_bytes(md5(blob), blob)
+        present = {md5(b) for b in blobs[::3]}
+        assert backend.store.exists_many(md5(b) for b in blobs) == present
+        assert backend.store.exists_many(md5(b) for b in blobs[:6]) == {md5(blobs[0]), md5(blobs[3])}
+        assert backend.store.exists_many([]) == set()
+
+    def test_layout_is_dvcs(self, backend: Backend) -> None:
+        manifest = b'[{"md5": "b1946ac92492d2347c6235b4d2611184", "relpath": "a"}]'
+        backend.store.put_bytes(md5(b"hello\n"), b"hello\n")
+        backend.store.put_bytes(md5(manifest) + ".dir", manifest)
+        backend.store.write_run("9b" * 32, "cc" * 32, b"cmd: x\n")
+        backend.store.write_record("9b" * 32, "cc" * 32, b"{}")
+        assert backend.keys() == sorted(
+            [
+                "files/md5/b1/946ac92492d2347c6235b4d2611184",
+                object_key(md5(manifest) + ".dir"),
+                run_key("9b" * 32, "cc" * 32),
+                record_key("9b" * 32, "cc" * 32),
+            ]
+        )
+        assert backend.store.get_bytes(md5(manifest) + ".dir") == manifest
+
+    def test_file_round_trip_writes_destination_whole(self, backend: Backend, tmp_path: Path) -> None:
+        src = tmp_path / "src.bin"
+        src.write_bytes(os.urandom(100_000))
+        oid = md5(src.read_bytes())
+        backend.store.put_file(oid, src)
+        backend.store.put_file(oid, src)  # already present: nothing to do
+        dest = tmp_path / "out" / "dest.bin"
+        backend.store.get_file(oid, dest)
+        assert dest.read_bytes() == src.read_bytes()
+        assert [p.name for p in dest.parent.iterdir()] == ["dest.bin"]  # no temporaries left
+
+    def test_large_object_round_trips_in_parts(self, backend: Backend, tmp_path: Path) -> None:
+        src = tmp_path / "big.bin"
+        src.write_bytes(os.urandom(2 * PART + 12345))
+        oid = md5(src.read_bytes())
+        backend.store.put_file(oid, src, check=False)
+        backend.store.get_file(oid, tmp_path / "big.out")
+        assert md5((tmp_path / "big.out").read_bytes()) == oid
+        assert len(backend.store.get_bytes(oid)) == src.stat().st_size
+
+    def test_empty_object_round_trips(self, backend: Backend, tmp_path: Path) -> None:
+        (tmp_path / "empty").write_bytes(b"")
+        backend.store.put_file(md5(b""), tmp_path / "empty")
+        backend.store.get_file(md5(b""), tmp_path / "empty.out")
+        assert (tmp_path / "empty.out").read_bytes() == b""
+
+    def test_content_not_matching_its_name_is_never_stored(
+        self, backend: Backend, tmp_path: Path
+    ) -> None:
+        claimed = md5(b"the real content")
+        with pytest.raises(CorruptObject):
+            backend.store.put_bytes(claimed, b"something else")
+        src = tmp_path / "big.bin"
+        src.write_bytes(os.urandom(PART + 1))
+        with pytest.raises(CorruptObject):
+            backend.store.put_file(claimed, src)
+        assert backend.keys() == []
+        assert not backend.store.exists(claimed)
+
+    def test_corrupt_object_is_detected_and_not_written(
+        self, backend: Backend, tmp_path: Path
+    ) -> None:
+        oid = md5(b"good bytes")
+        backend.corrupt(oid, b"bad bytes!")
+        dest = tmp_path / "dest"
+        dest.write_bytes(b"previous")
+        with pytest.raises(CorruptObject) as caught:
+            backend.store.get_file(oid, dest)
+        assert caught.value.actual == md5(b"bad bytes!")
+        assert dest.read_bytes() == b"previous"
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+        with pytest.raises(CorruptObject):
+            backend.store.get_bytes(oid)
+
+    def test_missing_object_raises_object_missing(self, backend: Backend, tmp_path: Path) -> None:
+        with pytest.raises(ObjectMissing):
+            backend.store.get_file(md5(b"nowhere"), tmp_path / "x")
+        with pytest.raises(ObjectMissing):
+            backend.store.get_bytes(md5(b"nowhere"))
+        assert not (tmp_path / "x").exists()
+
+    def test_run_entries_and_records(self, backend: Backend) -> None:
+        key = "ab" * 32
+        store = backend.store
+        assert store.list_runs(key) == [] and store.read_run(key, "v1") is None
+        store.write_run(key, "v1", b"cmd: one\n")
+        store.write_run(key, "v2", b"cmd: two\n")
+        store.write_run("cd" * 32, "v3", b"cmd: three\n")
+        store.write_record(key, "v1", b'{"image": "sha256:1"}')
+        assert store.read_run(key, "v2") == b"cmd: two\n"
+        assert store.read_record(key, "v1") == b'{"image": "sha256:1"}'
+        assert store.read_record(key, "v2") is None
+        listed = store.list_runs(key)
+        assert sorted(r.value for r in listed) == ["v1", "v2"]
+        assert [r.mtime for r in listed] == sorted((r.mtime for r in listed), reverse=True)
+        everything = store.all_runs()
+        assert {k: sorted(r.value for r in v) for k, v in everything.items()} == {
+            key: ["v1", "v2"],
+            "cd" * 32: ["v3"],
+        }
+        assert store.all_records() == {(key, "v1")}

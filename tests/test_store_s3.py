@@ -1,0 +1,125 @@
+"""What only the S3 adapter has: requests per object, clear errors, multipart hygiene."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from executor.errors import CorruptObject
+from executor.settings import Settings
+from executor.store.errors import StoreAccessDenied, StoreNotFound, StoreUnreachable
+from executor.store.open import open_store
+from executor.store.s3 import S3Store
+from executor.store.s3client import make_client
+from tests.fixtures.s3_server import Bucket, MotoServer
+
+PART = 5 * 1024 * 1024
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def counting(store: S3Store) -> Counter[str]:
+    """Count the API calls the store's client makes (botocore's own event hooks)."""
+    calls: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        calls[model.name] += 1
+
+    store.client.meta.events.register("before-call.s3", count)
+    return calls
+
+
+@pytest.fixture()
+def store(s3_bucket: Bucket) -> S3Store:
+    return S3Store(make_client(s3_bucket.endpoint), s3_bucket.name, "pfx", workers=8, part_size=PART)
+
+
+def test_many_objects_are_checked_by_listing_not_one_head_each(store: S3Store) -> None:
+    blobs = [f"blob {i}".encode() for i in range(600)]
+    for blob in blobs[:300]:
+        store.put_bytes(md5(blob), blob, check=False)
+    calls = counting(store)
+    assert store.exists_many(md5(b) for b in blobs) == {md5(b) for b in blobs[:300]}
+    assert calls["HeadObject"] == 0
+    assert 1 <= calls["ListObjectsV2"] <= 8  # one page per parallel shard here
+    calls.clear()
+    assert store.exists_many(md5(b) for b in blobs[298:302]) == {md5(blobs[298]), md5(blobs[299])}
+    assert calls == Counter({"HeadObject": 4})
+
+
+def test_one_request_per_small_object_moved(store: S3Store, tmp_path: Path) -> None:
+    src = tmp_path / "f"
+    src.write_bytes(b"x" * 4096)
+    calls = counting(store)
+    store.put_file(md5(src.read_bytes()), src, check=False)
+    store.get_file(md5(src.read_bytes()), tmp_path / "g")
+    assert calls == Counter({"PutObject": 1, "GetObject": 1})
+
+
+def test_rejected_multipart_upload_leaves_nothing_behind(
+    store: S3Store, s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    src = tmp_path / "big"
+    src.write_bytes(os.urandom(2 * PART + 1))
+    with pytest.raises(CorruptObject):
+        store.put_file(md5(b"not this content"), src)
+    uploads = s3_bucket.client.list_multipart_uploads(Bucket=s3_bucket.name)
+    assert uploads.get("Uploads", []) == []
+    assert s3_bucket.keys() == []
+
+
+def test_missing_bucket_is_a_clear_final_error(s3_bucket: Bucket) -> None:
+    store = open_store("s3://no-such-bucket-here/x", Settings(s3_endpoint_url=s3_bucket.endpoint))
+    with pytest.raises(StoreNotFound, match="bucket 'no-such-bucket-here' does not exist"):
+        store.put_bytes(md5(b"a"), b"a")
+    with pytest.raises(StoreNotFound):
+        store.exists_many(md5(bytes([i])) for i in range(100))
+
+
+def test_unreachable_endpoint_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{s.getsockname()[1]}"
+    client = make_client(endpoint, region="us-east-1", max_attempts=1)
+    store = S3Store(client, "bucket", "p")
+    with pytest.raises(StoreUnreachable, match=f"cannot reach the S3 endpoint {endpoint}"):
+        store.exists(md5(b"a"))
+
+
+def test_forbidden_is_a_clear_final_error(
+    moto_servers: Callable[..., MotoServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = moto_servers(INITIAL_NO_AUTH_ACTION_COUNT="0")  # moto checks keys: ours are unknown
+    store = open_store("s3://bucket/p", Settings(s3_endpoint_url=server.endpoint))
+    with pytest.raises(StoreAccessDenied, match="access denied to s3://bucket/p") as caught:
+        store.put_bytes(md5(b"a"), b"a")
+    assert "testing" not in str(caught.value)  # credentials never appear in messages
+
+
+def test_no_credentials_is_a_clear_final_error(
+    s3_bucket: Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    store = open_store(s3_bucket.url("p"), Settings(s3_endpoint_url=s3_bucket.endpoint))
+    with pytest.raises(StoreAccessDenied, match="no usable AWS credentials"):
+        store.exists(md5(b"a"))
+
+
+def test_endpoint_in_the_url_wins_over_settings(s3_bucket: Bucket) -> None:
+    url = f"{s3_bucket.url('p')}?endpoint_url={s3_bucket.endpoint}"
+    store = open_store(url, Settings(s3_endpoint_url="http://127.0.0.1:9"))
+    store.put_bytes(md5(b"a"), b"a")
+    assert s3_bucket.keys() == [f"p/files/md5/{md5(b'a')[:2]}/{md5(b'a')[2:]}"]

@@ -1,0 +1,259 @@
+"""push and pull between a repository and a store (S3 over HTTP, or a folder)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from executor import yamlio
+from executor.commands.transfer import pull as pull_command
+from executor.commands.transfer import push as push_command
+from executor.errors import UserError
+from executor.hashing import DirEntry, manifest_bytes
+from executor.store.base import ObjectStore, object_key
+from executor.store.errors import TransferIncomplete
+from executor.store.local import LocalStore
+from executor.store.s3 import S3Store
+from executor.store.s3client import make_client
+from executor.store.tracked import tracked_outputs
+from executor.transfer import pull, push
+from tests.fixtures.s3_server import Bucket
+
+Tree = Mapping[str, "bytes | Tree"]
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def _files(tree: Tree, prefix: str = "") -> dict[str, bytes]:
+    flat: dict[str, bytes] = {}
+    for name, value in tree.items():
+        if isinstance(value, bytes):
+            flat[prefix + name] = value
+        else:
+            flat.update(_files(value, f"{prefix}{name}/"))
+    return flat
+
+
+def build_repo(root: Path, outs: Mapping[str, bytes | Tree], exec_outs: tuple[str, ...] = ()) -> None:
+    """A repository as `dvc repro` leaves it: outputs in the workspace and in .dvc/cache, one
+    stage per output in dvc.yaml and dvc.lock (without running DVC)."""
+    cache = LocalStore(root / ".dvc" / "cache")
+    (root / ".dvc" / "tmp").mkdir(parents=True, exist_ok=True)
+    stages: dict[str, Any] = {}
+    lock: dict[str, Any] = {}
+    for i, (path, content) in enumerate(outs.items()):
+        if isinstance(content, bytes):
+            files = {path: content}
+            oid = md5(content)
+            item: dict[str, Any] = {"path": path, "hash": "md5", "md5": oid, "size": len(content)}
+            if path in exec_outs:
+                item["isexec"] = True
+        else:
+            inner = _files(content)
+            files = {f"{path}/{rel}": data for rel, data in inner.items()}
+            entries = [DirEntry(rel, md5(d), len(d), False) for rel, d in inner.items()]
+            manifest = manifest_bytes(entries)
+            oid = md5(manifest) + ".dir"
+            cache.put_bytes(oid, manifest)
+            size = sum(len(d) for d in inner.values())
+            item = {"path": path, "hash": "md5", "md5": oid, "size": size, "nfiles": len(inner)}
+        for rel, data in files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(data)
+            cache.put_bytes(md5(data), data)
+        if path in exec_outs:
+            os.chmod(root / path, 0o755)
+        stages[f"s{i}"] = {"cmd": f"make {path}", "outs": [path]}
+        lock[f"s{i}"] = {"cmd": f"make {path}", "outs": [item]}
+    (root / "dvc.yaml").write_text(yamlio.dump({"stages": stages}))
+    (root / "dvc.lock").write_text(yamlio.dump({"schema": "2.0", "stages": lock}))
+
+
+def clone(src: Path, dest: Path) -> Path:
+    """A fresh checkout: the dvc files, no outputs, an empty cache."""
+    dest.mkdir()
+    (dest / ".dvc").mkdir()
+    for name in ("dvc.yaml", "dvc.lock"):
+        shutil.copy(src / name, dest / name)
+    return dest
+
+
+def counting(store: S3Store) -> Counter[str]:
+    calls: Counter[str] = Counter()
+    store.client.meta.events.register(
+        "before-call.s3", lambda model, **_: calls.update([model.name])
+    )
+    return calls
+
+
+OUTS: dict[str, bytes | Tree] = {
+    "out/model.bin": os.urandom(3000),
+    "out/tool.sh": b"#!/bin/sh\necho hi\n",
+    "out/listing": {"a.txt": b"a\n", "sub": {"b.txt": b"b\n", "deep": {"c.txt": b"c\n"}}},
+}
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    build_repo(root, OUTS, exec_outs=("out/tool.sh",))
+    return root
+
+
+@pytest.fixture()
+def s3(s3_bucket: Bucket) -> S3Store:
+    return S3Store(make_client(s3_bucket.endpoint), s3_bucket.name, "team/dvc", workers=8)
+
+
+def cache_of(root: Path) -> LocalStore:
+    return LocalStore(root / ".dvc" / "cache")
+
+
+def test_push_then_pull_into_a_fresh_clone_restores_every_output(
+    repo: Path, s3: S3Store, tmp_path: Path
+) -> None:
+    report = push(cache_of(repo), s3, tracked_outputs(repo), jobs=4)
+    assert report.moved == 6 and not report.failed  # 2 files, 1 manifest, 3 files in it
+    fresh = clone(repo, tmp_path / "fresh")
+    report = pull(cache_of(fresh), s3, fresh, tracked_outputs(fresh), jobs=4)
+    assert report.moved == 6 and report.checked_out == 5
+    for rel in ("out/model.bin", "out/tool.sh", "out/listing/sub/deep/c.txt"):
+        assert (fresh / rel).read_bytes() == (repo / rel).read_bytes()
+    assert os.access(fresh / "out/tool.sh", os.X_OK)
+    assert not os.access(fresh / "out/model.bin", os.X_OK)
+    assert stat.S_IMODE(cache_of(fresh).object_path(md5(OUTS["out/model.bin"])).stat().st_mode) == 0o444  # type: ignore[arg-type]
+
+
+def test_second_push_moves_nothing_and_trusts_a_present_dir_object(
+    repo: Path, s3: S3Store
+) -> None:
+    push(cache_of(repo), s3, tracked_outputs(repo))
+    calls = counting(s3)
+    report = push(cache_of(repo), s3, tracked_outputs(repo))
+    assert report.moved == 0 and report.present == 3
+    assert calls == Counter({"HeadObject": 3})  # two files and the .dir: no listing, no PUT
+
+
+def test_push_uploads_only_what_changed(repo: Path, s3: S3Store) -> None:
+    push(cache_of(repo), s3, tracked_outputs(repo))
+    build_repo(repo, {**OUTS, "out/listing": {"a.txt": b"a\n", "new.txt": b"new\n"}})
+    calls = counting(s3)
+    report = push(cache_of(repo), s3, tracked_outputs(repo))
+    assert report.moved == 2  # new.txt and the new manifest; a.txt is already there
+    assert calls["PutObject"] == 2
+
+
+def test_pull_refuses_a_corrupt_object_and_does_not_use_it(
+    repo: Path, s3: S3Store, s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    push(cache_of(repo), s3, tracked_outputs(repo))
+    oid = md5(b"b\n")
+    s3_bucket.client.put_object(
+        Bucket=s3_bucket.name, Key=f"team/dvc/{object_key(oid)}", Body=b"tampered\n"
+    )
+    fresh = clone(repo, tmp_path / "fresh")
+    with pytest.raises(TransferIncomplete, match=f"object {oid} .* is corrupt") as caught:
+        pull(cache_of(fresh), s3, fresh, tracked_outputs(fresh))
+    assert list(caught.value.failed) == [oid]
+    assert not cache_of(fresh).exists(oid)
+    assert not (fresh / "out/listing").exists()  # an output is checked out whole or not at all
+    assert (fresh / "out/model.bin").read_bytes() == OUTS["out/model.bin"]
+
+
+def test_push_with_an_object_missing_locally_keeps_its_dir_object_back(
+    repo: Path, s3: S3Store, s3_bucket: Bucket
+) -> None:
+    missing = cache_of(repo).object_path(md5(b"c\n"))
+    missing.unlink()
+    with pytest.raises(TransferIncomplete, match="missing from the local cache"):
+        push(cache_of(repo), s3, tracked_outputs(repo))
+    keys = s3_bucket.keys()
+    assert "team/dvc/" + object_key(md5(b"a\n")) in keys
+    assert not any(k.endswith(".dir") for k in keys)  # the manifest never goes before its files
+
+
+def test_targets_choose_stages_files_and_paths(repo: Path) -> None:
+    assert [t.path for t in tracked_outputs(repo, ["s0"])] == ["out/model.bin"]
+    assert [t.path for t in tracked_outputs(repo, ["dvc.yaml:s1"])] == ["out/tool.sh"]
+    assert [t.path for t in tracked_outputs(repo, ["out/listing/sub"])] == ["out/listing"]
+    assert len(tracked_outputs(repo, ["dvc.lock"])) == 3
+    assert [t.path for t in tracked_outputs(repo, ["model.bin"], cwd=repo / "out")] == [
+        "out/model.bin"
+    ]
+    with pytest.raises(UserError, match="'nothing' names no stage"):
+        tracked_outputs(repo, ["nothing"])
+
+
+@pytest.mark.parametrize("kind", ["s3", "folder"])
+def test_run_cache_entries_and_records_travel_with_their_times(
+    kind: str, repo: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    store: ObjectStore = (
+        request.getfixturevalue("s3") if kind == "s3" else LocalStore(tmp_path / "remote")
+    )
+    cache = cache_of(repo)
+    cache.write_run("ab" * 32, "11" * 32, b"cmd: one\n")
+    cache.write_run("ab" * 32, "22" * 32, b"cmd: two\n")
+    cache.write_record("ab" * 32, "22" * 32, b'{"image_digest": "sha256:x"}')
+    assert push(cache, store, [], run_cache=True).runs == 2
+    assert push(cache, store, [], run_cache=True).runs == 0  # entries are named by content
+    fresh = clone(repo, tmp_path / "fresh")
+    assert pull(cache_of(fresh), store, fresh, [], run_cache=True).runs == 2
+    got = cache_of(fresh)
+    assert got.read_run("ab" * 32, "22" * 32) == b"cmd: two\n"
+    assert got.read_record("ab" * 32, "22" * 32) == b'{"image_digest": "sha256:x"}'
+    assert [r.value for r in got.list_runs("ab" * 32)] == [r.value for r in store.list_runs("ab" * 32)]
+
+
+def test_pull_keeps_matching_files_and_replaces_changed_ones(
+    repo: Path, tmp_path: Path
+) -> None:
+    remote = LocalStore(tmp_path / "remote")
+    push(cache_of(repo), remote, tracked_outputs(repo))
+    (repo / "out/listing/a.txt").unlink()
+    (repo / "out/listing/a.txt").write_bytes(b"edited\n")
+    (repo / "out/listing/extra.txt").write_bytes(b"not in the manifest\n")
+    report = pull(cache_of(repo), remote, repo, tracked_outputs(repo))
+    assert report.checked_out == 1
+    assert (repo / "out/listing/a.txt").read_bytes() == b"a\n"
+    assert not (repo / "out/listing/extra.txt").exists()
+
+
+def test_cli_push_and_pull_use_executor_store(
+    repo: Path, tmp_path: Path, s3_bucket: Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {
+        "EXECUTOR_STORE": s3_bucket.url("cli"),
+        "EXECUTOR_S3_ENDPOINT_URL": s3_bucket.endpoint,
+    }
+    monkeypatch.chdir(repo)
+    result = CliRunner().invoke(push_command, ["-j", "4"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "6 objects pushed" in result.output
+    assert CliRunner().invoke(push_command, [], env=env).output.strip() == "Everything is up to date."
+    fresh = clone(repo, tmp_path / "fresh")
+    monkeypatch.chdir(fresh)
+    result = CliRunner().invoke(pull_command, ["s1"], env=env)
+    assert result.exit_code == 0, result.output
+    assert (fresh / "out/tool.sh").is_file() and not (fresh / "out/model.bin").exists()
+
+
+def test_cli_without_a_store_says_how_to_name_one(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(repo)
+    monkeypatch.delenv("EXECUTOR_STORE", raising=False)
+    result = CliRunner().invoke(push_command, [])
+    assert result.exit_code == 2
+    assert "pass --store URL or set EXECUTOR_STORE" in result.output
