@@ -38,6 +38,13 @@ class Evaluation:
     def cmd(self) -> str | list[str]:
         return self.stage.lock_cmd
 
+    def why(self) -> str:
+        """The reasons in one line, for `--dry`."""
+        parts = list(self.reasons)
+        parts += [f"out '{p}' deleted" for p in self.missing_outs]
+        parts += [f"out '{p}' modified or not in the cache" for p in self.changed_outs]
+        return "; ".join(parts) or "nothing changed"
+
     def entry_without_outs(self) -> Entry:
         return build_entry(self.cmd, self.deps, self.params, [])
 

@@ -166,14 +166,16 @@ class Runner:
             return "lookup", ev
         return "run", ev
 
-    def restore(self, stage: Stage, ev: Evaluation, entry: Entry) -> None:
+    def restore(self, stage: Stage, ev: Evaluation, entry: Entry, source: str) -> None:
         self.say(f"Stage '{stage.address}' is cached - skipping run, checking out outputs")
+        if self.options.dry:
+            self.say(f"  why: {ev.why()}; outputs from {source}")
         outs = entry.get("outs", [])
         if not self.options.dry:
             for item in outs:
                 checkout_output(self.store, self.ws.root, stage.repo_path(str(item["path"])), item)
         self._record(stage, build_entry(ev.cmd, ev.deps, ev.params, outs))
-        self.summary.status[stage.address] = "restored"
+        self.summary.status[stage.address] = "would restore" if self.options.dry else "restored"
 
     def job_spec(self, stage: Stage, ev: Evaluation) -> JobSpec:
         return JobSpec(
@@ -199,12 +201,15 @@ class Runner:
         prefix = f"[{stage.address}] " if self.options.jobs > 1 else ""
         return lambda line: self.say(f"{prefix}{line}")
 
-    def start(self, stage: Stage, ev: Evaluation, pool: ThreadPoolExecutor) -> Future[JobResult]:
+    def start(
+        self, stage: Stage, ev: Evaluation, pool: ThreadPoolExecutor, why: str
+    ) -> Future[JobResult]:
         spec = self.job_spec(stage, ev)
         self.say(f"Running stage '{stage.address}':")
         for line in stage.lines:
             self.say(f"> {line}")
         if self.options.dry:
+            self.say(f"  why: {why}")
             done: Future[JobResult] = Future()
             done.set_result(JobResult(stage.address, {}, "", 0.0))
             return done
@@ -224,15 +229,20 @@ class Runner:
         assert ev is not None
         if action == "checkout":
             assert ev.recorded is not None
-            self.restore(stage, ev, ev.recorded)
+            self.restore(stage, ev, ev.recorded, "the cache, as dvc.lock records them")
             return None
+        why = "forced" if self.options.force else ev.why()
         if action == "lookup":
+            key = ev.key()
             digest = self.backend.resolve_image(self.image_of(stage))
-            hit = self.runcache.lookup(ev.key(), digest)
+            hit = self.runcache.lookup(key, digest)
             if hit is not None:
-                self.restore(stage, ev, hit.entry)
+                self.restore(stage, ev, hit.entry, f"run-cache entry {key[:12]}/{hit.value[:12]}")
                 return None
-        return self.start(stage, ev, pool)
+            why += f"; no complete run-cache entry for key {key[:12]} with this image"
+        elif stage.cacheable is False and not self.options.force:
+            why += "; the stage is not cacheable (DVC would not cache it either)"
+        return self.start(stage, ev, pool, why)
 
     def _finish(self, stage: Stage, future: Future[JobResult]) -> None:
         try:
