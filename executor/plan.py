@@ -132,6 +132,8 @@ def evaluate(
         ev.reasons.append("outs changed")
     if stage.always_changed:
         ev.reasons.append("always changed")
+    elif not (stage.deps or stage.params or stage.outs):
+        ev.reasons.append("a callback stage (no deps, no outs) always runs")
     return ev
 
 
