@@ -37,6 +37,13 @@ def container_name(spec: JobSpec, job_id: str) -> str:
     return f"executor-{job_id}-{safe}"[:200]
 
 
+def _size(n: int) -> str:
+    for unit, scale in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale}{unit}"
+    return f"{n} bytes"
+
+
 def _raise_for(spec: JobSpec, outcome: SandboxOutcome, limits: Limits) -> None:
     if outcome.status == "succeeded":
         return
@@ -45,7 +52,7 @@ def _raise_for(spec: JobSpec, outcome: SandboxOutcome, limits: Limits) -> None:
     if outcome.status == "timed_out":
         raise StageTimedOut(spec.address, limits.timeout or 0.0)
     if outcome.status == "out_of_memory":
-        raise StageOutOfMemory(spec.address, str(limits.memory) if limits.memory else None)
+        raise StageOutOfMemory(spec.address, _size(limits.memory) if limits.memory else None)
     raise StageFailed(spec.address, outcome.exit_code, outcome.failed_line, outcome.log_tail)
 
 

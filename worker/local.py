@@ -11,7 +11,7 @@ from executor.jobspec import JobResult, JobSpec
 from executor.runcache import RunCache
 from executor.workspace import Workspace
 from worker.job import execute
-from worker.sandbox import DockerSandbox, Limits, Mount
+from worker.sandbox import DockerSandbox, Limits, Mount, owner_process_alive, reap
 
 
 class LocalBackend:
@@ -20,6 +20,8 @@ class LocalBackend:
     def __init__(self, ws: Workspace, env: Mapping[str, str]) -> None:
         self.ws = ws
         self.sandbox = DockerSandbox.from_env(env, stop_grace=ws.settings.stop_grace)
+        # Containers of an earlier `executor run` that was SIGKILLed: nothing else removes them.
+        reap(self.sandbox.client, is_alive=owner_process_alive)
         self.runcache = RunCache(ws.store, trust_dvc_runs=ws.settings.trust_dvc_runs)
         self._digests: dict[str, str] = {}
         self._lock = threading.Lock()
