@@ -78,13 +78,13 @@ def resolve_str(text: str, lookup: Select, field: str | None) -> Any:
     matches = list(_EXPRESSION.finditer(text))
     if len(matches) == 1 and matches[0].group(0) == text:
         value = _value(matches[0], lookup)
-        _check_embeddable(value, field)
+        _check_embeddable(value, field, matches[0])
         return value
     pieces: list[str] = []
     end = 0
     for match in matches:
         value = _value(match, lookup)
-        _check_embeddable(value, field)
+        _check_embeddable(value, field, match)
         pieces.append(text[end : match.start()])
         pieces.append(to_str(value))
         end = match.end()
@@ -117,12 +117,13 @@ def _value(match: re.Match[str], lookup: Select) -> Any:
         raise PipelineError(f"undefined variable '{key}' in '{match.group(0)}'") from None
 
 
-def _check_embeddable(value: Any, field: str | None) -> None:
+def _check_embeddable(value: Any, field: str | None, match: re.Match[str]) -> None:
     if field is None or value is None or isinstance(value, _SCALARS):
         return
     if isinstance(value, dict) and field == "cmd":
         return
-    raise PipelineError(f"cannot interpolate data of type '{type(value).__name__}'")
+    kind = type(value).__name__
+    raise PipelineError(f"cannot interpolate data of type '{kind}' from '{match.group(0)}'")
 
 
 def _options(values: dict[Any, Any]) -> str:

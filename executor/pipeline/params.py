@@ -10,6 +10,7 @@ default `params.yaml` comes first, then the other files by path, top-level keys 
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -72,6 +73,7 @@ class ParamsReader:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._real_root = os.path.realpath(self.root)
         self._documents: dict[str, Any] = {}
 
     def exists(self, repo_path: str) -> bool:
@@ -119,6 +121,9 @@ class ParamsReader:
 
     def _parse(self, repo_path: str) -> Any:
         path = self.root / repo_path
+        real = os.path.realpath(path)
+        if real != self._real_root and not real.startswith(self._real_root + os.sep):
+            raise PipelineError(f"'{repo_path}' leads outside of the repository")
         if path.is_dir():
             raise PipelineError(f"'{repo_path}' is a directory, expected a params file")
         suffix = posixpath.splitext(repo_path)[1].lower()

@@ -104,7 +104,7 @@ def _cmd(site: _Site, cmd: Any) -> str | tuple[str, ...]:
 def _outs(site: _Site, guard: PathGuard, wdir: str, kind: OutKind, items: Any) -> list[OutSpec]:
     merged: dict[str, dict[str, Any]] = {}
     for index, item in enumerate(items):
-        entries = {item: {}} if isinstance(item, str) else item
+        entries = item if isinstance(item, dict) else {site.text(item, kind, index): {}}
         for path, flags in entries.items():
             site.check(kind, index, guard.inside, wdir, site.text(path, kind, index))
             merged.setdefault(path, {}).update(flags)
