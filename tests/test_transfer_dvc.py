@@ -1,0 +1,132 @@
+"""DVC is the oracle: what executor pushes, `dvc pull` restores; what `dvc push` uploads,
+executor pulls; run-cache entries executor pushes let `dvc repro` restore instead of run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from executor.settings import Settings
+from executor.store.local import LocalStore
+from executor.store.open import open_store
+from executor.store.tracked import tracked_outputs
+from executor.transfer import pull, push
+from tests.fixtures.s3_server import Bucket
+
+# A stage refuses to run when FORBID is set: a restore from the run-cache is the only way.
+DVC_YAML = """\
+stages:
+  upper:
+    cmd: '[ -z "$FORBID" ] && mkdir -p out && tr a-z A-Z < data/in.txt > out/upper.txt'
+    deps: [data/in.txt]
+    outs: [out/upper.txt]
+  listing:
+    cmd: '[ -z "$FORBID" ] && mkdir -p out/listing/sub && cp data/in.txt out/listing/a.txt
+      && cat data/in.txt data/in.txt > out/listing/sub/b.txt'
+    deps: [data/in.txt]
+    outs: [out/listing]
+  tool:
+    cmd: '[ -z "$FORBID" ] && cp scripts/tool.sh out/tool.sh'
+    deps: [scripts/tool.sh, out/upper.txt]
+    outs: [out/tool.sh]
+"""
+OUTPUTS = ("out/upper.txt", "out/listing/a.txt", "out/listing/sub/b.txt", "out/tool.sh")
+
+
+def run(cwd: Path, *argv: str, env: dict[str, str] | None = None) -> str:
+    full = {
+        **os.environ,
+        "SHELL": "/bin/sh",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+        **(env or {}),
+    }
+    done = subprocess.run(argv, cwd=cwd, env=full, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"{argv} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A git repository whose pipeline `dvc repro` ran, committed (outputs and cache are not)."""
+    if shutil.which("dvc") is None or shutil.which("git") is None:
+        pytest.fail("dvc and git are needed for the interoperability tests")
+    root = tmp_path_factory.mktemp("dvc") / "origin"
+    (root / "data").mkdir(parents=True)
+    (root / "scripts").mkdir()
+    (root / "data/in.txt").write_text("hello\n")
+    (root / "scripts/tool.sh").write_text("#!/bin/sh\necho tool\n")
+    os.chmod(root / "scripts/tool.sh", 0o755)
+    (root / "dvc.yaml").write_text(DVC_YAML)
+    run(root, "git", "init", "-q", "-b", "main")
+    run(root, "dvc", "init", "-q")
+    run(root, "dvc", "config", "core.analytics", "false")
+    run(root, "dvc", "repro", "-q")
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-q", "-m", "pipeline")
+    yield root
+
+
+def fresh_clone(origin: Path, dest: Path, bucket: Bucket, prefix: str) -> Path:
+    run(dest.parent, "git", "clone", "-q", str(origin), str(dest))
+    (dest / ".dvc/config.local").write_text(
+        "[core]\n    remote = s3\n"
+        f"['remote \"s3\"']\n    url = {bucket.url(prefix)}\n    endpointurl = {bucket.endpoint}\n"
+    )
+    return dest
+
+
+def store_for(bucket: Bucket, prefix: str):  # type: ignore[no-untyped-def]
+    return open_store(bucket.url(prefix), Settings(s3_endpoint_url=bucket.endpoint))
+
+
+def cache(root: Path) -> LocalStore:
+    return LocalStore(root / ".dvc/cache")
+
+
+def test_dvc_pull_restores_what_executor_pushed(
+    built: Path, s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    push(cache(built), store_for(s3_bucket, "p"), tracked_outputs(built))
+    clone = fresh_clone(built, tmp_path / "clone", s3_bucket, "p")
+    run(clone, "dvc", "pull")
+    for rel in OUTPUTS:
+        assert (clone / rel).read_bytes() == (built / rel).read_bytes(), rel
+    assert os.access(clone / "out/tool.sh", os.X_OK)
+    assert "Everything is up to date" in run(clone, "dvc", "push")  # nothing DVC would add
+
+
+def test_executor_pulls_what_dvc_pushed(built: Path, s3_bucket: Bucket, tmp_path: Path) -> None:
+    origin = fresh_clone(built, tmp_path / "origin", s3_bucket, "d")
+    shutil.copytree(built / ".dvc/cache", origin / ".dvc/cache")
+    run(origin, "dvc", "push", "-q")
+    clone = fresh_clone(built, tmp_path / "clone", s3_bucket, "d")
+    report = pull(cache(clone), store_for(s3_bucket, "d"), clone, tracked_outputs(clone))
+    assert report.moved == 5 and not report.failed  # 2 files, a manifest and its 2 files
+    for rel in OUTPUTS:
+        assert (clone / rel).read_bytes() == (built / rel).read_bytes(), rel
+    assert os.access(clone / "out/tool.sh", os.X_OK)
+    assert "Data and pipelines are up to date" in run(clone, "dvc", "status")
+
+
+def test_dvc_repro_restores_from_run_cache_executor_pushed(
+    built: Path, s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    report = push(cache(built), store_for(s3_bucket, "r"), tracked_outputs(built), run_cache=True)
+    assert report.runs == 3
+    clone = fresh_clone(built, tmp_path / "clone", s3_bucket, "r")
+    run(clone, "dvc", "pull", "--run-cache", "-q")
+    for rel in (*OUTPUTS, "dvc.lock"):
+        (clone / rel).unlink()
+    out = run(clone, "dvc", "repro", env={"FORBID": "1"})
+    for stage in ("upper", "listing", "tool"):
+        assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in out
+    for rel in (*OUTPUTS, "dvc.lock"):
+        assert (clone / rel).read_bytes() == (built / rel).read_bytes(), rel
