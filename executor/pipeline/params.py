@@ -75,6 +75,7 @@ class ParamsReader:
         self.root = Path(root)
         self._real_root = os.path.realpath(self.root)
         self._documents: dict[str, Any] = {}
+        self._checked: set[tuple[str, str]] = set()  # (file, key) already found plain
 
     def exists(self, repo_path: str) -> bool:
         """Whether the repo-relative path names a file."""
@@ -116,7 +117,9 @@ class ParamsReader:
         else:
             picked = {key: _lookup(document, key, repo_path) for key in keys}
         for key, value in picked.items():
-            check_plain(value, f"{repo_path}:{key}")
+            if (repo_path, key) not in self._checked:
+                check_plain(value, f"{repo_path}:{key}")
+                self._checked.add((repo_path, key))
         return picked
 
     def _parse(self, repo_path: str) -> Any:
