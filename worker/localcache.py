@@ -1,0 +1,188 @@
+"""The worker's local cache: objects fetched from the store (verified) onto local disk under a
+size limit, least recently used evicted first, and materialised into workspaces.
+
+Inputs are hardlinked, read-only (0444), so placing a 10 GB dataset costs no copy; where a
+link is impossible (another filesystem, link limit) or the file must be executable (the mode
+belongs to the inode the cache shares), it is copied instead. A stage running as the worker's
+uid could still `chmod` a linked input and write to it, so each use records every object's
+inode change time and, when the job is done, drops any object whose inode changed: a damaged
+object is never served again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import shutil
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from executor.errors import WorkspaceError
+from executor.hashing import parse_manifest
+from executor.store.base import ObjectStore
+from executor.store.local import OBJECT_MODE, LocalStore
+
+log = logging.getLogger(__name__)
+LINK_ERRORS = frozenset({18, 1, 31, 95})  # EXDEV, EPERM, EMLINK, EOPNOTSUPP
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One file to put into a workspace: its path there (posix) and its object."""
+
+    relpath: str
+    md5: str
+    isexec: bool = False
+
+
+class LocalCache:
+    """Objects of `store`, kept under `root` in DVC's layout, at most `max_bytes` of them
+    (objects in use by a workspace are never evicted, so the limit may be passed briefly)."""
+
+    def __init__(self, root: Path, store: ObjectStore, max_bytes: int, *, jobs: int = 16) -> None:
+        self.objects = LocalStore(root)
+        self.store = store
+        self.max_bytes = max_bytes
+        self.jobs = jobs
+        self._lock = threading.Lock()
+        self._pins: Counter[str] = Counter()
+        self._lru: OrderedDict[str, int] = OrderedDict(_scan(root))  # md5 -> size, oldest first
+        self.size = sum(self._lru.values())
+
+    def fetch(self, md5s: Iterable[str]) -> None:
+        """Make the objects present locally: missing ones downloaded in parallel, verified."""
+        wanted = set(md5s)
+        with self._lock:
+            todo = [m for m in wanted if m not in self._lru]
+        if not todo:
+            return
+        with ThreadPoolExecutor(max(1, min(self.jobs, len(todo)))) as pool:
+            for _ in pool.map(self._download, todo):
+                pass
+
+    def _download(self, md5: str) -> None:
+        path = self.objects.object_path(md5)
+        if not path.is_file():
+            self.store.get_file(md5, path)
+            os.chmod(path, OBJECT_MODE)
+        with self._lock:
+            if md5 not in self._lru:
+                self._lru[md5] = path.stat().st_size
+                self.size += self._lru[md5]
+
+    def expand(self, relpath: str, md5: str, isexec: bool = False) -> list[Placement]:
+        """The files an input is: itself, or for a `.dir` object every file its manifest lists."""
+        if not md5.endswith(".dir"):
+            return [Placement(relpath, md5, isexec)]
+        self.fetch([md5])
+        manifest = parse_manifest(self.objects.get_bytes(md5))
+        return [Placement(posixpath.join(relpath, rel), m) for rel, m in manifest]
+
+    @contextmanager
+    def materialised(self, workspace: Path, placements: list[Placement]) -> Iterator[None]:
+        """Place the files in `workspace` for the duration of the block; afterwards drop any
+        object the job may have changed, and evict down to the size limit."""
+        md5s = {p.md5 for p in placements}
+        with self._lock:
+            self._pins.update(md5s)
+        changes: dict[str, int] = {}
+        try:
+            self.fetch(md5s)
+            changes = self._place(workspace, placements)
+            yield
+        finally:
+            self._drop_changed(changes)
+            with self._lock:
+                self._pins.subtract(md5s)
+                self._pins += Counter()  # drop zero counts
+            self.evict()
+
+    def _place(self, workspace: Path, placements: list[Placement]) -> dict[str, int]:
+        """Link or copy every file; the inode change time of each object afterwards."""
+        md5s = {p.md5 for p in placements}
+        for md5 in md5s:
+            os.utime(self.objects.object_path(md5))  # most recently used, also after a restart
+            with self._lock:
+                self._lru.move_to_end(md5)
+        for placement in placements:
+            dest = _inside(workspace, placement.relpath)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            src = self.objects.object_path(placement.md5)
+            if placement.isexec or not _link(src, dest):
+                shutil.copyfile(src, dest)
+                os.chmod(dest, 0o555 if placement.isexec else OBJECT_MODE)
+        return {m: self.objects.object_path(m).stat().st_ctime_ns for m in md5s}
+
+    def _drop_changed(self, changes: dict[str, int]) -> None:
+        for md5, ctime in changes.items():
+            path = self.objects.object_path(md5)
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            if st.st_ctime_ns != ctime or st.st_mode & 0o777 != OBJECT_MODE:
+                log.warning("object %s may have been changed through a workspace; dropped", md5)
+                self._remove(md5)
+
+    def evict(self) -> int:
+        """Remove least recently used objects not in use until under the limit; bytes freed."""
+        freed = 0
+        with self._lock:
+            victims = []
+            for md5, size in self._lru.items():
+                if self.size - freed <= self.max_bytes:
+                    break
+                if not self._pins[md5]:
+                    victims.append(md5)
+                    freed += size
+        for md5 in victims:
+            self._remove(md5)
+        return freed
+
+    def _remove(self, md5: str) -> None:
+        with self._lock:
+            size = self._lru.pop(md5, None)
+            if size is not None:
+                self.size -= size
+        self.objects.object_path(md5).unlink(missing_ok=True)
+
+
+def _link(src: Path, dest: Path) -> bool:
+    try:
+        if dest.exists() or dest.is_symlink():
+            dest.unlink()
+        os.link(src, dest)
+    except OSError as exc:
+        if exc.errno in LINK_ERRORS:
+            return False
+        raise
+    return True
+
+
+def _inside(workspace: Path, relpath: str) -> Path:
+    norm = posixpath.normpath(relpath)
+    if posixpath.isabs(norm) or norm == ".." or norm.startswith("../"):
+        raise WorkspaceError(f"input path '{relpath}' escapes the workspace")
+    dest = workspace / norm
+    real_root, real = os.path.realpath(workspace), os.path.realpath(dest.parent)
+    if real != real_root and not real.startswith(real_root + os.sep):
+        raise WorkspaceError(f"input path '{relpath}' escapes the workspace through a link")
+    return dest
+
+
+def _scan(root: Path) -> list[tuple[str, int]]:
+    """(md5, size) of the objects already on disk, least recently used (mtime) first."""
+    found: list[tuple[float, str, int]] = []
+    top = root / "files" / "md5"
+    for shard in sorted(top.iterdir()) if top.is_dir() else []:
+        for entry in os.scandir(shard):
+            if entry.is_file() and not entry.name.startswith("."):
+                st = entry.stat()
+                found.append((st.st_mtime, shard.name + entry.name, st.st_size))
+    return [(md5, size) for _, md5, size in sorted(found)]
