@@ -132,9 +132,9 @@ def test_directories_expand_and_cannot_escape_the_workspace(
     store.put_bytes(md5(evil) + ".dir", evil)
     with pytest.raises(WorkspaceError, match="not a safe path"):
         cache.expand("data", md5(evil) + ".dir")
-    with pytest.raises(WorkspaceError, match="escapes the workspace"):
-        with cache.materialised(tmp_path / "ws", [Placement("data/../../x", a)]):
-            pass
+    escaping = cache.materialised(tmp_path / "ws", [Placement("data/../../x", a)])
+    with pytest.raises(WorkspaceError, match="escapes the workspace"), escaping:
+        pass
     assert not (tmp_path / "x").exists()
 
 
@@ -144,7 +144,6 @@ def test_a_corrupt_object_in_the_store_is_not_cached(store: LocalStore, tmp_path
     path.parent.mkdir(parents=True)
     path.write_bytes(b"fake\n")
     cache = LocalCache(tmp_path / "cache", store, max_bytes=10**6)
-    with pytest.raises(CorruptObject):
-        with cache.materialised(tmp_path / "ws", [Placement("x", oid)]):
-            pass
+    with pytest.raises(CorruptObject), cache.materialised(tmp_path / "ws", [Placement("x", oid)]):
+        pass
     assert not cache.objects.exists(oid) and not (tmp_path / "ws/x").exists()
