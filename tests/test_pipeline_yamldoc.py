@@ -63,7 +63,7 @@ def test_fast_path_matches_ruamel_safe_loader(text: str) -> None:
 def test_ordinary_documents_never_fall_back_to_ruamel(
     text: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert yamldoc._libyaml() is not None, "PyYAML's libyaml binding is expected in this setup"
+    assert yamldoc._libyaml() is not None, "ruamel.yaml.clib (a dependency) provides libyaml here"
     expected = YAML(typ="safe", pure=True).load(text)
 
     def no_fallback(*args: Any) -> Any:

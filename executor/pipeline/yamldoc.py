@@ -1,10 +1,11 @@
 """YAML documents read the way DVC reads them (ruamel, YAML 1.2, safe), fast, with lines.
 
-ruamel's pure-Python loader needs ~0.7 s for a 1,000-stage dvc.yaml. When PyYAML's libyaml
-binding is importable, its C parser produces the events, and ruamel's own YAML 1.2 resolver and
-constructor turn plain scalars into values, so the data is the same. Anything unusual (tags,
-merge keys, directives, duplicate or complex keys, several documents, any error) is handed to
-ruamel itself, which stays the authority on values and messages.
+ruamel's pure-Python loader needs ~0.7 s for a 1,000-stage dvc.yaml. With ruamel's libyaml
+binding (ruamel.yaml.clib, a dependency) its C parser produces the events, and ruamel's YAML
+1.2 resolver and constructor turn plain scalars into values, so the data is the same. Anything
+unusual (tags, merge keys, directives, duplicate or complex keys, several documents, any error,
+and what old libyaml rejects, such as `{image: python:3.11}`) is handed to ruamel itself, which
+stays the authority on values and messages.
 """
 
 from __future__ import annotations
@@ -76,12 +77,18 @@ class _Unusual(Exception):
 
 @functools.cache
 def _libyaml() -> ModuleType | None:
+    """ruamel's own libyaml binding, shaped as: events, CParser, YAMLError."""
     try:
-        import yaml  # type: ignore[import-untyped]
-        import yaml.cyaml  # type: ignore[import-untyped]
+        from _ruamel_yaml import CParser  # type: ignore[import-not-found]
     except ImportError:
         return None
-    return yaml  # type: ignore[no-any-return]
+    import ruamel.yaml.events
+
+    binding = ModuleType("ruamel_libyaml")
+    binding.events = ruamel.yaml.events  # type: ignore[attr-defined]
+    binding.CParser = CParser  # type: ignore[attr-defined]
+    binding.YAMLError = YAMLError  # type: ignore[attr-defined]
+    return binding
 
 
 class _Frame:
@@ -111,7 +118,7 @@ class _Builder:
 
     def build(self, text: str) -> YamlDoc:
         events = self.libyaml.events
-        parser = self.libyaml.cyaml.CParser(text)
+        parser = self.libyaml.CParser(text)
         documents = 0
         try:
             while True:
