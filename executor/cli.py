@@ -57,7 +57,7 @@ def run(
     downstream: bool,
 ) -> None:
     """Reproduce the pipeline like `dvc repro`, each stage in a container."""
-    from executor.pipeline import build_dag, load_pipeline
+    from executor.pipeline import ParamsReader, build_dag, load_pipeline
     from executor.runner import Runner, RunOptions, load_backend
     from executor.settings import settings_for
     from executor.workspace import Workspace, find_root
@@ -66,7 +66,8 @@ def run(
         cwd = Path.cwd()
         root = find_root(cwd)
         settings = settings_for(root)
-        dag = build_dag(load_pipeline(root))
+        params = ParamsReader(root)  # each params file parsed once for loading and locking
+        dag = build_dag(load_pipeline(root, params))
         options = RunOptions(
             targets=targets,
             downstream=downstream,
@@ -77,7 +78,9 @@ def run(
             jobs=jobs or settings.jobs,
         )
         with Workspace(root, settings, cwd) as ws:
-            runner = Runner(ws, dag, options, click.echo, lambda: load_backend(ws, os.environ))
+            runner = Runner(
+                ws, dag, options, click.echo, lambda: load_backend(ws, os.environ), params
+            )
             summary = runner.run()
     except ExecutorError as exc:
         _error(str(exc))

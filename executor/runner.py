@@ -81,6 +81,7 @@ class Runner:
         options: RunOptions,
         echo: Callable[[str], None],
         backend_factory: Callable[[], Backend],
+        params: ParamsReader | None = None,
     ) -> None:
         self.ws = ws
         self.dag = dag
@@ -91,7 +92,7 @@ class Runner:
         self.store: LocalStore = ws.store
         self.runcache = RunCache(ws.store, trust_dvc_runs=ws.settings.trust_dvc_runs)
         self.hasher: Hasher = ws.hasher
-        self.params = ParamsReader(ws.root)
+        self.params = params or ParamsReader(ws.root)
         self.locks = LockWriter(ws.root, echo)
         self._lock_cache: dict[str, dict[str, Entry]] = {}
         self.known_outs: dict[str, Mapping[str, Any]] = {}  # repo path -> out item, this run
