@@ -79,7 +79,7 @@ def push(
         except (ObjectMissing, CorruptObject, ValueError, KeyError) as exc:
             report.failed[md5] = f"{md5} not usable in the local cache: {exc}"
     files = {m for m in wanted if not m.endswith(".dir")}.union(*contents.values())
-    present |= store.exists_many(files - present)
+    present |= store.exists_many(files - wanted)  # `wanted` was asked about already
     todo = files - present
     for md5 in todo - cache.exists_many(todo):
         report.failed[md5] = f"object {md5} is missing from the local cache {cache.root}"

@@ -7,6 +7,7 @@ import os
 import socket
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,24 @@ def test_many_objects_are_checked_by_listing_not_one_head_each(store: S3Store) -
     assert 1 <= calls["ListObjectsV2"] <= 8  # one page per parallel shard here
     calls.clear()
     assert store.exists_many(md5(b) for b in blobs[298:302]) == {md5(blobs[298]), md5(blobs[299])}
-    assert calls == Counter({"HeadObject": 4})
+    assert calls == Counter({"ListObjectsV2": 1})  # one page answers all four
+    calls.clear()
+    assert store.exists_many([md5(blobs[0]), md5(blobs[599])]) == {md5(blobs[0])}
+    assert calls == Counter({"HeadObject": 2})
+
+
+def test_wanted_keys_sparse_among_many_are_asked_by_head(
+    store: S3Store, s3_bucket: Bucket
+) -> None:
+    others = [md5(f"other {i}".encode()) for i in range(1100)]  # more than one page
+    with ThreadPoolExecutor(16) as pool:
+        for oid in others:
+            key = f"pfx/files/md5/{oid[:2]}/{oid[2:]}"
+            pool.submit(s3_bucket.client.put_object, Bucket=s3_bucket.name, Key=key, Body=b"")
+    low, high = "0" * 32, "f" * 32  # the first page starts at `low` and ends far before `high`
+    calls = counting(store)
+    assert store.exists_many([low, high, others[7]]) == {others[7]}
+    assert calls["ListObjectsV2"] == 1 and calls["HeadObject"] <= 2
 
 
 def test_one_request_per_small_object_moved(store: S3Store, tmp_path: Path) -> None:

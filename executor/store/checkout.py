@@ -3,10 +3,10 @@ its default link type (copy): files already right are left alone, the rest repla
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,40 +47,44 @@ def checkout(cache: LocalStore, root: Path, out: Tracked, hash_many: HashMany) -
         if dest.is_symlink() or dest.is_file():
             dest.unlink()
         dest.mkdir(parents=True, exist_ok=True)
+        # Leaves no symlinked folder inside, so the manifest's paths (checked safe when it
+        # was parsed) cannot lead out of the output.
         _remove_extra(dest, {rel for rel, _, _ in files})
     elif dest.is_dir() and not dest.is_symlink():
         shutil.rmtree(dest)
-    targets = [(_inside(dest, rel) if rel else dest, md5, x) for rel, md5, x in files]
+    targets = [(os.path.join(dest, rel) if rel else str(dest), md5, x) for rel, md5, x in files]
     stale = _stale(targets, hash_many)
+    for folder in sorted({os.path.dirname(path) for path, _, _ in stale}):
+        os.makedirs(folder, exist_ok=True)
     for path, md5, isexec in stale:
-        _copy(cache.object_path(md5), path, isexec)
+        _copy(str(cache.object_path(md5)), path, 0o755 if isexec else 0o644)
     if not out.is_dir:
         _set_exec(dest, out.isexec)  # a dir's manifest records no exec bits
     return len(stale)
 
 
 def _stale(
-    targets: list[tuple[Path, str, bool]], hash_many: HashMany
-) -> list[tuple[Path, str, bool]]:
-    present = [t for t in targets if t[0].is_file() and not t[0].is_symlink()]
+    targets: list[tuple[str, str, bool]], hash_many: HashMany
+) -> list[tuple[str, str, bool]]:
+    present = [t[0] for t in targets if os.path.isfile(t[0]) and not os.path.islink(t[0])]
     if not present:
         return targets
-    md5s = dict(zip([t[0] for t in present], hash_many([t[0] for t in present]), strict=True))
+    md5s = dict(zip(present, hash_many([Path(p) for p in present]), strict=True))
     return [t for t in targets if md5s.get(t[0]) != t[1]]
 
 
-def _copy(src: Path, dest: Path, isexec: bool) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.is_dir() and not dest.is_symlink():
+def _copy(src: str, dest: str, mode: int) -> None:
+    """Replace `dest` by a copy of `src` in one rename (a folder in the way is removed)."""
+    if os.path.isdir(dest) and not os.path.islink(dest):
         shutil.rmtree(dest)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = f"{dest}.executor-tmp"
     try:
         shutil.copyfile(src, tmp)
-        os.chmod(tmp, 0o755 if isexec else 0o644)
-        os.replace(tmp, dest)
+        os.chmod(tmp, mode)
+        os.rename(tmp, dest)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
 
 
@@ -92,9 +96,10 @@ def _set_exec(path: Path, isexec: bool) -> None:
 
 
 def _remove_extra(dest: Path, keep: set[str]) -> None:
-    """Delete files under a directory output that its manifest does not list."""
+    """Delete files (and symlinks, and emptied folders) under a directory output that its
+    manifest does not list."""
     for folder, dirs, names in os.walk(dest, topdown=False):
-        rel = Path(folder).relative_to(dest).as_posix()
+        rel = os.path.relpath(folder, dest)
         for name in names:
             if (name if rel == "." else f"{rel}/{name}") not in keep:
                 os.unlink(os.path.join(folder, name))

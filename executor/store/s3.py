@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import ObjectTypeDef
 
 PART_SIZE = 16 * 1024 * 1024  # larger objects go in parts, in parallel
-HEAD_LIMIT = 32  # up to this many objects are checked by HEAD, more by listing
-SHARD_KEYS = 256  # wanted keys per listing shard; shards are listed in parallel
+HEAD_LIMIT = 2  # up to this many objects are checked by HEAD, more by listing
+SHARD_KEYS = 64  # at least this many wanted keys per listing shard; shards run in parallel
+SPARSE = 10  # a listed page that answers fewer wanted keys than this: HEAD the rest
 
 
 class S3Store:
@@ -89,8 +90,10 @@ class S3Store:
         return True
 
     def _scan(self, keys: list[str]) -> list[str]:
-        """Which of the sorted `keys` exist, by listing from each next wanted key onwards:
-        a dense range costs its pages, a sparse one a request per wanted key at most."""
+        """Which of the sorted `keys` exist. A listing from the first key on answers every
+        wanted key up to the last one it returns; the next starts at the next wanted key, so an
+        empty or dense range costs a request per page at most. Where the store holds many
+        objects between the wanted ones (pages answer few), the rest are asked by HEAD."""
         found: list[str] = []
         prefix, i = self._key("files/md5/"), 0
         while i < len(keys):
@@ -100,12 +103,15 @@ class S3Store:
             listed = [o["Key"] for o in page.get("Contents", [])]
             if not listed:
                 break
-            names, last = set(listed), listed[-1]
+            names, last, start = set(listed), listed[-1], i
             while i < len(keys) and keys[i] <= last:
                 if keys[i] in names:
                     found.append(keys[i])
                 i += 1
             if not page.get("IsTruncated"):
+                break
+            if i - start < SPARSE:
+                found.extend(k for k in keys[i:] if self._head(k))
                 break
         return found
 
