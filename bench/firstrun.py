@@ -1,0 +1,70 @@
+"""First full run: every stage in its own container (`executor run -j N`) against `dvc repro`
+running them as plain processes, on fresh copies of a never-run pipeline."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from bench import pipelines
+from bench.config import Config
+from bench.inputs import Inputs
+from bench.measure import alternate
+from bench.results import Row, Target
+from bench.tools import Tools
+
+TARGET = Target("no slower than dvc repro (100 stages)", "ratio", 1.0)
+
+
+def check_outputs(repo: Path, shape: str, n: int) -> None:
+    """Every stage's output is there with the content its command writes."""
+    for i in range(n):
+        got = (repo / pipelines.out_path(i)).read_text()
+        if got != pipelines.expected_output(shape, i):
+            raise RuntimeError(f"{repo}: {pipelines.out_path(i)} is {got!r}")
+
+
+def _one(config: Config, tools: Tools, inputs: Inputs, shape: str, n: int, warmup: bool) -> Row:
+    last: dict[str, Path] = {}
+
+    def fresh(tool: str) -> Path:
+        if tool in last:
+            shutil.rmtree(last[tool])
+        last[tool] = pipelines.copy_repo(inputs.template(shape, n), inputs.fresh(f"run-{tool}"))
+        return last[tool]
+
+    def ours() -> float:
+        repo = fresh("executor")
+        seconds = tools.executor(repo, "run", "-j", str(config.jobs)).seconds
+        check_outputs(repo, shape, n)
+        return seconds
+
+    def theirs() -> float:
+        repo = fresh("dvc")
+        seconds = tools.dvc(repo, "repro", "-q").seconds
+        check_outputs(repo, shape, n)
+        return seconds
+
+    rounds = config.rounds if n <= 20 else config.slow_rounds
+    stats = alternate({"executor": ours, "peer": theirs}, rounds, warmup)
+    for tool, repo in last.items():  # what restore and all-hits start from
+        inputs.remember_ran(tool, shape, n, repo)
+    return Row(
+        "firstrun",
+        f"{shape}, {n} stages, -j {config.jobs}",
+        "dvc repro",
+        stats["executor"],
+        stats["peer"],
+        target=TARGET if n == max(config.run_sizes) else None,
+        plot=(f"first run, {shape}", n),
+        note="a chain cannot use -j: one container after another" if shape == "chain" else "",
+    )
+
+
+def scenario(config: Config, tools: Tools, inputs: Inputs) -> list[Row]:
+    sizes = sorted(config.run_sizes)
+    return [
+        _one(config, tools, inputs, shape, n, warmup=config.warmup and n == sizes[0])
+        for n in sizes
+        for shape in config.shapes
+    ]

@@ -1,0 +1,43 @@
+"""Where executor's time goes when it misses a target: cProfile's top entries, in-process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.tools import Tools
+
+
+@dataclass(frozen=True)
+class Profile:
+    seconds: float
+    heavy: tuple[str, ...]  # heavy modules the command imported
+    cumulative: str
+    tottime: str
+    ours: str  # executor's and worker's own functions, by cumulative time
+
+    def text(self) -> str:
+        heavy = ", ".join(self.heavy) or "none"
+        return (
+            f"profiled wall {self.seconds:.3f} s; heavy modules imported: {heavy}\n"
+            f"executor's own functions by cumulative time:\n{self.ours}\n\n"
+            f"everything by cumulative time:\n{self.cumulative}\n\n"
+            f"everything by own time:\n{self.tottime}"
+        )
+
+
+def profile_executor(
+    tools: Tools, repo: Path, args: tuple[str, ...], prepare: Callable[[], None] | None = None
+) -> Profile:
+    """Profile `executor ARGS` in `repo` (after `prepare`, e.g. deleting outputs)."""
+    if prepare is not None:
+        prepare()
+    done = tools.python("bench.profile_cli", "--", *args, cwd=repo)
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    if data["exit"] not in (0, None):
+        raise RuntimeError(f"profiled `executor {' '.join(args)}` exited {data['exit']}")
+    return Profile(
+        data["seconds"], tuple(data["heavy"]), data["cumulative"], data["tottime"], data["ours"]
+    )
