@@ -1,0 +1,138 @@
+"""Push and pull against moto's S3 server on 127.0.0.1: `executor push/pull` against
+`dvc push/pull` and raw boto3 with a thread pool (the server's ceiling), each a fresh process;
+and the nothing-to-move case on the many-file directory. Requests are counted at the server."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from bench.config import Config
+from bench.inputs import Inputs
+from bench.measure import Stats, alternate
+from bench.results import Row, Target
+from bench.s3repo import Dataset, S3Repo
+from bench.s3server import MotoServer
+from bench.tools import Tools
+
+CEILING = Target("≥ 90% of raw boto3's throughput (the server's ceiling)", "ratio", 1 / 0.9)
+DVC = Target("never slower than dvc push/pull", "ratio", 1.0)
+NOTHING = Target("≤ 1/5 of dvc's time with nothing to move", "ratio", 1 / 5)
+NO_UPLOAD = Target("second push of unchanged data uploads no object", "zero", key="PUT")
+TOOLS = ("executor", "dvc", "raw")
+
+
+def _requests(counts: Counter[str], objects: int) -> str:
+    shown = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "none"
+    return f"{shown} for {objects} objects"
+
+
+def moved(config: Config, s3: S3Repo, data: Dataset) -> list[Row]:
+    """Push, then pull into a fresh clone, each tool against its own bucket."""
+    server, buckets = s3.server, {tool: "" for tool in TOOLS}
+
+    def push(tool: str) -> float:
+        if buckets[tool]:
+            server.drop_bucket(buckets[tool])
+        buckets[tool] = server.new_bucket()
+        return s3.push(tool, data, buckets[tool])
+
+    pushed = alternate({t: lambda t=t: push(t) for t in TOOLS}, config.slow_rounds, config.warmup)
+    push_requests = dict(s3.requests)
+    pulled = alternate(
+        {t: lambda t=t: s3.pull(t, data, buckets[t]) for t in TOOLS},
+        config.slow_rounds,
+        config.warmup,
+    )
+    pull_requests = dict(s3.requests)
+    for bucket in buckets.values():
+        server.drop_bucket(bucket)
+    n = len(data.objects)
+    rows = []
+    measured = (("push", pushed, push_requests), ("pull", pulled, pull_requests))
+    for action, stats, requests in measured:
+        note = f"requests: executor {_requests(requests['executor'], n)}"
+        per_object = requests["executor"]["PUT" if action == "push" else "GET"] / n
+        for peer, target in (("raw", CEILING), ("dvc", DVC)):
+            raw = f"raw boto3, {config.raw_threads} threads"
+            peer_name = raw if peer == "raw" else f"dvc {action}"
+            rows.append(
+                Row(
+                    "transfer",
+                    f"{action} {data.label}",
+                    peer_name,
+                    stats["executor"],
+                    stats[peer],
+                    target=target,
+                    extra={f"{action}_requests_per_object": per_object},
+                    note=f"{note}; {peer} {_requests(requests[peer], n)}",
+                )
+            )
+    return rows
+
+
+def nothing_to_move(config: Config, s3: S3Repo, data: Dataset) -> list[Row]:
+    """Every object already in the bucket: executor and DVC check the same bucket and prefix."""
+    server = s3.server
+    bucket = server.new_bucket()
+    s3.push("executor", data, bucket)  # seed (same layout as DVC's)
+    s3.use_remote(s3.repo, bucket)
+    n = len(data.objects)
+    rows = []
+    for action in ("push", "pull"):
+        stats: dict[str, Stats] = alternate(
+            {
+                tool: lambda t=tool, a=action: s3.move(t, a, data, bucket, s3.repo)
+                for tool in ("executor", "dvc")
+            },
+            config.rounds,
+            config.warmup,
+        )
+        counts = s3.requests["executor"]
+        rows.append(
+            Row(
+                "transfer",
+                f"{action}, nothing to move ({n:,} objects present)",
+                f"dvc {action}",
+                stats["executor"],
+                stats["dvc"],
+                target=NOTHING,
+                note=f"requests: executor {_requests(counts, n)}; "
+                f"dvc {_requests(s3.requests['dvc'], n)}",
+                extra={
+                    "LIST": float(counts["LIST"]),
+                    "HEAD": float(counts["HEAD"]),
+                    "PUT": float(counts["PUT"]),
+                },
+            )
+        )
+    push_row = rows[0]
+    rows.append(
+        Row(
+            "transfer",
+            "second push of unchanged data",
+            "—",
+            target=NO_UPLOAD,
+            extra={"PUT": push_row.extra["PUT"]},
+            note=f"executor's last push: {int(push_row.extra['PUT'])} PUT",
+        )
+    )
+    server.drop_bucket(bucket)
+    return rows
+
+
+def scenario(config: Config, tools: Tools, inputs: Inputs) -> list[Row]:
+    server = MotoServer(config.env)
+    try:
+        s3 = S3Repo(config, tools, inputs, server)
+        kib = config.small_bytes // 1024
+        small = s3.add(inputs.small_files(), "small", f"{config.small_files:,} × {kib} KiB")
+        mib = config.transfer_big_bytes // 2**20
+        big = s3.add(inputs.transfer_big(), "push.bin", f"one {mib} MiB file")
+        tree = s3.add(inputs.tree(), "tree", "tree")
+        return [
+            *moved(config, s3, small),
+            *moved(config, s3, big),
+            *nothing_to_move(config, s3, tree),
+        ]
+    finally:
+        server.stop()
