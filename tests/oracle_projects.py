@@ -15,6 +15,7 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.fixtures.repos import init_repo, write_tree
 
@@ -728,3 +729,19 @@ PROJECTS: dict[str, Project] = {
     "stage_order": STAGE_ORDER,
     "frozen": FROZEN,
 }
+
+
+def containers_using(docker_client: Any, base: Path) -> list[str]:
+    """Names of sandbox containers (any process's) that mount a folder under `base`.
+
+    executor runs in a subprocess, so `no_leftover_containers` (which matches this process's
+    pid) cannot see its containers; the mount source can.
+    """
+    found = docker_client.containers.list(
+        all=True, filters={"label": "executor=1"}, ignore_removed=True
+    )
+    return [
+        c.name
+        for c in found
+        if any(str(m.get("Source", "")).startswith(str(base)) for m in c.attrs.get("Mounts", []))
+    ]

@@ -26,6 +26,7 @@ from tests.oracle_projects import (
     Project,
     build,
     cache_objects,
+    containers_using,
     lock_files,
     run_entries,
     workspace,
@@ -143,22 +144,6 @@ def oracle(
     yield found
     found.pool.shutdown(wait=True)
     assert containers_using(docker_client, found.base) == []
-
-
-def containers_using(docker_client: Any, base: Path) -> list[str]:
-    """Names of sandbox containers (any process's) that mount a folder under `base`.
-
-    executor runs in a subprocess, so `no_leftover_containers` (which matches this process's
-    pid) cannot see its containers; the mount source can.
-    """
-    found = docker_client.containers.list(
-        all=True, filters={"label": "executor=1"}, ignore_removed=True
-    )
-    return [
-        c.name
-        for c in found
-        if any(str(m.get("Source", "")).startswith(str(base)) for m in c.attrs.get("Mounts", []))
-    ]
 
 
 @pytest.fixture(autouse=True)
