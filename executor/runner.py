@@ -36,7 +36,11 @@ class Backend(Protocol):
     def resolve_image(self, image: str) -> str: ...
 
     def execute(
-        self, spec: JobSpec, cancel: threading.Event, on_log: Callable[[str], None]
+        self,
+        spec: JobSpec,
+        cancel: threading.Event,
+        on_log: Callable[[str], None],
+        on_line: Callable[[int], None],
     ) -> JobResult: ...
 
 
@@ -198,23 +202,33 @@ class Runner:
             env=dict(self.ws.settings.container_env),
         )
 
+    def _prefix(self, stage: Stage) -> str:
+        return f"[{stage.address}] " if self.options.jobs > 1 else ""
+
     def on_log(self, stage: Stage) -> Callable[[str], None]:
-        prefix = f"[{stage.address}] " if self.options.jobs > 1 else ""
-        return lambda line: self.say(f"{prefix}{line}")
+        prefix = self._prefix(stage)
+        return lambda text: self.say(f"{prefix}{text}")
+
+    def on_line(self, stage: Stage) -> Callable[[int], None]:
+        """DVC prints `> LINE` just before it runs that line."""
+        prefix = self._prefix(stage)
+        return lambda index: self.say(f"{prefix}> {stage.lines[index - 1]}")
 
     def start(
         self, stage: Stage, ev: Evaluation, pool: ThreadPoolExecutor, why: str
     ) -> Future[JobResult]:
         spec = self.job_spec(stage, ev)
         self.say(f"Running stage '{stage.address}':")
-        for line in stage.lines:
-            self.say(f"> {line}")
         if self.options.dry:
+            for line in stage.lines:
+                self.say(f"> {line}")
             self.say(f"  why: {why}")
             done: Future[JobResult] = Future()
             done.set_result(JobResult(stage.address, {}, "", 0.0))
             return done
-        return pool.submit(self.backend.execute, spec, self.cancel, self.on_log(stage))
+        return pool.submit(
+            self.backend.execute, spec, self.cancel, self.on_log(stage), self.on_line(stage)
+        )
 
     # -- the loop ----------------------------------------------------------------------------
     def _act(self, stage: Stage, pool: ThreadPoolExecutor) -> Future[JobResult] | None:

@@ -70,6 +70,7 @@ def execute(
     mounts: tuple[Mount, ...],
     cancel: threading.Event | None = None,
     on_log: Callable[[str], None] | None = None,
+    on_line: Callable[[int], None] | None = None,
 ) -> JobResult:
     """Run the stage's command in `workspace`; outputs stored and recorded only on success."""
     wdir = inside(workspace, spec.wdir)
@@ -93,6 +94,7 @@ def execute(
         user=f"{os.getuid()}:{os.getgid()}",
         cancel=cancel,
         on_log=on_log,
+        on_line=on_line,
     )
     outcome = sandbox.run(request)
     _raise_for(spec, outcome, limits)

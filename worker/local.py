@@ -40,7 +40,11 @@ class LocalBackend:
             return self._digests[image]
 
     def execute(
-        self, spec: JobSpec, cancel: threading.Event, on_log: Callable[[str], None]
+        self,
+        spec: JobSpec,
+        cancel: threading.Event,
+        on_log: Callable[[str], None],
+        on_line: Callable[[int], None],
     ) -> JobResult:
         limits = Limits.from_meta(spec.executor_meta)
         return execute(
@@ -56,4 +60,5 @@ class LocalBackend:
             mounts=self.mounts,
             cancel=cancel,
             on_log=on_log,
+            on_line=on_line,
         )

@@ -194,7 +194,7 @@ class DockerSandbox:
         return outcome
 
     def _supervise(self, request: SandboxRequest, created: Created) -> SandboxOutcome:
-        collector = LogCollector(created.invocation, request.on_log)
+        collector = LogCollector(created.invocation, request.on_log, request.on_line)
         # Attached before start, like `docker run`: the log file's follow mode can drop a
         # final line that has no newline.
         with _engine(f"attaching to container {request.name}"):

@@ -5,8 +5,10 @@ non-zero exit (spec/dvc-compat.md §1.2-1.3). All of them stay in the driver's p
 tini (with TINI_KILL_PROCESS_GROUP) delivers a stop signal to the whole running tree. The driver
 traps the signal only to remember it: it keeps waiting while the line's own handlers clean up
 (if it died at once, tini would exit and the kernel would SIGKILL the rest), then runs no more
-lines. It writes `MARKER 0 0` to stderr when it starts and `MARKER INDEX CODE` on failure, so
-a missing shell and the failed line can be told from the output; the marker is random per run.
+lines. It writes `MARKER 0 0` to stderr when it starts, `MARKER INDEX S` as each line starts
+(so the runner can print DVC's `> LINE` at the right moment) and `MARKER INDEX CODE` on
+failure, so a missing shell and the failed line can be told from the output; the marker is
+random per run.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ trap 'g=143' TERM
 for l do
   i=$((i+1))
   [ "$g" -eq 0 ] || break
+  printf '%s %d S\\n' "$m" "$i" >&2
   "$s" $f -c "$l"
   r=$?
   [ "$r" -ne 0 ] || [ "$g" -ne 0 ] || continue
@@ -69,6 +72,11 @@ class Invocation:
             command=(marker, shell, shell_flags(shell), *lines),
             marker=marker,
         )
+
+    def find_start(self, text: str) -> int | None:
+        """The 1-based index of the line a log line announces as starting, else None."""
+        match = re.search(re.escape(self.marker) + r" (\d+) S$", text)
+        return int(match[1]) if match else None
 
     def find(self, text: str) -> tuple[int, int] | None:
         """(1-based line index, exit code) from a log line holding the marker, else None."""

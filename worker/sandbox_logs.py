@@ -17,9 +17,15 @@ MAX_LINE = 8192  # longer lines are cut (in the tail) or split (a line with no n
 class LogCollector:
     """Splits chunks into lines, hides the driver's failure marker and keeps the last lines."""
 
-    def __init__(self, invocation: Invocation, on_log: Callable[[str], None] | None) -> None:
+    def __init__(
+        self,
+        invocation: Invocation,
+        on_log: Callable[[str], None] | None,
+        on_line: Callable[[int], None] | None = None,
+    ) -> None:
         self._invocation = invocation
         self._on_log = on_log
+        self._on_line = on_line
         self._partial = (bytearray(), bytearray())  # stdout, stderr: lines never mix
         self._tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.started = False  # the driver ran
@@ -64,7 +70,13 @@ class LogCollector:
         marker = self._invocation.marker
         at = text.find(marker)
         if at >= 0:
+            index = self._invocation.find_start(text[at:])
             found = self._invocation.find(text[at:])
+            if index is not None and self._on_line is not None:
+                try:
+                    self._on_line(index)
+                except Exception:
+                    log.exception("on_line callback failed")
             if found == (0, 0):
                 self.started = True
             elif found is not None:

@@ -59,6 +59,7 @@ class SandboxRequest:
     user: str | None = None  # "uid:gid"; default: owner of the first mount's source
     cancel: threading.Event | None = None  # set => stop with the cancel signal, then SIGKILL
     on_log: Callable[[str], None] | None = None  # each output line, while running
+    on_line: Callable[[int], None] | None = None  # 1-based index of each command line as it starts
     shell: str | None = None  # default: SHELL from env, then the image's Env, then /bin/sh
 
 
