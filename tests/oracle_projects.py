@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ class Project:
     always_changed: tuple[str, ...] = ()  # stages `dvc status` always reports
     frozen: tuple[str, ...] = ()
     dvc_targets: tuple[str, ...] = ()  # `dvc repro` targets that cover every stage
+    change: Mapping[str, str | bytes] = field(default_factory=dict)  # files for a second run
 
 
 def build(root: Path, project: Project) -> Path:
@@ -96,6 +97,7 @@ def snapshot(root: Path) -> dict[str, object]:
 
 
 FILES_AND_DIRS = Project(
+    change={"data/tree/sub/b.txt": "bee\nbuzz\nbzz\n"},
     features=(
         "file deps",
         "nested dir dep and out",
@@ -166,17 +168,7 @@ stages:
     executable=("scripts/count.sh",),
 )
 
-PARAMS_YAML = Project(
-    features=(
-        "params.yaml YAML 1.2 values",
-        "flat dotted keys",
-        "whole-dict param",
-        "size key inside a dict param",
-        "${} from params.yaml",
-        "dict unpacking in cmd",
-    ),
-    files={
-        "params.yaml": """\
+YAML_PARAMS = """\
 lr: 1e-3
 flag: yes
 octal: 010
@@ -202,7 +194,21 @@ model:
 train:
   epochs: 2
   lr: 0.01
-""",
+"""
+
+PARAMS_YAML = Project(
+    # `size` inside a whole-dict param is not in the run-cache key (spec §2.3): a hit
+    change={"params.yaml": YAML_PARAMS.replace("  size: 7", "  size: 8")},
+    features=(
+        "params.yaml YAML 1.2 values",
+        "flat dotted keys",
+        "whole-dict param",
+        "size key inside a dict param",
+        "${} from params.yaml",
+        "dict unpacking in cmd",
+    ),
+    files={
+        "params.yaml": YAML_PARAMS,
         "in.txt": "x\n",
         "dvc.yaml": """\
 stages:
@@ -245,6 +251,9 @@ stages:
 )
 
 PARAMS_JSON_TOML = Project(
+    change={
+        "cfg.toml": 'title = "t"\nratio = 1e-3\n\n[section]\na = 1\nb = 3.5\nc = [1, 2]\n\n[section.inner]\nd = "x"\n'
+    },
     features=(
         "params in JSON",
         "params in TOML",
@@ -306,6 +315,7 @@ stages:
 )
 
 VARS_INTERPOLATION = Project(
+    change={"vars.yaml": "who:\n  name: world\n  times: 5\nsubdir: work\n"},
     features=(
         "vars: file and inline",
         "stage-level vars",
@@ -346,6 +356,8 @@ stages:
 )
 
 FOREACH_MATRIX = Project(
+    # new matrix stages; the old entries stay in dvc.lock
+    change={"params.yaml": "models:\n  small: {width: 1}\n  large: {width: 4}\nlrs: [0.1, 0.01]\n"},
     features=(
         "foreach over a list",
         "foreach over a dict",
@@ -427,6 +439,7 @@ stages:
 )
 
 CMD_FORMS_WDIR = Project(
+    change={"sub/local.txt": "local, changed\n"},
     features=(
         "multi-line | cmd with a blank line",
         "list cmd",
@@ -493,6 +506,7 @@ stages:
 )
 
 RUN_CONDITIONS = Project(
+    change={"in.txt": "hi again\n"},
     features=(
         "persist: true out",
         "always_changed: true",
@@ -559,6 +573,7 @@ stages:
 )
 
 SEVERAL_DVCYAML = Project(
+    change={"sub/params.yaml": "k: 3\nsub_only: yes\n"},
     features=(
         "dvc.yaml in subfolders",
         "cross-file dependencies",

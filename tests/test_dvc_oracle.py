@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from tests.fixtures.repos import run_cli
+from tests.fixtures.repos import run_cli, write_tree
 from tests.oracle_projects import (
     CHAIN_AND_BRANCH,
     PROJECTS,
@@ -263,6 +263,53 @@ def test_dvc_status_is_clean_after_executor_run(oracle: Oracle, project: str) ->
     assert status.returncode == 0, status.stderr
     expected = "".join(f"{name}:\n\talways changed\n" for name in pair.project.always_changed)
     assert status.stdout.strip() == (expected.strip() or "Data and pipelines are up to date.")
+
+
+def stage_lines(output: str, marker: str) -> set[str]:
+    """Addresses of the stages whose `Running stage` / `is cached` line is in the output."""
+    head, tail = {"ran": ("Running stage '", "':"), "cached": ("Stage '", "' is cached")}[marker]
+    return {
+        line[len(head) : line.index(tail)]
+        for line in output.splitlines()
+        if line.startswith(head) and tail in line
+    }
+
+
+@pytest.mark.parametrize("project", [name for name, p in PROJECTS.items() if p.change])
+def test_second_run_after_a_change_stays_identical(oracle: Oracle, project: str) -> None:
+    """The same change in both copies: the same stages run or hit the run-cache, and the
+    updated dvc.lock files (entries replaced in place) and outputs stay identical."""
+    pair = oracle.pair(project)
+    theirs = oracle.copy(pair.dvc_root, "dvc-changed")
+    ours = oracle.copy(pair.executor_root, "executor-changed")
+    for root in (theirs, ours):
+        write_tree(root, pair.project.change)
+    dvc_run = oracle.pool.submit(oracle.repro, theirs, pair.project)
+    result = oracle.executor(ours, "run")
+    expected = dvc_run.result()
+    assert expected.returncode == 0, expected.stdout + expected.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stage_lines(result.stdout, "ran") == stage_lines(expected.stdout, "ran")
+    assert stage_lines(result.stdout, "cached") == stage_lines(expected.stdout, "cached")
+    assert lock_files(ours) == lock_files(theirs)
+    assert workspace(ours) == workspace(theirs)
+    assert run_entries(ours) == run_entries(theirs)
+    assert cache_objects(ours) == cache_objects(theirs)
+
+
+@pytest.mark.xfail(strict=True, reason="targets are resolved from the repository root, not the cwd")
+def test_targets_are_resolved_from_the_current_directory(oracle: Oracle, tmp_path: Path) -> None:
+    """In `sub/`, `use` names sub/dvc.yaml's stage (DVC_STAGE of its upstream is then
+    `../dvc.yaml:prep`, which the stage writes into its output)."""
+    theirs = build(tmp_path / "dvc", PROJECTS["several_dvcyaml"])
+    ours = build(tmp_path / "executor", PROJECTS["several_dvcyaml"])
+    expected = oracle.dvc(theirs / "sub", "repro", "use")
+    assert expected.returncode == 0, expected.stdout + expected.stderr
+    result = oracle.executor(ours / "sub", "run", "use")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stage_lines(result.stdout, "ran") == {"../dvc.yaml:prep", "use"}
+    assert lock_files(ours) == lock_files(theirs)
+    assert workspace(ours) == workspace(theirs)
 
 
 # -- cross-hits ------------------------------------------------------------------------------
