@@ -327,7 +327,6 @@ def test_failing_command_records_nothing_and_downstream_does_not_run(failure: Fa
     assert lock_files(failure.dvc_root) == lock_files(failure.root)
 
 
-@pytest.mark.xfail(strict=True, reason="every `> LINE` is printed up front, not as each line runs")
 def test_failing_command_does_not_show_lines_it_never_ran(failure: Failure) -> None:
     """DVC prints `> LINE` just before running it, so the log ends at the failing line."""
     assert failure.dvc_result.stdout.rstrip().endswith("> exit 3")
