@@ -10,7 +10,6 @@ there are no cycles (a stage using its own output is one).
 from __future__ import annotations
 
 import difflib
-import heapq
 import posixpath
 from collections.abc import Iterable, Sequence
 from graphlib import CycleError, TopologicalSorter
@@ -28,7 +27,7 @@ def build_dag(pipeline: Pipeline) -> Dag:
 
 
 class Dag:
-    """Stages with their producers; ordering is topological and stable by definition order."""
+    """Stages with their producers, ordered as `dvc repro` orders them."""
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
@@ -46,6 +45,7 @@ class Dag:
                     f"of stage '{inside[0].stage.address}'"
                 )
         self._up: dict[str, list[str]] = {}
+        self._edges: dict[str, list[str]] = {}
         self._down: dict[str, list[str]] = {address: [] for address in self.stages}
         for address, stage in self.stages.items():
             producers = {
@@ -53,10 +53,11 @@ class Dag:
                 for dep in stage.dep_paths
                 for producer in self.producers(dep)
             }
+            self._edges[address] = list(producers)  # DVC's edge order: by dep, then by output
             self._up[address] = sorted(producers, key=self._index.__getitem__)
             for producer in self._up[address]:
                 self._down[producer].append(address)
-        self._order = self._sort()
+        self._check_acyclic()
 
     def producers(self, path: str) -> list[Producer]:
         """Outputs that a dep at the repo-relative `path` uses (equal, containing or inside)."""
@@ -80,23 +81,26 @@ class Dag:
         return [self.stages[address] for address in self._down[stage.address]]
 
     def order(self, targets: Sequence[str] = (), downstream: bool = False) -> list[Stage]:
-        """Stages to run, dependencies first: all of them, or `targets` with their upstream
-        (or downstream) stages. As in `dvc repro`, a frozen stage cuts the walk upstream.
+        """Stages to run in `dvc repro`'s order: a depth-first post-order (dependencies first)
+        over all stages, or over `targets` with their upstream (or downstream) stages. As in
+        DVC's active graph, a frozen stage has no upstream edges, so it cuts the walk.
         """
-        if not targets:
-            return [self.stages[address] for address in self._order]
-        selected: set[str] = set()
-        todo = [stage.address for target in targets for stage in self.resolve(target)]
-        while todo:
-            address = todo.pop()
-            if address in selected:
-                continue
-            selected.add(address)
+        active = {a: ([] if self.stages[a].frozen else self._edges[a]) for a in self.stages}
+        nodes: Iterable[str] = self.stages
+        if targets:
+            walk = active
             if downstream:
-                todo.extend(d for d in self._down[address] if not self.stages[d].frozen)
-            elif not self.stages[address].frozen:
-                todo.extend(self._up[address])
-        return [self.stages[address] for address in self._order if address in selected]
+                walk = {a: [] for a in self.stages}
+                for address, producers in active.items():
+                    for producer in producers:
+                        walk[producer].append(address)
+            selected: set[str] = set()
+            for target in targets:
+                for stage in self.resolve(target):
+                    selected.update(_postorder([stage.address], walk, None))
+            nodes = [a for a in self.stages if a in selected]
+            return [self.stages[a] for a in _postorder(nodes, active, selected)]
+        return [self.stages[a] for a in _postorder(nodes, active, None)]
 
     def resolve(self, target: str) -> list[Stage]:
         """Stages a target names: `name`, `sub/dvc.yaml:name`, `train@1`, a group `train`
@@ -128,23 +132,38 @@ class Dag:
         close = difflib.get_close_matches(target, names, n=5, cutoff=0.5)
         return f"; did you mean {_join(close)}?" if close else ""
 
-    def _sort(self) -> list[str]:
+    def _check_acyclic(self) -> None:
         sorter = TopologicalSorter({address: self._up[address] for address in self.stages})
         try:
             sorter.prepare()
         except CycleError as exc:
             cycle = list(dict.fromkeys(exc.args[1]))
             raise PipelineError(f"pipeline has a cycle involving stages {_join(cycle)}") from None
-        ready = [(self._index[address], address) for address in sorter.get_ready()]
-        heapq.heapify(ready)
-        order: list[str] = []
-        while ready:
-            _, address = heapq.heappop(ready)
-            order.append(address)
-            sorter.done(address)
-            for follower in sorter.get_ready():
-                heapq.heappush(ready, (self._index[follower], follower))
-        return order
+
+
+def _postorder(
+    starts: Iterable[str], edges: dict[str, list[str]], allowed: set[str] | None
+) -> list[str]:
+    """networkx's dfs_postorder_nodes: starts in order, successors in edge order; iterative,
+    so a 10,000-stage chain does not hit the recursion limit."""
+    seen: set[str] = set()
+    order: list[str] = []
+    for start in starts:
+        if start in seen:
+            continue
+        seen.add(start)
+        stack = [(start, iter(edges[start]))]
+        while stack:
+            node, children = stack[-1]
+            for child in children:
+                if child not in seen and (allowed is None or child in allowed):
+                    seen.add(child)
+                    stack.append((child, iter(edges[child])))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    return order
 
 
 def _join(names: Iterable[str]) -> str:
