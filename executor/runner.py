@@ -102,6 +102,9 @@ class Runner:
         self.known_outs: dict[str, Mapping[str, Any]] = {}  # repo path -> out item, this run
         self.cancel = threading.Event()
         self.summary = RunSummary()
+        self._plan: list[str] = []
+        self._next = 0  # index in _plan of the first stage whose entry may still be pending
+        self._entries: dict[str, tuple[Stage, Entry]] = {}
         self._echo_lock = threading.Lock()
 
     # -- helpers -----------------------------------------------------------------------------
@@ -132,12 +135,27 @@ class Runner:
             self.known_outs[stage.repo_path(str(item["path"]))] = item
 
     def _record(self, stage: Stage, entry: Entry) -> None:
+        """Remember a stage's result now; its dvc.lock entry is written in plan order."""
         self._remember(stage, entry)
-        if self.options.dry:
-            return
-        self.locks.write(stage.lockfile, stage.name, entry)
-        self._lock_cache.setdefault(stage.lockfile, {})[stage.name] = entry
-        self.ws.ignore_outputs(stage)
+        if not self.options.dry:
+            self._entries[stage.address] = (stage, entry)
+
+    def _flush(self, final: bool = False) -> None:
+        """Write buffered entries in plan order, as far as every earlier stage is settled.
+
+        With -j, stages finish in any order; DVC writes dvc.lock entries in its plan order,
+        and a new entry's position in the file is fixed by its first write.
+        """
+        while self._next < len(self._plan):
+            address = self._plan[self._next]
+            if address not in self.summary.status and not final:
+                return
+            self._next += 1
+            if address in self._entries:
+                stage, entry = self._entries.pop(address)
+                self.locks.write(stage.lockfile, stage.name, entry)
+                self._lock_cache.setdefault(stage.lockfile, {})[stage.name] = entry
+                self.ws.ignore_outputs(stage)
 
     def say(self, text: str) -> None:
         with self._echo_lock:
@@ -274,7 +292,8 @@ class Runner:
 
     def run(self) -> RunSummary:
         pending = self.dag.order(self.options.targets, self.options.downstream)
-        selected = {s.address for s in pending}
+        self._plan = [s.address for s in pending]
+        selected = set(self._plan)
         finished: set[str] = set()  # succeeded in any way
         unknown: set[str] = set()  # dry run: would run, so downstream hashes are unknown
         running: dict[Future[JobResult], Stage] = {}
@@ -307,6 +326,7 @@ class Runner:
                         break
                     if job is None:
                         finished.add(stage.address)
+                        self._flush()
                     elif self.options.dry:
                         unknown.add(stage.address)
                         self.summary.status[stage.address] = "would run"
@@ -330,12 +350,14 @@ class Runner:
                     self._finish(stage, future)
                     if stage.address not in self.summary.errors:
                         finished.add(stage.address)
+                self._flush()
             for stage in pending:
                 self.summary.status.setdefault(stage.address, "not run")
         except KeyboardInterrupt:
             self._interrupt(running)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            self._flush(final=True)
         return self.summary
 
     def _interrupt(self, running: dict[Future[JobResult], Stage]) -> None:
