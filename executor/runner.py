@@ -14,7 +14,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from executor.errors import ExecutorError, StageCancelled
+from executor.errors import (
+    ConfigError,
+    ExecutorError,
+    SandboxError,
+    StageCancelled,
+    WorkspaceError,
+)
 from executor.hashing import Hasher
 from executor.jobspec import JobResult, JobSpec, OutRequest
 from executor.lockentry import Entry, build_entry
@@ -105,14 +111,39 @@ class Runner:
         self._plan: list[str] = []
         self._next = 0  # index in _plan of the first stage whose entry may still be pending
         self._entries: dict[str, tuple[Stage, Entry]] = {}
+        self._images: dict[str, str] = {}  # image -> first stage using it
         self._echo_lock = threading.Lock()
 
     # -- helpers -----------------------------------------------------------------------------
     @property
     def backend(self) -> Backend:
+        """The container backend, created on first need; every image of the plan is resolved
+        then, so a missing image fails before any stage ran or was restored."""
         if self._backend is None:
-            self._backend = self._backend_factory()
+            backend = self._backend_factory()
+            for image, address in self._images.items():
+                try:
+                    backend.resolve_image(image)
+                except (ConfigError, SandboxError) as exc:
+                    raise type(exc)(f"stage '{address}': {exc}") from exc
+            self._backend = backend
         return self._backend
+
+    def preflight(self, stages: list[Stage]) -> None:
+        """Check what can be checked before anything changes: images named, params keys
+        present, every dep either in the workspace or produced by a stage."""
+        for stage in stages:
+            if stage.frozen:
+                continue
+            self._images.setdefault(self.image_of(stage), stage.address)
+            self.params.values(stage)
+            for dep in stage.deps:
+                path = stage.repo_path(dep)
+                if not self.dag.producers(path) and not (self.ws.root / path).exists():
+                    raise WorkspaceError(
+                        f"stage '{stage.address}': dependency '{dep}' does not exist ({path}); "
+                        "create it or add the stage that produces it"
+                    )
 
     def recorded(self, stage: Stage) -> Entry | None:
         if stage.lockfile not in self._lock_cache:
@@ -122,8 +153,6 @@ class Runner:
     def image_of(self, stage: Stage) -> str:
         image = stage.executor_meta.get("image") or self.ws.settings.image
         if not image:
-            from executor.errors import ConfigError
-
             raise ConfigError(
                 f"stage '{stage.address}' has no container image: set meta.executor.image in "
                 f"{stage.dvcfile}, `image:` in .executor.yaml, or EXECUTOR_IMAGE"
@@ -236,6 +265,7 @@ class Runner:
         self, stage: Stage, ev: Evaluation, pool: ThreadPoolExecutor, why: str
     ) -> Future[JobResult]:
         spec = self.job_spec(stage, ev)
+        backend = None if self.options.dry else self.backend
         self.say(f"Running stage '{stage.address}':")
         if self.options.dry:
             for line in stage.lines:
@@ -244,8 +274,9 @@ class Runner:
             done: Future[JobResult] = Future()
             done.set_result(JobResult(stage.address, {}, "", 0.0))
             return done
+        assert backend is not None
         return pool.submit(
-            self.backend.execute, spec, self.cancel, self.on_log(stage), self.on_line(stage)
+            backend.execute, spec, self.cancel, self.on_log(stage), self.on_line(stage)
         )
 
     # -- the loop ----------------------------------------------------------------------------
@@ -293,6 +324,7 @@ class Runner:
     def run(self) -> RunSummary:
         pending = self.dag.order(self.options.targets, self.options.downstream)
         self._plan = [s.address for s in pending]
+        self.preflight(pending)
         selected = set(self._plan)
         finished: set[str] = set()  # succeeded in any way
         unknown: set[str] = set()  # dry run: would run, so downstream hashes are unknown
