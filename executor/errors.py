@@ -62,12 +62,10 @@ class StageFailed(ExecutorError):
 
 
 class OutputMissing(StageFailed):
-    """The stage's command succeeded but did not create one of its outputs."""
+    """An output is missing: the command did not create it, or a frozen stage lacks it."""
 
     def __init__(self, stage: str, path: str) -> None:
-        ExecutorError.__init__(
-            self, f"stage '{stage}': output '{path}' does not exist after the run"
-        )
+        ExecutorError.__init__(self, f"stage '{stage}': output '{path}' does not exist")
         self.stage = stage
         self.exit_code = 0
         self.line = None

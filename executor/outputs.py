@@ -9,8 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from executor.errors import WorkspaceError
+from executor.errors import OutputMissing, WorkspaceError
 from executor.hashing import Hasher, HashInfo, parse_manifest
+from executor.jobspec import OutRequest
+from executor.lockentry import lock_item
 from executor.store.base import ObjectStore
 
 
@@ -52,6 +54,29 @@ def commit_output(store: ObjectStore, hasher: Hasher, path: Path) -> HashInfo:
     info = hasher.hash_file(path)
     store.put_file(info.md5, path)
     return info
+
+
+def store_outputs(
+    stage: str,
+    outs: tuple[OutRequest, ...],
+    workspace: Path,
+    store: ObjectStore,
+    hasher: Hasher,
+    *,
+    commit: bool,
+) -> list[dict[str, Any]]:
+    """Lock items of a stage's outputs; committed ones are stored (OutputMissing if absent)."""
+    items = []
+    for out in outs:
+        path = inside(workspace, out.repo_path)
+        if not path.exists():
+            raise OutputMissing(stage, out.path)
+        if out.committed and commit:
+            info = commit_output(store, hasher, path)
+        else:
+            info = hasher.hash_path(path)
+        items.append(lock_item(out.path, info))
+    return items
 
 
 def _place(store: ObjectStore, md5: str, dest: Path, executable: bool) -> None:

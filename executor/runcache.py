@@ -91,11 +91,19 @@ class RunCache:
             return RunHit(key, run.value, entry, digest)
         return None
 
-    def save(self, entry: Entry, *, image: str, image_digest: str) -> tuple[str, str]:
-        """Write the entry (unless present) and executor's record beside it; (key, value)."""
+    def save(
+        self, entry: Entry, *, image: str | None, image_digest: str | None
+    ) -> tuple[str, str]:
+        """Write the entry (unless present) and executor's record beside it; (key, value).
+
+        Without an image (a frozen stage's outputs, verified but not produced here) only
+        DVC's entry is written, as `dvc repro` would.
+        """
         key, value = run_key(entry), run_value(entry)
         if self.store.read_run(key, value) is None:
             self.store.write_run(key, value, yamlio.dump(entry).encode("utf-8"))
+        if image is None or image_digest is None:
+            return key, value
         record = {"image": image, "image_digest": image_digest, "created": time.time()}
         self.store.write_record(key, value, json.dumps(record, sort_keys=True).encode("utf-8"))
         return key, value

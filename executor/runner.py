@@ -25,7 +25,7 @@ from executor.hashing import Hasher
 from executor.jobspec import JobResult, JobSpec, OutRequest
 from executor.lockentry import Entry, build_entry
 from executor.lockfile import LockWriter, read_lock
-from executor.outputs import checkout_output
+from executor.outputs import checkout_output, store_outputs
 from executor.pipeline import Dag, ParamsReader
 from executor.pipeline.model import Stage
 from executor.plan import Evaluation, evaluate, hash_deps, in_cache
@@ -195,13 +195,7 @@ class Runner:
         """'skip', 'checkout', 'restore', 'run' (and the evaluation behind it)."""
         recorded = self.recorded(stage)
         if stage.frozen:
-            self.say(
-                f"stage: '{stage.address}' is frozen. Its dependencies are not going to be "
-                "reproduced."
-            )
-            if recorded:
-                self._remember(stage, recorded)
-            return "skip", None
+            return self.decide_frozen(stage, recorded)
         deps = hash_deps(self.ws.root, stage, self.hasher, self.known_outs)
         params = self.params.values(stage)
         ev = evaluate(self.ws.root, stage, deps, params, recorded, self.hasher, self.store)
@@ -217,6 +211,37 @@ class Runner:
         if stage.cacheable:
             return "lookup", ev
         return "run", ev
+
+    def decide_frozen(self, stage: Stage, recorded: Entry | None) -> tuple[str, Evaluation]:
+        """DVC never runs a frozen stage and ignores its deps; if its command or outputs
+        differ from dvc.lock, it verifies the outputs exist and records them as they are."""
+        self.say(
+            f"stage: '{stage.address}' is frozen. Its dependencies are not going to be reproduced."
+        )
+        deps = list((recorded or {}).get("deps", []))
+        params = dict((recorded or {}).get("params", {}))
+        ev = evaluate(self.ws.root, stage, deps, params, recorded, self.hasher, self.store)
+        if self.options.force or ev.reasons or ev.missing_outs or ev.changed_outs:
+            return "verify", ev
+        return "skip", ev
+
+    def verify_frozen(self, stage: Stage) -> None:
+        self.say(f"Verifying outputs in frozen stage: '{stage.address}'")
+        deps = hash_deps(self.ws.root, stage, self.hasher, self.known_outs)
+        params = self.params.values(stage)
+        spec_outs = self.job_spec(stage, Evaluation(stage, deps, params, None)).outs
+        if self.options.dry:
+            self.summary.status[stage.address] = "would verify"
+            return
+        commit = not self.options.no_commit
+        outs = store_outputs(
+            stage.address, spec_outs, self.ws.root, self.store, self.hasher, commit=commit
+        )
+        entry = build_entry(stage.lock_cmd, deps, params, outs)
+        if stage.cacheable and commit:
+            self.runcache.save(entry, image=None, image_digest=None)
+        self._record(stage, entry)
+        self.summary.status[stage.address] = "verified"
 
     def restore(self, stage: Stage, ev: Evaluation, entry: Entry, source: str) -> None:
         self.say(f"Stage '{stage.address}' is cached - skipping run, checking out outputs")
@@ -291,6 +316,9 @@ class Runner:
             self.summary.status[stage.address] = "skipped"
             return None
         assert ev is not None
+        if action == "verify":
+            self.verify_frozen(stage)
+            return None
         if action == "checkout":
             assert ev.recorded is not None
             self.restore(stage, ev, ev.recorded, "the cache, as dvc.lock records them")

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from executor.errors import (
-    OutputMissing,
     SandboxError,
     StageCancelled,
     StageFailed,
@@ -23,8 +22,8 @@ from executor.errors import (
 )
 from executor.hashing import Hasher
 from executor.jobspec import JobResult, JobSpec
-from executor.lockentry import build_entry, lock_item
-from executor.outputs import commit_output, inside, remove_output
+from executor.lockentry import build_entry
+from executor.outputs import inside, remove_output, store_outputs
 from executor.runcache import RunCache
 from executor.store.base import ObjectStore
 from worker.sandbox import DockerSandbox, Limits, Mount, SandboxOutcome, SandboxRequest
@@ -99,16 +98,7 @@ def execute(
     outcome = sandbox.run(request)
     _raise_for(spec, outcome, limits)
 
-    outs = []
-    for out in spec.outs:
-        path = inside(workspace, out.repo_path)
-        if not path.exists():
-            raise OutputMissing(spec.address, out.path)
-        if out.committed and spec.commit:
-            info = commit_output(store, hasher, path)
-        else:
-            info = hasher.hash_path(path)
-        outs.append(lock_item(out.path, info))
+    outs = store_outputs(spec.address, spec.outs, workspace, store, hasher, commit=spec.commit)
     entry = build_entry(spec.cmd, [dict(d) for d in spec.deps], spec.params, outs)
     key = None
     if spec.cacheable and spec.commit:

@@ -1,12 +1,12 @@
 """Store errors beyond executor/errors.py's StoreError and CorruptObject.
 
-    StoreError (executor.errors)
-    ├── CorruptObject (executor.errors)  content does not hash to its name
-    ├── ObjectMissing                    the store does not have an object
-    ├── StoreAccessDenied                403, bad or missing credentials (final)
-    ├── StoreNotFound                    the bucket or folder does not exist (final)
-    ├── StoreUnreachable                 the endpoint did not answer, after retries
-    └── TransferIncomplete               push/pull moved what it could; some objects failed
+StoreError (executor.errors)
+├── CorruptObject (executor.errors)  content does not hash to its name
+├── ObjectMissing                    the store does not have an object
+├── StoreAccessDenied                403, bad or missing credentials (final)
+├── StoreNotFound                    the bucket or folder does not exist (final)
+├── StoreUnreachable                 the endpoint did not answer, after retries
+└── TransferIncomplete               push/pull moved what it could; some objects failed
 """
 
 from __future__ import annotations

@@ -236,9 +236,7 @@ class S3Store:
     def all_runs(self) -> dict[str, list[RunFile]]:
         runs: dict[str, list[RunFile]] = {}
         for parts, obj in self._tree("runs/"):
-            runs.setdefault(parts[1], []).append(
-                RunFile(parts[2], obj["LastModified"].timestamp())
-            )
+            runs.setdefault(parts[1], []).append(RunFile(parts[2], obj["LastModified"].timestamp()))
         return runs
 
     def all_records(self) -> set[tuple[str, str]]:

@@ -29,7 +29,11 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 MAX_PARTS = 10_000  # S3's limit per multipart upload
 CHECKSUMS = (
-    "ChecksumCRC32", "ChecksumCRC32C", "ChecksumCRC64NVME", "ChecksumSHA1", "ChecksumSHA256"
+    "ChecksumCRC32",
+    "ChecksumCRC32C",
+    "ChecksumCRC64NVME",
+    "ChecksumSHA1",
+    "ChecksumSHA256",
 )
 
 
