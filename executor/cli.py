@@ -60,7 +60,7 @@ def run(
     from executor.pipeline import ParamsReader, build_dag, load_pipeline
     from executor.runner import Runner, RunOptions, load_backend
     from executor.settings import settings_for
-    from executor.workspace import Workspace, find_root
+    from executor.workspace import Workspace, find_root, target_from_cwd
 
     try:
         cwd = Path.cwd()
@@ -69,7 +69,7 @@ def run(
         params = ParamsReader(root)  # each params file parsed once for loading and locking
         dag = build_dag(load_pipeline(root, params))
         options = RunOptions(
-            targets=targets,
+            targets=tuple(target_from_cwd(t, root, cwd) for t in targets),
             downstream=downstream,
             dry=dry,
             force=force,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import posixpath
 from pathlib import Path
 from types import TracebackType
 
@@ -27,6 +28,19 @@ def find_root(start: Path) -> Path:
     raise UserError(
         f"no DVC repository at or above {start}: run `dvc init` (or add a dvc.yaml) first"
     )
+
+
+def target_from_cwd(target: str, root: Path, cwd: Path) -> str:
+    """A `dvc repro`-style target, written relative to `cwd`, as a repo-relative address."""
+    rel = os.path.relpath(cwd.resolve(), root)
+    if rel == ".":
+        return target
+    dvcfile, colon, name = target.rpartition(":")
+    if not colon:
+        if posixpath.basename(target) == "dvc.yaml":
+            return posixpath.normpath(posixpath.join(Path(rel).as_posix(), target))
+        dvcfile, name = "dvc.yaml", target
+    return f"{posixpath.normpath(posixpath.join(Path(rel).as_posix(), dvcfile))}:{name}"
 
 
 class Workspace:
