@@ -1,8 +1,9 @@
 """`executor run`: the embedded coordinator. Decide per stage, run misses in containers.
 
-Stages are evaluated in DAG order as their upstream stages finish; decisions come from hashes
-(plan.py), runs go to a backend (worker.local, named by dotted path so executor never imports
-worker) on up to `jobs` threads, and each finished stage's dvc.lock entry is written at once.
+Per stage, as its upstream stages finish (schedule.py): decide from hashes (plan.py) whether to
+skip, check out, restore from the run-cache or run; runs go to a backend (worker.local, named by
+dotted path so executor never imports worker) on up to `jobs` threads; each finished stage's
+dvc.lock entry is written as soon as every stage before it in the plan is settled.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,7 +19,6 @@ from executor.errors import (
     ConfigError,
     ExecutorError,
     SandboxError,
-    StageCancelled,
     WorkspaceError,
 )
 from executor.hashing import Hasher
@@ -169,7 +169,7 @@ class Runner:
         if not self.options.dry:
             self._entries[stage.address] = (stage, entry)
 
-    def _flush(self, final: bool = False) -> None:
+    def flush(self, final: bool = False) -> None:
         """Write buffered entries in plan order, as far as every earlier stage is settled.
 
         With -j, stages finish in any order; DVC writes dvc.lock entries in its plan order,
@@ -304,8 +304,8 @@ class Runner:
             backend.execute, spec, self.cancel, self.on_log(stage), self.on_line(stage)
         )
 
-    # -- the loop ----------------------------------------------------------------------------
-    def _act(self, stage: Stage, pool: ThreadPoolExecutor) -> Future[JobResult] | None:
+    # -- acting --------------------------------------------------------------------------------
+    def act(self, stage: Stage, pool: ThreadPoolExecutor) -> Future[JobResult] | None:
         """Decide and either finish the stage now or return its running job."""
         action, ev = self.decide(stage)
         if action == "skip":
@@ -336,7 +336,7 @@ class Runner:
             why += "; the stage is not cacheable (DVC would not cache it either)"
         return self.start(stage, ev, pool, why)
 
-    def _finish(self, stage: Stage, future: Future[JobResult]) -> None:
+    def finish(self, stage: Stage, future: Future[JobResult]) -> None:
         try:
             result = future.result()
         except ExecutorError as exc:
@@ -350,96 +350,7 @@ class Runner:
         self.summary.status[stage.address] = "ran"
 
     def run(self) -> RunSummary:
-        pending = self.dag.order(self.options.targets, self.options.downstream)
-        self._plan = [s.address for s in pending]
-        self.preflight(pending)
-        selected = set(self._plan)
-        finished: set[str] = set()  # succeeded in any way
-        unknown: set[str] = set()  # dry run: would run, so downstream hashes are unknown
-        running: dict[Future[JobResult], Stage] = {}
-        pool = ThreadPoolExecutor(max_workers=max(1, self.options.jobs))
-        try:
-            while pending or running:
-                for stage in list(pending):
-                    if self.summary.errors or len(running) >= max(1, self.options.jobs):
-                        break
-                    ups = [u.address for u in self.dag.upstream(stage) if u.address in selected]
-                    if any(u in self.summary.errors or u in unknown for u in ups) or any(
-                        self.summary.status.get(u) == "not run" for u in ups
-                    ):
-                        pending.remove(stage)
-                        if any(u in unknown for u in ups):
-                            unknown.add(stage.address)
-                            self.say(f"Stage '{stage.address}' would run after its upstream")
-                            self.summary.status[stage.address] = "would run"
-                        else:
-                            self.summary.status[stage.address] = "not run"
-                        continue
-                    if not all(u in finished for u in ups):
-                        continue
-                    pending.remove(stage)
-                    try:
-                        job = self._act(stage, pool)
-                    except ExecutorError as exc:
-                        self.summary.errors[stage.address] = exc
-                        self.summary.status[stage.address] = "failed"
-                        break
-                    if job is None:
-                        finished.add(stage.address)
-                        self._flush()
-                    elif self.options.dry:
-                        unknown.add(stage.address)
-                        self.summary.status[stage.address] = "would run"
-                    else:
-                        running[job] = stage
-                if not running:
-                    if self.summary.errors or not pending:
-                        break
-                    if not any(  # nothing can make progress: only blocked stages remain
-                        all(
-                            u.address in finished or u.address not in selected
-                            for u in self.dag.upstream(s)
-                        )
-                        for s in pending
-                    ):
-                        break
-                    continue
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    stage = running.pop(future)
-                    self._finish(stage, future)
-                    if stage.address not in self.summary.errors:
-                        finished.add(stage.address)
-                self._flush()
-            for stage in pending:
-                self.summary.status.setdefault(stage.address, "not run")
-        except KeyboardInterrupt:
-            self._interrupt(running)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-            self._flush(final=True)
-        return self.summary
+        """Every stage of the plan, in order, up to `jobs` at once."""
+        from executor.schedule import run_plan
 
-    def _interrupt(self, running: dict[Future[JobResult], Stage]) -> None:
-        """Ctrl-C: forward SIGINT to every running container and wait for them to exit."""
-        self.summary.interrupted = True
-        self.cancel.set()
-        if running:
-            self.say("Interrupted: stopping the running stages...")
-        while running:
-            try:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-            except KeyboardInterrupt:
-                continue  # already cancelling; the sandbox escalates to SIGKILL after its grace
-            for future in done:
-                stage = running.pop(future)
-                try:
-                    future.result()
-                except StageCancelled:
-                    self.summary.status[stage.address] = "cancelled"
-                except ExecutorError as exc:
-                    self.summary.errors[stage.address] = exc
-                    self.summary.status[stage.address] = "failed"
-                else:
-                    self._record(stage, future.result().entry)
-                    self.summary.status[stage.address] = "ran"
+        return run_plan(self)

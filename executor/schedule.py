@@ -1,0 +1,112 @@
+"""The scheduling loop of `executor run`: stages start as their upstream stages finish.
+
+Up to `jobs` stages run at once on a thread pool; a failure stops new starts (running ones
+finish) and marks downstream stages "not run"; Ctrl-C cancels every running container and
+waits for them, so nothing keeps running after the command returns.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+from executor.errors import ExecutorError, StageCancelled
+from executor.jobspec import JobResult
+from executor.pipeline.model import Stage
+from executor.runner import Runner, RunSummary
+
+
+def run_plan(runner: Runner) -> RunSummary:
+    pending = runner.dag.order(runner.options.targets, runner.options.downstream)
+    runner._plan = [s.address for s in pending]
+    runner.preflight(pending)
+    selected = set(runner._plan)
+    finished: set[str] = set()  # succeeded in any way
+    unknown: set[str] = set()  # dry run: would run, so downstream hashes are unknown
+    running: dict[Future[JobResult], Stage] = {}
+    pool = ThreadPoolExecutor(max_workers=max(1, runner.options.jobs))
+    try:
+        while pending or running:
+            for stage in list(pending):
+                if runner.summary.errors or len(running) >= max(1, runner.options.jobs):
+                    break
+                ups = [u.address for u in runner.dag.upstream(stage) if u.address in selected]
+                if any(u in runner.summary.errors or u in unknown for u in ups) or any(
+                    runner.summary.status.get(u) == "not run" for u in ups
+                ):
+                    pending.remove(stage)
+                    if any(u in unknown for u in ups):
+                        unknown.add(stage.address)
+                        runner.say(f"Stage '{stage.address}' would run after its upstream")
+                        runner.summary.status[stage.address] = "would run"
+                    else:
+                        runner.summary.status[stage.address] = "not run"
+                    continue
+                if not all(u in finished for u in ups):
+                    continue
+                pending.remove(stage)
+                try:
+                    job = runner.act(stage, pool)
+                except ExecutorError as exc:
+                    runner.summary.errors[stage.address] = exc
+                    runner.summary.status[stage.address] = "failed"
+                    break
+                if job is None:
+                    finished.add(stage.address)
+                    runner.flush()
+                elif runner.options.dry:
+                    unknown.add(stage.address)
+                    runner.summary.status[stage.address] = "would run"
+                else:
+                    running[job] = stage
+            if not running:
+                if runner.summary.errors or not pending:
+                    break
+                if not any(  # nothing can make progress: only blocked stages remain
+                    all(
+                        u.address in finished or u.address not in selected
+                        for u in runner.dag.upstream(s)
+                    )
+                    for s in pending
+                ):
+                    break
+                continue
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                stage = running.pop(future)
+                runner.finish(stage, future)
+                if stage.address not in runner.summary.errors:
+                    finished.add(stage.address)
+            runner.flush()
+        for stage in pending:
+            runner.summary.status.setdefault(stage.address, "not run")
+    except KeyboardInterrupt:
+        interrupt(runner, running)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        runner.flush(final=True)
+    return runner.summary
+
+
+def interrupt(runner: Runner, running: dict[Future[JobResult], Stage]) -> None:
+    """Ctrl-C: forward SIGINT to every running container and wait for them to exit."""
+    runner.summary.interrupted = True
+    runner.cancel.set()
+    if running:
+        runner.say("Interrupted: stopping the running stages...")
+    while running:
+        try:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+        except KeyboardInterrupt:
+            continue  # already cancelling; the sandbox escalates to SIGKILL after its grace
+        for future in done:
+            stage = running.pop(future)
+            try:
+                future.result()
+            except StageCancelled:
+                runner.summary.status[stage.address] = "cancelled"
+            except ExecutorError as exc:
+                runner.summary.errors[stage.address] = exc
+                runner.summary.status[stage.address] = "failed"
+            else:
+                runner._record(stage, future.result().entry)
+                runner.summary.status[stage.address] = "ran"
