@@ -83,6 +83,23 @@ def test_one_request_per_small_object_moved(store: S3Store, tmp_path: Path) -> N
     assert calls == Counter({"PutObject": 1, "GetObject": 1})
 
 
+def test_a_slow_stream_hands_the_rest_to_parallel_ranged_gets(
+    s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    client = make_client(s3_bucket.endpoint)
+    fast = S3Store(client, s3_bucket.name, "pfx", workers=4, part_size=PART)
+    slow = S3Store(client, s3_bucket.name, "pfx", workers=4, part_size=PART, stream_rate=1e18)
+    src = tmp_path / "big"
+    src.write_bytes(os.urandom(3 * PART + 7))
+    fast.put_file(md5(src.read_bytes()), src)
+    # the slow stream stops after one part; three ranged GETs fetch the other 2 parts + 7 bytes
+    for store, gets in ((fast, 1), (slow, 4)):
+        calls = counting(store)
+        store.get_file(md5(src.read_bytes()), tmp_path / "out")
+        assert (tmp_path / "out").read_bytes() == src.read_bytes()
+        assert calls == Counter({"GetObject": gets})
+
+
 def test_rejected_multipart_upload_leaves_nothing_behind(
     store: S3Store, s3_bucket: Bucket, tmp_path: Path
 ) -> None:

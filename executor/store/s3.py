@@ -7,13 +7,19 @@ import base64
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import (
+    ClientError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
 
 from executor.errors import CorruptObject, StoreError
 from executor.store.base import RunFile, object_key, record_key, run_key
@@ -25,6 +31,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import ObjectTypeDef
 
 PART_SIZE = 16 * 1024 * 1024  # larger objects go in parts, in parallel
+STREAM_RATE = 96 * 1024 * 1024  # bytes/s: a download stream slower than this goes parallel
+CHUNK = 1024 * 1024
 HEAD_LIMIT = 2  # up to this many objects are checked by HEAD, more by listing
 SHARD_KEYS = 64  # at least this many wanted keys per listing shard; shards run in parallel
 SPARSE = 10  # a listed page that answers fewer wanted keys than this: HEAD the rest
@@ -41,6 +49,7 @@ class S3Store:
         *,
         workers: int = 16,
         part_size: int = PART_SIZE,
+        stream_rate: float = STREAM_RATE,
     ) -> None:
         self.client = client
         self.bucket = bucket
@@ -49,6 +58,7 @@ class S3Store:
         self.endpoint = client.meta.endpoint_url
         self.workers = max(1, workers)
         self.part_size = part_size
+        self.stream_rate = stream_rate
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="s3-store")
         self._parts = PartRunner(self._pool, self.workers)
 
@@ -179,33 +189,39 @@ class S3Store:
             write(data)
 
         with self._errors(f"downloading object {md5}", md5):
-            total = self._get_first(key, take)
-            if total > self.part_size:
-                part = part_size_for(total, self.part_size)
-                args = (self.client, self.bucket, key, self.part_size, total, part)
+            offset, total = self._stream(key, take)
+            if offset < total:
+                part = part_size_for(total - offset, self.part_size)
+                args = (self.client, self.bucket, key, offset, total, part)
                 download_rest(*args, self._parts, take)
         if digest.hexdigest() != _name(md5):
             raise CorruptObject(md5, f"{self.url}/{object_key(md5)}", digest.hexdigest())
 
-    def _get_first(self, key: str, take: Callable[[bytes], None]) -> int:
-        """GET the object's first part (all of a small one: one request); its total size."""
-
-        def read() -> tuple[int, bytes]:
-            try:
-                r = self.client.get_object(
-                    Bucket=self.bucket, Key=key, Range=f"bytes=0-{self.part_size - 1}"
-                )
-            except ClientError as exc:
-                if error_code(exc) != "InvalidRange":
-                    raise
-                return 0, b""  # an empty object has no byte 0
-            data = r["Body"].read()
-            content_range = r.get("ContentRange") or ""
-            return int(content_range.rpartition("/")[2] or len(data)), data
-
-        total, data = with_body_retries(read)
-        take(data)
-        return total
+    def _stream(self, key: str, take: Callable[[bytes], None]) -> tuple[int, int]:
+        """Read the object as one stream (one GET); (bytes read, size). It stops early when,
+        after a part's worth, the stream runs slower than `stream_rate`: parallel ranged GETs
+        then fetch the rest (they pay where each connection is slow, as with S3 over a WAN; a
+        fast server serves one stream best). A dropped stream is also finished by ranges."""
+        response = self.client.get_object(Bucket=self.bucket, Key=key)
+        total, body, offset = response["ContentLength"], response["Body"], 0
+        started, judged = time.monotonic(), False
+        try:
+            while offset < total:
+                chunk = body.read(CHUNK)
+                if not chunk:
+                    break
+                take(chunk)
+                offset += len(chunk)
+                if not judged and offset >= self.part_size and total - offset > self.part_size:
+                    judged = True
+                    if offset / max(time.monotonic() - started, 1e-6) < self.stream_rate:
+                        break
+        except (ResponseStreamingError, ReadTimeoutError, IncompleteReadError):
+            pass
+        finally:
+            if offset < total:
+                body.close()
+        return offset, total
 
     # run-cache entries and executor's records
 
