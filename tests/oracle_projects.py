@@ -66,10 +66,14 @@ def workspace(root: Path, skip: tuple[str, ...] = (".git", ".dvc")) -> dict[str,
     return found
 
 
-def cache_objects(root: Path) -> set[str]:
-    """Object paths under `.dvc/cache/files`."""
+def cache_objects(root: Path) -> dict[str, tuple[int, bytes]]:
+    """Object path under `.dvc/cache/files` -> its mode bits and bytes."""
     base = root / ".dvc" / "cache" / "files"
-    return {p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file()}
+    return {
+        p.relative_to(base).as_posix(): (stat.S_IMODE(p.stat().st_mode), p.read_bytes())
+        for p in base.rglob("*")
+        if p.is_file()
+    }
 
 
 def run_entries(root: Path) -> dict[str, bytes]:

@@ -153,24 +153,6 @@ BAD: dict[str, Bad] = {
 }
 
 
-# Known differences, each reported with a reproduction: case -> reason.
-AT_ITS_TURN = "checked only at the stage's turn, after earlier stages ran and were recorded"
-KNOWN: dict[str, str] = {
-    "missing_dependency": AT_ITS_TURN,
-    "missing_params_key": AT_ITS_TURN,
-    "image_not_present": AT_ITS_TURN + "; the error does not name the stage",
-}
-
-
-def cases() -> list[Any]:
-    return [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN[name]))
-        if name in KNOWN
-        else name
-        for name in BAD
-    ]
-
-
 def dvc(root: Path, *args: str) -> Proc:
     return run_cli(["dvc", *args], root, {"SHELL": "/bin/sh"})
 
@@ -223,7 +205,7 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("ERROR:")]
 
 
-@pytest.mark.parametrize("case", cases())
+@pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_input_is_one_error_line_and_changes_nothing(
     case: str, base_repo: Path, tmp_path: Path, busybox_image: str
 ) -> None:
