@@ -86,7 +86,7 @@ def push(
     todo -= report.failed.keys()
 
     def upload(md5: str) -> None:
-        store.put_file(md5, cache.object_path(md5), check=False)
+        store.put_file(md5, Path(cache.object_str(md5)), check=False)
 
     progress.start(f"pushing to {store.url}", len(todo))
     report.moved = _each(todo, upload, jobs, progress, report.failed)

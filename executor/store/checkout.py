@@ -57,7 +57,7 @@ def checkout(cache: LocalStore, root: Path, out: Tracked, hash_many: HashMany) -
     for folder in sorted({os.path.dirname(path) for path, _, _ in stale}):
         os.makedirs(folder, exist_ok=True)
     for path, md5, isexec in stale:
-        _copy(str(cache.object_path(md5)), path, 0o755 if isexec else 0o644)
+        _copy(cache.object_str(md5), path, 0o755 if isexec else 0o644)
     if not out.is_dir:
         _set_exec(dest, out.isexec)  # a dir's manifest records no exec bits
     return len(stale)
@@ -66,11 +66,18 @@ def checkout(cache: LocalStore, root: Path, out: Tracked, hash_many: HashMany) -
 def _stale(
     targets: list[tuple[str, str, bool]], hash_many: HashMany
 ) -> list[tuple[str, str, bool]]:
-    present = [t[0] for t in targets if os.path.isfile(t[0]) and not os.path.islink(t[0])]
+    present = [t[0] for t in targets if _is_file(t[0])]
     if not present:
         return targets
     md5s = dict(zip(present, hash_many([Path(p) for p in present]), strict=True))
     return [t for t in targets if md5s.get(t[0]) != t[1]]
+
+
+def _is_file(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
 
 
 def _copy(src: str, dest: str, mode: int) -> None:

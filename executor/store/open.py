@@ -48,5 +48,10 @@ def _open_s3(url: str, bucket: str, path: str, query: str, settings: Settings) -
         )
     endpoint = options.get("endpoint_url") or settings.s3_endpoint_url
     workers = max(1, settings.transfer_workers)
-    client = make_client(endpoint or None, region=options.get("region"), workers=workers)
-    return S3Store(client, bucket, path, workers=workers)
+    region = options.get("region")
+    return S3Store(
+        lambda: make_client(endpoint or None, region=region, workers=workers),
+        bucket,
+        path,
+        workers=workers,
+    )

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -43,7 +44,7 @@ class S3Store:
 
     def __init__(
         self,
-        client: S3Client,
+        client: S3Client | Callable[[], S3Client],
         bucket: str,
         prefix: str = "",
         *,
@@ -51,16 +52,28 @@ class S3Store:
         part_size: int = PART_SIZE,
         stream_rate: float = STREAM_RATE,
     ) -> None:
-        self.client = client
+        # A factory defers boto3 (a third of a second to import and set up) until a request
+        # is needed: a pull with everything already local makes none.
+        self._client = None if callable(client) else client
+        self._factory = client if callable(client) else None
+        self._client_lock = threading.Lock()
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
-        self.endpoint = client.meta.endpoint_url
         self.workers = max(1, workers)
         self.part_size = part_size
         self.stream_rate = stream_rate
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="s3-store")
         self._parts = PartRunner(self._pool, self.workers)
+
+    @property
+    def client(self) -> S3Client:
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    assert self._factory is not None
+                    self._client = self._factory()
+        return self._client
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -69,7 +82,7 @@ class S3Store:
         return f"{self.prefix}/{rel}" if self.prefix else rel
 
     def _errors(self, what: str, oid: str | None = None) -> AbstractContextManager[None]:
-        return translated(self.url, str(self.endpoint), what, oid)
+        return translated(self.url, str(self.client.meta.endpoint_url), what, oid)
 
     # objects
 
@@ -80,6 +93,8 @@ class S3Store:
     def exists_many(self, md5s: Iterable[str]) -> set[str]:
         by_key = {self._key(object_key(m)): m for m in md5s}
         keys = sorted(by_key)
+        if not keys:
+            return set()
         with self._errors(f"checking {len(keys)} objects"):
             if len(keys) <= HEAD_LIMIT:
                 heads = self._pool.map(self._head, keys)

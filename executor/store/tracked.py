@@ -40,9 +40,7 @@ def tracked_outputs(
     """Every output with a hash in the repository's dvc.lock and .dvc files, or those of
     `targets`: a stage (`name`, `dir/dvc.yaml:name`), a dvc.yaml/dvc.lock/.dvc file, or an
     output path (relative to `cwd`)."""
-    found: list[Tracked] = []
-    for rel in _record_files(root):
-        found.extend(_read_dvcfile(root, rel) if rel.endswith(".dvc") else _read_lock(root, rel))
+    found = _walk(root)
     if not targets:
         return found
     chosen: dict[tuple[str, str], Tracked] = {}
@@ -54,15 +52,21 @@ def tracked_outputs(
     return list(chosen.values())
 
 
-def _record_files(root: Path) -> list[str]:
-    files = []
+def _walk(root: Path) -> list[Tracked]:
+    """Read every dvc.lock and .dvc file, top down, never descending into an output folder
+    (one may hold thousands of files and no dvc file)."""
+    found: list[Tracked] = []
     for folder, dirs, names in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
         rel = Path(folder).relative_to(root).as_posix()
+        base = "" if rel == "." else f"{rel}/"
         for name in sorted(names):
-            if name == "dvc.lock" or (name.endswith(".dvc") and name != ".dvc"):
-                files.append(name if rel == "." else f"{rel}/{name}")
-    return files
+            if name == "dvc.lock":
+                found += _read_lock(root, base + name)
+            elif name.endswith(".dvc") and name != ".dvc":
+                found += _read_dvcfile(root, base + name)
+        outs = {t.path for t in found}
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and base + d not in outs)
+    return found
 
 
 def _read_lock(root: Path, lockfile: str) -> list[Tracked]:
