@@ -736,6 +736,94 @@ stages:
     },
 )
 
+IGNORES_AND_QUOTING = Project(
+    features=(
+        ".dvcignore in a dir dep and a dir out",
+        "a dep directory containing another stage's output",
+        "quoted, |- and > folded cmd",
+        "cached metric",
+        "persist: true directory",
+        "list params values",
+        "params.yaml as a file dep",
+        "executable file inside an output dir",
+    ),
+    uncached=("pdir",),
+    change={"data/sub/y.txt": "y2\n"},
+    files={
+        ".dvcignore": "*.tmp\n/data/skip/\n",
+        "data/keep.txt": "k\n",
+        "data/junk.tmp": "junk\n",
+        "data/skip/x.txt": "x\n",
+        "data/sub/y.txt": "y\n",
+        "in.txt": "in\n",
+        "dvc.yaml": """\
+stages:
+  ignoring:
+    cmd: mkdir -p gen && cp -r data gen/copy && echo t > gen/copy/made.tmp && printf '#!/bin/sh\\n' > gen/run.sh && chmod +x gen/run.sh
+    deps:
+      - data
+    outs:
+      - gen
+  quoted:
+    cmd: 'printf ''%s: "%s" # not a comment\\n'' a b > quoted.txt'
+    deps:
+      - in.txt
+    outs:
+      - quoted.txt
+  stripped:
+    cmd: |-
+      echo one > stripped.txt
+      echo two >> stripped.txt
+    deps:
+      - in.txt
+    outs:
+      - stripped.txt
+  folded:
+    cmd: >
+      echo folded
+      > folded.txt
+    deps:
+      - in.txt
+    outs:
+      - folded.txt
+  contains:
+    cmd: find data -type f | LC_ALL=C sort > contains.txt
+    deps:
+      - data
+    outs:
+      - contains.txt
+  gen_into_data:
+    cmd: echo gen > data/sub/generated.txt
+    deps:
+      - in.txt
+    outs:
+      - data/sub/generated.txt
+  metric:
+    cmd: echo '{"acc":' 0.5} > acc.json
+    deps:
+      - in.txt
+    metrics:
+      - acc.json
+  pdir:
+    cmd: mkdir -p pdir && echo p >> pdir/p.txt
+    deps:
+      - in.txt
+    outs:
+      - pdir:
+          persist: true
+  paramfile:
+    cmd: cat params.yaml > pf.txt
+    deps:
+      - params.yaml
+    params:
+      - lst
+    outs:
+      - pf.txt
+""",
+        "params.yaml": "lst:\n  - {a: 1}\n  - [2, 3]\nempty: {}\n",
+    },
+)
+
 PROJECTS: dict[str, Project] = {
     "files_and_dirs": FILES_AND_DIRS,
     "params_yaml": PARAMS_YAML,
@@ -747,6 +835,7 @@ PROJECTS: dict[str, Project] = {
     "several_dvcyaml": SEVERAL_DVCYAML,
     "stage_order": STAGE_ORDER,
     "frozen": FROZEN,
+    "ignores_and_quoting": IGNORES_AND_QUOTING,
 }
 
 
