@@ -32,7 +32,15 @@ class Evaluation:
     recorded: Entry | None
     reasons: list[str] = field(default_factory=list)  # why it must run; [] when unchanged
     missing_outs: list[str] = field(default_factory=list)
-    changed_outs: list[str] = field(default_factory=list)
+    changed_outs: list[str] = field(default_factory=list)  # modified in the workspace
+    uncached_outs: list[str] = field(default_factory=list)  # as recorded, but not in the cache
+
+    @property
+    def outs_only(self) -> bool:
+        """Inputs unchanged; only outputs differ (deleted, modified or not in the cache)."""
+        return not self.reasons and bool(
+            self.missing_outs or self.changed_outs or self.uncached_outs
+        )
 
     @property
     def cmd(self) -> str | list[str]:
@@ -42,7 +50,8 @@ class Evaluation:
         """The reasons in one line, for `--dry`."""
         parts = list(self.reasons)
         parts += [f"out '{p}' deleted" for p in self.missing_outs]
-        parts += [f"out '{p}' modified or not in the cache" for p in self.changed_outs]
+        parts += [f"out '{p}' modified" for p in self.changed_outs]
+        parts += [f"out '{p}' not in the cache" for p in self.uncached_outs]
         return "; ".join(parts) or "nothing changed"
 
     def entry_without_outs(self) -> Entry:
@@ -124,10 +133,10 @@ def evaluate(
             ev.reasons.append(f"out '{out.path}' is new")
         elif not out_path.exists():
             ev.missing_outs.append(out.path)
-        elif hasher.hash_path(out_path).md5 != old.get("md5") or (
-            out.committed and not in_cache(store, old)
-        ):
+        elif hasher.hash_path(out_path).md5 != old.get("md5"):
             ev.changed_outs.append(out.path)
+        elif out.committed and not in_cache(store, old):
+            ev.uncached_outs.append(out.path)
     if set(old_outs) - {out.path for out in stage.outs}:
         ev.reasons.append("outs changed")
     if stage.always_changed:

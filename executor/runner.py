@@ -186,6 +186,10 @@ class Runner:
                 self._lock_cache.setdefault(stage.lockfile, {})[stage.name] = entry
                 self.ws.ignore_outputs(stage)
 
+    def shown(self, stage: Stage) -> str:
+        """A stage as DVC names it in messages: addressed from the current directory."""
+        return self.ws.dvc_stage(stage)
+
     def say(self, text: str) -> None:
         with self._echo_lock:
             self.echo(text)
@@ -201,12 +205,12 @@ class Runner:
         ev = evaluate(self.ws.root, stage, deps, params, recorded, self.hasher, self.store)
         if self.options.force:
             return "run", ev
-        if not ev.reasons and not ev.missing_outs and not ev.changed_outs:
+        if not ev.reasons and not ev.outs_only:
             return "skip", ev
-        if not ev.reasons and ev.changed_outs == [] and self.options.allow_missing:
-            return "skip", ev
+        if ev.outs_only and not ev.changed_outs and self.options.allow_missing:
+            return "skip", ev  # DVC's --allow-missing: deleted or uncached outputs are fine
         outs = recorded.get("outs", []) if recorded else []
-        if not ev.reasons and stage.cacheable and all(in_cache(self.store, o) for o in outs):
+        if ev.outs_only and stage.cacheable and all(in_cache(self.store, o) for o in outs):
             return "checkout", ev
         if stage.cacheable:
             return "lookup", ev
@@ -216,17 +220,18 @@ class Runner:
         """DVC never runs a frozen stage and ignores its deps; if its command or outputs
         differ from dvc.lock, it verifies the outputs exist and records them as they are."""
         self.say(
-            f"stage: '{stage.address}' is frozen. Its dependencies are not going to be reproduced."
+            f"stage: '{self.shown(stage)}' is frozen. "
+            "Its dependencies are not going to be reproduced."
         )
         deps = list((recorded or {}).get("deps", []))
         params = dict((recorded or {}).get("params", {}))
         ev = evaluate(self.ws.root, stage, deps, params, recorded, self.hasher, self.store)
-        if self.options.force or ev.reasons or ev.missing_outs or ev.changed_outs:
+        if self.options.force or ev.reasons or ev.outs_only:
             return "verify", ev
         return "skip", ev
 
     def verify_frozen(self, stage: Stage) -> None:
-        self.say(f"Verifying outputs in frozen stage: '{stage.address}'")
+        self.say(f"Verifying outputs in frozen stage: '{self.shown(stage)}'")
         deps = hash_deps(self.ws.root, stage, self.hasher, self.known_outs)
         params = self.params.values(stage)
         spec_outs = self.job_spec(stage, Evaluation(stage, deps, params, None)).outs
@@ -244,7 +249,7 @@ class Runner:
         self.summary.status[stage.address] = "verified"
 
     def restore(self, stage: Stage, ev: Evaluation, entry: Entry, source: str) -> None:
-        self.say(f"Stage '{stage.address}' is cached - skipping run, checking out outputs")
+        self.say(f"Stage '{self.shown(stage)}' is cached - skipping run, checking out outputs")
         if self.options.dry:
             self.say(f"  why: {ev.why()}; outputs from {source}")
         outs = entry.get("outs", [])
@@ -275,7 +280,7 @@ class Runner:
         )
 
     def _prefix(self, stage: Stage) -> str:
-        return f"[{stage.address}] " if self.options.jobs > 1 else ""
+        return f"[{self.shown(stage)}] " if self.options.jobs > 1 else ""
 
     def on_log(self, stage: Stage) -> Callable[[str], None]:
         prefix = self._prefix(stage)
@@ -291,7 +296,7 @@ class Runner:
     ) -> Future[JobResult]:
         spec = self.job_spec(stage, ev)
         backend = None if self.options.dry else self.backend
-        self.say(f"Running stage '{stage.address}':")
+        self.say(f"Running stage '{self.shown(stage)}':")
         if self.options.dry:
             for line in stage.lines:
                 self.say(f"> {line}")
@@ -310,7 +315,7 @@ class Runner:
         action, ev = self.decide(stage)
         if action == "skip":
             if ev is not None:
-                self.say(f"Stage '{stage.address}' didn't change, skipping")
+                self.say(f"Stage '{self.shown(stage)}' didn't change, skipping")
                 if ev.recorded:
                     self._remember(stage, ev.recorded)
             self.summary.status[stage.address] = "skipped"

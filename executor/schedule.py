@@ -36,7 +36,7 @@ def run_plan(runner: Runner) -> RunSummary:
                     pending.remove(stage)
                     if any(u in unknown for u in ups):
                         unknown.add(stage.address)
-                        runner.say(f"Stage '{stage.address}' would run after its upstream")
+                        runner.say(f"Stage '{runner.shown(stage)}' would run after its upstream")
                         runner.summary.status[stage.address] = "would run"
                     else:
                         runner.summary.status[stage.address] = "not run"

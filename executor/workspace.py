@@ -8,6 +8,7 @@ import posixpath
 from pathlib import Path
 from types import TracebackType
 
+from executor.dvcconfig import cache_dir
 from executor.errors import UserError, WorkspaceError
 from executor.hashing import Hasher
 from executor.pipeline.model import Stage
@@ -51,7 +52,7 @@ class Workspace:
         self.settings = settings
         self.cwd = (cwd or root).resolve()
         self.dvc_dir = root / ".dvc"
-        self.cache_dir = self.dvc_dir / "cache"
+        self.cache_dir = cache_dir(self.dvc_dir)
         self.tmp_dir = self.dvc_dir / "tmp" / "executor"
         self.store = LocalStore(self.cache_dir)
         self.hasher = Hasher(self.tmp_dir / "state.sqlite", root=root)
