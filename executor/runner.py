@@ -23,6 +23,7 @@ from executor.errors import (
 )
 from executor.hashing import Hasher
 from executor.jobspec import JobResult, JobSpec, OutRequest
+from executor.limits import Limits
 from executor.lockentry import Entry, build_entry
 from executor.lockfile import LockWriter, read_lock
 from executor.outputs import checkout_output, store_outputs
@@ -137,6 +138,11 @@ class Runner:
                 continue
             self._images.setdefault(self.image_of(stage), stage.address)
             self.params.values(stage)
+            self.stage_env(stage)
+            try:
+                Limits.from_meta(stage.executor_meta)
+            except ConfigError as exc:
+                raise ConfigError(f"{stage.dvcfile}: stage '{stage.address}': {exc}") from None
             for dep in stage.deps:
                 path = stage.repo_path(dep)
                 if not self.dag.producers(path) and not (self.ws.root / path).exists():
@@ -259,6 +265,18 @@ class Runner:
         self._record(stage, build_entry(ev.cmd, ev.deps, ev.params, outs))
         self.summary.status[stage.address] = "would restore" if self.options.dry else "restored"
 
+    def stage_env(self, stage: Stage) -> dict[str, str]:
+        """Extra variables: `.executor.yaml` `env`, then the stage's `meta.executor.env`."""
+        extra = stage.executor_meta.get("env") or {}
+        if not isinstance(extra, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str | int | float | bool) for k, v in extra.items()
+        ):
+            raise ConfigError(
+                f"{stage.dvcfile}: stage '{stage.address}': meta.executor.env must map "
+                "variable names to strings"
+            )
+        return {**self.ws.settings.container_env, **{k: str(v) for k, v in extra.items()}}
+
     def job_spec(self, stage: Stage, ev: Evaluation) -> JobSpec:
         return JobSpec(
             address=stage.address,
@@ -276,7 +294,7 @@ class Runner:
             cacheable=stage.cacheable,
             commit=not self.options.no_commit,
             executor_meta=dict(stage.executor_meta),
-            env=dict(self.ws.settings.container_env),
+            env=self.stage_env(stage),
         )
 
     def _prefix(self, stage: Stage) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from executor.errors import ConfigError, SandboxError, WorkspaceError
-from worker.limits import Limits
+from executor.limits import Limits
 from worker.sandbox import (
     DockerSandbox,
     Mount,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from worker.limits import Limits
+from executor.limits import Limits
 from worker.sandbox import DockerSandbox, Mount, SandboxRequest
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_leftover_containers")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from executor.errors import ConfigError, SandboxError
-from worker.limits import GPUS_ALL, Limits
+from executor.limits import GPUS_ALL, Limits
 from worker.sandbox import DockerSandbox
 from worker.sandbox_driver import Invocation, shell_flags
 from worker.sandbox_logs import TAIL_LINES, LogCollector

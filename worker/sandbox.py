@@ -23,7 +23,7 @@ import requests.exceptions
 from docker.client import DockerClient
 
 from executor.errors import ConfigError, SandboxError
-from worker.limits import Limits
+from executor.limits import Limits
 from worker.sandbox_config import (
     LABEL,
     LABEL_OWNER,

@@ -10,7 +10,7 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from worker.limits import GPUS_ALL
+from executor.limits import GPUS_ALL
 from worker.sandbox_driver import Invocation
 from worker.sandbox_request import SandboxRequest
 

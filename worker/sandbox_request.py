@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from executor.errors import ConfigError, WorkspaceError
-from worker.limits import Limits
+from executor.limits import Limits
 
 Status = Literal["succeeded", "failed", "cancelled", "timed_out", "out_of_memory"]
 
