@@ -853,3 +853,14 @@ def containers_using(docker_client: Any, base: Path) -> list[str]:
         for c in found
         if any(str(m.get("Source", "")).startswith(str(base)) for m in c.attrs.get("Mounts", []))
     ]
+
+
+def stage_lines(output: str, marker: str) -> set[str]:
+    """Addresses of the stages whose `Running stage` ("ran") or `is cached` ("cached") line
+    is in a `dvc repro` or `executor run` output."""
+    head, tail = {"ran": ("Running stage '", "':"), "cached": ("Stage '", "' is cached")}[marker]
+    return {
+        line[len(head) : line.index(tail)]
+        for line in output.splitlines()
+        if line.startswith(head) and tail in line
+    }

@@ -1,0 +1,162 @@
+"""DVC as the oracle for `executor run`'s options and settings, and the shared vectors.
+
+Each test builds its own small repositories: `dvc` runs in one (on a thread, as it costs a
+second), `executor` in the other, and what they print and leave behind is compared.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures.repos import run_cli
+from tests.oracle_projects import (
+    CHAIN_AND_BRANCH,
+    PROJECTS,
+    build,
+    containers_using,
+    lock_files,
+    run_entries,
+    stage_lines,
+    workspace,
+)
+
+Proc = subprocess.CompletedProcess[str]
+SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "dvc-vectors"
+
+
+class Tools:
+    """`dvc` (started in the background) and `executor` with the test image."""
+
+    def __init__(self, image: str, dvc_bin: str) -> None:
+        self.image, self.dvc_bin = image, dvc_bin
+        self.pool = ThreadPoolExecutor(max_workers=2)
+
+    def dvc(self, root: Path, *args: str) -> Future[Proc]:
+        return self.pool.submit(run_cli, [self.dvc_bin, *args], root, {"SHELL": "/bin/sh"})
+
+    def executor(self, root: Path, *args: str) -> Proc:
+        argv = [sys.executable, "-m", "executor", *args]
+        return run_cli(argv, root, {"EXECUTOR_IMAGE": self.image})
+
+
+@pytest.fixture()
+def tools(
+    busybox_image: str,
+    dvc_bin: str,
+    no_leftover_containers: None,
+    docker_client: Any,
+    tmp_path: Path,
+) -> Iterator[Tools]:
+    found = Tools(busybox_image, dvc_bin)
+    yield found
+    found.pool.shutdown(wait=True)
+    assert containers_using(docker_client, tmp_path) == []
+
+
+def ok(result: Proc) -> Proc:
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_parallel_jobs_write_dvc_lock_in_dvc_order(tools: Tools, tmp_path: Path) -> None:
+    """x -> y -> a is a chain and b is independent: DVC records x, y, a, b; with two jobs
+    b finishes while y and a still wait, yet dvc.lock must not depend on timing."""
+    theirs = build(tmp_path / "dvc", CHAIN_AND_BRANCH)
+    ours = build(tmp_path / "executor", CHAIN_AND_BRANCH)
+    expected = tools.dvc(theirs, "repro")
+    ok(tools.executor(ours, "run", "-j", "2"))
+    ok(expected.result())
+    assert lock_files(ours) == lock_files(theirs)
+
+
+def run_in_sub(tools: Tools, base: Path) -> tuple[Path, Proc, Path, Proc]:
+    """several_dvcyaml run with target `use` from `sub/` by DVC and by executor."""
+    theirs = build(base / "dvc", PROJECTS["several_dvcyaml"])
+    ours = build(base / "executor", PROJECTS["several_dvcyaml"])
+    expected = tools.dvc(theirs / "sub", "repro", "use")
+    result = ok(tools.executor(ours / "sub", "run", "use"))
+    return theirs, ok(expected.result()), ours, result
+
+
+def test_targets_are_resolved_from_the_current_directory(tools: Tools, tmp_path: Path) -> None:
+    """In `sub/`, `use` names sub/dvc.yaml's stage (DVC_STAGE of its upstream is then
+    `../dvc.yaml:prep`, which the stage writes into its output)."""
+    theirs, _, ours, _ = run_in_sub(tools, tmp_path)
+    assert lock_files(ours) == lock_files(theirs)
+    assert workspace(ours) == workspace(theirs)
+
+
+def test_stage_addresses_are_printed_from_the_current_directory(
+    tools: Tools, tmp_path: Path
+) -> None:
+    _, expected, _, result = run_in_sub(tools, tmp_path)
+    assert stage_lines(expected.stdout, "ran") == {"../dvc.yaml:prep", "use"}
+    assert stage_lines(result.stdout, "ran") == stage_lines(expected.stdout, "ran")
+
+
+def test_allow_missing_skips_outputs_not_in_the_cache(tools: Tools, tmp_path: Path) -> None:
+    """After `--no-commit`, every output is "not in cache"; `--allow-missing` accepts that
+    (DVC's Stage.changed_outs), so nothing runs."""
+    theirs = build(tmp_path / "dvc", CHAIN_AND_BRANCH)
+    ours = build(tmp_path / "executor", CHAIN_AND_BRANCH)
+    first = tools.dvc(theirs, "repro", "--no-commit")
+    ok(tools.executor(ours, "run", "--no-commit"))
+    ok(first.result())
+    second = tools.dvc(theirs, "repro", "--allow-missing")
+    result = ok(tools.executor(ours, "run", "--allow-missing"))
+    assert stage_lines(ok(second.result()).stdout, "ran") == set()
+    assert stage_lines(result.stdout, "ran") == set()
+    assert lock_files(ours) == lock_files(theirs)
+
+
+def test_executor_honours_a_cache_dir_set_in_dvc_config(tools: Tools, tmp_path: Path) -> None:
+    """`cache.dir` names the cache a first `dvc repro` filled: DVC restores every stage from
+    it in a fresh copy, and so must executor (else the two stop sharing the user's cache)."""
+    first = build(tmp_path / "first", CHAIN_AND_BRANCH)
+    ok(tools.dvc(first, "repro").result())
+    config = f"[cache]\n    dir = {first / '.dvc' / 'cache'}\n"
+    theirs = build(tmp_path / "dvc", CHAIN_AND_BRANCH)
+    ours = build(tmp_path / "executor", CHAIN_AND_BRANCH)
+    for root in (theirs, ours):
+        with open(root / ".dvc" / "config", "a") as f:
+            f.write(config)
+    expected = tools.dvc(theirs, "repro")
+    result = ok(tools.executor(ours, "run"))
+    assert stage_lines(ok(expected.result()).stdout, "ran") == set()
+    assert stage_lines(result.stdout, "ran") == set()
+    assert not (ours / ".dvc" / "cache").exists()
+
+
+def test_vectors_fixture_lock_is_rebuilt_from_its_run_cache(tools: Tools, tmp_path: Path) -> None:
+    """The DVC-built fixture without its dvc.lock and outputs: executor restores all three
+    stages from the fixture's run-cache and writes DVC's dvc.lock byte for byte."""
+    root = tmp_path / "fixture"
+    shutil.copytree(SPEC / "fixture", root, symlinks=True)
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o200)
+    for ignore in root.rglob("_gitignore"):
+        ignore.rename(ignore.with_name(".gitignore"))
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    expected_lock = (root / "dvc.lock").read_bytes()
+    expected_outs = workspace(root / "out")
+    expected_runs = run_entries(root)
+    (root / "dvc.lock").unlink()
+    shutil.rmtree(root / "out")
+
+    result = ok(tools.executor(root, "run"))
+    assert "Running stage" not in result.stdout
+    for stage in ("upper", "listing", "combine"):
+        assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in result.stdout
+    assert (root / "dvc.lock").read_bytes() == expected_lock
+    assert workspace(root / "out") == expected_outs
+    assert run_entries(root) == expected_runs
+    assert (root / "scripts" / "combine.sh").stat().st_mode & 0o111
