@@ -32,6 +32,7 @@ class Project:
     frozen: tuple[str, ...] = ()
     dvc_targets: tuple[str, ...] = ()  # `dvc repro` targets that cover every stage
     change: Mapping[str, str | bytes] = field(default_factory=dict)  # files for a second run
+    links: Mapping[str, str] = field(default_factory=dict)  # symlink path -> target
 
 
 def build(root: Path, project: Project) -> Path:
@@ -41,6 +42,8 @@ def build(root: Path, project: Project) -> Path:
     write_tree(root, project.files)
     for rel in project.executable:
         (root / rel).chmod(0o755)
+    for rel, target in project.links.items():
+        (root / rel).symlink_to(target)
     return root
 
 
@@ -824,6 +827,107 @@ stages:
     },
 )
 
+TOP_LEVEL_AND_WDIR_PARAMS = Project(
+    features=(
+        "top-level params, metrics, plots and artifacts in dvc.yaml",
+        "params.yaml of a wdir stage is the one in its wdir",
+        "a params file given as ../params.yaml",
+        "vars file beside a nested dvc.yaml",
+        "metrics and plots of a stage, cached",
+    ),
+    dvc_targets=("dvc.yaml", "sub/dvc.yaml"),
+    change={"sub/params.yaml": "k: 20\n"},
+    files={
+        "params.yaml": "k: 1\nroot_only: r\n",
+        "custom.yaml": "c: 3\n",
+        "data/plain.txt": "plain\n",
+        "sub/params.yaml": "k: 2\n",
+        "sub/vars.yaml": "greet: hello-from-sub\n",
+        "sub/in.txt": "sub in\n",
+        "dvc.yaml": """\
+params:
+  - custom.yaml
+metrics:
+  - acc.json
+plots:
+  - plot.csv
+artifacts:
+  model:
+    path: model.txt
+    type: model
+stages:
+  wdir_params:
+    wdir: sub
+    cmd: echo ${k} > wp.txt
+    deps:
+      - in.txt
+    params:
+      - k
+      - ../params.yaml:
+          - root_only
+    outs:
+      - wp.txt
+  model:
+    cmd: echo m > model.txt && echo '{"acc":' 1} > acc.json && printf 'a\\n1\\n' > plot.csv
+    deps:
+      - data/plain.txt
+    outs:
+      - model.txt
+    metrics:
+      - acc.json
+    plots:
+      - plot.csv
+""",
+        "sub/dvc.yaml": """\
+vars:
+  - vars.yaml
+stages:
+  subvars:
+    cmd: echo ${greet} ${k} > sv.txt
+    deps:
+      - in.txt
+    outs:
+      - sv.txt
+""",
+    },
+)
+
+SYMLINKS = Project(
+    features=(
+        "a dep that is a symlink",
+        "a dep directory holding a symlinked file and a symlinked folder",
+        "an output that the command makes a symlink",
+        "an output directory holding a symlink",
+    ),
+    links={"data/link.txt": "plain.txt", "data/linkdir": "real"},
+    files={
+        "data/real/f.txt": "f\n",
+        "data/plain.txt": "plain\n",
+        "dvc.yaml": """\
+stages:
+  linked_dep:
+    cmd: find data -type f | LC_ALL=C sort > linked.txt && cat data/link.txt >> linked.txt
+    deps:
+      - data
+      - data/link.txt
+    outs:
+      - linked.txt
+  alias:
+    cmd: ln -s data/plain.txt alias.txt
+    deps:
+      - data/plain.txt
+    outs:
+      - alias.txt
+  link_in_out:
+    cmd: mkdir -p lo && echo target > lo/target.txt && ln -s target.txt lo/link.txt
+    deps:
+      - data/plain.txt
+    outs:
+      - lo
+""",
+    },
+)
+
 PROJECTS: dict[str, Project] = {
     "files_and_dirs": FILES_AND_DIRS,
     "params_yaml": PARAMS_YAML,
@@ -836,6 +940,8 @@ PROJECTS: dict[str, Project] = {
     "stage_order": STAGE_ORDER,
     "frozen": FROZEN,
     "ignores_and_quoting": IGNORES_AND_QUOTING,
+    "top_level_and_wdir_params": TOP_LEVEL_AND_WDIR_PARAMS,
+    "symlinks": SYMLINKS,
 }
 
 

@@ -24,6 +24,7 @@ from tests.fixtures.repos import run_cli
 from tests.oracle_projects import (
     Project,
     build,
+    cache_objects,
     containers_using,
     lock_files,
     run_entries,
@@ -313,3 +314,28 @@ def test_failing_command_does_not_show_lines_it_never_ran(failure: Failure) -> N
     """DVC prints `> LINE` just before running it, so the log ends at the failing line."""
     assert failure.dvc_result.stdout.rstrip().endswith("> exit 3")
     assert "> echo never" not in failure.result.stdout
+
+
+@pytest.mark.xfail(strict=True, reason="files in an output dir are hashed through symlinks out")
+def test_symlink_out_of_the_repository_inside_an_output_dir_leaks_nothing(
+    base_repo: Path, tmp_path: Path, busybox_image: str
+) -> None:
+    """The command links a host file (not mounted, so dangling inside the container) into
+    its output directory. Hashing on the host must not follow it: the stage is refused and
+    the file's content never reaches the cache (and from there a remote)."""
+    secret = tmp_path / OUTSIDE / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("host-only secret\n")
+    root = shutil.copytree(base_repo, tmp_path / "repo", symlinks=True)
+    (root / "dvc.yaml").write_text(
+        FIRST + f"  leak:\n    cmd: mkdir -p ld && ln -s {secret} ld/f.txt\n"
+        "    deps:\n      - in.txt\n    outs:\n      - ld\n"
+    )
+    before = snapshot(root)
+
+    result = executor(root, busybox_image, "run")
+    errors = error_lines(result.stderr)
+    assert all(b"host-only secret" not in body for _, body in cache_objects(root).values())
+    assert result.returncode != 0
+    assert len(errors) == 1 and "leak" in errors[0] and "ld" in errors[0], result.stderr
+    assert snapshot(root)["runs"] == before["runs"]
