@@ -38,14 +38,48 @@ CHECKSUMS = (
 
 
 class PartRunner:
-    """Runs part transfers on a pool, results consumed in order, with at most `limit` part
-    buffers in flight across every transfer of the store (memory stays bounded)."""
+    """Runs part transfers on a pool with at most `limit` part buffers in flight across every
+    transfer of the store (memory stays bounded)."""
 
     def __init__(self, pool: ThreadPoolExecutor, limit: int) -> None:
         self._pool = pool
         self._slots = threading.BoundedSemaphore(limit)
 
-    def run(self, jobs: Iterator[Callable[[], T]], consume: Callable[[T], None]) -> None:
+    def run_any_order(self, jobs: Iterator[Callable[[], T]]) -> list[T]:
+        """Each job's result, in job order; a slot frees as soon as any part is done (no
+        part waits behind a slow one). Stops submitting at the first failure."""
+        futures: list[Future[T]] = []
+        failed = threading.Event()
+
+        def done(future: Future[T]) -> None:
+            self._slots.release()
+            if future.cancelled() or future.exception() is not None:
+                failed.set()
+
+        try:
+            while not failed.is_set():
+                self._slots.acquire()
+                try:
+                    job = next(jobs, None)
+                except BaseException:
+                    self._slots.release()
+                    raise
+                if job is None:
+                    self._slots.release()
+                    break
+                futures.append(self._pool.submit(job))
+                futures[-1].add_done_callback(done)
+            return [future.result() for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            for future in futures:
+                with suppress(BaseException):
+                    future.exception()
+            raise
+
+    def run_in_order(self, jobs: Iterator[Callable[[], T]], consume: Callable[[T], None]) -> None:
+        """Hand each job's result to `consume` in job order (downloads: bytes in order)."""
         window: deque[Future[T]] = deque()
         try:
             while True:
@@ -89,7 +123,6 @@ def upload_large(
 ) -> None:
     """Upload `src` in parts; complete only if the bytes sent hash to `md5`, else abort."""
     upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
-    done: list[CompletedPartTypeDef] = []
     digest = hashlib.md5()
     try:
         with open(src, "rb") as f:
@@ -102,7 +135,7 @@ def upload_large(
                     digest.update(chunk)
                     yield partial(_upload_part, client, bucket, key, upload_id, number, chunk)
 
-            runner.run(jobs(), done.append)
+            done = runner.run_any_order(jobs())
         if digest.hexdigest() != md5:
             raise CorruptObject(md5, str(src), digest.hexdigest())
         client.complete_multipart_upload(
@@ -143,7 +176,7 @@ def download_rest(
         partial(_get_range, client, bucket, key, offset, min(offset + part, total) - 1)
         for offset in range(start, total, part)
     )
-    runner.run(jobs, write)
+    runner.run_in_order(jobs, write)
 
 
 def _get_range(client: S3Client, bucket: str, key: str, first: int, last: int) -> bytes:
