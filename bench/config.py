@@ -18,7 +18,7 @@ class Config:
     out: Path  # where BENCHMARKS.md, results.json and the plot go
     image: str  # the stage image (docker/build-image.sh busybox)
     env: Mapping[str, str]  # environment of every command the harness starts
-    rounds: int = 5  # rounds of cheap cases (a second or so each)
+    rounds: int = 4  # rounds of cheap cases (a second or so each)
     slow_rounds: int = 2  # rounds of cases that take a minute
     warmup: bool = True
     jobs: int = 4  # `executor run -j` for first runs (fan shapes run this many containers)

@@ -10,6 +10,7 @@ from bench import pipelines
 from bench.config import Config
 from bench.inputs import Inputs
 from bench.measure import alternate
+from bench.profiling import profile_threaded
 from bench.results import Row, Target
 from bench.tools import Tools
 
@@ -49,7 +50,7 @@ def _one(config: Config, tools: Tools, inputs: Inputs, shape: str, n: int, warmu
     stats = alternate({"executor": ours, "peer": theirs}, rounds, warmup)
     for tool, repo in last.items():  # what restore and all-hits start from
         inputs.remember_ran(tool, shape, n, repo)
-    return Row(
+    row = Row(
         "firstrun",
         f"{shape}, {n} stages, -j {config.jobs}",
         "dvc repro",
@@ -59,6 +60,11 @@ def _one(config: Config, tools: Tools, inputs: Inputs, shape: str, n: int, warmu
         plot=(f"first run, {shape}", n),
         note="a chain cannot use -j: one container after another" if shape == "chain" else "",
     )
+    if row.met is False:
+        repo = pipelines.copy_repo(inputs.template(shape, n), inputs.fresh("run-profile"))
+        row.profile = profile_threaded(tools, repo, ("run", "-j", str(config.jobs)))
+        shutil.rmtree(repo)
+    return row
 
 
 def scenario(config: Config, tools: Tools, inputs: Inputs) -> list[Row]:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import spy
 from bench.tools import Tools
 
 
@@ -41,3 +42,12 @@ def profile_executor(
     return Profile(
         data["seconds"], tuple(data["heavy"]), data["cumulative"], data["tottime"], data["ours"]
     )
+
+
+def profile_threaded(tools: Tools, repo: Path, args: tuple[str, ...]) -> str:
+    """For commands whose work runs in threads (containers, transfers): py-spy over every
+    thread when it is installed, else cProfile (which sees the main thread only)."""
+    if spy.available():
+        return spy.spy_executor(tools, repo, args)
+    note = "py-spy is not installed (pip install py-spy): cProfile sees the main thread only\n"
+    return note + profile_executor(tools, repo, args).text()

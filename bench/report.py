@@ -124,7 +124,12 @@ def render(rows: list[Row], meta: dict[str, Any], plot: str | None, command: str
     profiled = [r for r in rows if r.profile]
     if profiled:
         out += ["", "## Where the time goes (profiles of the misses)", ""]
-        out.append("cProfile of `executor.cli.main` in-process, started before it is imported.")
+        out.append(
+            "Single-threaded commands (no-op, restore): cProfile of `executor.cli.main` "
+            "in-process, started before it is imported. Threaded ones (first run, transfers): "
+            "py-spy over every thread, idle included, so time spent waiting on Docker or S3 "
+            "shows; in thread-seconds. Taken after the measured rounds, in one extra run."
+        )
         for r in profiled:
             out += ["", f"### {TITLES[r.scenario]}: {r.case}", "", "```", r.profile, "```"]
     return "\n".join(out) + "\n"

@@ -12,6 +12,7 @@ from pathlib import Path
 from bench import pipelines
 from bench.config import Config
 from bench.inputs import Inputs
+from bench.profiling import profile_threaded
 from bench.s3server import MotoServer
 from bench.tools import Tools
 
@@ -124,3 +125,14 @@ class S3Repo:
         return self.tools.python(
             "bench.raw_s3", action, self.endpoint, bucket, str(listfile), "--threads", threads
         ).seconds
+
+    def profile(self, action: str, data: Dataset, bucket: str, clone: bool) -> str:
+        """Profile executor's `action` of `data` against the bucket, in the repository or (to
+        pull what is missing) in a fresh clone."""
+        repo = self.clone("profile") if clone else self.repo
+        try:
+            args = (action, data.target, "--store", self.url(bucket))
+            return profile_threaded(self.tools, repo, args)
+        finally:
+            if clone:
+                shutil.rmtree(repo)

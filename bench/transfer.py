@@ -44,8 +44,6 @@ def moved(config: Config, s3: S3Repo, data: Dataset) -> list[Row]:
         config.warmup,
     )
     pull_requests = dict(s3.requests)
-    for bucket in buckets.values():
-        server.drop_bucket(bucket)
     n = len(data.objects)
     rows = []
     measured = (("push", pushed, push_requests), ("pull", pulled, pull_requests))
@@ -67,6 +65,15 @@ def moved(config: Config, s3: S3Repo, data: Dataset) -> list[Row]:
                     note=f"{note}; {peer} {_requests(requests[peer], n)}",
                 )
             )
+    for action in ("push", "pull"):
+        missed = [r for r in rows if r.case.startswith(action) and r.met is False]
+        if missed:
+            bucket = server.new_bucket() if action == "push" else buckets["executor"]
+            missed[0].profile = s3.profile(action, data, bucket, clone=action == "pull")
+            if action == "push":
+                server.drop_bucket(bucket)
+    for bucket in buckets.values():
+        server.drop_bucket(bucket)
     return rows
 
 
@@ -105,6 +112,9 @@ def nothing_to_move(config: Config, s3: S3Repo, data: Dataset) -> list[Row]:
                 },
             )
         )
+    for row, action in zip(rows, ("push", "pull"), strict=True):
+        if row.met is False:
+            row.profile = s3.profile(action, data, bucket, clone=False)
     push_row = rows[0]
     rows.append(
         Row(
