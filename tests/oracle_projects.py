@@ -928,6 +928,31 @@ stages:
     },
 )
 
+# Run by DVC 3, then turned into what DVC 2 left behind (see test_dvc_oracle_cli.py).
+LEGACY = Project(
+    features=("a CRLF text dep", "a binary dep", "a directory output"),
+    files={
+        "crlf.txt": b"one\r\ntwo\r\n",
+        "bin.dat": b"\x00\x01\r\n\xff",
+        "dvc.yaml": """\
+stages:
+  text:
+    cmd: wc -l < crlf.txt | tr -d ' ' > text.txt
+    deps:
+      - crlf.txt
+    outs:
+      - text.txt
+  both:
+    cmd: mkdir -p both && cat text.txt bin.dat > both/all.dat
+    deps:
+      - text.txt
+      - bin.dat
+    outs:
+      - both
+""",
+    },
+)
+
 PROJECTS: dict[str, Project] = {
     "files_and_dirs": FILES_AND_DIRS,
     "params_yaml": PARAMS_YAML,
