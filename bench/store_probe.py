@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from executor.hashing import DirEntry, file_md5, manifest_bytes
+from executor.store.hints import DirHints
 from executor.store.local import LocalStore
 from executor.store.s3 import S3Store
 from executor.store.s3client import make_client
@@ -80,7 +81,8 @@ def main() -> None:
         folder.mkdir()
         out = _write_dir(cache, folder, args.n, 0, "")
         started = time.perf_counter()
-        push(cache, store, [out], jobs=args.workers)
+        hints = DirHints(work / "hints.json")  # what `executor push` keeps in .dvc/tmp
+        push(cache, store, [out], jobs=args.workers, hints=hints)
         took = time.perf_counter() - started
         print(f"first push of {args.n:,} files: {took:.2f} s, {dict(calls)}")
         md5s = [file_md5(p) for p in sorted(folder.iterdir())]
@@ -93,7 +95,7 @@ def main() -> None:
             out = _write_dir(cache, folder, args.n, k, f"v{k}")
             calls.clear()
             started = time.perf_counter()
-            report = push(cache, store, [out], jobs=args.workers)
+            report = push(cache, store, [out], jobs=args.workers, hints=hints)
             took = time.perf_counter() - started
             moved = f"{report.moved} moved, {dict(calls)}"
             print(f"push after {k} of {args.n:,} changed: {took:.2f} s, {moved}")

@@ -21,6 +21,7 @@ from executor.errors import UserError
 from executor.hashing import DirEntry, manifest_bytes
 from executor.store.base import ObjectStore, object_key
 from executor.store.errors import TransferIncomplete
+from executor.store.hints import DirHints
 from executor.store.local import LocalStore
 from executor.store.s3 import S3Store
 from executor.store.s3client import make_client
@@ -152,6 +153,23 @@ def test_push_uploads_only_what_changed(repo: Path, s3: S3Store) -> None:
     report = push(cache_of(repo), s3, tracked_outputs(repo))
     assert report.moved == 2  # new.txt and the new manifest; a.txt is already there
     assert calls["PutObject"] == 2
+
+
+def test_a_few_changed_files_in_a_big_directory_cost_a_few_requests(
+    tmp_path: Path, s3: S3Store
+) -> None:
+    root = tmp_path / "big"
+    files: dict[str, bytes | Tree] = {f"f{i:03d}": b"%d\n" % i for i in range(300)}
+    build_repo(root, {"data": files})
+    hints = DirHints(tmp_path / "hints.json")
+    push(cache_of(root), s3, tracked_outputs(root), hints=hints)
+    build_repo(root, {"data": {**files, "f007": b"new\n", "f123": b"newer\n"}})
+    calls = counting(s3)
+    report = push(cache_of(root), s3, tracked_outputs(root), hints=DirHints(hints.path))
+    assert report.moved == 3  # two files and the new manifest
+    # HEADs: the new .dir, the previous one (still there, so its 298 shared files are), and
+    # the two changed files; no listing of the directory's 300 files
+    assert calls == Counter({"HeadObject": 4, "PutObject": 3})
 
 
 def test_pull_refuses_a_corrupt_object_and_does_not_use_it(

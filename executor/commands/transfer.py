@@ -67,6 +67,7 @@ def _transfer(
     from executor import transfer
     from executor.errors import ConfigError
     from executor.settings import settings_for
+    from executor.store.hints import DirHints
     from executor.store.open import open_store
     from executor.store.tracked import tracked_outputs
     from executor.workspace import Workspace, find_root
@@ -82,10 +83,17 @@ def _transfer(
     outputs = tracked_outputs(root, targets, cwd)
     workers = settings.transfer_workers
     store = open_store(url, settings, base=cwd if store_url else root)
+    hints = DirHints.for_store(root, store.url)
     with closing(store), Workspace(root, settings, cwd) as ws, _Bars() as bars:
         if action == "push":
             return transfer.push(
-                ws.store, store, outputs, run_cache=run_cache, jobs=workers, progress=bars
+                ws.store,
+                store,
+                outputs,
+                run_cache=run_cache,
+                jobs=workers,
+                progress=bars,
+                hints=hints,
             )
         return transfer.pull(
             ws.store,
@@ -96,6 +104,7 @@ def _transfer(
             jobs=workers,
             progress=bars,
             hash_many=lambda paths: [h.md5 for h in ws.hasher.hash_many(paths)],
+            hints=hints,
         )
 
 
