@@ -953,6 +953,23 @@ stages:
     },
 )
 
+# Its output depends on hidden.txt, which is not a dep: forced runs add entries to one key.
+NONDETERMINISTIC = Project(
+    features=("several run-cache entries under one key",),
+    files={
+        "in.txt": "x\n",
+        "dvc.yaml": """\
+stages:
+  nd:
+    cmd: cat in.txt hidden.txt > out.txt
+    deps:
+      - in.txt
+    outs:
+      - out.txt
+""",
+    },
+)
+
 PROJECTS: dict[str, Project] = {
     "files_and_dirs": FILES_AND_DIRS,
     "params_yaml": PARAMS_YAML,

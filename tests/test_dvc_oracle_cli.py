@@ -10,7 +10,7 @@ import hashlib
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from tests.fixtures.repos import run_cli
 from tests.oracle_projects import (
     CHAIN_AND_BRANCH,
     LEGACY,
+    NONDETERMINISTIC,
     PROJECTS,
     build,
     containers_using,
@@ -41,8 +42,11 @@ class Tools:
         self.image, self.dvc_bin = image, dvc_bin
         self.pool = ThreadPoolExecutor(max_workers=2)
 
+    def dvc_now(self, root: Path, *args: str) -> Proc:
+        return run_cli([self.dvc_bin, *args], root, {"SHELL": "/bin/sh"})
+
     def dvc(self, root: Path, *args: str) -> Future[Proc]:
-        return self.pool.submit(run_cli, [self.dvc_bin, *args], root, {"SHELL": "/bin/sh"})
+        return self.pool.submit(self.dvc_now, root, *args)
 
     def executor(self, root: Path, *args: str) -> Proc:
         argv = [sys.executable, "-m", "executor", *args]
@@ -135,6 +139,38 @@ def test_executor_honours_a_cache_dir_set_in_dvc_config(tools: Tools, tmp_path: 
     assert stage_lines(ok(expected.result()).stdout, "ran") == set()
     assert stage_lines(result.stdout, "ran") == set()
     assert not (ours / ".dvc" / "cache").exists()
+
+
+def forced_runs(run: Callable[[Path], Proc], root: Path) -> Path:
+    """`run` forced four times, hidden.txt one, two, three, two: the last run's entry
+    already exists, so it is not written again and `three` stays the newest."""
+    for value in ("one", "two", "three", "two"):
+        (root / "hidden.txt").write_text(f"{value}\n")
+        ok(run(root))
+    return root
+
+
+def test_newest_run_cache_entry_wins_both_ways(tools: Tools, tmp_path: Path) -> None:
+    theirs = build(tmp_path / "dvc", NONDETERMINISTIC)
+    ours = build(tmp_path / "executor", NONDETERMINISTIC)
+    dvc_side = tools.pool.submit(
+        forced_runs, lambda root: tools.dvc_now(root, "repro", "--force"), theirs
+    )
+    forced_runs(lambda root: tools.executor(root, "run", "--force"), ours)
+    dvc_side.result()
+    assert run_entries(ours) == run_entries(theirs)
+    assert len(run_entries(ours)) == 3
+
+    for src, label in ((theirs, "executor-restores"), (ours, "dvc-restores")):
+        dest = shutil.copytree(src, tmp_path / label, symlinks=True)
+        (dest / "dvc.lock").unlink()
+        (dest / "out.txt").unlink()
+    restored_by_dvc = tools.dvc(tmp_path / "dvc-restores", "repro")
+    result = ok(tools.executor(tmp_path / "executor-restores", "run"))
+    assert stage_lines(result.stdout, "cached") == {"nd"}
+    assert stage_lines(ok(restored_by_dvc.result()).stdout, "cached") == {"nd"}
+    assert (tmp_path / "executor-restores" / "out.txt").read_text() == "x\nthree\n"
+    assert (tmp_path / "dvc-restores" / "out.txt").read_text() == "x\nthree\n"
 
 
 def as_dvc2(root: Path, crlf: dict[str, bytes]) -> None:
