@@ -8,24 +8,26 @@ import hashlib
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import (
-    ClientError,
-    IncompleteReadError,
-    ReadTimeoutError,
-    ResponseStreamingError,
-)
+from botocore.exceptions import ClientError
 
 from executor.errors import CorruptObject, StoreError
 from executor.store.base import RunFile, object_key, record_key, run_key
 from executor.store.s3client import MISSING, error_code, translated, with_body_retries
-from executor.store.s3parts import PartRunner, download_rest, part_size_for, upload_large
+from executor.store.s3list import head, scan_present
+from executor.store.s3parts import (
+    PartRunner,
+    download_rest,
+    part_size_for,
+    stream_object,
+    upload_large,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -33,10 +35,8 @@ if TYPE_CHECKING:
 
 PART_SIZE = 16 * 1024 * 1024  # larger objects go in parts, in parallel
 STREAM_RATE = 96 * 1024 * 1024  # bytes/s: a download stream slower than this goes parallel
-CHUNK = 1024 * 1024
 HEAD_LIMIT = 2  # up to this many objects are checked by HEAD, more by listing
 SHARD_KEYS = 64  # at least this many wanted keys per listing shard; shards run in parallel
-SPARSE = 10  # a listed page that answers fewer wanted keys than this: HEAD the rest
 
 
 class S3Store:
@@ -102,43 +102,12 @@ class S3Store:
             else:
                 size = max(SHARD_KEYS, -(-len(keys) // self.workers))
                 shards = [keys[i : i + size] for i in range(0, len(keys), size)]
-                present = [k for found in self._pool.map(self._scan, shards) for k in found]
+                scan = partial(scan_present, self.client, self.bucket, self._key("files/md5/"))
+                present = [k for found in self._pool.map(scan, shards) for k in found]
         return {by_key[k] for k in present}
 
     def _head(self, key: str) -> bool:
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if error_code(exc) in MISSING:
-                return False
-            raise
-        return True
-
-    def _scan(self, keys: list[str]) -> list[str]:
-        """Which of the sorted `keys` exist. A listing from the first key on answers every
-        wanted key up to the last one it returns; the next starts at the next wanted key, so an
-        empty or dense range costs a request per page at most. Where the store holds many
-        objects between the wanted ones (pages answer few), the rest are asked by HEAD."""
-        found: list[str] = []
-        prefix, i = self._key("files/md5/"), 0
-        while i < len(keys):
-            page = self.client.list_objects_v2(
-                Bucket=self.bucket, Prefix=prefix, StartAfter=keys[i][:-1], MaxKeys=1000
-            )
-            listed = [o["Key"] for o in page.get("Contents", [])]
-            if not listed:
-                break
-            names, last, start = set(listed), listed[-1], i
-            while i < len(keys) and keys[i] <= last:
-                if keys[i] in names:
-                    found.append(keys[i])
-                i += 1
-            if not page.get("IsTruncated"):
-                break
-            if i - start < SPARSE:
-                found.extend(k for k in keys[i:] if self._head(k))
-                break
-        return found
+        return head(self.client, self.bucket, key)
 
     def put_file(self, md5: str, src: Path, *, check: bool = True) -> None:
         if check and self.exists(md5):
@@ -204,39 +173,14 @@ class S3Store:
             write(data)
 
         with self._errors(f"downloading object {md5}", md5):
-            offset, total = self._stream(key, take)
+            args0 = (self.client, self.bucket, key, self.part_size, self.stream_rate)
+            offset, total = stream_object(*args0, take)
             if offset < total:
                 part = part_size_for(total - offset, self.part_size)
                 args = (self.client, self.bucket, key, offset, total, part)
                 download_rest(*args, self._parts, take)
         if digest.hexdigest() != _name(md5):
             raise CorruptObject(md5, f"{self.url}/{object_key(md5)}", digest.hexdigest())
-
-    def _stream(self, key: str, take: Callable[[bytes], None]) -> tuple[int, int]:
-        """Read the object as one stream (one GET); (bytes read, size). It stops early when,
-        after a part's worth, the stream runs slower than `stream_rate`: parallel ranged GETs
-        then fetch the rest (they pay where each connection is slow, as with S3 over a WAN; a
-        fast server serves one stream best). A dropped stream is also finished by ranges."""
-        response = self.client.get_object(Bucket=self.bucket, Key=key)
-        total, body, offset = response["ContentLength"], response["Body"], 0
-        started, judged = time.monotonic(), False
-        try:
-            while offset < total:
-                chunk = body.read(CHUNK)
-                if not chunk:
-                    break
-                take(chunk)
-                offset += len(chunk)
-                if not judged and offset >= self.part_size and total - offset > self.part_size:
-                    judged = True
-                    if offset / max(time.monotonic() - started, 1e-6) < self.stream_rate:
-                        break
-        except (ResponseStreamingError, ReadTimeoutError, IncompleteReadError):
-            pass
-        finally:
-            if offset < total:
-                body.close()
-        return offset, total
 
     # run-cache entries and executor's records
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,6 +19,8 @@ from contextlib import suppress
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
+
+from botocore.exceptions import IncompleteReadError, ReadTimeoutError, ResponseStreamingError
 
 from executor.errors import CorruptObject, StoreError
 from executor.store.s3client import with_body_retries
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 MAX_PARTS = 10_000  # S3's limit per multipart upload
+CHUNK = 1024 * 1024
 CHECKSUMS = (
     "ChecksumCRC32",
     "ChecksumCRC32C",
@@ -188,3 +192,37 @@ def _get_range(client: S3Client, bucket: str, key: str, first: int, last: int) -
     if len(data) != last - first + 1:
         raise StoreError(f"s3://{bucket}/{key}: short read of bytes {first}-{last}")
     return data
+
+
+def stream_object(
+    client: S3Client,
+    bucket: str,
+    key: str,
+    part_size: int,
+    stream_rate: float,
+    take: Callable[[bytes], None],
+) -> tuple[int, int]:
+    """Read the object as one stream (one GET); (bytes read, size). It stops early when,
+    after a part's worth, the stream runs slower than `stream_rate` bytes/s: parallel ranged
+    GETs then fetch the rest (they pay where each connection is slow, as with S3 over a WAN;
+    a fast server serves one stream best). A dropped stream is also finished by ranges."""
+    response = client.get_object(Bucket=bucket, Key=key)
+    total, body, offset = response["ContentLength"], response["Body"], 0
+    started, judged = time.monotonic(), False
+    try:
+        while offset < total:
+            chunk = body.read(CHUNK)
+            if not chunk:
+                break
+            take(chunk)
+            offset += len(chunk)
+            if not judged and offset >= part_size and total - offset > part_size:
+                judged = True
+                if offset / max(time.monotonic() - started, 1e-6) < stream_rate:
+                    break
+    except (ResponseStreamingError, ReadTimeoutError, IncompleteReadError):
+        pass
+    finally:
+        if offset < total:
+            body.close()
+    return offset, total
