@@ -71,12 +71,50 @@ def store_outputs(
         path = inside(workspace, out.repo_path)
         if not path.exists():
             raise OutputMissing(stage, out.path)
+        links = _links_checked(workspace, path, stage, out.path)
         if out.committed and commit:
+            _materialise(links)
             info = commit_output(store, hasher, path)
         else:
             info = hasher.hash_path(path)
         items.append(lock_item(out.path, info))
     return items
+
+
+def _links_checked(root: Path, path: Path, stage: str, out: str) -> list[Path]:
+    """Symlinks in an output; WorkspaceError if one leads outside the repository.
+
+    The command ran in a container, but hashing happens on the host: a link the stage made
+    to a host path must never be followed, or a host file would reach the cache and remotes.
+    """
+    links = [path] if path.is_symlink() else []
+    if path.is_dir() and not path.is_symlink():
+        for folder, dirnames, filenames in os.walk(path):
+            links += [
+                Path(folder, n)
+                for n in (*dirnames, *filenames)
+                if os.path.islink(os.path.join(folder, n))
+            ]
+    real_root = os.path.realpath(root)
+    for link in links:
+        real = os.path.realpath(link)
+        if real != real_root and not real.startswith(real_root + os.sep):
+            shown = link.relative_to(root).as_posix()
+            raise WorkspaceError(
+                f"stage '{stage}': output '{out}' holds '{shown}', a symlink leading outside "
+                f"the repository (to {os.readlink(link)}); outputs may only link inside it"
+            )
+    return links
+
+
+def _materialise(links: list[Path]) -> None:
+    """Replace links to files by copies, as DVC's commit-then-checkout leaves them."""
+    for link in links:
+        target = os.path.realpath(link)
+        if os.path.isfile(target):
+            tmp = link.with_name(f".{link.name}.executor-copy")
+            shutil.copy2(target, tmp)
+            os.replace(tmp, link)
 
 
 def _place(store: ObjectStore, md5: str, dest: Path, executable: bool) -> None:

@@ -16,7 +16,7 @@ from executor.hashing import Hasher
 from executor.lockentry import Entry, build_entry, lock_item, run_key
 from executor.outputs import inside
 from executor.pipeline.model import Stage
-from executor.runcache import out_objects
+from executor.runcache import objects_usable, out_objects
 from executor.store.base import ObjectStore
 
 Action = Literal["skip", "checkout", "lookup", "run", "frozen"]
@@ -148,4 +148,4 @@ def evaluate(
 
 def in_cache(store: ObjectStore, item: Mapping[str, Any]) -> bool:
     needed = out_objects(store, [dict(item)])
-    return needed is not None and len(store.exists_many(needed)) == len(set(needed))
+    return needed is not None and objects_usable(store, needed)

@@ -49,6 +49,15 @@ def out_objects(store: ObjectStore, outs: Iterable[dict[str, Any]]) -> list[str]
     return needed
 
 
+def objects_usable(store: ObjectStore, needed: list[str]) -> bool:
+    """Every object present, and (in a local cache) none of the writable ones corrupt."""
+    wanted = set(needed)
+    if len(store.exists_many(wanted)) != len(wanted):
+        return False
+    verify = getattr(store, "verify_writable", None)
+    return verify is None or bool(verify(wanted))
+
+
 class RunCache:
     """Lookups and saves of run-cache entries in one object store."""
 
@@ -85,15 +94,13 @@ class RunCache:
                 log.warning("run-cache entry %s/%s does not match its key, ignored", key, run.value)
                 continue
             needed = out_objects(self.store, entry.get("outs", []))
-            if needed is None or len(self.store.exists_many(needed)) != len(set(needed)):
+            if needed is None or not objects_usable(self.store, needed):
                 log.info("run-cache entry %s/%s has missing objects, not used", key, run.value)
                 continue
             return RunHit(key, run.value, entry, digest)
         return None
 
-    def save(
-        self, entry: Entry, *, image: str | None, image_digest: str | None
-    ) -> tuple[str, str]:
+    def save(self, entry: Entry, *, image: str | None, image_digest: str | None) -> tuple[str, str]:
         """Write the entry (unless present) and executor's record beside it; (key, value).
 
         Without an image (a frozen stage's outputs, verified but not produced here) only

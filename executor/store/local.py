@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from executor.errors import CorruptObject, StoreError
+from executor.hashing import file_md5
 from executor.store.base import RunFile, object_key, record_key, run_key
 from executor.store.errors import ObjectMissing
 
@@ -81,6 +82,26 @@ class LocalStore:
                 continue
             present.update(shard + n for n in names if not n.startswith("."))
         return wanted & present
+
+    def verify_writable(self, md5s: Iterable[str]) -> bool:
+        """DVC trusts protected (read-only) objects and hashes writable ones before using
+        them; a writable object that does not match its name is removed (False)."""
+        intact = True
+        for md5 in md5s:
+            path = self.object_str(md5)
+            try:
+                mode = os.stat(path).st_mode
+            except FileNotFoundError:
+                intact = False
+                continue
+            if not mode & 0o222:
+                continue
+            if file_md5(Path(path)) != _md5_name(md5):
+                os.unlink(path)
+                intact = False
+            else:
+                os.chmod(path, OBJECT_MODE)
+        return intact
 
     def put_file(self, md5: str, src: Path, *, check: bool = True) -> None:
         dest = self.object_path(md5)
