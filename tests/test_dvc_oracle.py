@@ -248,9 +248,6 @@ def projects(known: dict[str, str] | None = None) -> list[Any]:
     ]
 
 
-SYMLINK_OUT = "a symlink made as (or in) an output stays one; DVC's commit checks out a copy"
-
-
 def is_lock_or_ignore(rel: str) -> bool:
     return Path(rel).name in ("dvc.lock", ".gitignore")
 
@@ -263,7 +260,7 @@ def test_lock_files_are_byte_identical(oracle: Oracle, project: str) -> None:
     assert lock_files(pair.executor_root) == expected
 
 
-@pytest.mark.parametrize("project", projects({"symlinks": SYMLINK_OUT}))
+@pytest.mark.parametrize("project", projects())
 def test_outputs_are_identical_with_exec_bits(oracle: Oracle, project: str) -> None:
     pair = oracle.pair(project)
     ours = {k: v for k, v in workspace(pair.executor_root).items() if not is_lock_or_ignore(k)}

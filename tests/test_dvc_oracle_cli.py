@@ -149,9 +149,6 @@ def test_executor_honours_a_cache_dir_set_in_dvc_config(tools: Tools, tmp_path: 
     assert not (ours / ".dvc" / "cache").exists()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="restores from an object without checking it, even unprotected"
-)
 def test_a_writable_object_that_does_not_match_its_name_is_not_restored(
     tools: Tools, tmp_path: Path
 ) -> None:

@@ -316,7 +316,6 @@ def test_failing_command_does_not_show_lines_it_never_ran(failure: Failure) -> N
     assert "> echo never" not in failure.result.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="files in an output dir are hashed through symlinks out")
 def test_symlink_out_of_the_repository_inside_an_output_dir_leaks_nothing(
     base_repo: Path, tmp_path: Path, busybox_image: str
 ) -> None:
