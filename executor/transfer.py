@@ -10,7 +10,6 @@ records before their entries (an entry never shows up without its record).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,9 +139,7 @@ def pull(
     wanted = {o.md5 for o in outputs if o.push}
 
     def fetch(md5: str) -> None:
-        dest = cache.object_path(md5)
-        store.get_file(md5, dest)
-        os.chmod(dest, OBJECT_MODE)
+        store.get_file(md5, cache.object_path(md5), mode=OBJECT_MODE)
 
     dirs = {m for m in wanted if m.endswith(".dir")}
     missing_dirs = dirs - cache.exists_many(dirs)

@@ -69,8 +69,7 @@ class LocalCache:
     def _download(self, md5: str) -> None:
         path = self.objects.object_path(md5)
         if not path.is_file():
-            self.store.get_file(md5, path)
-            os.chmod(path, OBJECT_MODE)
+            self.store.get_file(md5, path, mode=OBJECT_MODE)
         with self._lock:
             if md5 not in self._lru:
                 self._lru[md5] = path.stat().st_size

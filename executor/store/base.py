@@ -8,6 +8,8 @@ Layout (DVC 3's cache and remote layout, spec/dvc-compat.md §3.3, §6):
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,24 @@ def run_key(key: str, value: str | None = None) -> str:
 def record_key(key: str, value: str) -> str:
     """Relative key of executor's JSON record beside a DVC run-cache entry."""
     return f"executor/runs/{key[:2]}/{key}/{value}.json"
+
+
+def temporary_beside(dest: Path) -> str:
+    """A temporary name in `dest`'s folder, unique to this process and thread."""
+    return f"{dest.parent}/.{dest.name}.{os.getpid()}-{threading.get_ident()}.tmp"
+
+
+def create(path: str, mode: int) -> int:
+    """Open a new file for writing with `mode` (its folders made as needed); a leftover of a
+    crashed writer with the same name is replaced."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:
+        return os.open(path, flags, mode)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    except FileExistsError:
+        os.unlink(path)
+    return os.open(path, flags, mode)
 
 
 @dataclass(frozen=True)
@@ -63,9 +83,9 @@ class ObjectStore(Protocol):
         """Store `data` as object `md5` unless present (verified like `put_file`)."""
         ...
 
-    def get_file(self, md5: str, dest: Path) -> None:
-        """Write object `md5` to `dest` atomically, verifying its content (CorruptObject);
-        ObjectMissing if the store does not have it."""
+    def get_file(self, md5: str, dest: Path, *, mode: int = 0o644) -> None:
+        """Write object `md5` to `dest` atomically with `mode`, verifying its content
+        (CorruptObject); ObjectMissing if the store does not have it."""
         ...
 
     def get_bytes(self, md5: str) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterable
@@ -83,6 +84,20 @@ class LocalStore:
             present.update(shard + n for n in names if not n.startswith("."))
         return wanted & present
 
+    def legacy_has(self, md5: str) -> bool:
+        """Whether a DVC 2 object (`<root>/<md5[:2]>/<rest>`) and, for a directory, every
+        file it lists are present."""
+        path = self.root / md5[:2] / md5[2:]
+        if not path.is_file():
+            return False
+        if not md5.endswith(".dir"):
+            return True
+        try:
+            files = json.loads(path.read_bytes())
+            return all((self.root / f["md5"][:2] / f["md5"][2:]).is_file() for f in files)
+        except (ValueError, KeyError, TypeError):
+            return False
+
     def verify_writable(self, md5s: Iterable[str]) -> bool:
         """DVC trusts protected (read-only) objects and hashes writable ones before using
         them; a writable object that does not match its name is removed (False)."""
@@ -121,10 +136,10 @@ class LocalStore:
         except OSError as exc:
             raise StoreError(f"cannot write object {md5} in {self.root}: {exc.strerror}") from exc
 
-    def get_file(self, md5: str, dest: Path) -> None:
+    def get_file(self, md5: str, dest: Path, *, mode: int = 0o644) -> None:
         path = self.object_path(md5)
         try:
-            _write_atomic(dest, path, 0o644, _md5_name(md5))
+            _write_atomic(dest, path, mode, _md5_name(md5))
         except CorruptObject as exc:
             raise CorruptObject(md5, str(path), exc.actual) from None
         except FileNotFoundError:

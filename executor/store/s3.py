@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from executor.errors import CorruptObject, StoreError
-from executor.store.base import RunFile, object_key, record_key, run_key
+from executor.store.base import RunFile, create, object_key, record_key, run_key, temporary_beside
 from executor.store.s3client import MISSING, error_code, translated, with_body_retries
 from executor.store.s3list import head, scan_present
 from executor.store.s3parts import (
@@ -145,13 +144,11 @@ class S3Store:
             Bucket=self.bucket, Key=key, Body=data, ContentMD5=content_md5.decode()
         )
 
-    def get_file(self, md5: str, dest: Path) -> None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    def get_file(self, md5: str, dest: Path, *, mode: int = 0o644) -> None:
+        tmp = temporary_beside(dest)
         try:
-            with os.fdopen(fd, "wb") as f:
+            with os.fdopen(create(tmp, mode), "wb") as f:
                 self._fetch(md5, f.write)
-            os.chmod(tmp, 0o644)
             os.replace(tmp, dest)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

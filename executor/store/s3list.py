@@ -50,4 +50,3 @@ def scan_present(client: S3Client, bucket: str, prefix: str, keys: list[str]) ->
             found.extend(k for k in keys[i:] if head(client, bucket, k))
             break
     return found
-
