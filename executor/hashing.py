@@ -208,6 +208,20 @@ class Hasher:
             return self.hash_tree(path)[0]
         return self.hash_file(path)
 
+    def legacy_md5(self, path: Path) -> str:
+        """The 2.x `md5-dos2unix` hash, for dvc.lock entries without `hash:` (spec §3.1).
+
+        Rarely needed (a repository last run by DVC 2), so never cached: every file is read.
+        """
+        if not path.is_dir():
+            return file_md5_dos2unix(path)
+        _, entries, _ = self.hash_tree(path)
+        legacy = [
+            DirEntry(e.relpath, file_md5_dos2unix(path / e.relpath), e.size, e.isexec)
+            for e in entries
+        ]
+        return hashlib.md5(manifest_bytes(legacy)).hexdigest() + ".dir"
+
     def close(self) -> None:
         """Flush the state cache and stop the worker threads."""
         if self.state is not None:

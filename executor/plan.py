@@ -119,7 +119,7 @@ def evaluate(
         old = old_deps.get(item["path"])
         if old is None:
             ev.reasons.append(f"dep '{item['path']}' is new")
-        elif old.get("md5") != item["md5"] or "hash" not in old:
+        elif old.get("md5") != _current_md5(root, stage, item, old, hasher):
             ev.reasons.append(f"dep '{item['path']}' changed")
     for path in old_deps.keys() - {item["path"] for item in deps}:
         ev.reasons.append(f"dep '{path}' removed")
@@ -133,7 +133,7 @@ def evaluate(
             ev.reasons.append(f"out '{out.path}' is new")
         elif not out_path.exists():
             ev.missing_outs.append(out.path)
-        elif hasher.hash_path(out_path).md5 != old.get("md5"):
+        elif _current_md5(root, stage, {"path": out.path}, old, hasher) != old.get("md5"):
             ev.changed_outs.append(out.path)
         elif out.committed and not in_cache(store, old):
             ev.uncached_outs.append(out.path)
@@ -146,6 +146,23 @@ def evaluate(
     return ev
 
 
+def _current_md5(
+    root: Path, stage: Stage, item: Mapping[str, Any], old: Mapping[str, Any], hasher: Hasher
+) -> str:
+    """The md5 to compare with a recorded item: as recorded by DVC 3 (`hash: md5`), or the
+    2.x md5-dos2unix for entries DVC 2 wrote, which DVC 3 keeps until their content changes."""
+    if "hash" in old:
+        if "md5" in item:
+            return str(item["md5"])
+        return hasher.hash_path(inside(root, stage.repo_path(str(item["path"])))).md5
+    if "hash" not in item and "md5" in item:  # an upstream's legacy output, as recorded
+        return str(item["md5"])
+    return hasher.legacy_md5(inside(root, stage.repo_path(str(item["path"]))))
+
+
 def in_cache(store: ObjectStore, item: Mapping[str, Any]) -> bool:
+    if "hash" not in item:  # a 2.x entry: its objects live under the cache root
+        legacy_has = getattr(store, "legacy_has", None)
+        return bool(legacy_has and legacy_has(str(item["md5"])))
     needed = out_objects(store, [dict(item)])
     return needed is not None and objects_usable(store, needed)

@@ -216,7 +216,11 @@ class Runner:
         if ev.outs_only and not ev.changed_outs and self.options.allow_missing:
             return "skip", ev  # DVC's --allow-missing: deleted or uncached outputs are fine
         outs = recorded.get("outs", []) if recorded else []
-        if ev.outs_only and stage.cacheable and all(in_cache(self.store, o) for o in outs):
+        if (
+            ev.outs_only
+            and stage.cacheable
+            and all("hash" in o and in_cache(self.store, o) for o in outs)
+        ):
             return "checkout", ev
         if stage.cacheable:
             return "lookup", ev

@@ -221,7 +221,6 @@ def as_dvc2(root: Path, crlf: dict[str, bytes]) -> None:
     shutil.rmtree(root / ".dvc" / "tmp")
 
 
-@pytest.mark.xfail(strict=True, reason="2.x entries (no `hash:`) count as changed; no legacy cache")
 def test_dvc2_lock_entries_are_read_as_dos2unix_and_left_alone(
     tools: Tools, tmp_path: Path
 ) -> None:
