@@ -21,6 +21,7 @@ class Config:
     rounds: int = 4  # rounds of cheap cases (a second or so each)
     slow_rounds: int = 2  # rounds of cases that take a minute
     warmup: bool = True
+    profile_misses: bool = True  # profile executor where it misses a target (one extra run)
     jobs: int = 4  # `executor run -j` for first runs (fan shapes run this many containers)
     shapes: tuple[str, ...] = ("chain", "fan")
     noop_sizes: tuple[int, ...] = (20, 100, 500)
@@ -33,8 +34,9 @@ class Config:
     tree_files: int = 10_000  # the directory hashed and the nothing-to-move set
     small_files: int = 1_000  # pushed and pulled
     small_bytes: int = 4 * KIB
-    transfer_big_bytes: int = 256 * MIB
+    transfer_big_bytes: int = 256 * MIB  # 0: no big-file transfer case
     raw_threads: int = 16  # raw boto3's thread pool, the server's ceiling
+    changed_files: tuple[int, ...] = (10, 100)  # push after this many files of the tree changed
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @classmethod
@@ -43,7 +45,7 @@ class Config:
 
     @classmethod
     def tiny(cls, workdir: Path, out: Path, image: str, env: Mapping[str, str]) -> Config:
-        """--quick: every scenario and code path, tiny sizes, one round, no warm-up."""
+        """--quick: every scenario, tiny sizes, one shape, one round, no warm-up."""
         return cls(
             True,
             workdir,
@@ -53,7 +55,9 @@ class Config:
             rounds=1,
             slow_rounds=1,
             warmup=False,
+            profile_misses=False,
             jobs=2,
+            shapes=("chain",),
             noop_sizes=(3,),
             run_sizes=(3,),
             restore_size=3,
@@ -63,6 +67,7 @@ class Config:
             big_bytes=4 * MIB,
             tree_files=200,
             small_files=20,
-            transfer_big_bytes=6 * MIB,
+            transfer_big_bytes=0,
             raw_threads=4,
+            changed_files=(1,),
         )

@@ -60,7 +60,7 @@ def _one(config: Config, tools: Tools, inputs: Inputs, shape: str, n: int, warmu
         plot=(f"first run, {shape}", n),
         note="a chain cannot use -j: one container after another" if shape == "chain" else "",
     )
-    if row.met is False:
+    if config.profile_misses and row.met is False:
         repo = pipelines.copy_repo(inputs.template(shape, n), inputs.fresh("run-profile"))
         row.profile = profile_threaded(tools, repo, ("run", "-j", str(config.jobs)))
         shutil.rmtree(repo)

@@ -14,7 +14,7 @@ from bench.tools import Tools
 
 UP_TO_DATE = "Data and pipelines are up to date."
 TARGET = Target("≤ 1/3 of dvc repro's wall time (20 and 100 stages)", "ratio", 1 / 3)
-LIGHT = Target("nothing heavy (docker, boto3) imported on that path", "zero", key="heavy_imports")
+LIGHT = Target("nothing heavy (docker, boto3) imported on that path", "count", key="heavy_imports")
 
 
 def _noop(done: Run, who: str, repo: Path) -> float:
@@ -44,7 +44,7 @@ def _one(config: Config, tools: Tools, inputs: Inputs, shape: str, n: int) -> Ro
         plot=(f"no-op, {shape}", n),
         note="the issue sets the target for 20 and 100 stages" if big else "",
     )
-    if row.met is False:
+    if config.profile_misses and row.met is False:
         row.profile = profile_executor(tools, ours, ("run",)).text()
     return row
 

@@ -92,7 +92,7 @@ def stage_row(config: Config, tools: Tools, inputs: Inputs) -> Row:
         check_outputs(repo, shape, n)
         return total / n
 
-    stats = alternate({"executor": ours, "peer": bare}, config.rounds, config.warmup)
+    stats = alternate({"executor": ours, "peer": bare}, min(config.rounds, 3), config.warmup)
     per = stats["executor"].median - stats["peer"].median
     return Row(
         "overhead",

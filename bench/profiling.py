@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import cProfile
+import io
 import json
+import pstats
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,3 +54,16 @@ def profile_threaded(tools: Tools, repo: Path, args: tuple[str, ...]) -> str:
         return spy.spy_executor(tools, repo, args)
     note = "py-spy is not installed (pip install py-spy): cProfile sees the main thread only\n"
     return note + profile_executor(tools, repo, args).text()
+
+
+def profile_call(fn: Callable[[], object], top: int = 12) -> str:
+    """cProfile of `fn` in this process, top entries by own time."""
+    profiler = cProfile.Profile()
+    profiler.runcall(fn)
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).strip_dirs().sort_stats("tottime").print_stats(top)
+    lines = text.getvalue().splitlines()
+    start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
+    return "cProfile in-process, by own time:\n" + "\n".join(
+        line.rstrip() for line in lines[start:] if line.strip()
+    )

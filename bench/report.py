@@ -67,7 +67,7 @@ def _met(row: Row) -> str:
 
 
 def _ratio(row: Row) -> str:
-    if row.target is not None and row.target.kind == "zero":
+    if row.target is not None and row.target.kind == "count":
         return f"{row.target.key} = {row.extra.get(row.target.key, float('nan')):.0f}"
     if row.target is not None and row.target.kind == "difference" and row.executor and row.peer:
         return f"{(row.executor.median - row.peer.median) * 1000:+.0f} ms"
@@ -128,7 +128,8 @@ def render(rows: list[Row], meta: dict[str, Any], plot: str | None, command: str
             "Single-threaded commands (no-op, restore): cProfile of `executor.cli.main` "
             "in-process, started before it is imported. Threaded ones (first run, transfers): "
             "py-spy over every thread, idle included, so time spent waiting on Docker or S3 "
-            "shows; in thread-seconds. Taken after the measured rounds, in one extra run."
+            "shows; in thread-seconds. Hashing: cProfile of the Hasher in-process. Each is taken "
+            "after the measured rounds, in one extra run."
         )
         for r in profiled:
             out += ["", f"### {TITLES[r.scenario]}: {r.case}", "", "```", r.profile, "```"]

@@ -57,7 +57,7 @@ def restore(config: Config, tools: Tools, inputs: Inputs) -> list[Row]:
     row, ours = _measure(config, tools, inputs, _remove_outputs)
     row.scenario, row.target = "restore", RESTORE
     row.note = "every output deleted, dvc.lock kept; restored from the run-cache, nothing runs"
-    if row.met is False:
+    if config.profile_misses and row.met is False:
         prof = profile_executor(tools, ours, ("run",), lambda: _remove_outputs(ours))
         row.profile = prof.text()
     return [row]

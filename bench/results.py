@@ -15,17 +15,18 @@ Status = Literal["measured", "pending", "placeholder", "failed"]
 @dataclass(frozen=True)
 class Target:
     """A goal from the issues. `ratio`: executor ÷ peer (time) at most `limit`; `difference`:
-    executor − peer at most `limit` (seconds); `zero`: the extra figure `key` must be 0."""
+    executor − peer at most `limit` (seconds); `count`: the extra figure `key` at most `limit`
+    (e.g. no PUT at all)."""
 
     text: str  # as the issue states it
-    kind: Literal["ratio", "difference", "zero"]
+    kind: Literal["ratio", "difference", "count"]
     limit: float = 0.0
     key: str = ""
 
     def met(self, row: Row) -> bool | None:
-        if self.kind == "zero":
+        if self.kind == "count":
             value = row.extra.get(self.key)
-            return None if value is None else value == 0
+            return None if value is None else value <= self.limit
         if row.executor is None or row.peer is None:
             return None
         if self.kind == "ratio":
