@@ -158,8 +158,9 @@ def dvc(root: Path, *args: str) -> Proc:
     return run_cli(["dvc", *args], root, {"SHELL": "/bin/sh"})
 
 
-def executor(root: Path, image: str, *args: str) -> Proc:
-    return run_cli([sys.executable, "-m", "executor", *args], root, {"EXECUTOR_IMAGE": image})
+def executor(root: Path, image: str, *args: str, env: Mapping[str, str] | None = None) -> Proc:
+    argv = [sys.executable, "-m", "executor", *args]
+    return run_cli(argv, root, {"EXECUTOR_IMAGE": image, **(env or {})})
 
 
 def in_background(call: Any, *args: Any) -> tuple[threading.Thread, list[Proc]]:
@@ -171,7 +172,7 @@ def in_background(call: Any, *args: Any) -> tuple[threading.Thread, list[Proc]]:
 
 
 @pytest.fixture(scope="module")
-def base_repo(tmp_path_factory: pytest.TempPathFactory, busybox_image: str) -> Path:
+def base_repo(tmp_path_factory: pytest.TempPathFactory, busybox_image: str, dvc_bin: str) -> Path:
     """BASE after a successful `executor run`: lock, outputs, objects and run entries."""
     root = build(tmp_path_factory.mktemp("errors") / "base", BASE)
     done = executor(root, busybox_image, "run")
@@ -233,6 +234,21 @@ def test_bad_input_is_one_error_line_and_changes_nothing(
     if bad.dvc_rejects:
         thread.join()
         assert box[0].returncode != 0, "DVC accepted this input: the case is not bad input"
+
+
+def test_no_docker_engine_is_one_error_line_and_changes_nothing(
+    base_repo: Path, tmp_path: Path, busybox_image: str
+) -> None:
+    """`first` would run, but DOCKER_HOST names a socket nobody listens on."""
+    root = make_case(base_repo, tmp_path / "repo", Bad("", ()), tmp_path / OUTSIDE)
+    before = snapshot(root)
+    nowhere = f"unix://{tmp_path / 'no-engine.sock'}"
+    result = executor(root, busybox_image, "run", env={"DOCKER_HOST": nowhere})
+    assert result.returncode == 3
+    errors = error_lines(result.stderr)
+    assert len(errors) == 1 and nowhere in errors[0], result.stderr
+    assert "Running stage" not in result.stdout
+    assert snapshot(root) == before
 
 
 FAILING = (
