@@ -137,8 +137,12 @@ class Oracle:
 
 
 def copy(src: Path, label: str) -> Path:
+    """A copy beside `src`, without `.dvc/tmp` (a `dvc status` may be changing it now)."""
     dest = src.parent / label
-    shutil.copytree(src, dest, symlinks=True)
+    tmp = src / ".dvc" / "tmp"
+    shutil.copytree(
+        src, dest, symlinks=True, ignore=lambda d, names: ["tmp"] if Path(d) == tmp.parent else []
+    )
     return dest
 
 
