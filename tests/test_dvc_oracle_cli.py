@@ -100,6 +100,21 @@ def run_in_sub(tools: Tools, base: Path) -> tuple[Path, Proc, Path, Proc]:
     return theirs, ok(expected.result()), ours, result
 
 
+@pytest.mark.xfail(
+    strict=True, reason="no targets: executor runs every dvc.yaml, dvc repro only ./dvc.yaml's"
+)
+def test_no_targets_runs_what_dvc_repro_runs_in_that_folder(tools: Tools, tmp_path: Path) -> None:
+    """`dvc repro` without targets means `./dvc.yaml` (in the current folder) and what it
+    needs; stages of other dvc.yaml files downstream of it are left alone."""
+    theirs = build(tmp_path / "dvc", PROJECTS["several_dvcyaml"])
+    ours = build(tmp_path / "executor", PROJECTS["several_dvcyaml"])
+    expected = tools.dvc(theirs, "repro")
+    result = ok(tools.executor(ours, "run"))
+    assert stage_lines(ok(expected.result()).stdout, "ran") == {"prep"}
+    assert stage_lines(result.stdout, "ran") == {"prep"}
+    assert lock_files(ours) == lock_files(theirs)
+
+
 def test_targets_are_resolved_from_the_current_directory(tools: Tools, tmp_path: Path) -> None:
     """In `sub/`, `use` names sub/dvc.yaml's stage (DVC_STAGE of its upstream is then
     `../dvc.yaml:prep`, which the stage writes into its output)."""
