@@ -58,6 +58,7 @@ def push(
     wanted |= entry_objects(cache, runs)
     progress.start("checking the store", len(wanted))
     present = store.exists_many(wanted)
+    progress.advance(len(wanted))
     contents: dict[str, set[str]] = {}
     for md5 in sorted(m for m in wanted - present if m.endswith(".dir")):
         try:

@@ -20,6 +20,8 @@ class Progress(Protocol):
 
 
 class Quiet:
+    """No progress shown."""
+
     def start(self, what: str, total: int) -> None:
         pass
 
