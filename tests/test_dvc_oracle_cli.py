@@ -186,6 +186,22 @@ def test_a_writable_object_that_does_not_match_its_name_is_not_restored(
     assert workspace(copies[1]) == workspace(copies[0])
 
 
+@pytest.mark.xfail(strict=True, reason="the frozen warning goes to stdout, without 'WARNING: '")
+def test_frozen_warning_is_printed_as_dvc_prints_it(tools: Tools, tmp_path: Path) -> None:
+    """A second run over an up-to-date frozen stage: DVC warns on stderr."""
+    theirs = build(tmp_path / "dvc", PROJECTS["frozen"])
+    ours = build(tmp_path / "executor", PROJECTS["frozen"])
+    first = tools.dvc(theirs, "repro")
+    ok(tools.executor(ours, "run"))
+    ok(first.result())
+    expected = tools.dvc(theirs, "repro")
+    result = ok(tools.executor(ours, "run"))
+    warning = "WARNING: stage: 'frozen' is frozen. Its dependencies are not going to be reproduced."
+    assert warning in ok(expected.result()).stderr.splitlines()
+    assert warning in result.stderr.splitlines()
+    assert "frozen. Its dependencies" not in result.stdout
+
+
 def forced_runs(run: Callable[[Path], Proc], root: Path) -> Path:
     """`run` forced four times, hidden.txt one, two, three, two: the last run's entry
     already exists, so it is not written again and `three` stays the newest."""
