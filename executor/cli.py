@@ -23,6 +23,19 @@ def _error(message: str) -> None:
     click.echo(f"ERROR: {message}", err=True)
 
 
+def _warn(message: str) -> None:
+    click.echo(f"WARNING: {message}", err=True)
+
+
+def default_targets(targets: tuple[str, ...], cwd: Path, all_pipelines: bool) -> tuple[str, ...]:
+    """`dvc repro`'s default target is ./dvc.yaml; -P means every stage."""
+    if targets or all_pipelines:
+        return targets
+    if not (cwd / "dvc.yaml").is_file():
+        raise UserError(f"no dvc.yaml in {cwd}: name the stages to run, or use -P/--all-pipelines")
+    return ("dvc.yaml",)
+
+
 def exit_code_for(exc: ExecutorError) -> int:
     if isinstance(exc, UserError):
         return EXIT_USAGE
@@ -47,6 +60,7 @@ def main() -> None:
 )
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Stages run at once.")
 @click.option("--downstream", is_flag=True, help="Run the targets and the stages after them.")
+@click.option("-P", "--all-pipelines", is_flag=True, help="Run every dvc.yaml of the repository.")
 def run(
     targets: tuple[str, ...],
     dry: bool,
@@ -55,8 +69,13 @@ def run(
     allow_missing: bool,
     jobs: int | None,
     downstream: bool,
+    all_pipelines: bool,
 ) -> None:
-    """Reproduce the pipeline like `dvc repro`, each stage in a container."""
+    """Reproduce the pipeline like `dvc repro`, each stage in a container.
+
+    Without TARGETS: the stages of ./dvc.yaml and what they need, as with `dvc repro`
+    (-P for every dvc.yaml of the repository).
+    """
     from executor.pipeline import ParamsReader, build_dag, load_pipeline
     from executor.runner import Runner, RunOptions, load_backend
     from executor.settings import settings_for
@@ -69,7 +88,9 @@ def run(
         params = ParamsReader(root)  # each params file parsed once for loading and locking
         dag = build_dag(load_pipeline(root, params))
         options = RunOptions(
-            targets=tuple(target_from_cwd(t, root, cwd) for t in targets),
+            targets=tuple(
+                target_from_cwd(t, root, cwd) for t in default_targets(targets, cwd, all_pipelines)
+            ),
             downstream=downstream,
             dry=dry,
             force=force,
@@ -79,7 +100,7 @@ def run(
         )
         with Workspace(root, settings, cwd) as ws:
             runner = Runner(
-                ws, dag, options, click.echo, lambda: load_backend(ws, os.environ), params
+                ws, dag, options, click.echo, lambda: load_backend(ws, os.environ), params, _warn
             )
             summary = runner.run()
     except ExecutorError as exc:

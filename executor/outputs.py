@@ -127,7 +127,8 @@ def _place(store: ObjectStore, md5: str, dest: Path, executable: bool) -> None:
         shutil.copyfile(object_path(md5), dest)
     else:
         store.get_file(md5, dest)
-    os.chmod(dest, 0o755 if executable else 0o644)
+    # DVC sets S_IEXEC (owner only) on an executable it checks out: 0744, not 0755.
+    os.chmod(dest, 0o744 if executable else 0o644)
 
 
 def checkout_output(store: ObjectStore, root: Path, rel: str, item: Mapping[str, Any]) -> None:

@@ -93,11 +93,13 @@ class Runner:
         echo: Callable[[str], None],
         backend_factory: Callable[[], Backend],
         params: ParamsReader | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.ws = ws
         self.dag = dag
         self.options = options
         self.echo = echo
+        self.warn = warn or (lambda text: echo(f"WARNING: {text}"))
         self._backend_factory = backend_factory
         self._backend: Backend | None = None
         self.store: LocalStore = ws.store
@@ -229,7 +231,7 @@ class Runner:
     def decide_frozen(self, stage: Stage, recorded: Entry | None) -> tuple[str, Evaluation]:
         """DVC never runs a frozen stage and ignores its deps; if its command or outputs
         differ from dvc.lock, it verifies the outputs exist and records them as they are."""
-        self.say(
+        self.warn(
             f"stage: '{self.shown(stage)}' is frozen. "
             "Its dependencies are not going to be reproduced."
         )

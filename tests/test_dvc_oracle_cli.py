@@ -100,9 +100,6 @@ def run_in_sub(tools: Tools, base: Path) -> tuple[Path, Proc, Path, Proc]:
     return theirs, ok(expected.result()), ours, result
 
 
-@pytest.mark.xfail(
-    strict=True, reason="no targets: executor runs every dvc.yaml, dvc repro only ./dvc.yaml's"
-)
 def test_no_targets_runs_what_dvc_repro_runs_in_that_folder(tools: Tools, tmp_path: Path) -> None:
     """`dvc repro` without targets means `./dvc.yaml` (in the current folder) and what it
     needs; stages of other dvc.yaml files downstream of it are left alone."""
@@ -186,7 +183,6 @@ def test_a_writable_object_that_does_not_match_its_name_is_not_restored(
     assert workspace(copies[1]) == workspace(copies[0])
 
 
-@pytest.mark.xfail(strict=True, reason="the frozen warning goes to stdout, without 'WARNING: '")
 def test_frozen_warning_is_printed_as_dvc_prints_it(tools: Tools, tmp_path: Path) -> None:
     """A second run over an up-to-date frozen stage: DVC warns on stderr."""
     theirs = build(tmp_path / "dvc", PROJECTS["frozen"])
