@@ -27,7 +27,8 @@ def _roundtrip() -> YAML:
     return yaml
 
 
-def _error(exc: YAMLError, where: str) -> PipelineError:
+def yaml_error(exc: YAMLError, where: str) -> PipelineError:
+    """A one-line PipelineError naming the file and, where known, the line."""
     line = None
     if isinstance(exc, MarkedYAMLError) and exc.problem_mark is not None:
         line = exc.problem_mark.line + 1
@@ -40,7 +41,7 @@ def load_text(text: str, where: str) -> Any:
     try:
         return _safe().load(text)
     except YAMLError as exc:
-        raise _error(exc, where) from None
+        raise yaml_error(exc, where) from None
 
 
 def load_file(path: Path, where: str | None = None) -> Any:
@@ -53,7 +54,7 @@ def load_roundtrip(text: str, where: str) -> Any:
     try:
         return _roundtrip().load(text)
     except YAMLError as exc:
-        raise _error(exc, where) from None
+        raise yaml_error(exc, where) from None
 
 
 def dump(data: Any) -> str:

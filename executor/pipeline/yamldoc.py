@@ -18,11 +18,12 @@ from types import ModuleType
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.resolver import VersionedResolver
 
 from executor.errors import PipelineError
+from executor.yamlio import yaml_error
 
 KeyPath = tuple[Any, ...]
 
@@ -212,7 +213,7 @@ def _with_ruamel(text: str, where: str, want_lines: bool) -> YamlDoc:
         if want_lines:
             _node_lines(YAML(typ="safe", pure=True).compose(text), (), lines)
     except YAMLError as exc:
-        raise _error(exc, where) from None
+        raise yaml_error(exc, where) from None
     return YamlDoc(data, lines)
 
 
@@ -229,11 +230,3 @@ def _node_lines(node: Node | None, path: KeyPath, lines: dict[KeyPath, int]) -> 
         for index, item in enumerate(node.value):
             lines[(*path, index)] = item.start_mark.line + 1
             _node_lines(item, (*path, index), lines)
-
-
-def _error(exc: YAMLError, where: str) -> PipelineError:
-    line = None
-    if isinstance(exc, MarkedYAMLError) and exc.problem_mark is not None:
-        line = exc.problem_mark.line + 1
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    return PipelineError(f"invalid YAML: {problem}", path=where, line=line)
