@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import ObjectTypeDef
 
-PART_SIZE = 16 * 1024 * 1024  # larger objects go in parts, in parallel
+PART_SIZE = 8 * 1024 * 1024  # larger objects go in parts, in parallel (as boto3 does)
 STREAM_RATE = 96 * 1024 * 1024  # bytes/s: a download stream slower than this goes parallel
 HEAD_LIMIT = 2  # up to this many objects are checked by HEAD, more by listing
 SHARD_KEYS = 64  # at least this many wanted keys per listing shard; shards run in parallel

@@ -125,19 +125,25 @@ def part_size_for(size: int, part_size: int) -> int:
 def upload_large(
     client: S3Client, bucket: str, key: str, src: Path, md5: str, part: int, runner: PartRunner
 ) -> None:
-    """Upload `src` in parts; complete only if the bytes sent hash to `md5`, else abort."""
-    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    """Upload `src` in parts; complete only if the bytes sent hash to `md5`, else abort.
+
+    The md5 runs on its own thread, in order, beside the uploads: parts go out as soon as
+    they are read. A part's buffer counts against the store's limit until it is both sent
+    and hashed, so memory stays bounded even where the network outruns md5."""
+    # CRC32 per part, declared up front as boto3's own transfers do (the parts carry it).
+    created = client.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32")
+    upload_id = created["UploadId"]
     digest = hashlib.md5()
     try:
-        with open(src, "rb") as f:
+        with open(src, "rb") as f, ThreadPoolExecutor(1, "md5") as hasher:
 
             def jobs() -> Iterator[Callable[[], CompletedPartTypeDef]]:
                 for number in itertools.count(1):
                     chunk = f.read(part)
                     if not chunk:
                         return
-                    digest.update(chunk)
-                    yield partial(_upload_part, client, bucket, key, upload_id, number, chunk)
+                    hashed = hasher.submit(digest.update, chunk)
+                    yield partial(_send_part, client, bucket, key, upload_id, number, chunk, hashed)
 
             done = runner.run_any_order(jobs())
         if digest.hexdigest() != md5:
@@ -149,6 +155,20 @@ def upload_large(
         with suppress(Exception):
             client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
         raise
+
+
+def _send_part(
+    client: S3Client,
+    bucket: str,
+    key: str,
+    upload_id: str,
+    number: int,
+    chunk: bytes,
+    hashed: Future[None],
+) -> CompletedPartTypeDef:
+    done = _upload_part(client, bucket, key, upload_id, number, chunk)
+    hashed.result()
+    return done
 
 
 def _upload_part(
