@@ -17,40 +17,46 @@ if TYPE_CHECKING:
 
 
 class _Bars:
-    """transfer.Progress drawn with rich on stderr (nothing when stderr is not a terminal)."""
+    """transfer.Progress drawn with rich on stderr; nothing (and rich not even imported)
+    when stderr is not a terminal."""
 
     def __init__(self) -> None:
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        if not sys.stderr.isatty():
+            return
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-        console = Console(stderr=True)
-        self._progress: Progress = Progress(
+        self._progress = Progress(
             "[progress.description]{task.description}",
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=console,
+            console=Console(stderr=True),
             transient=True,
-            disable=not console.is_terminal,
         )
-        self._task: TaskID | None = None
 
     def __enter__(self) -> _Bars:
-        self._progress.start()
+        if self._progress is not None:
+            self._progress.start()
         return self
 
     def __exit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._progress.stop()
+        if self._progress is not None:
+            self._progress.stop()
 
     def start(self, what: str, total: int) -> None:
+        if self._progress is None:
+            return
         if self._task is not None:
             self._progress.remove_task(self._task)
         self._task = self._progress.add_task(what, total=total)
 
     def advance(self, count: int = 1) -> None:
-        if self._task is not None:
+        if self._progress is not None and self._task is not None:
             self._progress.advance(self._task, count)
 
 
