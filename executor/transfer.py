@@ -77,7 +77,7 @@ def push(
     def upload(md5: str) -> None:
         store.put_file(md5, Path(cache.object_str(md5)), check=False)
 
-    progress.start(f"pushing to {store.url}", len(todo))
+    progress.start(f"pushing to {store.url}", len(todo) + len(contents))
     report.moved = each(todo, upload, jobs, progress, report.failed)
     ready = [d for d, fs in contents.items() if not fs & report.failed.keys()]
     report.moved += each(ready, upload, jobs, progress, report.failed)  # .dir after its files
