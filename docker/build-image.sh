@@ -54,6 +54,15 @@ build_busybox() {
     echo "$tag"
 }
 
+# The Debian archive this machine's apt already uses (debootstrap needs it spelled out).
+apt_mirror() {
+    m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources \
+            2>/dev/null | sed -n -e 's/^URIs: *//p' -e 's/^deb  *\(\[[^]]*\] *\)\{0,1\}//p' \
+        | awk '{print $1}' | grep -v -e security -e '^$' | head -n 1)
+    [ -n "$m" ] || die "no Debian mirror found in /etc/apt/sources.list*"
+    printf '%s' "$m"
+}
+
 build_python() {
     release=bookworm
     [ -n "$tag" ] || tag="executor/python:$release"
@@ -65,7 +74,7 @@ build_python() {
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
     debootstrap --variant=minbase --include=python3,bash "$release" "$work/root" \
-        http://deb.debian.org/debian >"$work/log" 2>&1 || { tail -20 "$work/log" >&2; die "debootstrap failed"; }
+        "$(apt_mirror)" >"$work/log" 2>&1 || { tail -20 "$work/log" >&2; die "debootstrap failed"; }
     rm -rf "$work"/root/var/cache/apt/archives/*.deb "$work"/root/var/lib/apt/lists/* \
         "$work"/root/usr/share/doc "$work"/root/usr/share/man "$work"/root/usr/share/locale \
         "$work"/root/usr/share/info
