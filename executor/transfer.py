@@ -1,11 +1,12 @@
 """Push and pull: the objects a repository's outputs need, between its cache and a store.
 
 As `dvc push`/`dvc pull` do, and in the same layout. Cost follows what has to move: presence
-is asked in batches (HEAD for a few objects, one listing for many), and a `.dir` object in the
-store stands for all of its files, because DVC and executor both upload it only after them.
-Objects are moved on a bounded thread pool over the store's one client; every download is
-verified before it enters the cache. Run-cache entries go after the objects, executor's
-records before their entries (an entry never shows up without its record).
+is asked in batches (HEAD for one or two objects, else listings from the first wanted key),
+a `.dir` object in the store stands for all of its files (DVC and executor both upload it
+only after them), and the previous version of a changed directory, remembered per store in
+`.dvc/tmp`, stands for the files it shares. Objects move on a bounded thread pool over the
+store's one client; every download is verified before it enters the cache. Run-cache entries
+go after the objects, executor's records before their entries.
 """
 
 from __future__ import annotations
