@@ -7,6 +7,7 @@ Exit codes: 0 done; 1 a stage failed; 2 bad input (dvc.yaml, params, options, co
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -21,6 +22,20 @@ EXIT_FAILED, EXIT_USAGE, EXIT_INFRA, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 def _error(message: str) -> None:
     click.echo(f"ERROR: {message}", err=True)
+
+
+def _stop_on_signals() -> list[int]:
+    """SIGTERM and SIGHUP (CI cancels, `timeout`, a closed terminal) stop a run as Ctrl-C
+    does: the running containers are signalled and awaited. Returns the signals received."""
+    received: list[int] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, handler)
+    return received
 
 
 def _warn(message: str) -> None:
@@ -81,6 +96,7 @@ def run(
     from executor.settings import settings_for
     from executor.workspace import Workspace, find_root, target_from_cwd
 
+    stopped_by = _stop_on_signals()
     try:
         cwd = Path.cwd()
         root = find_root(cwd)
@@ -106,9 +122,12 @@ def run(
     except ExecutorError as exc:
         _error(str(exc))
         sys.exit(exit_code_for(exc))
+    except KeyboardInterrupt:
+        _error("interrupted")
+        sys.exit(128 + stopped_by[-1] if stopped_by else EXIT_INTERRUPTED)
     if summary.interrupted:
         _error("interrupted; stages that had finished are recorded, the rest were stopped")
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(128 + stopped_by[-1] if stopped_by else EXIT_INTERRUPTED)
     for failure in summary.errors.values():
         _error(str(failure))
         if isinstance(failure, StageFailed) and failure.log_tail:

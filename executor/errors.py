@@ -120,3 +120,9 @@ class CorruptObject(StoreError):
         self.oid = oid
         self.where = where
         self.actual = actual
+
+
+def os_error(stage: str, exc: OSError) -> WorkspaceError:
+    """An OSError met while handling a stage's files, as a one-line error naming the path."""
+    where = f": {exc.filename}" if exc.filename else ""
+    return WorkspaceError(f"stage '{stage}': {exc.strerror or exc}{where}")

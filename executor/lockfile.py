@@ -46,39 +46,70 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
-class LockWriter:
-    """Writes stage entries into dvc.lock files, one rewrite per stage, never half-written.
+def _stat_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
-    Like DVC's Lockfile.dump_stages: the file is re-read round-trip, the stage's entry replaced
+
+class LockWriter:
+    """Writes stage entries into dvc.lock files, never half-written.
+
+    Like DVC's Lockfile.dump_stages: the file is read round-trip, each stage's entry replaced
     in place or appended, and the file written back; a new file starts with `schema: '2.0'`.
+    The parsed document is kept between writes and re-read only if someone else changed the
+    file, so recording stage after stage does not re-parse a growing file each time.
     """
 
     def __init__(self, root: Path, log: Callable[[str], None] = lambda _msg: None) -> None:
         self.root = root
         self.log = log
         self._lock = threading.Lock()
+        self._docs: dict[str, tuple[tuple[int, int, int] | None, Any]] = {}
+
+    def _document(self, lockfile: str) -> Any:
+        path = self.root / lockfile
+        key = _stat_key(path)
+        cached = self._docs.get(lockfile)
+        if cached is not None and cached[0] == key and key is not None:
+            return cached[1]
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            text = ""
+        data = yamlio.load_roundtrip(text, lockfile) if text.strip() else None
+        if not data:
+            from ruamel.yaml.comments import CommentedMap
+
+            data = CommentedMap()
+            data["schema"] = SCHEMA
+            self.log(f"Generating lock file '{lockfile}'")
+        return data
 
     def write(self, lockfile: str, name: str, entry: Mapping[str, Any]) -> bool:
         """Record `entry` for stage `name`; True if the file changed."""
+        return self.write_many(lockfile, [(name, entry)])
+
+    def write_many(self, lockfile: str, entries: list[tuple[str, Mapping[str, Any]]]) -> bool:
+        """Record several stages' entries with one rewrite; True if the file changed."""
         path = self.root / lockfile
         with self._lock:
-            try:
-                text = path.read_text(encoding="utf-8")
-            except FileNotFoundError:
-                text = ""
-            data = yamlio.load_roundtrip(text, lockfile) if text.strip() else None
-            if not data:
-                from ruamel.yaml.comments import CommentedMap
-
-                data = CommentedMap()
-                data["schema"] = SCHEMA
-                self.log(f"Generating lock file '{lockfile}'")
+            data = self._document(lockfile)
             stages = data.get("stages")
             if stages is None:
                 data["stages"] = stages = {}
-            if plain(stages.get(name)) == plain(entry):
+            changed = [(n, e) for n, e in entries if plain(stages.get(n)) != plain(e)]
+            if not changed:
                 return False
             self.log(f"Updating lock file '{lockfile}'")
-            stages[name] = dict(entry)
-            _write_atomic(path, yamlio.dump(data))
+            for name, entry in changed:
+                stages[name] = dict(entry)
+            try:
+                _write_atomic(path, yamlio.dump(data))
+            except BaseException:
+                self._docs.pop(lockfile, None)  # the document no longer matches the file
+                raise
+            self._docs[lockfile] = (_stat_key(path), data)
             return True

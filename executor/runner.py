@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from executor.errors import (
     ExecutorError,
     SandboxError,
     WorkspaceError,
+    os_error,
 )
 from executor.hashing import Hasher
 from executor.jobspec import JobResult, JobSpec, OutRequest
@@ -35,6 +37,7 @@ from executor.store.local import LocalStore
 from executor.workspace import Workspace
 
 BACKEND = "worker.local:LocalBackend"
+LOCK_INTERVAL = 0.5  # seconds: dvc.lock writes are batched this much while stages resolve fast
 
 
 class Backend(Protocol):
@@ -114,6 +117,8 @@ class Runner:
         self._plan: list[str] = []
         self._next = 0  # index in _plan of the first stage whose entry may still be pending
         self._entries: dict[str, tuple[Stage, Entry]] = {}
+        self._ready: list[tuple[Stage, Entry]] = []  # settled in plan order, not yet written
+        self._last_write = 0.0
         self._images: dict[str, str] = {}  # image -> first stage using it
         self._echo_lock = threading.Lock()
 
@@ -177,22 +182,35 @@ class Runner:
         if not self.options.dry:
             self._entries[stage.address] = (stage, entry)
 
-    def flush(self, final: bool = False) -> None:
+    def flush(self, final: bool = False, now: bool = False) -> None:
         """Write buffered entries in plan order, as far as every earlier stage is settled.
 
         With -j, stages finish in any order; DVC writes dvc.lock entries in its plan order,
-        and a new entry's position in the file is fixed by its first write.
+        and a new entry's position in the file is fixed by its first write. While stages
+        resolve quickly (skips, restores), writes are batched at most every LOCK_INTERVAL;
+        the loop asks for `now` before it waits on a container, and `final` at the end.
         """
         while self._next < len(self._plan):
             address = self._plan[self._next]
             if address not in self.summary.status and not final:
-                return
+                break
             self._next += 1
             if address in self._entries:
-                stage, entry = self._entries.pop(address)
-                self.locks.write(stage.lockfile, stage.name, entry)
-                self._lock_cache.setdefault(stage.lockfile, {})[stage.name] = entry
+                self._ready.append(self._entries.pop(address))
+        if not self._ready:
+            return
+        if not (final or now) and time.monotonic() - self._last_write < LOCK_INTERVAL:
+            return
+        by_file: dict[str, list[tuple[Stage, Entry]]] = {}
+        for stage, entry in self._ready:
+            by_file.setdefault(stage.lockfile, []).append((stage, entry))
+        for lockfile, items in by_file.items():
+            self.locks.write_many(lockfile, [(stage.name, entry) for stage, entry in items])
+            for stage, entry in items:
+                self._lock_cache.setdefault(lockfile, {})[stage.name] = entry
                 self.ws.ignore_outputs(stage)
+        self._ready.clear()  # only once written: an interrupted write is retried at the end
+        self._last_write = time.monotonic()
 
     def shown(self, stage: Stage) -> str:
         """A stage as DVC names it in messages: addressed from the current directory."""
@@ -365,12 +383,18 @@ class Runner:
             why += "; the stage is not cacheable (DVC would not cache it either)"
         return self.start(stage, ev, pool, why)
 
+    def fail(self, stage: Stage, exc: ExecutorError | OSError) -> None:
+        """Record a stage's failure; an OSError becomes a one-line workspace error."""
+        if isinstance(exc, OSError):
+            exc = os_error(stage.address, exc)
+        self.summary.errors[stage.address] = exc
+        self.summary.status[stage.address] = "failed"
+
     def finish(self, stage: Stage, future: Future[JobResult]) -> None:
         try:
             result = future.result()
-        except ExecutorError as exc:
-            self.summary.errors[stage.address] = exc
-            self.summary.status[stage.address] = "failed"
+        except (ExecutorError, OSError) as exc:
+            self.fail(stage, exc)
             return
         if self.options.dry:
             self.summary.status[stage.address] = "would run"

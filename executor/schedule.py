@@ -18,13 +18,13 @@ from executor.runner import Runner, RunSummary
 def run_plan(runner: Runner) -> RunSummary:
     pending = runner.dag.order(runner.options.targets, runner.options.downstream)
     runner._plan = [s.address for s in pending]
-    runner.preflight(pending)
     selected = set(runner._plan)
     finished: set[str] = set()  # succeeded in any way
     unknown: set[str] = set()  # dry run: would run, so downstream hashes are unknown
     running: dict[Future[JobResult], Stage] = {}
     pool = ThreadPoolExecutor(max_workers=max(1, runner.options.jobs))
     try:
+        runner.preflight(pending)
         while pending or running:
             for stage in list(pending):
                 if runner.summary.errors or len(running) >= max(1, runner.options.jobs):
@@ -46,9 +46,8 @@ def run_plan(runner: Runner) -> RunSummary:
                 pending.remove(stage)
                 try:
                     job = runner.act(stage, pool)
-                except ExecutorError as exc:
-                    runner.summary.errors[stage.address] = exc
-                    runner.summary.status[stage.address] = "failed"
+                except (ExecutorError, OSError) as exc:
+                    runner.fail(stage, exc)
                     break
                 if job is None:
                     finished.add(stage.address)
@@ -70,6 +69,7 @@ def run_plan(runner: Runner) -> RunSummary:
                 ):
                     break
                 continue
+            runner.flush(now=True)  # what is settled is on disk before a long wait
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 stage = running.pop(future)
@@ -81,6 +81,9 @@ def run_plan(runner: Runner) -> RunSummary:
             runner.summary.status.setdefault(stage.address, "not run")
     except KeyboardInterrupt:
         interrupt(runner, running)
+    except BaseException:
+        runner.cancel.set()  # something unexpected: stop the containers, then let it surface
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         runner.flush(final=True)

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.fixtures.repos import GIT_ENV
 
 PIPELINE = """\
@@ -157,7 +159,10 @@ def test_missing_image_is_a_clear_error_before_anything_changes(make_repo, execu
     assert not (root / "dvc.lock").exists()
 
 
-def test_ctrl_c_reaches_the_stage_and_exits_130(make_repo, busybox_image) -> None:
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_reaches_the_stage_and_stops_the_run(
+    make_repo, busybox_image, signum, code
+) -> None:
     root = make_repo(
         {
             "dvc.yaml": (
@@ -182,9 +187,9 @@ def test_ctrl_c_reaches_the_stage_and_exits_130(make_repo, busybox_image) -> Non
         if line.strip() == "started":
             break
     sent = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    code = proc.wait(timeout=30)
-    assert code == 130, proc.stderr.read() if proc.stderr else ""
+    proc.send_signal(signum)
+    returned = proc.wait(timeout=30)
+    assert returned == code, proc.stderr.read() if proc.stderr else ""
     assert time.monotonic() - sent < 3 + 5
     assert (root / "got.txt").read_text() == "interrupted\n"
     assert not (root / "dvc.lock").exists()
