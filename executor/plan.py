@@ -126,6 +126,16 @@ def evaluate(
     if (recorded.get("params") or {}) != params:
         ev.reasons.append("params changed")
     old_outs = _recorded_items(recorded, "outs")
+    if set(old_outs) - {out.path for out in stage.outs}:
+        ev.reasons.append("outs changed")
+    if stage.frozen:
+        pass  # DVC's changed_deps is False for a frozen stage, always_changed or not
+    elif stage.always_changed:
+        ev.reasons.append("always changed")
+    elif not (stage.deps or stage.params or stage.outs):
+        ev.reasons.append("a callback stage (no deps, no outs) always runs")
+    if ev.reasons:
+        return ev  # it runs anyway: outputs are not read just to be deleted
     for out in stage.outs:
         old = old_outs.get(out.path)
         out_path = inside(root, stage.repo_path(out.path))
@@ -135,14 +145,9 @@ def evaluate(
             ev.missing_outs.append(out.path)
         elif _current_md5(root, stage, {"path": out.path}, old, hasher) != old.get("md5"):
             ev.changed_outs.append(out.path)
-        elif out.committed and not in_cache(store, old):
+        elif out.cache and not in_cache(store, old):
+            # Only outputs DVC caches count ("not in cache"); a cache: false metric does not.
             ev.uncached_outs.append(out.path)
-    if set(old_outs) - {out.path for out in stage.outs}:
-        ev.reasons.append("outs changed")
-    if stage.always_changed:
-        ev.reasons.append("always changed")
-    elif not (stage.deps or stage.params or stage.outs):
-        ev.reasons.append("a callback stage (no deps, no outs) always runs")
     return ev
 
 

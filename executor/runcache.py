@@ -65,23 +65,26 @@ class RunCache:
         self.store = store
         self.trust_dvc_runs = trust_dvc_runs
 
-    def _record_digest(self, key: str, value: str) -> str | None:
+    def _record_images(self, key: str, value: str) -> dict[str, str] | None:
+        """digest -> image of every image that produced this entry; None if none recorded."""
         raw = self.store.read_record(key, value)
         if raw is None:
             return None
         try:
-            return str(json.loads(raw)["image_digest"])
-        except (ValueError, KeyError, TypeError):
+            record = json.loads(raw)
+            return {str(k): str(v) for k, v in dict(record["images"]).items()}
+        except (ValueError, TypeError, KeyError, AttributeError):
             return None
 
     def lookup(self, key: str, image_digest: str) -> RunHit | None:
         """The newest complete entry under `key` made with `image_digest`, if any."""
         for run in self.store.list_runs(key):
-            digest = self._record_digest(key, run.value)
-            if digest is None and not self.trust_dvc_runs:
+            images = self._record_images(key, run.value)
+            if images is None and not self.trust_dvc_runs:
                 continue
-            if digest is not None and digest != image_digest:
+            if images is not None and image_digest not in images:
                 continue
+            digest = image_digest if images is not None else None
             raw = self.store.read_run(key, run.value)
             if raw is None:
                 continue
@@ -107,10 +110,15 @@ class RunCache:
         DVC's entry is written, as `dvc repro` would.
         """
         key, value = run_key(entry), run_value(entry)
+        if image is not None and image_digest is not None:
+            # The record first: a record without its entry is never listed, while an entry
+            # without its record would pass as DVC's own and be served for any image.
+            # Several images may produce the same outputs: the record lists them all.
+            images = self._record_images(key, value) or {}
+            images[image_digest] = image
+            record = {"images": images, "updated": time.time()}
+            data = json.dumps(record, sort_keys=True).encode("utf-8")
+            self.store.write_record(key, value, data)
         if self.store.read_run(key, value) is None:
             self.store.write_run(key, value, yamlio.dump(entry).encode("utf-8"))
-        if image is None or image_digest is None:
-            return key, value
-        record = {"image": image, "image_digest": image_digest, "created": time.time()}
-        self.store.write_record(key, value, json.dumps(record, sort_keys=True).encode("utf-8"))
         return key, value

@@ -228,9 +228,9 @@ class Runner:
             return self.decide_frozen(stage, recorded)
         deps = hash_deps(self.ws.root, stage, self.hasher, self.known_outs)
         params = self.params.values(stage)
-        ev = evaluate(self.ws.root, stage, deps, params, recorded, self.hasher, self.store)
         if self.options.force:
-            return "run", ev
+            return "run", Evaluation(stage, deps, params, recorded, reasons=["forced"])
+        ev = evaluate(self.ws.root, stage, deps, params, recorded, self.hasher, self.store)
         if not ev.reasons and not ev.outs_only:
             return "skip", ev
         if ev.outs_only and not ev.changed_outs and self.options.allow_missing:
@@ -261,13 +261,13 @@ class Runner:
         return "skip", ev
 
     def verify_frozen(self, stage: Stage) -> None:
+        if self.options.dry:
+            self.summary.status[stage.address] = "would verify"
+            return
         self.say(f"Verifying outputs in frozen stage: '{self.shown(stage)}'")
         deps = hash_deps(self.ws.root, stage, self.hasher, self.known_outs)
         params = self.params.values(stage)
         spec_outs = self.job_spec(stage, Evaluation(stage, deps, params, None)).outs
-        if self.options.dry:
-            self.summary.status[stage.address] = "would verify"
-            return
         commit = not self.options.no_commit
         outs = store_outputs(
             stage.address, spec_outs, self.ws.root, self.store, self.hasher, commit=commit
@@ -312,7 +312,8 @@ class Runner:
             deps=tuple(ev.deps),
             params=ev.params,
             outs=tuple(
-                OutRequest(o.path, stage.repo_path(o.path), o.committed, o.persist)
+                # DVC commits a cache: false metric or plot only with a run-cache entry.
+                OutRequest(o.path, stage.repo_path(o.path), o.cache or stage.cacheable, o.persist)
                 for o in stage.outs
             ),
             cacheable=stage.cacheable,

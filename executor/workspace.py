@@ -107,9 +107,11 @@ class Workspace:
             ignore = path.parent / ".gitignore"
             line = f"/{path.name}"
             try:
-                existing = ignore.read_text().splitlines()
+                text = ignore.read_text()
             except FileNotFoundError:
-                existing = []
-            if line not in existing:
+                text = ""
+            if line not in text.splitlines():
+                # DVC starts a new line if the file does not end with one.
+                prefix = "\n" if text and not text.endswith("\n") else ""
                 with open(ignore, "a") as f:
-                    f.write(f"{line}\n")
+                    f.write(f"{prefix}{line}\n")

@@ -112,3 +112,15 @@ def test_lookup_needs_matching_image_and_every_object(tmp_path: Path) -> None:
     store.put_bytes("0084467710d2fc9d8a306e14efbe6d0f", b"HELLO\n")
     assert cache.lookup(key, "sha256:one") is not None
     assert cache.lookup(key, "sha256:two") is None
+
+
+def test_two_images_with_the_same_outputs_both_hit(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    cache = RunCache(store, trust_dvc_runs=False)
+    entry = VECTORS["stages"]["upper"]["lock_entry"]
+    store.put_bytes("0084467710d2fc9d8a306e14efbe6d0f", b"HELLO\n")
+    key, _ = cache.save(entry, image="a:1", image_digest="sha256:a")
+    cache.save(entry, image="b:1", image_digest="sha256:b")
+    assert cache.lookup(key, "sha256:a") is not None
+    assert cache.lookup(key, "sha256:b") is not None
+    assert cache.lookup(key, "sha256:c") is None
