@@ -74,8 +74,14 @@ def hash_deps(
     stage: Stage,
     hasher: Hasher,
     known: Mapping[str, Mapping[str, Any]],
+    recorded: Entry | None = None,
 ) -> list[dict[str, Any]]:
-    """Current lock items of the stage's deps; `known` maps repo paths to upstream out items."""
+    """Current lock items of the stage's deps; `known` maps repo paths to upstream out items.
+
+    With `recorded` (dvc.lock's entry, under --allow-missing) a deleted dep counts as it was
+    recorded, as DVC accepts a "deleted" dep then.
+    """
+    allowed = _recorded_items(recorded, "deps")
     items = []
     for dep in stage.deps:
         repo_path = stage.repo_path(dep)
@@ -85,6 +91,9 @@ def hash_deps(
             items.append({"path": dep, **item})
             continue
         path = inside(root, repo_path)
+        if not path.exists() and dep in allowed:
+            items.append(dict(allowed[dep]))
+            continue
         if not path.exists():
             raise WorkspaceError(
                 f"stage '{stage.address}': dependency '{dep}' does not exist"

@@ -152,7 +152,9 @@ class Runner:
                 raise ConfigError(f"{stage.dvcfile}: stage '{stage.address}': {exc}") from None
             for dep in stage.deps:
                 path = stage.repo_path(dep)
-                if not self.dag.producers(path) and not (self.ws.root / path).exists():
+                if self.options.allow_missing or self.dag.producers(path):
+                    continue  # checked at the stage's turn, against what dvc.lock recorded
+                if not (self.ws.root / path).exists():
                     raise WorkspaceError(
                         f"stage '{stage.address}': dependency '{dep}' does not exist ({path}); "
                         "create it or add the stage that produces it"
@@ -226,7 +228,8 @@ class Runner:
         recorded = self.recorded(stage)
         if stage.frozen:
             return self.decide_frozen(stage, recorded)
-        deps = hash_deps(self.ws.root, stage, self.hasher, self.known_outs)
+        allowed = recorded if self.options.allow_missing else None
+        deps = hash_deps(self.ws.root, stage, self.hasher, self.known_outs, allowed)
         params = self.params.values(stage)
         if self.options.force:
             return "run", Evaluation(stage, deps, params, recorded, reasons=["forced"])
