@@ -3,6 +3,7 @@
 Generates its inputs in a temporary directory, runs each scenario for executor and its peer
 alternately, and writes BENCHMARKS.md, results.json and the plot (PNG) into --out (default:
 the repository root for a full run of every scenario, else a new temporary directory).
+`--from-results JSON` runs nothing and rewrites the report and plot from a results.json.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench import (
     firstrun,
@@ -34,7 +36,7 @@ from bench import (
 )
 from bench.config import Config
 from bench.inputs import Inputs
-from bench.results import Row, save
+from bench.results import Row, load, save
 from bench.tools import Tools
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,6 +97,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=None, help="override the round counts")
     parser.add_argument("--jobs", type=int, default=None, help="executor run -j for first runs")
     parser.add_argument("--image", default=os.environ.get("EXECUTOR_IMAGE"))
+    parser.add_argument(
+        "--from-results",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="run nothing: rewrite the report and plot from a results.json",
+    )
     args = parser.parse_args(argv)
     only = [s for s in args.only.split(",") if s]
     unknown = set(only) - set(SCENARIOS)
@@ -105,8 +114,19 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _write(rows: list[Row], meta: dict[str, Any], out: Path, command: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    drawn = plot.write(rows, out / PLOT)
+    report.write(rows, meta, PLOT if drawn else None, command, out / "BENCHMARKS.md")
+    _log(f"wrote {out / 'BENCHMARKS.md'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    if args.from_results is not None:
+        rows, meta = load(args.from_results)
+        _write(rows, meta, args.out or args.from_results.parent, meta.get("command", "?"))
+        return 0
     complete = not args.quick and args.only == list(SCENARIOS)
     out: Path = args.out or (ROOT if complete else Path(tempfile.mkdtemp(prefix="bench-out-")))
     out.mkdir(parents=True, exist_ok=True)
@@ -122,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     tools = Tools(config)
     inputs = Inputs(config, tools)
     meta = machine.describe(ROOT)
+    meta.update(rounds=config.rounds, slow_rounds=config.slow_rounds, jobs=config.jobs)
     rows: list[Row] = []
     failed = False
     started = time.perf_counter()
@@ -144,11 +165,10 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     meta["load_end"] = os.getloadavg()
     meta["seconds"] = time.perf_counter() - started
+    meta["command"] = "python -m bench" + (" " + " ".join(argv or sys.argv[1:])).rstrip()
     save(rows, meta, out / "results.json")
-    drawn = plot.write(rows, out / PLOT)
-    command = "python -m bench" + (" " + " ".join(argv or sys.argv[1:])).rstrip()
-    report.write(rows, meta, PLOT if drawn else None, command, out / "BENCHMARKS.md")
-    _log(f"wrote {out / 'BENCHMARKS.md'} in {meta['seconds']:.0f} s total")
+    _write(rows, meta, out, meta["command"])
+    _log(f"done in {meta['seconds']:.0f} s")
     return 1 if failed else 0
 
 

@@ -23,24 +23,29 @@ TITLES = {
 
 METHOD = """\
 Each scenario runs executor and its peer **alternately within every round** (the order flips
-every other round) after a warm-up round, and reports the **median and the range (min–max)**
-of the rounds. The machine is shared: other engineers run test suites on the same cores while
-this runs, so single figures are noisy (the load average is in the machine line); only ratios
-taken within one run mean much. Every side is a fresh process started the same way (`executor`,
-`dvc`, `md5sum`, `docker`, and `python -m bench.hash_cli` / `bench.raw_s3` for executor's
-hashing and raw boto3), so interpreter start-up counts for everyone. **ratio = executor ÷ peer**
-(time, or memory for RSS): below 1 executor is faster. Inputs are generated in a temporary
-directory: pipelines of trivial `cat IN > OUT && echo N >> OUT` stages in chain and fan shapes,
-a random 1 GiB file, a 10,000-file directory (10 B–4 KB files in 100 folders) and 1,000 files of
-4 KiB. DVC's state lives in the work directory (`core.site_cache_dir`), not /var/tmp/dvc."""
+every other round) and reports the **median and the range (min–max)** of the rounds: {rounds}
+rounds for cases of a second or so, {slow} for those that take a minute (first runs and restores
+of 100 stages, transfers), after a warm-up round (first runs: one warm-up at the smallest size).
+The machine is shared: other engineers run test suites on the same two cores while this runs,
+so single figures are noisy (see the load average above); only ratios taken within one run mean
+much. Every side is a fresh process started the same way (`executor`, `dvc`, `md5sum`,
+`docker`, and `python -m bench.hash_cli` / `bench.raw_s3` for executor's directory hashing and
+raw boto3), so interpreter start-up counts for everyone; the exceptions are said in the notes.
+**ratio = executor ÷ peer** (time, or memory for RSS): below 1 executor is faster. First runs
+use `executor run -j {jobs}`. Inputs are generated in a temporary directory: pipelines of
+trivial `cat IN > OUT && echo N >> OUT` stages in chain and fan shapes, a random 1 GiB file, a
+10,000-file directory (10 B–4 KB files in 100 folders) and 1,000 files of 4 KiB (`--quick`
+shrinks all of these; the cases name their sizes). DVC's state
+lives in the work directory (`core.site_cache_dir`), not in /var/tmp/dvc."""
 
 REPRODUCE = """\
 ```sh
-pip install -e '.[test]' matplotlib      # dvc, dvc-s3, moto[server]; matplotlib for the plot
+pip install -e '.[test]' matplotlib py-spy  # dvc, dvc-s3, moto; the plot; threaded profiles
 export EXECUTOR_IMAGE=$(docker/build-image.sh busybox)   # optional: the harness builds it
 python -m bench                          # full sizes, ~25 min; writes BENCHMARKS.md + PNG
 python -m bench --quick --out /tmp/b     # tiny sizes, one round (the smoke test's run)
 python -m bench --only noop,restore      # some scenarios (see --help), --rounds N to shrink
+python -m bench --from-results results.json --out DIR   # rewrite report and plot, run nothing
 ```"""
 
 
@@ -94,9 +99,14 @@ def render(rows: list[Row], meta: dict[str, Any], plot: str | None, command: str
         "",
         f"Written by `{command}`; regenerate rather than edit.",
         "",
-        f"**Machine:** {line(meta)}.",
+        f"**Machine:** {line(meta)}."
+        + (f" The whole run took {meta['seconds'] / 60:.0f} minutes." if "seconds" in meta else ""),
         "",
-        METHOD,
+        METHOD.format(
+            rounds=meta.get("rounds", "?"),
+            slow=meta.get("slow_rounds", "?"),
+            jobs=meta.get("jobs", "?"),
+        ),
         "",
         "## How to reproduce",
         "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +51,6 @@ class Row:
     extra: dict[str, float] = field(default_factory=dict)  # requests, files read, ...
     plot: tuple[str, int] | None = None  # (series, pipeline size) for the plot
     profile: str = ""  # top profile entries, filled in when the target is missed
-    profile_argv: tuple[str, ...] = ()  # how to profile this case (executor CLI arguments)
-    profile_repo: str = ""
 
     @property
     def ratio(self) -> float | None:
@@ -74,6 +73,8 @@ class Row:
             "peer": self.peer.to_dict() if self.peer else None,
             "ratio": self.ratio,
             "target": self.target.text if self.target else None,
+            "target_spec": dataclasses.asdict(self.target) if self.target else None,
+            "plot": list(self.plot) if self.plot else None,
             "met": self.met,
             "note": self.note,
             "extra": self.extra,
@@ -83,3 +84,28 @@ class Row:
 
 def save(rows: list[Row], meta: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps({"machine": meta, "rows": [r.to_dict() for r in rows]}, indent=1))
+
+
+def load(path: Path) -> tuple[list[Row], dict[str, Any]]:
+    """The rows and machine description `save` wrote (to rewrite the report without a rerun)."""
+    data = json.loads(path.read_text())
+    rows = []
+    for r in data["rows"]:
+        spec = r.get("target_spec")
+        rows.append(
+            Row(
+                r["scenario"],
+                r["case"],
+                r["peer_name"],
+                Stats(tuple(r["executor"]["samples"])) if r["executor"] else None,
+                Stats(tuple(r["peer"]["samples"])) if r["peer"] else None,
+                unit=r["unit"],
+                target=Target(**spec) if spec else None,
+                status=r["status"],
+                note=r["note"],
+                extra=r["extra"],
+                plot=(r["plot"][0], r["plot"][1]) if r.get("plot") else None,
+                profile=r["profile"],
+            )
+        )
+    return rows, data["machine"]
