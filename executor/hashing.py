@@ -14,15 +14,16 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from executor.dvcignore import walk_files
 from executor.errors import WorkspaceError
-from executor.state import StateDB
+from executor.state import RACY_NS, StateDB
 
 CHUNK = 1024 * 1024  # md5-dos2unix works per chunk of this size, as DVC does
 READ_SIZE = 4 * 1024 * 1024
@@ -164,6 +165,7 @@ class Hasher:
         self.bytes_read = 0
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        self._local = threading.local()
 
     def hash_file(self, path: Path) -> HashInfo:
         """The file's md5, size and exec bit (a link's target's)."""
@@ -172,7 +174,7 @@ class Hasher:
 
     def hash_many(self, paths: Sequence[Path]) -> list[HashInfo]:
         """hash_path of each, reading the files that changed in parallel."""
-        seen_ns = time.time_ns()
+        seen_ns = self._seen_ns()
         stats = [(os.path.abspath(p), os.stat(p)) for p in paths]
         files = [(p, st) for p, st in stats if not stat.S_ISDIR(st.st_mode)]
         for p, st in files:
@@ -188,7 +190,7 @@ class Hasher:
 
     def hash_tree(self, path: Path) -> tuple[HashInfo, list[DirEntry], bytes]:
         """The directory's hash, its files sorted by relpath, and its `.dir` object."""
-        seen_ns = time.time_ns()
+        seen_ns = self._seen_ns()
         walked = walk_files(os.path.abspath(path), self.root)
         for rel, p, _ in walked:
             if not rel.isascii() and not _utf8(rel):
@@ -207,6 +209,28 @@ class Hasher:
         if os.path.isdir(path):
             return self.hash_tree(path)[0]
         return self.hash_file(path)
+
+    @contextmanager
+    def settled(self) -> Iterator[None]:
+        """Within it (on this thread), files were written by a process that has exited, as a
+        stage's outputs after its container stopped: their md5s are remembered even if they
+        were modified a moment ago (the racy-timestamp rule guards against live writers)."""
+        self._local.settled = True
+        try:
+            yield
+        finally:
+            self._local.settled = False
+
+    def _seen_ns(self) -> int:
+        now = time.time_ns()
+        return now + RACY_NS if getattr(self._local, "settled", False) else now
+
+    def remember(self, path: Path, md5: str) -> None:
+        """Record a file's md5 known without reading it (a file just copied from the cache)."""
+        if self.state is not None:
+            # We wrote it and are done: no writer can still change it unseen.
+            seen_ns = time.time_ns() + RACY_NS
+            self.state.put_many([(os.path.abspath(path), os.stat(path), md5)], seen_ns)
 
     def legacy_md5(self, path: Path) -> str:
         """The 2.x `md5-dos2unix` hash, for dvc.lock entries without `hash:` (spec §3.1).

@@ -9,21 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from executor.confine import inside
 from executor.errors import OutputMissing, WorkspaceError
-from executor.hashing import Hasher, HashInfo, parse_manifest
+from executor.hashing import Hasher, HashInfo
 from executor.jobspec import OutRequest
 from executor.lockentry import lock_item
 from executor.store.base import ObjectStore
-
-
-def inside(root: Path, rel: str) -> Path:
-    """`root/rel`, refusing a path that leaves the root (also through symlinks)."""
-    path = root / rel
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(path)
-    if real != real_root and not real.startswith(real_root + os.sep):
-        raise WorkspaceError(f"path '{rel}' resolves outside the repository ({real})")
-    return path
+from executor.store.checkout import checkout
+from executor.store.local import LocalStore
+from executor.store.tracked import Tracked
 
 
 def remove_output(root: Path, rel: str) -> None:
@@ -80,11 +74,18 @@ def store_outputs(
         links = _links_checked(workspace, path, stage, out.path)
         if out.committed and commit:
             _materialise(links)
-            info = commit_output(store, hasher, path)
-        else:
-            info = hasher.hash_path(path)
-        items.append(lock_item(out.path, info))
+        # The container has exited: remember these md5s, so the next run reads nothing.
+        with hasher.settled():
+            items.append(lock_item(out.path, _hash_or_commit(out, path, store, hasher, commit)))
     return items
+
+
+def _hash_or_commit(
+    out: OutRequest, path: Path, store: ObjectStore, hasher: Hasher, commit: bool
+) -> HashInfo:
+    if out.committed and commit:
+        return commit_output(store, hasher, path)
+    return hasher.hash_path(path)
 
 
 def _links_checked(root: Path, path: Path, stage: str, out: str) -> list[Path]:
@@ -123,33 +124,16 @@ def _materialise(links: list[Path]) -> None:
             os.replace(tmp, link)
 
 
-def _place(store: ObjectStore, md5: str, dest: Path, executable: bool) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.is_symlink() or dest.exists():
-        dest.unlink()
-    object_path = getattr(store, "object_path", None)
-    if object_path is not None:
-        # A local store: copy straight from the object (DVC's default `copy` link type).
-        shutil.copyfile(object_path(md5), dest)
-    else:
-        store.get_file(md5, dest)
-    # DVC sets S_IEXEC (owner only) on an executable it checks out: 0744, not 0755.
-    os.chmod(dest, 0o744 if executable else 0o644)
-
-
-def checkout_output(store: ObjectStore, root: Path, rel: str, item: Mapping[str, Any]) -> None:
-    """Recreate an output from the store as its lock item describes it."""
-    dest = inside(root, rel)
-    md5 = str(item["md5"])
-    if md5.endswith(".dir"):
-        if dest.is_symlink() or dest.is_file():
-            dest.unlink()
-        elif dest.is_dir():
-            shutil.rmtree(dest)
-        dest.mkdir(parents=True)
-        files = parse_manifest(store.get_bytes(md5))
-        for relpath, file_md5 in files:
-            target = inside(dest, relpath)
-            _place(store, file_md5, target, False)
-        return
-    _place(store, md5, dest, bool(item.get("isexec", False)))
+def checkout_output(
+    store: LocalStore, root: Path, rel: str, item: Mapping[str, Any], hasher: Hasher
+) -> None:
+    """Recreate an output from the local cache as its lock item describes it (files already
+    right are left alone), telling the hasher what it wrote so no later run reads it."""
+    out = Tracked(path=rel, md5=str(item["md5"]), isexec=bool(item.get("isexec", False)))
+    checkout(
+        store,
+        root,
+        out,
+        lambda paths: [info.md5 for info in hasher.hash_many(paths)],
+        hasher.remember,
+    )

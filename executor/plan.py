@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from executor.confine import inside
 from executor.errors import WorkspaceError
 from executor.hashing import Hasher
 from executor.lockentry import Entry, build_entry, lock_item, run_key
-from executor.outputs import inside
 from executor.pipeline.model import Stage
 from executor.runcache import objects_usable, out_objects
 from executor.store.base import ObjectStore

@@ -288,7 +288,8 @@ class Runner:
         outs = entry.get("outs", [])
         if not self.options.dry:
             for item in outs:
-                checkout_output(self.store, self.ws.root, stage.repo_path(str(item["path"])), item)
+                path = stage.repo_path(str(item["path"]))
+                checkout_output(self.store, self.ws.root, path, item, self.hasher)
         self._record(stage, build_entry(ev.cmd, ev.deps, ev.params, outs))
         self.summary.status[stage.address] = "would restore" if self.options.dry else "restored"
 

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from executor.confine import inside
 from executor.errors import (
     SandboxError,
     StageCancelled,
@@ -23,7 +24,7 @@ from executor.errors import (
 from executor.hashing import Hasher
 from executor.jobspec import JobResult, JobSpec
 from executor.lockentry import build_entry
-from executor.outputs import inside, remove_output, store_outputs
+from executor.outputs import remove_output, store_outputs
 from executor.runcache import RunCache
 from executor.store.base import ObjectStore
 from worker.sandbox import DockerSandbox, Limits, Mount, SandboxOutcome, SandboxRequest

@@ -10,7 +10,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from executor.errors import WorkspaceError
+from executor.confine import inside
 from executor.hashing import parse_manifest
 from executor.store.errors import ObjectMissing
 from executor.store.local import LocalStore
@@ -20,15 +20,6 @@ from executor.store.tracked import Tracked
 HashMany = Callable[[list[Path]], list[str]]
 
 
-def _inside(root: Path, rel: str) -> Path:
-    path = root / rel
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(path)
-    if real != real_root and not real.startswith(real_root + os.sep):
-        raise WorkspaceError(f"path '{rel}' resolves outside {root}")
-    return path
-
-
 def files_of(cache: LocalStore, out: Tracked) -> list[tuple[str, str, bool]]:
     """(relative path, md5, isexec) of each file the output is ('' for a file output)."""
     if not out.is_dir:
@@ -36,9 +27,17 @@ def files_of(cache: LocalStore, out: Tracked) -> list[tuple[str, str, bool]]:
     return [(rel, md5, False) for rel, md5 in parse_manifest(cache.get_bytes(out.md5))]
 
 
-def checkout(cache: LocalStore, root: Path, out: Tracked, hash_many: HashMany) -> int:
-    """Make the output in `root` match its cached objects; the number of files written."""
-    dest = _inside(root, out.path)
+def checkout(
+    cache: LocalStore,
+    root: Path,
+    out: Tracked,
+    hash_many: HashMany,
+    remember: Callable[[Path, str], None] | None = None,
+) -> int:
+    """Make the output in `root` match its cached objects; the number of files written.
+
+    `remember(path, md5)` is told of every file written (a hash cache need not read it)."""
+    dest = inside(root, out.path)
     files = files_of(cache, out)
     absent = {md5 for _, md5, _ in files} - cache.exists_many(md5 for _, md5, _ in files)
     if absent:
@@ -57,7 +56,10 @@ def checkout(cache: LocalStore, root: Path, out: Tracked, hash_many: HashMany) -
     for folder in sorted({os.path.dirname(path) for path, _, _ in stale}):
         os.makedirs(folder, exist_ok=True)
     for path, md5, isexec in stale:
-        _copy(cache.object_str(md5), path, 0o755 if isexec else 0o644)
+        # DVC sets S_IEXEC (owner only) on an executable it checks out: 0744, not 0755.
+        _copy(cache.object_str(md5), path, 0o744 if isexec else 0o644)
+        if remember is not None:
+            remember(Path(path), md5)
     if not out.is_dir:
         _set_exec(dest, out.isexec)  # a dir's manifest records no exec bits
     return len(stale)
@@ -97,7 +99,7 @@ def _copy(src: str, dest: str, mode: int) -> None:
 
 def _set_exec(path: Path, isexec: bool) -> None:
     mode = stat.S_IMODE(path.stat().st_mode)
-    want = mode | 0o111 if isexec else mode & ~0o111
+    want = mode | stat.S_IEXEC if isexec else mode & ~0o111
     if want != mode:
         os.chmod(path, want)
 
