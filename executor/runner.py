@@ -184,13 +184,13 @@ class Runner:
         if not self.options.dry:
             self._entries[stage.address] = (stage, entry)
 
-    def flush(self, final: bool = False, now: bool = False) -> None:
+    def flush(self, final: bool = False) -> None:
         """Write buffered entries in plan order, as far as every earlier stage is settled.
 
         With -j, stages finish in any order; DVC writes dvc.lock entries in its plan order,
         and a new entry's position in the file is fixed by its first write. While stages
-        resolve quickly (skips, restores), writes are batched at most every LOCK_INTERVAL;
-        the loop asks for `now` before it waits on a container, and `final` at the end.
+        resolve quickly, writes are batched at most every LOCK_INTERVAL (the loop wakes that
+        often while containers run), and `final` writes the rest at the end.
         """
         while self._next < len(self._plan):
             address = self._plan[self._next]
@@ -201,7 +201,7 @@ class Runner:
                 self._ready.append(self._entries.pop(address))
         if not self._ready:
             return
-        if not (final or now) and time.monotonic() - self._last_write < LOCK_INTERVAL:
+        if not final and time.monotonic() - self._last_write < LOCK_INTERVAL:
             return
         by_file: dict[str, list[tuple[Stage, Entry]]] = {}
         for stage, entry in self._ready:

@@ -12,7 +12,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from executor.errors import ExecutorError, StageCancelled
 from executor.jobspec import JobResult
 from executor.pipeline.model import Stage
-from executor.runner import Runner, RunSummary
+from executor.runner import LOCK_INTERVAL, Runner, RunSummary
 
 
 def run_plan(runner: Runner) -> RunSummary:
@@ -69,8 +69,9 @@ def run_plan(runner: Runner) -> RunSummary:
                 ):
                     break
                 continue
-            runner.flush(now=True)  # what is settled is on disk before a long wait
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            # Wake at least every LOCK_INTERVAL, so settled entries reach dvc.lock soon while
+            # a long stage runs, yet dvc.lock is not rewritten after every one of many stages.
+            done, _ = wait(running, timeout=LOCK_INTERVAL, return_when=FIRST_COMPLETED)
             for future in done:
                 stage = running.pop(future)
                 runner.finish(stage, future)
