@@ -44,6 +44,17 @@ def target_from_cwd(target: str, root: Path, cwd: Path) -> str:
     return f"{posixpath.normpath(posixpath.join(Path(rel).as_posix(), dvcfile))}:{name}"
 
 
+def _flock(path: Path, busy: str) -> int:
+    """An exclusive flock on `path` (created if absent), or WorkspaceError(busy)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise WorkspaceError(f"{busy}; wait for it to finish") from None
+    return fd
+
+
 class Workspace:
     """A repository opened for one command; holds its exclusive lock while open."""
 
@@ -56,7 +67,7 @@ class Workspace:
         self.tmp_dir = self.dvc_dir / "tmp" / "executor"
         self.store = LocalStore(self.cache_dir)
         self.hasher = Hasher(self.tmp_dir / "state.sqlite", root=root)
-        self._lock_fd: int | None = None
+        self._lock_fds: list[int] = []
 
     def __enter__(self) -> Workspace:
         self.prepare()
@@ -75,21 +86,19 @@ class Workspace:
         if fresh:
             (self.dvc_dir / ".gitignore").write_text(DVC_GITIGNORE)
             (self.dvc_dir / "config").touch()
-        fd = os.open(self.tmp_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise WorkspaceError(
-                f"another executor command is running in {self.root}; wait for it to finish"
-            ) from None
-        self._lock_fd = fd
+        self._lock_fds = [
+            _flock(self.tmp_dir / "lock", f"another executor command is running in {self.root}"),
+            # DVC's own repository lock (zc.lockfile takes a flock on it): while executor
+            # works, `dvc gc` cannot delete objects it is about to use, nor `dvc repro`
+            # rewrite dvc.lock under it, and the reverse.
+            _flock(self.dvc_dir / "tmp" / "lock", f"DVC is running in {self.root}"),
+        ]
 
     def close(self) -> None:
         self.hasher.close()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        for fd in self._lock_fds:
+            os.close(fd)
+        self._lock_fds = []
 
     def dvc_stage(self, stage: Stage) -> str:
         """DVC_STAGE as DVC sets it: the name, or `<dvc.yaml relative to cwd>:name`."""
