@@ -32,6 +32,7 @@ from bench import (
     plot,
     report,
     restore,
+    snapshot,
     transfer,
 )
 from bench.config import Config
@@ -69,11 +70,12 @@ def _image(given: str | None) -> str:
 
 
 def _env(image: str, workdir: Path) -> dict[str, str]:
-    path = os.environ.get("PYTHONPATH")
+    snap = snapshot.active(os.environ)
+    first = [str(snap[1])] if snap else []  # the measured copy of executor before the checkout
     return {
         **os.environ,
         "EXECUTOR_IMAGE": image,
-        "PYTHONPATH": f"{ROOT}{os.pathsep}{path}" if path else str(ROOT),
+        "PYTHONPATH": os.pathsep.join([*first, str(ROOT)]),
         "DVC_NO_ANALYTICS": "1",
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
@@ -97,6 +99,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=None, help="override the round counts")
     parser.add_argument("--jobs", type=int, default=None, help="executor run -j for first runs")
     parser.add_argument("--image", default=os.environ.get("EXECUTOR_IMAGE"))
+    code = parser.add_mutually_exclusive_group()
+    code.add_argument(
+        "--commit",
+        metavar="REV",
+        default=None,
+        help="measure this commit's executor (default for a full run into the repository: HEAD)",
+    )
+    code.add_argument(
+        "--worktree", action="store_true", help="measure the checkout as it is, edits and all"
+    )
     parser.add_argument(
         "--from-results",
         type=Path,
@@ -130,18 +142,23 @@ def main(argv: list[str] | None = None) -> int:
     complete = not args.quick and args.only == list(SCENARIOS)
     out: Path = args.out or (ROOT if complete else Path(tempfile.mkdtemp(prefix="bench-out-")))
     out.mkdir(parents=True, exist_ok=True)
-    workdir: Path = args.workdir or Path(tempfile.mkdtemp(prefix="executor-bench-"))
+    workdir: Path = (args.workdir or Path(tempfile.mkdtemp(prefix="executor-bench-"))).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
+    rev = args.commit or ("HEAD" if complete and not args.worktree else None)
+    if rev and snapshot.active(os.environ) is None:
+        given = list(argv if argv is not None else sys.argv[1:])
+        snapshot.rerun(ROOT, rev, workdir, [*given, "--out", str(out.resolve())])
     image = _image(args.image)
     make = Config.tiny if args.quick else Config.full
-    config = make(workdir.resolve(), out, image, _env(image, workdir.resolve()))
+    config = make(workdir, out, image, _env(image, workdir))
     if args.rounds is not None:
         config = dataclasses.replace(config, rounds=args.rounds, slow_rounds=args.rounds)
     if args.jobs is not None:
         config = dataclasses.replace(config, jobs=args.jobs)
     tools = Tools(config)
     inputs = Inputs(config, tools)
-    meta = machine.describe(ROOT)
+    meta = machine.describe()
+    meta["executor_commit"] = snapshot.describe(ROOT, os.environ)
     meta.update(rounds=config.rounds, slow_rounds=config.slow_rounds, jobs=config.jobs)
     rows: list[Row] = []
     failed = False

@@ -1,4 +1,5 @@
-"""The machine line: CPU, cores, memory, Docker, DVC, executor's commit, date and load."""
+"""The machine line: CPU, cores, memory, Docker, DVC, date and load (and the measured code,
+which `bench.snapshot` describes)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def _out(argv: list[str], cwd: Path | None = None) -> str:
     return done.stdout.strip() or "unknown"
 
 
-def describe(repo: Path) -> dict[str, Any]:
+def describe() -> dict[str, Any]:
     return {
         "cpu": _cpu(),
         "cores": os.cpu_count(),
@@ -41,7 +42,6 @@ def describe(repo: Path) -> dict[str, Any]:
         "docker": _out(["docker", "version", "--format", "{{.Server.Version}}"]),
         "dvc": version("dvc"),
         "python": platform.python_version(),
-        "executor_commit": _out(["git", "rev-parse", "--short", "HEAD"], cwd=repo),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "load_start": os.getloadavg(),
     }
