@@ -105,7 +105,9 @@ class LockWriter:
                 return False
             self.log(f"Updating lock file '{lockfile}'")
             for name, entry in changed:
-                stages[name] = dict(entry)
+                # A fresh copy: values shared between entries (one params dict read once for
+                # many stages) would otherwise be dumped as YAML anchors and aliases.
+                stages[name] = plain(entry)
             try:
                 _write_atomic(path, yamlio.dump(data))
             except BaseException:

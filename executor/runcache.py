@@ -120,5 +120,5 @@ class RunCache:
             data = json.dumps(record, sort_keys=True).encode("utf-8")
             self.store.write_record(key, value, data)
         if self.store.read_run(key, value) is None:
-            self.store.write_run(key, value, yamlio.dump(entry).encode("utf-8"))
+            self.store.write_run(key, value, yamlio.dump(plain(entry)).encode("utf-8"))
         return key, value

@@ -107,6 +107,8 @@ class Oracle:
         argv = [sys.executable, "-m", "executor", *args]
         return run_cli(argv, root, {"EXECUTOR_IMAGE": self.image})
 
+    # executor runs every dvc.yaml (-P); DVC gets targets naming every dvc.yaml, as
+    # `dvc repro` alone would run only ./dvc.yaml.
     def repro(self, root: Path, project: Project) -> Proc:
         return self.dvc(root, "repro", *project.dvc_targets)
 
@@ -117,7 +119,7 @@ class Oracle:
             b = build(self.base / name / "executor", project)
             self.started[name] = (
                 self.pool.submit(self.repro, a, project),
-                self.pool.submit(self.executor, b, "run"),
+                self.pool.submit(self.executor, b, "run", "-P"),
             )
 
     def pair(self, name: str) -> Pair:
@@ -176,13 +178,13 @@ def executor_restores(oracle: Oracle, pair: Pair) -> Rerun:
     root = build(pair.dvc_root.parent / "executor-restores", pair.project)
     shutil.copytree(pair.dvc_root / ".dvc" / "cache", root / ".dvc" / "cache")
     stages = cacheable(pair.project, dvc_stages(pair.dvc_root))
-    return Rerun(root, stages, oracle.executor(root, "run"))
+    return Rerun(root, stages, oracle.executor(root, "run", "-P"))
 
 
 def executor_after_dvc(oracle: Oracle, pair: Pair) -> Rerun:
     root = copy(pair.dvc_root, "executor-after-dvc")
     before = workspace(root), run_entries(root)
-    return Rerun(root, dvc_stages(root), oracle.executor(root, "run"), before)
+    return Rerun(root, dvc_stages(root), oracle.executor(root, "run", "-P"), before)
 
 
 def both_after_a_change(oracle: Oracle, pair: Pair) -> tuple[Rerun, Rerun]:
@@ -192,7 +194,7 @@ def both_after_a_change(oracle: Oracle, pair: Pair) -> tuple[Rerun, Rerun]:
     for root in (theirs, ours):
         write_tree(root, pair.project.change)
     expected = oracle.pool.submit(oracle.repro, theirs, pair.project)
-    result = oracle.executor(ours, "run")
+    result = oracle.executor(ours, "run", "-P")
     return Rerun(theirs, [], expected.result()), Rerun(ours, [], result)
 
 
