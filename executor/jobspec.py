@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from executor.errors import UserError
 from executor.lockentry import Entry
@@ -99,31 +99,21 @@ class JobSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> JobSpec:
+        """Validate every field of a JSON job spec (InvalidJobSpec names the first bad one)."""
         if not isinstance(d, Mapping):
             raise InvalidJobSpec("job spec must be a JSON object")
         cmd = d.get("cmd")
-        if not (
-            isinstance(cmd, str) or (isinstance(cmd, list) and all(isinstance(c, str) for c in cmd))
-        ):
+        if not (isinstance(cmd, str) or _strings(cmd)):
             raise InvalidJobSpec("job spec field 'cmd' must be a string or a list of strings")
         lines = d.get("lines")
-        if not isinstance(lines, list) or not all(
-            isinstance(x, str) and "\x00" not in x for x in lines
-        ):
+        if not _strings(lines) or any("\x00" in line for line in lines):
             raise InvalidJobSpec("job spec field 'lines' must be a list of strings without NUL")
-        outs = []
-        for o in d.get("outs") or []:
-            outs.append(
-                OutRequest(
-                    path=_str(o, "path"),
-                    repo_path=_posix_relative(_str(o, "repo_path"), "outs.repo_path"),
-                    committed=bool(o.get("committed", True)),
-                    persist=bool(o.get("persist", False)),
-                )
-            )
-        env = d.get("env") or {}
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        env = _mapping(d, "env")
+        if not all(isinstance(v, str) for v in env.values()):
             raise InvalidJobSpec("job spec field 'env' must map strings to strings")
+        params = _mapping(d, "params")
+        if not all(isinstance(v, Mapping) for v in params.values()):
+            raise InvalidJobSpec("job spec field 'params' must map files to mappings")
         return cls(
             address=_str(d, "address"),
             dvc_stage=_str(d, "dvc_stage"),
@@ -131,14 +121,53 @@ class JobSpec:
             lines=tuple(lines),
             image=_str(d, "image"),
             wdir=_posix_relative(_str(d, "wdir"), "wdir"),
-            deps=tuple(dict(x) for x in d.get("deps") or []),
-            params={str(k): dict(v) for k, v in (d.get("params") or {}).items()},
-            outs=tuple(outs),
+            deps=tuple(_dep(x) for x in _list(d, "deps")),
+            params={k: dict(v) for k, v in params.items()},
+            outs=tuple(_out(o) for o in _list(d, "outs")),
             cacheable=bool(d.get("cacheable", False)),
             commit=bool(d.get("commit", True)),
-            executor_meta=dict(d.get("executor_meta") or {}),
-            env=dict(env),
+            executor_meta=_mapping(d, "executor_meta"),
+            env=env,
         )
+
+
+def _strings(value: object) -> TypeGuard[list[str]]:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _list(d: Mapping[str, Any], name: str) -> list[Any]:
+    value = d.get(name) or []
+    if not isinstance(value, list):
+        raise InvalidJobSpec(f"job spec field '{name}' must be a list")
+    return value
+
+
+def _mapping(d: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = d.get(name) or {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise InvalidJobSpec(f"job spec field '{name}' must be a mapping with string keys")
+    return dict(value)
+
+
+def _dep(item: object) -> dict[str, Any]:
+    if not isinstance(item, Mapping):
+        raise InvalidJobSpec("job spec field 'deps' must hold mappings")
+    path = _str(item, "path")  # relative to wdir: `../x` may stay inside the workspace
+    if path.startswith("/") or "\x00" in path:
+        raise InvalidJobSpec(f"job spec field 'deps.path' is not a relative path: {path!r}")
+    _str(item, "md5")
+    return dict(item)
+
+
+def _out(item: object) -> OutRequest:
+    if not isinstance(item, Mapping):
+        raise InvalidJobSpec("job spec field 'outs' must hold mappings")
+    return OutRequest(
+        path=_str(item, "path"),
+        repo_path=_posix_relative(_str(item, "repo_path"), "outs.repo_path"),
+        committed=bool(item.get("committed", True)),
+        persist=bool(item.get("persist", False)),
+    )
 
 
 @dataclass(frozen=True)
