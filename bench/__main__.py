@@ -133,6 +133,18 @@ def _write(rows: list[Row], meta: dict[str, Any], out: Path, command: str) -> No
     _log(f"wrote {out / 'BENCHMARKS.md'}")
 
 
+def _command(args: argparse.Namespace) -> str:
+    """The command line that reproduces this run (paths and --keep left out)."""
+    parts = ["python -m bench"]
+    parts += ["--quick"] if args.quick else []
+    parts += [f"--only {','.join(args.only)}"] if args.only != list(SCENARIOS) else []
+    parts += [f"--rounds {args.rounds}"] if args.rounds is not None else []
+    parts += [f"--jobs {args.jobs}"] if args.jobs is not None else []
+    parts += [f"--commit {args.commit}"] if args.commit else []
+    parts += ["--worktree"] if args.worktree else []
+    return " ".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     if args.from_results is not None:
@@ -182,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     meta["load_end"] = os.getloadavg()
     meta["seconds"] = time.perf_counter() - started
-    meta["command"] = "python -m bench" + (" " + " ".join(argv or sys.argv[1:])).rstrip()
+    meta["command"] = _command(args)
     save(rows, meta, out / "results.json")
     _write(rows, meta, out, meta["command"])
     _log(f"done in {meta['seconds']:.0f} s")

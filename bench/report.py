@@ -42,7 +42,7 @@ REPRODUCE = """\
 ```sh
 pip install -e '.[test]' matplotlib py-spy  # dvc, dvc-s3, moto; the plot; threaded profiles
 export EXECUTOR_IMAGE=$(docker/build-image.sh busybox)   # optional: the harness builds it
-python -m bench                          # full sizes, ~25 min; writes BENCHMARKS.md + PNG
+python -m bench                          # full sizes, 15-25 min; writes BENCHMARKS.md + PNG
 python -m bench --quick --out /tmp/b     # tiny sizes, one round (the smoke test's run)
 python -m bench --only noop,restore      # some scenarios (see --help), --rounds N to shrink
 python -m bench --from-results results.json --out DIR   # rewrite report and plot, run nothing
