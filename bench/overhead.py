@@ -1,7 +1,7 @@
 """Per-stage overhead over a bare `docker run --rm`, measured side by side.
 
 Two views: the sandbox alone (`DockerSandbox.run` of `true`, in this process, against
-`docker run --rm IMAGE true`; sandbox_probe.py's cases, absorbed here), and `executor run`
+`docker run --rm IMAGE true`), and `executor run`
 end to end on a chain (`-j 1`, wall ÷ stages: start-up, hashing and dvc.lock counted against
 executor) against `docker run --rm` of each stage's own command with the repository mounted.
 """

@@ -40,7 +40,7 @@ lives in the work directory (`core.site_cache_dir`), not in /var/tmp/dvc."""
 
 REPRODUCE = """\
 ```sh
-pip install -e '.[test]' matplotlib py-spy  # dvc, dvc-s3, moto; the plot; threaded profiles
+pip install -e '.[test,bench]'  # dvc, dvc-s3, moto; matplotlib for the plot; py-spy
 export EXECUTOR_IMAGE=$(docker/build-image.sh busybox)   # optional: the harness builds it
 python -m bench                          # full sizes, 15-25 min; writes BENCHMARKS.md + PNG
 python -m bench --quick --out /tmp/b     # tiny sizes, one round (the smoke test's run)
