@@ -37,7 +37,7 @@ from executor.store.local import LocalStore
 from executor.workspace import Workspace
 
 BACKEND = "worker.local:LocalBackend"
-LOCK_INTERVAL = 0.5  # seconds: dvc.lock writes are batched this much while stages resolve fast
+LOCK_INTERVAL = 1.0  # seconds: dvc.lock writes are batched this much while stages resolve fast
 
 
 class Backend(Protocol):
