@@ -378,7 +378,13 @@ class Runner:
         why = "forced" if self.options.force else ev.why()
         if action == "lookup":
             key = ev.key()
-            digest = self.backend.resolve_image(self.image_of(stage))
+            try:
+                digest = self.backend.resolve_image(self.image_of(stage))
+            except SandboxError as exc:
+                if not self.options.dry:
+                    raise
+                # --dry works without a Docker engine, as `dvc repro --dry` does.
+                return self.start(stage, ev, pool, f"{why}; run-cache not checked: {exc}")
             hit = self.runcache.lookup(key, digest)
             if hit is not None:
                 self.restore(stage, ev, hit.entry, f"run-cache entry {key[:12]}/{hit.value[:12]}")

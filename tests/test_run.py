@@ -194,3 +194,15 @@ def test_ctrl_c_or_sigterm_reaches_the_stage_and_stops_the_run(
     assert (root / "got.txt").read_text() == "interrupted\n"
     assert not (root / "dvc.lock").exists()
     assert runs_entries(root) == []
+
+
+def test_dry_run_needs_no_docker_engine(make_repo, executor_cli, tmp_path) -> None:
+    root = make_repo(FILES)
+    assert executor_cli(root, "run").returncode == 0
+    (root / "data/in.txt").write_text("changed\n")
+    nowhere = {"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}
+    result = executor_cli(root, "run", "--dry", env=nowhere)
+    assert result.returncode == 0, result.stderr
+    assert "Running stage 'upper':" in result.stdout
+    assert "run-cache not checked: no Docker engine is reachable" in result.stdout
+    assert (root / "out/upper.txt").read_text() == "HELLO\n"
