@@ -26,11 +26,6 @@ class OutSpec:
     annotations: Mapping[str, Any] = field(default_factory=dict, hash=False)
     plot_props: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
-    @property
-    def committed(self) -> bool:
-        """Whether the content goes into the cache (a `cache: false` metric/plot still does)."""
-        return self.cache or self.kind != "outs"
-
 
 @dataclass(frozen=True)
 class ParamSpec:
