@@ -63,13 +63,8 @@ class PartRunner:
         try:
             while not failed.is_set():
                 self._slots.acquire()
-                try:
-                    job = next(jobs, None)
-                except BaseException:
-                    self._slots.release()
-                    raise
+                job = self._next_job(jobs)
                 if job is None:
-                    self._slots.release()
                     break
                 futures.append(self._pool.submit(job))
                 futures[-1].add_done_callback(done)
@@ -82,6 +77,17 @@ class PartRunner:
                     future.exception()
             raise
 
+    def _next_job(self, jobs: Iterator[Callable[[], T]]) -> Callable[[], T] | None:
+        """The next job for the slot just taken; at the end (None) the slot is given back."""
+        try:
+            job = next(jobs, None)
+        except BaseException:
+            self._slots.release()
+            raise
+        if job is None:
+            self._slots.release()
+        return job
+
     def run_in_order(self, jobs: Iterator[Callable[[], T]], consume: Callable[[T], None]) -> None:
         """Hand each job's result to `consume` in job order (downloads: bytes in order)."""
         window: deque[Future[T]] = deque()
@@ -91,13 +97,8 @@ class PartRunner:
                 # so two large transfers cannot starve each other.
                 while not self._slots.acquire(blocking=not window):
                     self._consume_oldest(window, consume)
-                try:
-                    job = next(jobs, None)
-                except BaseException:
-                    self._slots.release()
-                    raise
+                job = self._next_job(jobs)
                 if job is None:
-                    self._slots.release()
                     break
                 window.append(self._pool.submit(job))
             while window:
