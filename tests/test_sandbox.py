@@ -375,6 +375,77 @@ def test_an_image_without_a_shell_is_a_config_error(sandbox, make, docker_client
         sandbox.run(make(image="executor/no-shell:latest"))
 
 
+# --- prepared containers: started early, held at the gate ------------------------------------
+
+
+def test_a_prepared_container_runs_nothing_until_released(sandbox, make, ws, docker_client):
+    request = make(["echo ran > ran.txt; cat > stdin.txt"])
+    prepared = sandbox.prepare(request)
+    [container] = sandbox_containers(docker_client, request.name)
+    assert container.status == "running"  # started: the engine's start-up cost is paid
+    # Absence cannot be awaited: ungated, the line would have run within milliseconds.
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        assert not (ws / "sub" / "ran.txt").exists(), "the line ran before release"
+        time.sleep(0.05)
+    outcome = sandbox.release(prepared)
+    assert outcome.status == "succeeded", outcome
+    assert (ws / "sub" / "ran.txt").read_text() == "ran\n"
+    assert (ws / "sub" / "stdin.txt").read_text() == ""  # the gate's line is not the stage's input
+    assert sandbox_containers(docker_client, request.name) == []
+
+
+def test_a_discarded_container_runs_nothing_and_is_gone(sandbox, make, ws, docker_client):
+    request = make(["echo ran > ran.txt"])
+    prepared = sandbox.prepare(request)
+    sandbox.discard(prepared)
+    assert sandbox_containers(docker_client, request.name) == []
+    assert not (ws / "sub" / "ran.txt").exists()
+
+
+def test_cancel_before_release_runs_nothing(sandbox, make, ws, docker_client):
+    cancel = threading.Event()
+    request = make(["echo ran > ran.txt"], cancel=cancel)
+    prepared = sandbox.prepare(request)
+    cancel.set()
+    assert sandbox.release(prepared).status == "cancelled"
+    assert not (ws / "sub" / "ran.txt").exists()
+    assert sandbox_containers(docker_client, request.name) == []
+
+
+PREPARER = """
+import os, sys
+from worker.sandbox import DockerSandbox, Limits, Mount, SandboxRequest
+name, image, ws = sys.argv[1:4]
+DockerSandbox.from_env(os.environ).prepare(SandboxRequest(
+    stage="gated", name=name, image=image, lines=("echo ran > ran.txt",), workdir="/ws",
+    mounts=(Mount(ws, "/ws"),), env={}, labels={}, limits=Limits()))
+print("prepared", flush=True)
+os._exit(0)  # as a SIGKILL would: nothing cleans up
+"""
+
+
+def test_a_prepared_container_of_a_dead_process_exits_without_running(
+    busybox_image, ws, docker_client
+):
+    name = f"executor-test-gate-{uuid.uuid4().hex[:12]}"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", PREPARER, name, busybox_image, str(ws)],
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
+        assert done.stdout == b"prepared\n", done.stderr
+        [container] = sandbox_containers(docker_client, name)
+        assert container.wait(timeout=30)["StatusCode"] == 125  # end of input at the gate
+        assert not (ws / "ran.txt").exists()
+    finally:
+        for container in sandbox_containers(docker_client, name):
+            container.remove(force=True)
+
+
 # --- bad input: a clear error, and no container --------------------------------------------
 
 

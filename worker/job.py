@@ -27,7 +27,14 @@ from executor.lockentry import build_entry
 from executor.outputs import remove_output, store_outputs
 from executor.runcache import RunCache
 from executor.store.base import ObjectStore
-from worker.sandbox import DockerSandbox, Limits, Mount, SandboxOutcome, SandboxRequest
+from worker.sandbox import (
+    DockerSandbox,
+    Limits,
+    Mount,
+    Prepared,
+    SandboxOutcome,
+    SandboxRequest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +63,10 @@ def _raise_for(spec: JobSpec, outcome: SandboxOutcome, limits: Limits) -> None:
     raise StageFailed(spec.address, outcome.exit_code, outcome.failed_line, outcome.log_tail)
 
 
-def execute(
+def container_request(
     spec: JobSpec,
     workspace: Path,
     *,
-    store: ObjectStore,
-    runcache: RunCache,
-    sandbox: DockerSandbox,
-    hasher: Hasher,
     job_id: str,
     image_digest: str,
     limits: Limits,
@@ -71,17 +74,15 @@ def execute(
     cancel: threading.Event | None = None,
     on_log: Callable[[str], None] | None = None,
     on_line: Callable[[int], None] | None = None,
-) -> JobResult:
-    """Run the stage's command in `workspace`; outputs stored and recorded only on success."""
+) -> SandboxRequest:
+    """The container a stage runs in. Only the fields that shape it are read from `spec`
+    (address, dvc_stage, lines, wdir, env), so it can be prepared before deps are known."""
     wdir = inside(workspace, spec.wdir)
     if not wdir.is_dir():
         raise WorkspaceError(f"stage '{spec.address}': wdir '{spec.wdir}' is not a directory")
-    for out in spec.outs:
-        if not out.persist:
-            remove_output(workspace, out.repo_path)
     # DVC sets DVC_ROOT only if unset and always overwrites DVC_STAGE (spec §1.2).
     env = {"DVC_ROOT": str(workspace), **spec.env, "DVC_STAGE": spec.dvc_stage}
-    request = SandboxRequest(
+    return SandboxRequest(
         stage=spec.address,
         name=container_name(spec, job_id),
         image=image_digest,
@@ -96,15 +97,41 @@ def execute(
         on_log=on_log,
         on_line=on_line,
     )
-    outcome = sandbox.run(request)
-    _raise_for(spec, outcome, limits)
+
+
+def execute(
+    spec: JobSpec,
+    workspace: Path,
+    *,
+    store: ObjectStore,
+    runcache: RunCache,
+    sandbox: DockerSandbox,
+    hasher: Hasher,
+    request: SandboxRequest,
+    prepared: Prepared | None = None,
+) -> JobResult:
+    """Run the stage's command in `workspace`; outputs stored and recorded only on success.
+
+    `request` comes from `container_request`; `prepared`, if given, is its container already
+    started (DockerSandbox.prepare) and is used instead of starting one.
+    """
+    try:
+        for out in spec.outs:
+            if not out.persist:
+                remove_output(workspace, out.repo_path)
+    except BaseException:
+        if prepared is not None:
+            sandbox.discard(prepared)
+        raise
+    outcome = sandbox.release(prepared if prepared is not None else sandbox.prepare(request))
+    _raise_for(spec, outcome, request.limits)
 
     outs = store_outputs(spec.address, spec.outs, workspace, store, hasher, commit=spec.commit)
     entry = build_entry(spec.cmd, [dict(d) for d in spec.deps], spec.params, outs)
     key = None
     if spec.cacheable and spec.commit:
         try:
-            key, _ = runcache.save(entry, image=spec.image, image_digest=image_digest)
+            key, _ = runcache.save(entry, image=spec.image, image_digest=outcome.image_digest)
         except OSError as exc:
             raise SandboxError(f"cannot record the run-cache entry: {exc}") from exc
-    return JobResult(spec.address, entry, image_digest, outcome.duration, key)
+    return JobResult(spec.address, entry, outcome.image_digest, outcome.duration, key)

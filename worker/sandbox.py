@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,7 @@ __all__ = [
     "DockerSandbox",
     "Limits",
     "Mount",
+    "Prepared",
     "SandboxOutcome",
     "SandboxRequest",
     "owner_process_alive",
@@ -83,6 +84,45 @@ class Created:
     id: str
     invocation: Invocation
     image_id: str
+
+
+@dataclass
+class Prepared:
+    """A started container whose driver waits at the gate (its stdin) before the first line."""
+
+    request: SandboxRequest
+    created: Created
+    collector: LogCollector
+    stream: Any  # the attached output, read by `pump`
+    pump: threading.Thread
+    gate: socket.socket | None
+
+    def open_gate(self) -> None:
+        """Let the driver run the lines (it reads one line, then its stdin is /dev/null)."""
+        if self.gate is None:
+            return
+        try:
+            self.gate.sendall(b"go\n")
+        except OSError as exc:  # it exited already (no shell?): the wait tells why
+            log.debug("gate of %s: %s", self.request.name, exc)
+        self.close_gate()
+
+    def close_gate(self) -> None:
+        """End the container's stdin; a driver still waiting exits without running anything."""
+        gate, self.gate = self.gate, None
+        if gate is None:
+            return
+        with suppress(OSError):
+            gate.shutdown(socket.SHUT_WR)
+        gate.close()
+
+
+def _raw_socket(attached: Any) -> socket.socket:
+    """docker-py gives a SocketIO over the hijacked connection; writes need the socket."""
+    raw = getattr(attached, "_sock", attached)
+    if not isinstance(raw, socket.socket):
+        raise SandboxError(f"Docker engine: unexpected stdin attachment {type(raw).__name__}")
+    return raw
 
 
 class DockerSandbox:
@@ -183,27 +223,58 @@ class DockerSandbox:
             check_request(request)
             digest = self.resolve_image(request.image)
             return SandboxOutcome("cancelled", 130, None, "", digest, 0.0)
+        return self.release(self.prepare(request))
+
+    def prepare(self, request: SandboxRequest) -> Prepared:
+        """Create and start the request's container, its driver held at the gate.
+
+        Nothing of the stage runs until `release`; `discard` removes it unused. This takes the
+        engine's start-up cost (most of a trivial stage's time) off the critical path: the
+        runner prepares the next stages' containers while their upstream stage still runs.
+        If this process dies, the gate's stdin closes and the driver exits without running.
+        """
         created = self.create(request)
         try:
-            outcome = self._supervise(request, created)
+            collector = LogCollector(created.invocation, request.on_log, request.on_line)
+            # Attached before start, like `docker run`: the log file's follow mode can drop a
+            # final line that has no newline.
+            with _engine(f"attaching to container {request.name}"):
+                stream = self.api.attach(created.id, stream=True, logs=False, demux=True)
+                gate = self.api.attach_socket(created.id, params={"stdin": 1, "stream": 1})
+            pump = threading.Thread(target=collector.pump, args=(stream,), daemon=True)
+            pump.start()
+            prepared = Prepared(request, created, collector, stream, pump, _raw_socket(gate))
+            with _engine(f"starting container {request.name}"):
+                self.api.start(created.id)
+        except BaseException:
+            self._remove(created.id)
+            raise
+        return prepared
+
+    def release(self, prepared: Prepared) -> SandboxOutcome:
+        """Open the gate: run the lines to an outcome; the container is removed on every path."""
+        request, created = prepared.request, prepared.created
+        try:
+            if request.cancel is not None and request.cancel.is_set():
+                return SandboxOutcome("cancelled", 130, None, "", created.image_id, 0.0)
+            prepared.open_gate()
+            outcome = self._supervise(prepared)
         except BaseException:
             self._stop(created.id)  # e.g. RQ's job timeout: let the stage's traps run first
             raise
         finally:
             self._remove(created.id)
+            prepared.close_gate()
         return outcome
 
-    def _supervise(self, request: SandboxRequest, created: Created) -> SandboxOutcome:
-        collector = LogCollector(created.invocation, request.on_log, request.on_line)
-        # Attached before start, like `docker run`: the log file's follow mode can drop a
-        # final line that has no newline.
-        with _engine(f"attaching to container {request.name}"):
-            stream = self.api.attach(created.id, stream=True, logs=False, demux=True)
-        pump = threading.Thread(target=collector.pump, args=(stream,), daemon=True)
-        pump.start()
+    def discard(self, prepared: Prepared) -> None:
+        """Remove a prepared container unused: its driver never got past the gate."""
+        prepared.close_gate()
+        self._remove(prepared.created.id)
+
+    def _supervise(self, prepared: Prepared) -> SandboxOutcome:
+        request, created, collector = prepared.request, prepared.created, prepared.collector
         started = time.monotonic()
-        with _engine(f"starting container {request.name}"):
-            self.api.start(created.id)
         timeout = request.limits.timeout
 
         def wait() -> int:
@@ -219,9 +290,10 @@ class DockerSandbox:
             cancel_signal=self.cancel_signal,
         )
         duration = time.monotonic() - started
+        pump = prepared.pump
         pump.join(LOG_DRAIN)
         if pump.is_alive():
-            stream.close()
+            prepared.stream.close()
             pump.join(1.0)
         if code in (126, 127) and not stopped and not collector.started:
             said = collector.tail.splitlines()[-1] if collector.tail else f"exit {code}"

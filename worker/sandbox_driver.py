@@ -9,6 +9,10 @@ lines. It writes `MARKER 0 0` to stderr when it starts, `MARKER INDEX S` as each
 (so the runner can print DVC's `> LINE` at the right moment) and `MARKER INDEX CODE` on
 failure, so a missing shell and the failed line can be told from the output; the marker is
 random per run.
+
+Before anything, the driver waits at its gate: one line on stdin (DockerSandbox.release writes
+it). End of input instead (the runner discarded the container, or died) exits 125 having run
+nothing. The lines then run with stdin from /dev/null: a sandboxed stage reads no input.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from dataclasses import dataclass
 # A trap that only records the signal is reset to the default in every child (a trap of ''
 # would be inherited as "ignored"). `$f` is unquoted on purpose: it holds zero to two flags.
 DRIVER = """\
+read -r _ || exit 125
+exec </dev/null
 unset TINI_KILL_PROCESS_GROUP
 m=$1 s=$2 f=$3
 shift 3

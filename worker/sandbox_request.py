@@ -12,7 +12,7 @@ import posixpath
 import re
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from executor.errors import ConfigError, WorkspaceError
@@ -61,6 +61,14 @@ class SandboxRequest:
     on_log: Callable[[str], None] | None = None  # each output line, while running
     on_line: Callable[[int], None] | None = None  # 1-based index of each command line as it starts
     shell: str | None = None  # default: SHELL from env, then the image's Env, then /bin/sh
+
+    def same_container(self, other: SandboxRequest) -> bool:
+        """Whether `other` asks for the same container, whoever watches it."""
+
+        def unwatched(request: SandboxRequest) -> SandboxRequest:
+            return replace(request, cancel=None, on_log=None, on_line=None)
+
+        return unwatched(self) == unwatched(other)
 
 
 @dataclass(frozen=True)
