@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 
 import click
@@ -115,9 +116,8 @@ def run(
             jobs=jobs or settings.jobs,
         )
         with Workspace(root, settings, cwd) as ws:
-            runner = Runner(
-                ws, dag, options, click.echo, lambda: load_backend(ws, os.environ), params, _warn
-            )
+            backend = partial(load_backend, ws, os.environ, options.jobs)
+            runner = Runner(ws, dag, options, click.echo, backend, params, _warn)
             summary = runner.run()
     except ExecutorError as exc:
         _error(str(exc))

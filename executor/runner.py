@@ -53,6 +53,20 @@ class Backend(Protocol):
         on_line: Callable[[int], None],
     ) -> JobResult: ...
 
+    def prestart(
+        self,
+        spec: JobSpec,
+        cancel: threading.Event,
+        on_log: Callable[[str], None],
+        on_line: Callable[[int], None],
+    ) -> None:
+        """Start the stage's container early, held until `execute` (or `discard`)."""
+
+    def discard(self, address: str) -> None: ...
+
+    def close(self) -> None:
+        """Remove every container started early and never used."""
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -78,10 +92,10 @@ class RunSummary:
         return not self.errors and not self.interrupted
 
 
-def load_backend(ws: Workspace, env: Mapping[str, str]) -> Backend:
+def load_backend(ws: Workspace, env: Mapping[str, str], jobs: int = 1) -> Backend:
     module, _, name = BACKEND.partition(":")
     factory = getattr(importlib.import_module(module), name)
-    backend: Backend = factory(ws, env)
+    backend: Backend = factory(ws, env, jobs)
     return backend
 
 
@@ -120,6 +134,7 @@ class Runner:
         self._ready: list[tuple[Stage, Entry]] = []  # settled in plan order, not yet written
         self._last_write = 0.0
         self._images: dict[str, str] = {}  # image -> first stage using it
+        self.warm: set[str] = set()  # stages whose container was started early, not yet used
         self._echo_lock = threading.Lock()
 
     # -- helpers -----------------------------------------------------------------------------
@@ -356,9 +371,42 @@ class Runner:
             backend.execute, spec, self.cancel, self.on_log(stage), self.on_line(stage)
         )
 
+    def prestart(self, stage: Stage) -> bool:
+        """Start the container of a stage that will probably run once its upstream finishes.
+
+        Its deps are not known yet; only what shapes the container goes into the spec. False
+        when there is nothing to gain (no backend yet: nothing runs, so nothing to overlap).
+        """
+        if self._backend is None or self.options.dry or stage.frozen:
+            return False
+        spec = self.job_spec(stage, Evaluation(stage, [], {}, None))
+        self._backend.prestart(spec, self.cancel, self.on_log(stage), self.on_line(stage))
+        self.warm.add(stage.address)
+        return True
+
+    def discard_warm(self, stage: Stage) -> None:
+        if stage.address in self.warm:
+            self.warm.discard(stage.address)
+            if self._backend is not None:
+                self._backend.discard(stage.address)
+
+    def close(self) -> None:
+        """Remove the containers started early for stages that did not run."""
+        self.warm.clear()
+        if self._backend is not None:
+            self._backend.close()
+
     # -- acting --------------------------------------------------------------------------------
     def act(self, stage: Stage, pool: ThreadPoolExecutor) -> Future[JobResult] | None:
         """Decide and either finish the stage now or return its running job."""
+        job = self._act(stage, pool)
+        if job is None:
+            self.discard_warm(stage)
+        else:
+            self.warm.discard(stage.address)  # execute takes its container
+        return job
+
+    def _act(self, stage: Stage, pool: ThreadPoolExecutor) -> Future[JobResult] | None:
         action, ev = self.decide(stage)
         if action == "skip":
             if ev is not None:

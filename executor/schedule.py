@@ -2,7 +2,8 @@
 
 Up to `jobs` stages run at once on a thread pool; a failure stops new starts (running ones
 finish) and marks downstream stages "not run"; Ctrl-C cancels every running container and
-waits for them, so nothing keeps running after the command returns.
+waits for them, so nothing keeps running after the command returns. Containers of the stages
+next in line are started early (`warm_ahead`) and removed unused if those stages do not run.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def run_plan(runner: Runner) -> RunSummary:
                     runner.summary.status[stage.address] = "would run"
                 else:
                     running[job] = stage
+            warm_ahead(runner, pending, selected, finished, running)
             if not running:
                 if runner.summary.errors or not pending:
                     break
@@ -87,8 +89,38 @@ def run_plan(runner: Runner) -> RunSummary:
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        runner.flush(final=True)
+        try:
+            runner.close()
+        finally:
+            runner.flush(final=True)
     return runner.summary
+
+
+def warm_ahead(
+    runner: Runner,
+    pending: list[Stage],
+    selected: set[str],
+    finished: set[str],
+    running: dict[Future[JobResult], Stage],
+) -> None:
+    """Start the containers of the stages next in line while others run (up to `jobs` of them).
+
+    A stage is next in line when each of its upstream stages has finished, is running or is
+    itself next in line, and it waits only for them or for a free slot. Starting a container
+    is most of a trivial stage's time; this way it overlaps the stages before it, and a chain
+    pays it once, not once per stage. A stage that turns out not to run loses its container.
+    """
+    if not running or runner.summary.errors or runner.cancel.is_set():
+        return
+    busy = {stage.address for stage in running.values()} | runner.warm
+    for stage in pending:
+        if len(runner.warm) >= max(1, runner.options.jobs):
+            return
+        if stage.address in runner.warm:
+            continue
+        ups = [u.address for u in runner.dag.upstream(stage) if u.address in selected]
+        if all(u in finished or u in busy for u in ups) and runner.prestart(stage):
+            busy.add(stage.address)
 
 
 def interrupt(runner: Runner, running: dict[Future[JobResult], Stage]) -> None:

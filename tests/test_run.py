@@ -13,6 +13,8 @@ import pytest
 
 from tests.fixtures.repos import GIT_ENV
 
+pytestmark = pytest.mark.usefixtures("no_leftover_containers")
+
 PIPELINE = """\
 stages:
   upper:
@@ -117,6 +119,44 @@ def test_failing_line_stops_the_stage_and_leaves_nothing_recorded(make_repo, exe
     assert count_runs(result.stdout) == 1
 
 
+def created_containers(client, stage: str, since: float, until: float) -> int:
+    """How many containers the engine created for `stage` in the time window."""
+    events = client.events(
+        since=f"{since:.9f}",
+        until=int(until) + 1,
+        filters={"type": "container", "event": "create", "label": f"executor.stage={stage}"},
+        decode=True,
+    )
+    return sum(1 for _ in events)
+
+
+def test_a_next_stage_started_early_never_runs_when_it_turns_out_unchanged(
+    make_repo, executor_cli, docker_client
+) -> None:
+    """`after`'s container starts while `first` runs; first's output does not change, so
+    after is skipped and its container removed with its command never run."""
+    root = make_repo(
+        {
+            "dvc.yaml": (
+                "stages:\n"
+                "  first:\n    cmd: head -n 1 in.txt > a.txt\n    deps: [in.txt]\n    outs: [a.txt]\n"
+                "  after:\n    cmd: cp a.txt b.txt && echo ran >> ran.log\n"
+                "    deps: [a.txt]\n    outs: [b.txt]\n"
+            ),
+            "in.txt": "kept\nchanged\n",
+        }
+    )
+    assert executor_cli(root, "run").returncode == 0
+    (root / "in.txt").write_text("kept\nchanged again\n")
+    since = time.time()
+    result = executor_cli(root, "run")
+    assert result.returncode == 0, result.stderr
+    assert count_runs(result.stdout) == 1
+    assert "Stage 'after' didn't change, skipping" in result.stdout
+    assert created_containers(docker_client, "after", since, time.time()) == 1  # started early
+    assert (root / "ran.log").read_text() == "ran\n"  # ...and never let run
+
+
 def test_dry_run_executes_nothing(make_repo, executor_cli) -> None:
     root = make_repo(FILES)
     result = executor_cli(root, "run", "--dry")
@@ -169,6 +209,7 @@ def test_ctrl_c_or_sigterm_reaches_the_stage_and_stops_the_run(
                 "stages:\n  slow:\n"
                 "    cmd: trap 'echo interrupted > got.txt; exit 2' INT; echo started; sleep 300 & wait\n"
                 "    deps: [in.txt]\n    outs: [never.txt]\n"
+                "  next:\n    cmd: echo ran > next.txt\n    deps: [never.txt]\n    outs: [next.txt]\n"
             ),
             "in.txt": "x\n",
         }
@@ -192,6 +233,7 @@ def test_ctrl_c_or_sigterm_reaches_the_stage_and_stops_the_run(
     assert returned == code, proc.stderr.read() if proc.stderr else ""
     assert time.monotonic() - sent < 3 + 5
     assert (root / "got.txt").read_text() == "interrupted\n"
+    assert not (root / "next.txt").exists()  # its container was started early, then removed
     assert not (root / "dvc.lock").exists()
     assert runs_entries(root) == []
 
