@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from executor.errors import CorruptObject
-from executor.hashing import parse_manifest
+from executor.hashing import Hasher, parse_manifest
 from executor.store.base import ObjectStore
-from executor.store.checkout import HashMany, checkout
+from executor.store.checkout import HashMany, checkout, hashes_of
 from executor.store.errors import ObjectMissing, TransferIncomplete
 from executor.store.hints import DirHints
 from executor.store.local import OBJECT_MODE, LocalStore
@@ -158,7 +158,9 @@ def pull(
     report.moved += each(todo, fetch, jobs, progress, report.failed)
     report.present = len(files | dirs) - len(todo) - len(missing_dirs)
     _remember(hints or DirHints(), outputs, missing_dirs - report.failed.keys())
-    report.checked_out = _checkout_all(cache, root, outputs, report.failed, progress, hash_many)
+    with Hasher(root=root) as own:  # without the caller's: no state cache, every file read
+        hashes = hash_many or hashes_of(own)
+        report.checked_out = _checkout_all(cache, root, outputs, report.failed, progress, hashes)
     if run_cache:
         report.runs = copy_runs(store, cache, store.all_runs(), jobs, progress)
     if report.failed:
@@ -172,23 +174,16 @@ def _checkout_all(
     outputs: list[Tracked],
     failed: dict[str, str],
     progress: Progress,
-    hash_many: HashMany | None,
+    hash_many: HashMany,
 ) -> int:
-    hasher = hash_many or _md5_each
     usable = [o for o in outputs if o.md5 not in failed and (o.push or cache.exists(o.md5))]
     progress.start("checking out", len(usable))
     written = 0
     for out in usable:
         try:
-            written += checkout(cache, root, out, hasher)
+            written += checkout(cache, root, out, hash_many)
         except (ObjectMissing, CorruptObject) as exc:
             if exc.oid not in failed:  # else its download failure says it already
                 failed[out.md5] = f"cannot check out '{out.path}': {exc}"
         progress.advance()
     return written
-
-
-def _md5_each(paths: list[Path]) -> list[str]:
-    from executor.hashing import file_md5
-
-    return [file_md5(p) for p in paths]

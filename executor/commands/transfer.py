@@ -73,6 +73,7 @@ def _transfer(
     from executor import transfer
     from executor.errors import ConfigError
     from executor.settings import settings_for
+    from executor.store.checkout import hashes_of
     from executor.store.hints import DirHints
     from executor.store.open import open_store
     from executor.store.tracked import tracked_outputs
@@ -109,7 +110,7 @@ def _transfer(
             run_cache=run_cache,
             jobs=workers,
             progress=bars,
-            hash_many=lambda paths: [h.md5 for h in ws.hasher.hash_many(paths)],
+            hash_many=hashes_of(ws.hasher),
             hints=hints,
         )
 

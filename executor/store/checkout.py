@@ -11,13 +11,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 from executor.confine import inside
-from executor.hashing import parse_manifest
+from executor.errors import WorkspaceError
+from executor.hashing import Hasher, parse_manifest
 from executor.store.errors import ObjectMissing
 from executor.store.local import LocalStore
 from executor.store.tracked import Tracked
 
-# (paths) -> md5 of each; `executor run`'s Hasher.hash_many fits, with its state cache.
+# (paths) -> md5 of each, a directory's being its `.dir` hash; `executor run`'s
+# Hasher.hash_many fits, with its state cache.
 HashMany = Callable[[list[Path]], list[str]]
+
+
+def hashes_of(hasher: Hasher) -> HashMany:
+    return lambda paths: [info.md5 for info in hasher.hash_many(paths)]
 
 
 def files_of(cache: LocalStore, out: Tracked) -> list[tuple[str, str, bool]]:
@@ -38,6 +44,8 @@ def checkout(
 
     `remember(path, md5)` is told of every file written (a hash cache need not read it)."""
     dest = inside(root, out.path)
+    if out.is_dir and _unchanged_dir(dest, out.md5, hash_many):
+        return 0
     files = files_of(cache, out)
     absent = {md5 for _, md5, _ in files} - cache.exists_many(md5 for _, md5, _ in files)
     if absent:
@@ -63,6 +71,18 @@ def checkout(
     if not out.is_dir:
         _set_exec(dest, out.isexec)  # a dir's manifest records no exec bits
     return len(stale)
+
+
+def _unchanged_dir(dest: Path, md5: str, hash_many: HashMany) -> bool:
+    """Whether the folder already is the output: its tree hash (one walk and one state range
+    scan, not a lookup per file) is the recorded one. Files .dvcignore hides are left alone,
+    as DVC leaves them."""
+    if dest.is_symlink() or not dest.is_dir():
+        return False
+    try:
+        return hash_many([dest]) == [md5]
+    except (WorkspaceError, OSError):  # unhashable as it is: replaced file by file below
+        return False
 
 
 def _stale(
