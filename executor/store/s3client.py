@@ -69,7 +69,13 @@ def make_client(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         tcp_keepalive=True,
-        s3={"addressing_style": "path" if endpoint_url else "auto"},
+        s3={
+            "addressing_style": "path" if endpoint_url else "auto",
+            # botocore skips the payload's SHA-256 over https when a checksum header is sent;
+            # over plain http (MinIO, moto) it would hash every byte once more. Every upload
+            # carries Content-MD5 or a CRC32 the server checks, and objects are named by md5.
+            "payload_signing_enabled": False,
+        },
     )
     session = boto3.session.Session()
     return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
