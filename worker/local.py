@@ -42,7 +42,9 @@ class LocalBackend:
 
     def __init__(self, ws: Workspace, env: Mapping[str, str], jobs: int = 1) -> None:
         self.ws = ws
-        self.sandbox = DockerSandbox.from_env(env, stop_grace=ws.settings.stop_grace)
+        self.sandbox = DockerSandbox.from_env(
+            env, stop_grace=ws.settings.stop_grace, remove_in_background=True
+        )
         # Containers of an earlier `executor run` that was SIGKILLed: nothing else removes them.
         reap(self.sandbox.client, is_alive=owner_process_alive)
         self.runcache = RunCache(ws.store, trust_dvc_runs=ws.settings.trust_dvc_runs)
@@ -135,6 +137,7 @@ class LocalBackend:
         for warm in left:
             self._drop(warm)
         self._preparers.shutdown(wait=True)
+        self.sandbox.close()
 
     def _take(self, spec: JobSpec, request: SandboxRequest) -> Prepared | None:
         """The prepared container of this stage, if it is the container `request` asks for."""

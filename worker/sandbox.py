@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -135,8 +136,13 @@ class DockerSandbox:
         stop_grace: float = 10.0,
         cancel_signal: str = "SIGINT",
         owner: str | None = None,
+        remove_in_background: bool = False,
     ) -> None:
         self.client = client if client is not None else DockerClient()
+        # A finished container's removal is off the stage's critical path; close() waits.
+        self._remover = (
+            ThreadPoolExecutor(1, thread_name_prefix="remove") if remove_in_background else None
+        )
         self.api = self.client.api
         self.stop_grace = stop_grace
         self.cancel_signal = cancel_signal
@@ -263,9 +269,17 @@ class DockerSandbox:
             self._stop(created.id)  # e.g. RQ's job timeout: let the stage's traps run first
             raise
         finally:
-            self._remove(created.id)
             prepared.close_gate()
+            if self._remover is not None:
+                self._remover.submit(self._remove, created.id)
+            else:
+                self._remove(created.id)
         return outcome
+
+    def close(self) -> None:
+        """Wait until every container released so far is removed."""
+        if self._remover is not None:
+            self._remover.shutdown(wait=True)
 
     def discard(self, prepared: Prepared) -> None:
         """Remove a prepared container unused: its driver never got past the gate."""

@@ -73,7 +73,8 @@ class SandboxRequest:
 
 @dataclass(frozen=True)
 class SandboxOutcome:
-    """How a run ended. The container is gone by the time this exists."""
+    """How a run ended. The container is gone by the time this exists (with the sandbox's
+    remove_in_background, by the time its close() returns)."""
 
     status: Status
     exit_code: int
