@@ -69,6 +69,15 @@ class Backend(Protocol):
 
 
 @dataclass(frozen=True)
+class Launch:
+    """A stage decided to run, and why; it starts when a slot is free."""
+
+    stage: Stage
+    ev: Evaluation
+    why: str
+
+
+@dataclass(frozen=True)
 class RunOptions:
     targets: tuple[str, ...] = ()
     downstream: bool = False
@@ -353,20 +362,21 @@ class Runner:
         prefix = self._prefix(stage)
         return lambda index: self.say(f"{prefix}> {stage.lines[index - 1]}")
 
-    def start(
-        self, stage: Stage, ev: Evaluation, pool: ThreadPoolExecutor, why: str
-    ) -> Future[JobResult]:
-        spec = self.job_spec(stage, ev)
+    def start(self, launch: Launch, pool: ThreadPoolExecutor) -> Future[JobResult]:
+        """Run a stage decided to run: its container (started early, if it was) on the pool."""
+        stage = launch.stage
+        spec = self.job_spec(stage, launch.ev)
         backend = None if self.options.dry else self.backend
         self.say(f"Running stage '{self.shown(stage)}':")
         if self.options.dry:
             for line in stage.lines:
                 self.say(f"> {line}")
-            self.say(f"  why: {why}")
+            self.say(f"  why: {launch.why}")
             done: Future[JobResult] = Future()
             done.set_result(JobResult(stage.address, {}, "", 0.0))
             return done
         assert backend is not None
+        self.warm.discard(stage.address)  # execute takes its container
         return pool.submit(
             backend.execute, spec, self.cancel, self.on_log(stage), self.on_line(stage)
         )
@@ -397,16 +407,14 @@ class Runner:
             self._backend.close()
 
     # -- acting --------------------------------------------------------------------------------
-    def act(self, stage: Stage, pool: ThreadPoolExecutor) -> Future[JobResult] | None:
-        """Decide and either finish the stage now or return its running job."""
-        job = self._act(stage, pool)
-        if job is None:
+    def act(self, stage: Stage) -> Launch | None:
+        """Decide: finish the stage now (skip, check out, restore), or say it must run."""
+        launch = self._act(stage)
+        if launch is None:
             self.discard_warm(stage)
-        else:
-            self.warm.discard(stage.address)  # execute takes its container
-        return job
+        return launch
 
-    def _act(self, stage: Stage, pool: ThreadPoolExecutor) -> Future[JobResult] | None:
+    def _act(self, stage: Stage) -> Launch | None:
         action, ev = self.decide(stage)
         if action == "skip":
             if ev is not None:
@@ -432,7 +440,7 @@ class Runner:
                 if not self.options.dry:
                     raise
                 # --dry works without a Docker engine, as `dvc repro --dry` does.
-                return self.start(stage, ev, pool, f"{why}; run-cache not checked: {exc}")
+                return Launch(stage, ev, f"{why}; run-cache not checked: {exc}")
             hit = self.runcache.lookup(key, digest)
             if hit is not None:
                 self.restore(stage, ev, hit.entry, f"run-cache entry {key[:12]}/{hit.value[:12]}")
@@ -440,7 +448,7 @@ class Runner:
             why += f"; no complete run-cache entry for key {key[:12]} with this image"
         elif stage.cacheable is False and not self.options.force:
             why += "; the stage is not cacheable (DVC would not cache it either)"
-        return self.start(stage, ev, pool, why)
+        return Launch(stage, ev, why)
 
     def fail(self, stage: Stage, exc: ExecutorError | OSError) -> None:
         """Record a stage's failure; an OSError becomes a one-line workspace error."""

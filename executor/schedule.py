@@ -8,27 +8,39 @@ next in line are started early (`warm_ahead`) and removed unused if those stages
 
 from __future__ import annotations
 
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from executor.errors import ExecutorError, StageCancelled
 from executor.jobspec import JobResult
 from executor.pipeline.model import Stage
-from executor.runner import LOCK_INTERVAL, Runner, RunSummary
+from executor.runner import LOCK_INTERVAL, Launch, Runner, RunSummary
 
 
 def run_plan(runner: Runner) -> RunSummary:
     pending = runner.dag.order(runner.options.targets, runner.options.downstream)
     runner._plan = [s.address for s in pending]
     selected = set(runner._plan)
+    jobs = max(1, runner.options.jobs)
     finished: set[str] = set()  # succeeded in any way
     unknown: set[str] = set()  # dry run: would run, so downstream hashes are unknown
+    queued: deque[Launch] = deque()  # decided to run, waiting for a free slot
     running: dict[Future[JobResult], Stage] = {}
-    pool = ThreadPoolExecutor(max_workers=max(1, runner.options.jobs))
+    pool = ThreadPoolExecutor(max_workers=jobs)
+
+    def start_queued() -> None:
+        while queued and len(running) < jobs and not runner.summary.errors:
+            launch = queued.popleft()
+            running[runner.start(launch, pool)] = launch.stage
+
     try:
         runner.preflight(pending)
-        while pending or running:
+        while pending or queued or running:
             for stage in list(pending):
-                if runner.summary.errors or len(running) >= max(1, runner.options.jobs):
+                # With -j 1 messages keep dvc repro's order: decide a stage only once the one
+                # before it started. With more, stages that need no slot (skipped, restored)
+                # are settled while every slot is busy.
+                if runner.summary.errors or (jobs == 1 and queued):
                     break
                 ups = [u.address for u in runner.dag.upstream(stage) if u.address in selected]
                 if any(u in runner.summary.errors or u in unknown for u in ups) or any(
@@ -46,23 +58,26 @@ def run_plan(runner: Runner) -> RunSummary:
                     continue
                 pending.remove(stage)
                 try:
-                    job = runner.act(stage, pool)
+                    launch = runner.act(stage)
                 except (ExecutorError, OSError) as exc:
                     runner.fail(stage, exc)
                     break
-                if job is None:
+                if launch is None:
                     finished.add(stage.address)
                     runner.flush()
                 elif runner.options.dry:
+                    runner.start(launch, pool)  # says what would run
                     unknown.add(stage.address)
                     runner.summary.status[stage.address] = "would run"
                 else:
-                    running[job] = stage
-            warm_ahead(runner, pending, selected, finished, running)
+                    queued.append(launch)
+                    start_queued()
+            start_queued()
+            warm_ahead(runner, queued, pending, selected, finished, running)
             if not running:
-                if runner.summary.errors or not pending:
+                if runner.summary.errors or not (pending or queued):
                     break
-                if not any(  # nothing can make progress: only blocked stages remain
+                if not queued and not any(  # nothing can make progress: only blocked stages
                     all(
                         u.address in finished or u.address not in selected
                         for u in runner.dag.upstream(s)
@@ -80,7 +95,7 @@ def run_plan(runner: Runner) -> RunSummary:
                 if stage.address not in runner.summary.errors:
                     finished.add(stage.address)
             runner.flush()
-        for stage in pending:
+        for stage in [*pending, *(launch.stage for launch in queued)]:
             runner.summary.status.setdefault(stage.address, "not run")
     except KeyboardInterrupt:
         interrupt(runner, running)
@@ -98,6 +113,7 @@ def run_plan(runner: Runner) -> RunSummary:
 
 def warm_ahead(
     runner: Runner,
+    queued: deque[Launch],
     pending: list[Stage],
     selected: set[str],
     finished: set[str],
@@ -105,16 +121,23 @@ def warm_ahead(
 ) -> None:
     """Start the containers of the stages next in line while others run (up to `jobs` of them).
 
-    A stage is next in line when each of its upstream stages has finished, is running or is
-    itself next in line, and it waits only for them or for a free slot. Starting a container
-    is most of a trivial stage's time; this way it overlaps the stages before it, and a chain
-    pays it once, not once per stage. A stage that turns out not to run loses its container.
+    First those decided to run and waiting for a slot, then those whose upstream stages have
+    each finished, are running or are themselves next in line. Starting a container is most of
+    a trivial stage's time; this way it overlaps the stages before it, and a chain pays it
+    once, not once per stage. A stage that turns out not to run loses its container unused.
     """
     if not running or runner.summary.errors or runner.cancel.is_set():
         return
+    jobs = max(1, runner.options.jobs)
     busy = {stage.address for stage in running.values()} | runner.warm
+    for launch in queued:
+        if len(runner.warm) >= jobs:
+            return
+        if launch.stage.address not in runner.warm:
+            runner.prestart(launch.stage)
+        busy.add(launch.stage.address)
     for stage in pending:
-        if len(runner.warm) >= max(1, runner.options.jobs):
+        if len(runner.warm) >= jobs:
             return
         if stage.address in runner.warm:
             continue

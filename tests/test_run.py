@@ -190,6 +190,36 @@ def test_parallel_jobs_run_independent_stages(make_repo, executor_cli) -> None:
     assert [(root / f"o{i}.txt").read_text() for i in range(4)] == [f"{i}\n" for i in range(4)]
 
 
+def test_stages_needing_no_slot_are_settled_while_every_slot_is_busy(make_repo, executor_cli):
+    """With -j 2 and two running stages, a stage whose outputs only need a checkout is restored
+    at once, not after a slot frees: the running stages wait for its output to appear."""
+    waiter = (
+        "    cmd: for i in $(seq 200); do [ -f r.txt ] && break; sleep 0.05; done;"
+        " if [ -f r.txt ]; then echo seen; else echo missing; fi > {out}\n"
+        "    deps: [in.txt]\n    outs: [{out}]\n"
+    )
+    root = make_repo(
+        {
+            "dvc.yaml": (
+                "stages:\n"
+                "  s1:\n"
+                + waiter.format(out="s1.txt")
+                + "  s2:\n"
+                + waiter.format(out="s2.txt")
+                + "  r:\n    cmd: echo r > r.txt\n    deps: [in.txt]\n    outs: [r.txt]\n"
+            ),
+            "in.txt": "x\n",
+        }
+    )
+    assert executor_cli(root, "run", "r").returncode == 0
+    (root / "r.txt").unlink()
+    result = executor_cli(root, "run", "-j", "2")
+    assert result.returncode == 0, result.stderr
+    assert count_runs(result.stdout) == 2
+    assert (root / "s1.txt").read_text() == "seen\n"
+    assert (root / "s2.txt").read_text() == "seen\n"
+
+
 def test_missing_image_is_a_clear_error_before_anything_changes(make_repo, executor_cli):
     root = make_repo(FILES)
     result = executor_cli(root, "run", env={"EXECUTOR_IMAGE": "executor-test/absent:1"})
