@@ -28,6 +28,8 @@ class Project:
     features: tuple[str, ...] = ()
     executable: tuple[str, ...] = ()
     uncached: tuple[str, ...] = ()  # stages DVC never puts in the run-cache (spec §2.1)
+    # Cached, but no clean copy can hit the entry: its key holds the dep as the command left it.
+    unrestorable: tuple[str, ...] = ()
     always_changed: tuple[str, ...] = ()  # stages `dvc status` always reports
     frozen: tuple[str, ...] = ()
     dvc_targets: tuple[str, ...] = ()  # `dvc repro` targets that cover every stage
@@ -970,6 +972,30 @@ stages:
     },
 )
 
+# DVC hashes deps again after the command: dvc.lock and the run-cache key see the grown dep.
+SELF_MODIFYING_DEP = Project(
+    features=("a stage that rewrites its own dependency",),
+    unrestorable=("grow",),
+    files={
+        "data.txt": "a\n",
+        "dvc.yaml": """\
+stages:
+  grow:
+    cmd: echo more >> data.txt && cp data.txt out.txt
+    deps:
+      - data.txt
+    outs:
+      - out.txt
+  after:
+    cmd: wc -l < out.txt | tr -d ' ' > lines.txt
+    deps:
+      - out.txt
+    outs:
+      - lines.txt
+""",
+    },
+)
+
 PROJECTS: dict[str, Project] = {
     "files_and_dirs": FILES_AND_DIRS,
     "params_yaml": PARAMS_YAML,
@@ -984,6 +1010,7 @@ PROJECTS: dict[str, Project] = {
     "ignores_and_quoting": IGNORES_AND_QUOTING,
     "top_level_and_wdir_params": TOP_LEVEL_AND_WDIR_PARAMS,
     "symlinks": SYMLINKS,
+    "self_modifying_dep": SELF_MODIFYING_DEP,
 }
 
 

@@ -66,7 +66,8 @@ def dvc_stages(root: Path) -> list[StageView]:
 
 def cacheable(project: Project, stages: list[StageView]) -> list[StageView]:
     """Stages whose results DVC keeps in the run-cache (and that ever run)."""
-    return [s for s in stages if s.address not in project.uncached and not s.frozen]
+    skip = {*project.uncached, *project.unrestorable}
+    return [s for s in stages if s.address not in skip and not s.frozen]
 
 
 @dataclass(frozen=True)

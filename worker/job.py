@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
+import posixpath
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from executor.confine import inside
 from executor.errors import (
@@ -23,7 +25,7 @@ from executor.errors import (
 )
 from executor.hashing import Hasher
 from executor.jobspec import JobResult, JobSpec
-from executor.lockentry import build_entry
+from executor.lockentry import build_entry, lock_item
 from executor.outputs import remove_output, store_outputs
 from executor.runcache import RunCache
 from executor.store.base import ObjectStore
@@ -61,6 +63,22 @@ def _raise_for(spec: JobSpec, outcome: SandboxOutcome, limits: Limits) -> None:
     if outcome.status == "out_of_memory":
         raise StageOutOfMemory(spec.address, _size(limits.memory) if limits.memory else None)
     raise StageFailed(spec.address, outcome.exit_code, outcome.failed_line, outcome.log_tail)
+
+
+def deps_after_run(spec: JobSpec, workspace: Path, hasher: Hasher) -> list[dict[str, Any]]:
+    """The deps' lock items as the command left them: DVC hashes deps again after a run, so a
+    stage that rewrites its own dep is recorded (in dvc.lock and its run-cache key) with the
+    new content. Unchanged files cost a stat (the state cache); a dep the command deleted
+    keeps the item it had."""
+    items = []
+    for dep in spec.deps:
+        rel = str(dep["path"])
+        path = inside(workspace, posixpath.normpath(posixpath.join(spec.wdir, rel)))
+        if not path.exists():
+            items.append(dict(dep))
+            continue
+        items.append(lock_item(rel, hasher.hash_path(path), legacy="hash" not in dep))
+    return items
 
 
 def container_request(
@@ -127,7 +145,7 @@ def execute(
     _raise_for(spec, outcome, request.limits)
 
     outs = store_outputs(spec.address, spec.outs, workspace, store, hasher, commit=spec.commit)
-    entry = build_entry(spec.cmd, [dict(d) for d in spec.deps], spec.params, outs)
+    entry = build_entry(spec.cmd, deps_after_run(spec, workspace, hasher), spec.params, outs)
     key = None
     if spec.cacheable and spec.commit:
         try:
