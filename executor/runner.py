@@ -234,7 +234,7 @@ class Runner:
             self.locks.write_many(lockfile, [(stage.name, entry) for stage, entry in items])
             for stage, entry in items:
                 self._lock_cache.setdefault(lockfile, {})[stage.name] = entry
-                self.ws.ignore_outputs(stage)
+            self.ws.ignore_outputs(stage for stage, _ in items)
         self._ready.clear()  # only once written: an interrupted write is retried at the end
         self._last_write = time.monotonic()
 

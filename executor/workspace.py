@@ -5,11 +5,13 @@ from __future__ import annotations
 import fcntl
 import os
 import posixpath
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
 from executor.dvcconfig import cache_dir
 from executor.errors import UserError, WorkspaceError
+from executor.gitignore import add_entries
 from executor.hashing import Hasher
 from executor.pipeline.model import Stage
 from executor.settings import Settings
@@ -105,22 +107,11 @@ class Workspace:
         rel = os.path.relpath(self.root / stage.dvcfile, self.cwd)
         return stage.name if rel == "dvc.yaml" else f"{Path(rel).as_posix()}:{stage.name}"
 
-    def ignore_outputs(self, stage: Stage) -> None:
+    def ignore_outputs(self, stages: Iterable[Stage]) -> None:
         """Add each cached output to the .gitignore beside it, as DVC does in a git repo."""
         if not (self.root / ".git").exists():
             return
-        for out in stage.outs:
-            if not out.cache:
-                continue
-            path = self.root / stage.repo_path(out.path)
-            ignore = path.parent / ".gitignore"
-            line = f"/{path.name}"
-            try:
-                text = ignore.read_text()
-            except FileNotFoundError:
-                text = ""
-            if line not in text.splitlines():
-                # DVC starts a new line if the file does not end with one.
-                prefix = "\n" if text and not text.endswith("\n") else ""
-                with open(ignore, "a") as f:
-                    f.write(f"{prefix}{line}\n")
+        add_entries(
+            self.root,
+            (stage.repo_path(out.path) for stage in stages for out in stage.outs if out.cache),
+        )

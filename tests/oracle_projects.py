@@ -996,6 +996,31 @@ stages:
     },
 )
 
+# DVC adds no line for an output git already ignores, and escapes gitignore's special characters.
+GITIGNORED_OUTPUTS = Project(
+    features=("outputs git already ignores", "an output name with gitignore's special characters"),
+    files={
+        ".gitignore": "ignored/\n*.bin\n",
+        "ignored/": "",
+        "sub/": "",
+        "in.txt": "x\n",
+        "dvc.yaml": """\
+stages:
+  outs:
+    cmd: >-
+      cp in.txt ignored/a.txt && cp in.txt sub/b.bin && cp in.txt sub/c.txt
+      && cp in.txt 'sub/we[i]rd #!.txt'
+    deps:
+      - in.txt
+    outs:
+      - ignored/a.txt
+      - sub/b.bin
+      - sub/c.txt
+      - 'sub/we[i]rd #!.txt'
+""",
+    },
+)
+
 PROJECTS: dict[str, Project] = {
     "files_and_dirs": FILES_AND_DIRS,
     "params_yaml": PARAMS_YAML,
@@ -1011,6 +1036,7 @@ PROJECTS: dict[str, Project] = {
     "top_level_and_wdir_params": TOP_LEVEL_AND_WDIR_PARAMS,
     "symlinks": SYMLINKS,
     "self_modifying_dep": SELF_MODIFYING_DEP,
+    "gitignored_outputs": GITIGNORED_OUTPUTS,
 }
 
 
