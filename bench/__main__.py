@@ -72,8 +72,12 @@ def _image(given: str | None) -> str:
 def _env(image: str, workdir: Path) -> dict[str, str]:
     snap = snapshot.active(os.environ)
     first = [str(snap[1])] if snap else []  # the measured copy of executor before the checkout
+    # As on a user's machine, every tool reads its compiled bytecode (pip compiles what it
+    # installs; the snapshot is compiled when made): with this set, executor would compile
+    # its modules from source on every run, and dvc would not.
+    inherited = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     return {
-        **os.environ,
+        **inherited,
         "EXECUTOR_IMAGE": image,
         "PYTHONPATH": os.pathsep.join([*first, str(ROOT)]),
         "DVC_NO_ANALYTICS": "1",

@@ -37,6 +37,8 @@ def rerun(root: Path, rev: str, workdir: Path, argv: list[str]) -> NoReturn:
         ["git", "archive", commit, "executor", "worker"], cwd=root, capture_output=True, check=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    # Bytecode, as pip would have compiled for an installed executor (and has for dvc).
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(src)], check=True)
     env = {**os.environ, ENV: f"{commit} {src}", "PYTHONPATH": f"{src}{os.pathsep}{root}"}
     os.chdir(workdir)  # `python -m` puts the cwd first on sys.path: not the checkout
     args = [sys.executable, "-m", "bench", *argv, "--workdir", str(workdir)]
