@@ -15,6 +15,9 @@ from bench.results import Row, Target
 from bench.tools import Tools
 
 TARGET = Target("no slower than dvc repro (100 stages)", "ratio", 1.0)
+CHAIN_NOTE = (
+    "a chain runs one stage at a time; the containers of the next -j stages start meanwhile"
+)
 
 
 def check_outputs(repo: Path, shape: str, n: int) -> None:
@@ -58,7 +61,7 @@ def _one(config: Config, tools: Tools, inputs: Inputs, shape: str, n: int, warmu
         stats["peer"],
         target=TARGET if n == max(config.run_sizes) else None,
         plot=(f"first run, {shape}", n),
-        note="a chain cannot use -j: one container after another" if shape == "chain" else "",
+        note=CHAIN_NOTE if shape == "chain" else "",
     )
     if config.profile_misses and row.met is False:
         repo = pipelines.copy_repo(inputs.template(shape, n), inputs.fresh("run-profile"))
