@@ -172,6 +172,21 @@ def test_log_lines_streamed_and_tail_bounded(sandbox, make):
     assert outcome.failed_line == "seq 1 100; printf 'no newline'; exit 1"
 
 
+def test_all_output_of_a_successful_run_is_in_when_it_returns(sandbox, make):
+    """A success returns on the driver's end marker, before the engine reports the exit: the
+    output written just before it, on both streams, must be in already."""
+    seen: list[str] = []
+    line = "seq 1 3000; echo to-stderr >&2; printf 'no newline'"
+    outcome = sandbox.run(make([line], on_log=seen.append))
+    assert outcome.status == "succeeded", outcome
+    assert [x for x in seen if x != "to-stderr"] == [str(i) for i in range(1, 3001)] + [
+        "no newline"
+    ]
+    assert "to-stderr" in seen
+    assert outcome.log_tail.splitlines()[-1] == "no newline"
+    assert "executor-failed" not in outcome.log_tail
+
+
 @pytest.mark.parametrize(
     ("shell", "flags"),
     [("bash", ["--noprofile", "--norc"]), ("zsh", ["--no-rcs"]), ("sh", [])],

@@ -133,6 +133,19 @@ def test_collector_keeps_streams_apart_hides_the_marker_and_bounds_the_tail():
     assert max(len(line) for line in seen) <= 8192
 
 
+def test_collector_ends_only_when_the_end_marker_came_on_both_streams():
+    invocation = Invocation.build("/bin/sh", ("a",))
+    seen: list[str] = []
+    ends: list[bool] = []
+    collector = LogCollector(invocation, seen.append, on_end=lambda: ends.append(True))
+    collector.feed(f"last, no newline{invocation.marker} E\n".encode(), 0)
+    assert not collector.ended and ends == []  # stderr may still hold output
+    collector.feed(f"{invocation.marker} E\n".encode(), 1)
+    assert collector.ended and ends == [True]
+    assert seen == ["last, no newline"]
+    assert collector.failure is None
+
+
 def test_from_env_without_an_engine_is_a_clear_sandbox_error(tmp_path):
     host = f"unix://{tmp_path}/no-docker.sock"
     with pytest.raises(SandboxError, match=f"no Docker engine is reachable at {host}"):

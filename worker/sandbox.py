@@ -97,6 +97,7 @@ class Prepared:
     stream: Any  # the attached output, read by `pump`
     pump: threading.Thread
     gate: socket.socket | None
+    settled: threading.Event  # the driver's end marker arrived, or the engine saw the exit
 
     def open_gate(self) -> None:
         """Let the driver run the lines (it reads one line, then its stdin is /dev/null)."""
@@ -241,7 +242,10 @@ class DockerSandbox:
         """
         created = self.create(request)
         try:
-            collector = LogCollector(created.invocation, request.on_log, request.on_line)
+            settled = threading.Event()
+            collector = LogCollector(
+                created.invocation, request.on_log, request.on_line, on_end=settled.set
+            )
             # Attached before start, like `docker run`: the log file's follow mode can drop a
             # final line that has no newline.
             with _engine(f"attaching to container {request.name}"):
@@ -249,7 +253,9 @@ class DockerSandbox:
                 gate = self.api.attach_socket(created.id, params={"stdin": 1, "stream": 1})
             pump = threading.Thread(target=collector.pump, args=(stream,), daemon=True)
             pump.start()
-            prepared = Prepared(request, created, collector, stream, pump, _raw_socket(gate))
+            prepared = Prepared(
+                request, created, collector, stream, pump, _raw_socket(gate), settled
+            )
             with _engine(f"starting container {request.name}"):
                 self.api.start(created.id)
         except BaseException:
@@ -291,9 +297,28 @@ class DockerSandbox:
         started = time.monotonic()
         timeout = request.limits.timeout
 
+        exited: list[int] = []
+        failed: list[SandboxError] = []
+
+        def engine_wait() -> None:
+            try:
+                with _engine("waiting for the container"):
+                    exited.append(int(self.api.wait(created.id)["StatusCode"]))
+            except SandboxError as exc:
+                failed.append(exc)
+            finally:
+                prepared.settled.set()
+
         def wait() -> int:
-            with _engine("waiting for the container"):
-                return int(self.api.wait(created.id)["StatusCode"])
+            """The exit code: 0 as soon as the driver's end marker is in (the engine takes
+            tens of milliseconds more to report the exit), else the engine's answer."""
+            threading.Thread(target=engine_wait, name="sandbox-wait", daemon=True).start()
+            prepared.settled.wait()
+            if exited:
+                return exited[0]
+            if collector.ended:
+                return 0
+            raise failed[0]
 
         code, stopped = watch(
             wait,
@@ -305,10 +330,11 @@ class DockerSandbox:
         )
         duration = time.monotonic() - started
         pump = prepared.pump
-        pump.join(LOG_DRAIN)
-        if pump.is_alive():
-            prepared.stream.close()
-            pump.join(1.0)
+        if not collector.ended:  # all output is in once the end marker is: else let it drain
+            pump.join(LOG_DRAIN)
+            if pump.is_alive():
+                prepared.stream.close()
+                pump.join(1.0)
         if code in (126, 127) and not stopped and not collector.started:
             said = collector.tail.splitlines()[-1] if collector.tail else f"exit {code}"
             raise ConfigError(

@@ -7,8 +7,11 @@ traps the signal only to remember it: it keeps waiting while the line's own hand
 (if it died at once, tini would exit and the kernel would SIGKILL the rest), then runs no more
 lines. It writes `MARKER 0 0` to stderr when it starts, `MARKER INDEX S` as each line starts
 (so the runner can print DVC's `> LINE` at the right moment) and `MARKER INDEX CODE` on
-failure, so a missing shell and the failed line can be told from the output; the marker is
-random per run.
+failure, so a missing shell and the failed line can be told from the output, and `MARKER E`
+on stdout and on stderr once every line succeeded: once both arrived, all the output is in and
+the stage is done, as it is for `dvc repro` when its shell exits, without waiting for the
+engine to tear the container down (tini's exit then kills any process the lines left behind).
+The marker is random per run.
 
 Before anything, the driver waits at its gate: one line on stdin (DockerSandbox.release writes
 it). End of input instead (the runner discarded the container, or died) exits 125 having run
@@ -47,6 +50,8 @@ for l do
   exit "$r"
 done
 [ "$g" -eq 0 ] || { printf '%s %d %d\\n' "$m" "$i" "$g" >&2; exit "$g"; }
+printf '%s E\\n' "$m"
+printf '%s E\\n' "$m" >&2
 """
 
 DRIVER_SHELL = "/bin/sh"  # runs DRIVER; every image with a shell has it
@@ -83,6 +88,10 @@ class Invocation:
         """The 1-based index of the line a log line announces as starting, else None."""
         match = re.search(re.escape(self.marker) + r" (\d+) S$", text)
         return int(match[1]) if match else None
+
+    def is_end(self, text: str) -> bool:
+        """Whether a log line is the driver's end marker (every line succeeded)."""
+        return text.endswith(f"{self.marker} E")
 
     def find(self, text: str) -> tuple[int, int] | None:
         """(1-based line index, exit code) from a log line holding the marker, else None."""

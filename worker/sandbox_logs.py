@@ -22,6 +22,7 @@ class LogCollector:
         invocation: Invocation,
         on_log: Callable[[str], None] | None,
         on_line: Callable[[int], None] | None = None,
+        on_end: Callable[[], None] | None = None,
     ) -> None:
         self._invocation = invocation
         self._on_log = on_log
@@ -30,6 +31,9 @@ class LogCollector:
         self._tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.started = False  # the driver ran
         self.failure: tuple[int, int] | None = None  # (1-based line index, code) from the driver
+        self._ended = [False, False]  # the driver's end marker seen on stdout, on stderr
+        self.ended = False  # on both: every line succeeded and all the output is in
+        self._on_end = on_end
 
     def feed(self, chunk: bytes, stream: int = 0) -> None:
         partial = self._partial[stream]
@@ -43,15 +47,15 @@ class LogCollector:
                     return
             raw = bytes(partial[: cut + 1])
             del partial[: cut + 1]
-            self._line(raw.rstrip(b"\n").rstrip(b"\r").decode("utf-8", errors="replace"))
+            self._line(raw.rstrip(b"\n").rstrip(b"\r").decode("utf-8", errors="replace"), stream)
 
     def close(self) -> None:
         """Flush last lines that had no newline."""
-        for partial in self._partial:
+        for stream, partial in enumerate(self._partial):
             if partial:
                 raw = bytes(partial)
                 partial.clear()
-                self._line(raw.decode("utf-8", errors="replace"))
+                self._line(raw.decode("utf-8", errors="replace"), stream)
 
     def pump(self, frames: Iterable[tuple[bytes | None, bytes | None]]) -> None:
         """Feed (stdout, stderr) frames until the stream ends, then close; errors end it too."""
@@ -66,10 +70,19 @@ class LogCollector:
         finally:
             self.close()
 
-    def _line(self, text: str) -> None:
+    def _line(self, text: str, stream: int = 0) -> None:
         marker = self._invocation.marker
         at = text.find(marker)
-        if at >= 0:
+        if at >= 0 and self._invocation.is_end(text[at:]):
+            self._ended[stream] = True
+            if all(self._ended) and not self.ended:
+                self.ended = True
+                if self._on_end is not None:
+                    self._on_end()
+            text = text[:at]
+            if not text:
+                return
+        elif at >= 0:
             index = self._invocation.find_start(text[at:])
             found = self._invocation.find(text[at:])
             if index is not None and self._on_line is not None:
