@@ -225,12 +225,14 @@ class Hasher:
         now = time.time_ns()
         return now + RACY_NS if getattr(self._local, "settled", False) else now
 
-    def remember(self, path: Path, md5: str) -> None:
-        """Record a file's md5 known without reading it (a file just copied from the cache)."""
-        if self.state is not None:
-            # We wrote it and are done: no writer can still change it unseen.
+    def remember(self, files: Sequence[tuple[Path, str]]) -> None:
+        """Record md5s known without reading the files (just copied from the cache), in one
+        state transaction."""
+        if self.state is not None and files:
+            # We wrote them and are done: no writer can still change them unseen.
             seen_ns = time.time_ns() + RACY_NS
-            self.state.put_many([(os.path.abspath(path), os.stat(path), md5)], seen_ns)
+            rows = [(os.path.abspath(path), os.stat(path), md5) for path, md5 in files]
+            self.state.put_many(rows, seen_ns)
 
     def legacy_md5(self, path: Path) -> str:
         """The 2.x `md5-dos2unix` hash, for dvc.lock entries without `hash:` (spec §3.1).

@@ -38,11 +38,12 @@ def checkout(
     root: Path,
     out: Tracked,
     hash_many: HashMany,
-    remember: Callable[[Path, str], None] | None = None,
+    remember: Callable[[list[tuple[Path, str]]], None] | None = None,
 ) -> int:
     """Make the output in `root` match its cached objects; the number of files written.
 
-    `remember(path, md5)` is told of every file written (a hash cache need not read it)."""
+    `remember([(path, md5), ...])` is told of the files written (a hash cache need not read
+    them)."""
     dest = inside(root, out.path)
     if out.is_dir and _unchanged_dir(dest, out.md5, hash_many):
         return 0
@@ -63,11 +64,9 @@ def checkout(
     stale = _stale(targets, hash_many)
     for folder in sorted({os.path.dirname(path) for path, _, _ in stale}):
         os.makedirs(folder, exist_ok=True)
-    for path, md5, isexec in stale:
-        # DVC sets S_IEXEC (owner only) on an executable it checks out: 0744, not 0755.
-        _copy(cache.object_str(md5), path, 0o744 if isexec else 0o644)
-        if remember is not None:
-            remember(Path(path), md5)
+    _copy_all(cache, stale)
+    if remember is not None:
+        remember([(Path(path), md5) for path, md5, _ in stale])
     if not out.is_dir:
         _set_exec(dest, out.isexec)  # a dir's manifest records no exec bits
     return len(stale)
@@ -100,6 +99,14 @@ def _is_file(path: str) -> bool:
         return stat.S_ISREG(os.lstat(path).st_mode)
     except FileNotFoundError:
         return False
+
+
+def _copy_all(cache: LocalStore, files: list[tuple[str, str, bool]]) -> None:
+    """Copy each (path, md5, isexec) from the cache. One after another: copies of small files
+    are bound by the kernel's file creation, and threads made them slower here, not faster."""
+    for path, md5, isexec in files:
+        # DVC sets S_IEXEC (owner only) on an executable it checks out: 0744, not 0755.
+        _copy(cache.object_str(md5), path, 0o744 if isexec else 0o644)
 
 
 def _copy(src: str, dest: str, mode: int) -> None:
