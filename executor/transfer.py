@@ -11,14 +11,18 @@ go after the objects, executor's records before their entries.
 
 from __future__ import annotations
 
+import os
+import shutil
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from executor.errors import CorruptObject
+from executor.confine import inside
+from executor.errors import CorruptObject, WorkspaceError
 from executor.hashing import Hasher, parse_manifest
 from executor.store.base import ObjectStore
-from executor.store.checkout import HashMany, checkout, hashes_of
+from executor.store.checkout import HashMany, checkout, files_of, hashes_of, place
 from executor.store.errors import ObjectMissing, TransferIncomplete
 from executor.store.hints import DirHints
 from executor.store.local import OBJECT_MODE, LocalStore
@@ -154,18 +158,85 @@ def pull(
         except (ObjectMissing, CorruptObject, ValueError, KeyError) as exc:
             report.failed[md5] = f"{md5} not usable: {exc}"
     todo = files - cache.exists_many(files)
+    fresh = FreshOutputs(cache, root, [o for o in outputs if o.md5 not in report.failed], todo)
+
+    def fetch_and_place(md5: str) -> None:
+        fetch(md5)
+        fresh.arrived(md5)
+
     progress.start(f"pulling from {store.url}", len(todo))
-    report.moved += each(todo, fetch, jobs, progress, report.failed)
+    try:
+        report.moved += each(todo, fetch_and_place, jobs, progress, report.failed)
+    finally:
+        placed = fresh.finish()  # and an output not written whole is removed again
     report.present = len(files | dirs) - len(todo) - len(missing_dirs)
     _remember(hints or DirHints(), outputs, missing_dirs - report.failed.keys())
+    rest = [o for o in outputs if o.path not in placed]
     with Hasher(root=root) as own:  # without the caller's: no state cache, every file read
         hashes = hash_many or hashes_of(own)
-        report.checked_out = _checkout_all(cache, root, outputs, report.failed, progress, hashes)
+        report.checked_out = sum(placed.values())
+        report.checked_out += _checkout_all(cache, root, rest, report.failed, progress, hashes)
     if run_cache:
         report.runs = copy_runs(store, cache, store.all_runs(), jobs, progress)
     if report.failed:
         raise TransferIncomplete(f"pull from {store.url}", report.failed)
     return report
+
+
+class FreshOutputs:
+    """Outputs with nothing at their path yet, written file by file as their objects arrive:
+    the workspace copy overlaps the downloads instead of following them all.
+
+    Only outputs whose every object is being fetched take part; one whose files did not all
+    arrive is removed again and left to the usual checkout (which reports what is missing).
+    """
+
+    def __init__(self, cache: LocalStore, root: Path, outputs: list[Tracked], todo: set[str]):
+        self.cache = cache
+        self._paths: dict[str, list[tuple[str, str, bool]]] = {}  # md5 -> (out, path, isexec)
+        self._left: dict[str, int] = {}  # output path -> files not yet written
+        self._files: dict[str, int] = {}  # output path -> its number of files
+        self._dests: dict[str, Path] = {}
+        self._lock = threading.Lock()
+        for out in outputs:
+            if not out.push:
+                continue
+            try:
+                dest = inside(root, out.path)
+                if os.path.lexists(dest):
+                    continue
+                files = files_of(cache, out)
+            except (ObjectMissing, CorruptObject, ValueError, KeyError, WorkspaceError):
+                continue  # the usual checkout says what is wrong
+            if not files or not all(md5 in todo for _, md5, _ in files):
+                continue
+            self._dests[out.path] = dest
+            self._left[out.path] = self._files[out.path] = len(files)
+            for rel, md5, isexec in files:
+                path = os.path.join(dest, rel) if rel else str(dest)
+                self._paths.setdefault(md5, []).append((out.path, path, isexec))
+
+    def arrived(self, md5: str) -> None:
+        """Write every file of a fresh output that is this (verified, cached) object."""
+        for out, path, isexec in self._paths.get(md5, ()):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            place(self.cache, path, md5, isexec)
+            with self._lock:
+                self._left[out] -= 1
+
+    def finish(self) -> dict[str, int]:
+        """Outputs written whole -> their number of files; the others' files are removed."""
+        done: dict[str, int] = {}
+        for out, left in self._left.items():
+            if left == 0:
+                done[out] = self._files[out]
+                continue
+            dest = self._dests[out]
+            if dest.is_dir() and not dest.is_symlink():
+                shutil.rmtree(dest)
+            elif os.path.lexists(dest):
+                dest.unlink()
+        return done
 
 
 def _checkout_all(

@@ -136,6 +136,33 @@ def test_push_then_pull_into_a_fresh_clone_restores_every_output(
     assert stat.S_IMODE(cache_of(fresh).object_path(md5(OUTS["out/model.bin"])).stat().st_mode) == 0o444  # type: ignore[arg-type]
 
 
+class WatchedStore:
+    """A folder store that notes, before each download, which of `watched` are in place."""
+
+    def __init__(self, store: LocalStore, watched: list[Path]) -> None:
+        self.store, self.watched, self.present_before = store, watched, []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+    def get_file(self, md5: str, dest: Path, *, mode: int = 0o644) -> None:
+        self.present_before.append(sum(p.exists() for p in self.watched))
+        self.store.get_file(md5, dest, mode=mode)
+
+
+def test_pull_writes_a_fresh_output_as_its_objects_arrive(repo: Path, tmp_path: Path) -> None:
+    remote = LocalStore(tmp_path / "remote")
+    push(cache_of(repo), remote, tracked_outputs(repo))
+    fresh = clone(repo, tmp_path / "fresh")
+    listing = [fresh / "out/listing" / rel for rel in ("a.txt", "sub/b.txt", "sub/deep/c.txt")]
+    store = WatchedStore(remote, listing)
+    report = pull(cache_of(fresh), store, fresh, tracked_outputs(fresh), jobs=1)  # type: ignore[arg-type]
+    assert report.checked_out == 5 and not report.failed
+    # One download at a time: before the listing's last file came, the others were in place.
+    assert 2 in store.present_before  # (all zeros if it waited for every download)
+    assert [p.read_bytes() for p in listing] == [b"a\n", b"b\n", b"c\n"]
+
+
 def test_second_push_moves_nothing_and_trusts_a_present_dir_object(
     repo: Path, s3: S3Store
 ) -> None:

@@ -105,8 +105,13 @@ def _copy_all(cache: LocalStore, files: list[tuple[str, str, bool]]) -> None:
     """Copy each (path, md5, isexec) from the cache. One after another: copies of small files
     are bound by the kernel's file creation, and threads made them slower here, not faster."""
     for path, md5, isexec in files:
-        # DVC sets S_IEXEC (owner only) on an executable it checks out: 0744, not 0755.
-        _copy(cache.object_str(md5), path, 0o744 if isexec else 0o644)
+        place(cache, path, md5, isexec)
+
+
+def place(cache: LocalStore, path: str, md5: str, isexec: bool) -> None:
+    """Write one file of an output from its cached object (its folder must exist)."""
+    # DVC sets S_IEXEC (owner only) on an executable it checks out: 0744, not 0755.
+    _copy(cache.object_str(md5), path, 0o744 if isexec else 0o644)
 
 
 def _copy(src: str, dest: str, mode: int) -> None:
