@@ -143,6 +143,11 @@ def test_collector_ends_only_when_the_end_marker_came_on_both_streams():
     collector.feed(f"{invocation.marker} E\n".encode(), 1)
     assert collector.ended and ends == [True]
     assert seen == ["last, no newline"]
+    order: list[str] = []
+    collector = LogCollector(invocation, order.append, on_end=lambda: order.append("END"))
+    collector.feed(f"{invocation.marker} E\n".encode(), 1)
+    collector.feed(f"done{invocation.marker} E\n".encode(), 0)
+    assert order == ["done", "END"]  # the last output is shown before the stage is done
     assert collector.failure is None
 
 

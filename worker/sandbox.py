@@ -197,7 +197,7 @@ class DockerSandbox:
         user = check_request(request)
         image_id, image_shell = self._image(request.image)
         shell = request.shell or request.env.get("SHELL") or image_shell or DEFAULT_SHELL
-        invocation = Invocation.build(shell, tuple(request.lines))
+        invocation = Invocation.build(shell, tuple(request.lines), request.workdir)
         args = create_args(
             request, image_id=image_id, user=user, invocation=invocation, owner=self.owner
         )

@@ -15,7 +15,9 @@ The marker is random per run.
 
 Before anything, the driver waits at its gate: one line on stdin (DockerSandbox.release writes
 it). End of input instead (the runner discarded the container, or died) exits 125 having run
-nothing. The lines then run with stdin from /dev/null: a sandboxed stage reads no input.
+nothing. Past the gate it enters its working directory again by path: a container started
+early holds the directory as it was then, and an upstream stage may have replaced it since.
+The lines then run with stdin from /dev/null: a sandboxed stage reads no input.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from dataclasses import dataclass
 DRIVER = """\
 read -r _ || exit 125
 exec </dev/null
+cd -- "$4" || exit 1
 unset TINI_KILL_PROCESS_GROUP
 m=$1 s=$2 f=$3
-shift 3
+shift 4
 printf '%s 0 0\\n' "$m" >&2
 g=0 i=0
 trap 'g=129' HUP
@@ -76,11 +79,11 @@ class Invocation:
     marker: str
 
     @classmethod
-    def build(cls, shell: str, lines: tuple[str, ...]) -> Invocation:
+    def build(cls, shell: str, lines: tuple[str, ...], workdir: str = ".") -> Invocation:
         marker = f"executor-failed-{secrets.token_hex(8)}"
         return cls(
             entrypoint=(DRIVER_SHELL, "-c", DRIVER, "executor-driver"),
-            command=(marker, shell, shell_flags(shell), *lines),
+            command=(marker, shell, shell_flags(shell), workdir, *lines),
             marker=marker,
         )
 

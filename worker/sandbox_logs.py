@@ -75,14 +75,14 @@ class LogCollector:
         at = text.find(marker)
         if at >= 0 and self._invocation.is_end(text[at:]):
             self._ended[stream] = True
+            if text[:at]:  # a last line without a newline: it is output, shown before the end
+                self._keep(text[:at])
             if all(self._ended) and not self.ended:
                 self.ended = True
                 if self._on_end is not None:
                     self._on_end()
-            text = text[:at]
-            if not text:
-                return
-        elif at >= 0:
+            return
+        if at >= 0:
             index = self._invocation.find_start(text[at:])
             found = self._invocation.find(text[at:])
             if index is not None and self._on_line is not None:
@@ -97,6 +97,9 @@ class LogCollector:
             text = text[:at]
             if not text:
                 return
+        self._keep(text)
+
+    def _keep(self, text: str) -> None:
         self._tail.append(text[:MAX_LINE])
         if self._on_log is not None:
             try:
