@@ -9,6 +9,7 @@ dvc.lock entry is written as soon as every stage before it in the plan is settle
 from __future__ import annotations
 
 import importlib
+import posixpath
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -389,6 +390,9 @@ class Runner:
         """
         if self._backend is None or self.options.dry or stage.frozen:
             return False
+        wdir = posixpath.normpath(stage.wdir)
+        if any(wdir == p.path or wdir.startswith(p.path + "/") for p in self.dag.producers(wdir)):
+            return False  # its wdir is (inside) an output, replaced when that stage runs
         spec = self.job_spec(stage, Evaluation(stage, [], {}, None))
         self._backend.prestart(spec, self.cancel, self.on_log(stage), self.on_line(stage))
         self.warm.add(stage.address)

@@ -31,16 +31,20 @@ def run_plan(runner: Runner) -> RunSummary:
     def start_queued() -> None:
         while queued and len(running) < jobs and not runner.summary.errors:
             launch = queued.popleft()
-            running[runner.start(launch, pool)] = launch.stage
+            try:
+                running[runner.start(launch, pool)] = launch.stage
+            except (ExecutorError, OSError) as exc:  # e.g. no Docker engine
+                runner.fail(launch.stage, exc)
 
     try:
         runner.preflight(pending)
         while pending or queued or running:
             for stage in list(pending):
-                # With -j 1 messages keep dvc repro's order: decide a stage only once the one
-                # before it started. With more, stages that need no slot (skipped, restored)
-                # are settled while every slot is busy.
-                if runner.summary.errors or (jobs == 1 and queued):
+                # With -j 1, as in dvc repro, a stage is decided only once the one before it
+                # has finished: its messages keep their order, and a stage that changes an
+                # undeclared input of the next is seen. With more, stages that need no slot
+                # (skipped, restored) are settled while every slot is busy.
+                if runner.summary.errors or (jobs == 1 and (queued or running)):
                     break
                 ups = [u.address for u in runner.dag.upstream(stage) if u.address in selected]
                 if any(u in runner.summary.errors or u in unknown for u in ups) or any(

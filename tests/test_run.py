@@ -220,6 +220,55 @@ def test_stages_needing_no_slot_are_settled_while_every_slot_is_busy(make_repo, 
     assert (root / "s2.txt").read_text() == "seen\n"
 
 
+def test_a_stage_whose_wdir_is_an_upstream_output_runs_in_the_new_directory(
+    make_repo, executor_cli
+) -> None:
+    """`results/` is replaced when `make` runs again; `use` (wdir: results) must run in the
+    new one, not in a directory held since before (a container started early would)."""
+    root = make_repo(
+        {
+            "dvc.yaml": (
+                "stages:\n"
+                "  make:\n    cmd: mkdir results && cp in.txt results/part.txt\n"
+                "    deps: [in.txt]\n    outs: [results]\n"
+                "  use:\n    wdir: results\n    cmd: cat part.txt > ../used.txt\n"
+                "    deps: [part.txt]\n    outs: [../used.txt]\n"
+            ),
+            "in.txt": "one\n",
+        }
+    )
+    assert executor_cli(root, "run", "-j", "2").returncode == 0
+    (root / "in.txt").write_text("two\n")
+    result = executor_cli(root, "run", "-j", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (root / "used.txt").read_text() == "two\n"
+
+
+def test_with_one_job_the_next_stage_is_decided_after_the_one_before_finished(
+    make_repo, executor_cli
+) -> None:
+    """As in dvc repro: `grow` appends to a file `read` depends on without declaring it as an
+    output; `read` must see the change (and the messages stay in order)."""
+    root = make_repo(
+        {
+            "dvc.yaml": (
+                "stages:\n"
+                "  grow:\n    cmd: echo more >> f.txt\n    deps: [in.txt]\n"
+                "    always_changed: true\n"
+                "  read:\n    cmd: cp f.txt z.txt\n    deps: [f.txt]\n    outs: [z.txt]\n"
+            ),
+            "in.txt": "x\n",
+            "f.txt": "start\n",
+        }
+    )
+    for _ in range(2):
+        result = executor_cli(root, "run")
+        assert result.returncode == 0, result.stderr
+        assert (root / "z.txt").read_text() == (root / "f.txt").read_text()
+    lines = result.stdout.splitlines()
+    assert lines.index("Running stage 'grow':") < lines.index("Running stage 'read':")
+
+
 def test_missing_image_is_a_clear_error_before_anything_changes(make_repo, executor_cli):
     root = make_repo(FILES)
     result = executor_cli(root, "run", env={"EXECUTOR_IMAGE": "executor-test/absent:1"})

@@ -74,10 +74,11 @@ def deps_after_run(spec: JobSpec, workspace: Path, hasher: Hasher) -> list[dict[
     for dep in spec.deps:
         rel = str(dep["path"])
         path = inside(workspace, posixpath.normpath(posixpath.join(spec.wdir, rel)))
-        if not path.exists():
+        if "hash" not in dep or not path.exists():
+            # A DVC 2 item (md5-dos2unix, recorded upstream) is kept as the plan found it.
             items.append(dict(dep))
             continue
-        items.append(lock_item(rel, hasher.hash_path(path), legacy="hash" not in dep))
+        items.append(lock_item(rel, hasher.hash_path(path)))
     return items
 
 

@@ -105,10 +105,14 @@ class LocalBackend:
         except (ExecutorError, OSError) as exc:
             log.debug("not preparing %s now: %s", spec.address, exc)
             return
-        future = self._preparers.submit(self.sandbox.prepare, request)
-        with self._lock:
-            previous = self._warm.pop(spec.address, None)
-            self._warm[spec.address] = Warm(job_id, request, future)
+        warm = Warm(job_id, request, self._preparers.submit(self.sandbox.prepare, request))
+        try:
+            with self._lock:
+                previous = self._warm.pop(spec.address, None)
+                self._warm[spec.address] = warm
+        except BaseException:  # Ctrl-C right here: close() would not know of it
+            self._drop(warm)
+            raise
         if previous is not None:
             self._drop(previous)
 
