@@ -241,6 +241,7 @@ class DockerSandbox:
         If this process dies, the gate's stdin closes and the driver exits without running.
         """
         created = self.create(request)
+        prepared: Prepared | None = None
         try:
             settled = threading.Event()
             collector = LogCollector(
@@ -259,7 +260,9 @@ class DockerSandbox:
             with _engine(f"starting container {request.name}"):
                 self.api.start(created.id)
         except BaseException:
-            self._remove(created.id)
+            if prepared is not None:
+                prepared.close_gate()
+            self._remove(created.id)  # which also ends the output stream and its pump
             raise
         return prepared
 
@@ -304,8 +307,12 @@ class DockerSandbox:
             try:
                 with _engine("waiting for the container"):
                     exited.append(int(self.api.wait(created.id)["StatusCode"]))
-            except SandboxError as exc:
-                failed.append(exc)
+            except Exception as exc:  # in this thread: handed to wait() below
+                failed.append(
+                    exc
+                    if isinstance(exc, SandboxError)
+                    else SandboxError(f"Docker engine: waiting for the container failed: {exc}")
+                )
             finally:
                 prepared.settled.set()
 
