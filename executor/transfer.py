@@ -197,6 +197,7 @@ class FreshOutputs:
         self._left: dict[str, int] = {}  # output path -> files not yet written
         self._files: dict[str, int] = {}  # output path -> its number of files
         self._dests: dict[str, Path] = {}
+        self._made: set[str] = set()  # folders known to exist
         self._lock = threading.Lock()
         for out in outputs:
             if not out.push:
@@ -219,7 +220,10 @@ class FreshOutputs:
     def arrived(self, md5: str) -> None:
         """Write every file of a fresh output that is this (verified, cached) object."""
         for out, path, isexec in self._paths.get(md5, ()):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            folder = os.path.dirname(path)
+            if folder not in self._made:  # a set lookup, not three system calls per file
+                os.makedirs(folder, exist_ok=True)
+                self._made.add(folder)
             place(self.cache, path, md5, isexec)
             with self._lock:
                 self._left[out] -= 1

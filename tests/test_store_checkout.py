@@ -1,11 +1,18 @@
-"""Checking a directory output out where the workspace may already hold it."""
+"""Checking outputs out where the workspace may already hold them, and the copy it makes."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import stat
 from pathlib import Path
 
+import pytest
+
 from executor.hashing import DirEntry, Hasher, manifest_bytes
+from executor.store import base
+from executor.store.base import copy_new
 from executor.store.checkout import checkout, hashes_of
 from executor.store.local import LocalStore
 from executor.store.tracked import Tracked
@@ -69,3 +76,59 @@ def test_files_dvcignore_hides_stay_when_the_directory_is_in_place(tmp_path: Pat
     with Hasher(root=tmp_path) as hasher:
         assert checkout(cache, tmp_path, out, hashes_of(hasher)) == 0
     assert (tmp_path / "data/d0/run.log").exists()
+
+
+def test_a_folder_where_a_file_belongs_is_replaced_by_the_file(tmp_path: Path) -> None:
+    cache, out = _output(tmp_path)
+    (tmp_path / "data/d0/f0.txt").unlink()
+    (tmp_path / "data/d0/f0.txt/inner").mkdir(parents=True)
+    (tmp_path / "data/d0/f0.txt/inner/x").write_bytes(b"in the way\n")
+    with Hasher(root=tmp_path) as hasher:
+        assert checkout(cache, tmp_path, out, hashes_of(hasher)) == 1
+    assert (tmp_path / "data/d0/f0.txt").read_bytes() == FILES["d0/f0.txt"]
+    assert not list(tmp_path.rglob("*.executor-tmp"))
+
+
+def test_copies_get_exactly_their_mode_whatever_the_umask(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.write_bytes(b"x" * 10_000)
+    old = os.umask(0o077)
+    try:
+        copy_new(str(src), str(tmp_path / "plain"), 0o644)
+        copy_new(str(src), str(tmp_path / "exec"), 0o744)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "plain").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "exec").stat().st_mode) == 0o744
+    assert (tmp_path / "plain").read_bytes() == src.read_bytes()
+
+
+def test_a_copy_replaces_a_leftover_and_works_without_sendfile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(300_000))
+    (tmp_path / "dest").write_bytes(b"a crashed writer's leftover, longer than nothing")
+
+    def no_sendfile(*args: object) -> int:
+        raise OSError(errno.EINVAL, "sendfile between files not supported")
+
+    monkeypatch.setattr(base, "COPY_CHUNK", 4096)  # several rounds of the fallback loop
+    monkeypatch.setattr(os, "sendfile", no_sendfile)
+    copy_new(str(src), str(tmp_path / "dest"), 0o644)
+    assert (tmp_path / "dest").read_bytes() == src.read_bytes()
+
+
+def test_a_copy_that_fails_midway_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(20_000))
+    real = os.sendfile
+
+    def full_after_one(out_fd: int, in_fd: int, offset: int, count: int) -> int:
+        if offset:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(out_fd, in_fd, offset, 4096)
+
+    monkeypatch.setattr(os, "sendfile", full_after_one)
+    with pytest.raises(OSError, match="No space left"):
+        copy_new(str(src), str(tmp_path / "dest"), 0o644)

@@ -8,6 +8,7 @@ Layout (DVC 3's cache and remote layout, spec/dvc-compat.md §3.3, §6):
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from collections.abc import Iterable
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
+COPY_CHUNK = 8 * 1024 * 1024
 
 
 def object_key(md5: str) -> str:
@@ -50,6 +52,36 @@ def create(path: str, mode: int) -> int:
     except FileExistsError:
         os.unlink(path)
     return os.open(path, flags, mode)
+
+
+def copy_new(src: str, path: str, mode: int) -> None:
+    """Create `path` (as `create` does) with exactly `mode`, whatever the umask, holding a copy
+    of `src`. In-kernel copy, and a handful of system calls for a small file where
+    shutil.copyfile and a chmod make a dozen (they add up over 10,000-file checkouts)."""
+    fd_in = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fd_out = create(path, mode)
+        try:
+            _copy_fd(fd_in, fd_out)
+            os.fchmod(fd_out, mode)
+        finally:
+            os.close(fd_out)
+    finally:
+        os.close(fd_in)
+
+
+def _copy_fd(fd_in: int, fd_out: int) -> None:
+    offset = 0
+    try:
+        while sent := os.sendfile(fd_out, fd_in, offset, COPY_CHUNK):
+            offset += sent
+    except OSError as exc:  # no sendfile between files on this platform or filesystem
+        if offset or exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.ENOTSOCK):
+            raise
+        while chunk := os.read(fd_in, COPY_CHUNK):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd_out, view) :]
 
 
 @dataclass(frozen=True)

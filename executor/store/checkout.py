@@ -13,6 +13,7 @@ from pathlib import Path
 from executor.confine import inside
 from executor.errors import WorkspaceError
 from executor.hashing import Hasher, parse_manifest
+from executor.store.base import copy_new
 from executor.store.errors import ObjectMissing
 from executor.store.local import LocalStore
 from executor.store.tracked import Tracked
@@ -116,13 +117,14 @@ def place(cache: LocalStore, path: str, md5: str, isexec: bool) -> None:
 
 def _copy(src: str, dest: str, mode: int) -> None:
     """Replace `dest` by a copy of `src` in one rename (a folder in the way is removed)."""
-    if os.path.isdir(dest) and not os.path.islink(dest):
-        shutil.rmtree(dest)
     tmp = f"{dest}.executor-tmp"
     try:
-        shutil.copyfile(src, tmp)
-        os.chmod(tmp, mode)
-        os.rename(tmp, dest)
+        copy_new(src, tmp, mode)
+        try:
+            os.rename(tmp, dest)
+        except IsADirectoryError:  # a folder in the way (a symlink is replaced by rename)
+            shutil.rmtree(dest)
+            os.rename(tmp, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -60,14 +60,16 @@ def make_client(
     read_timeout: float = 60.0,
 ) -> S3Client:
     """A thread-safe client: pooled connections for `workers` threads (plus the store's own
-    part and listing threads), adaptive retries with backoff and jitter on throttling, 5xx,
+    part and listing threads), retries with backoff and jitter on throttling, 5xx,
     timeouts and dropped connections, path-style addressing for custom endpoints (MinIO)."""
     from botocore.config import Config
     from botocore.session import Session
 
     config = Config(
         max_pool_connections=max(10, 2 * workers),
-        retries={"mode": "adaptive", "max_attempts": max_attempts},
+        # Not "adaptive": its client-side rate limiter takes one lock per request and per
+        # response, which the transfer threads queue on; "standard" also backs off with jitter.
+        retries={"mode": "standard", "max_attempts": max_attempts},
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         tcp_keepalive=True,
