@@ -5,7 +5,9 @@ and the nothing-to-move case on the many-file directory. Requests are counted at
 from __future__ import annotations
 
 import os
+import shutil
 from collections import Counter
+from pathlib import Path
 
 from bench.config import Config
 from bench.inputs import Inputs
@@ -25,6 +27,23 @@ TOOLS = ("executor", "dvc", "raw")
 def _requests(counts: Counter[str], objects: int) -> str:
     shown = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "none"
     return f"{shown} for {objects} objects"
+
+
+def file_creation_us(folder: Path, files: int = 1000) -> float:
+    """Kernel time to create one small file in `folder`'s filesystem, in µs. A pull writes
+    two per object in DVC's layout (cache and workspace), raw boto3 one: where inodes are
+    expensive that alone separates them."""
+    probe = folder / "file-creation-probe"
+    shutil.rmtree(probe, ignore_errors=True)
+    probe.mkdir(parents=True)
+    try:
+        before = os.times()
+        for i in range(files):
+            os.close(os.open(probe / f"f{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        after = os.times()
+    finally:
+        shutil.rmtree(probe)
+    return (after.system - before.system) / files * 1e6
 
 
 def moved(config: Config, s3: S3Repo, data: Dataset) -> list[Row]:
@@ -47,9 +66,14 @@ def moved(config: Config, s3: S3Repo, data: Dataset) -> list[Row]:
     pull_requests = dict(s3.requests)
     n = len(data.objects)
     rows = []
+    creation = (
+        f"; creating a file here costs {file_creation_us(s3.repo.parent):.0f} µs of kernel time"
+    )
     measured = (("push", pushed, push_requests), ("pull", pulled, pull_requests))
     for action, stats, requests in measured:
         note = f"requests: executor {_requests(requests['executor'], n)}"
+        if action == "pull":
+            note += creation
         per_object = requests["executor"]["PUT" if action == "push" else "GET"] / n
         for peer, target in (("raw", CEILING), ("dvc", DVC)):
             raw = f"raw boto3, {config.raw_threads} threads"
