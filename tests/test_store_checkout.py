@@ -6,6 +6,7 @@ import errno
 import hashlib
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -103,18 +104,38 @@ def test_copies_get_exactly_their_mode_whatever_the_umask(tmp_path: Path) -> Non
     assert (tmp_path / "plain").read_bytes() == src.read_bytes()
 
 
-def test_a_copy_replaces_a_leftover_and_works_without_sendfile(
+def _refuse(code: int) -> Callable[..., int]:
+    def refuse(*args: object) -> int:
+        raise OSError(code, os.strerror(code))
+
+    return refuse
+
+
+def test_a_copy_replaces_a_leftover_and_works_without_kernel_copies(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     src = tmp_path / "src"
     src.write_bytes(os.urandom(300_000))
     (tmp_path / "dest").write_bytes(b"a crashed writer's leftover, longer than nothing")
+    monkeypatch.setattr(base, "COPY_CHUNK", 4096)  # several rounds of each loop
+    monkeypatch.setattr(os, "copy_file_range", _refuse(errno.EXDEV))  # across filesystems
+    monkeypatch.setattr(os, "sendfile", _refuse(errno.EINVAL))  # between files, off Linux
+    copy_new(str(src), str(tmp_path / "dest"), 0o644)
+    assert (tmp_path / "dest").read_bytes() == src.read_bytes()
 
-    def no_sendfile(*args: object) -> int:
-        raise OSError(errno.EINVAL, "sendfile between files not supported")
 
-    monkeypatch.setattr(base, "COPY_CHUNK", 4096)  # several rounds of the fallback loop
-    monkeypatch.setattr(os, "sendfile", no_sendfile)
+def test_a_kernel_copy_that_stops_short_is_finished_by_the_next_method(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(100_000))
+    real = os.copy_file_range
+    monkeypatch.setattr(base, "COPY_CHUNK", 4096)
+
+    def stops_after_two(fd_in: int, fd_out: int, count: int, offset: int) -> int:
+        return real(fd_in, fd_out, count, offset) if offset < 8192 else 0
+
+    monkeypatch.setattr(os, "copy_file_range", stops_after_two)
     copy_new(str(src), str(tmp_path / "dest"), 0o644)
     assert (tmp_path / "dest").read_bytes() == src.read_bytes()
 
@@ -122,13 +143,13 @@ def test_a_copy_replaces_a_leftover_and_works_without_sendfile(
 def test_a_copy_that_fails_midway_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     src = tmp_path / "src"
     src.write_bytes(os.urandom(20_000))
-    real = os.sendfile
+    real = os.copy_file_range
 
-    def full_after_one(out_fd: int, in_fd: int, offset: int, count: int) -> int:
+    def full_after_one(fd_in: int, fd_out: int, count: int, offset: int) -> int:
         if offset:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(out_fd, in_fd, offset, 4096)
+        return real(fd_in, fd_out, 4096, offset)
 
-    monkeypatch.setattr(os, "sendfile", full_after_one)
+    monkeypatch.setattr(os, "copy_file_range", full_after_one)
     with pytest.raises(OSError, match="No space left"):
         copy_new(str(src), str(tmp_path / "dest"), 0o644)
