@@ -1,48 +1,122 @@
-"""The few settings executor reads from DVC's own config files (`.dvc/config`, `config.local`).
+"""The settings executor reads from DVC's own config files, at DVC's four levels.
 
 DVC's config is configobj INI: `[section]` or `['remote "name"']` headers and indented
-`key = value` lines. Only `cache.dir` matters here: it moves the cache that `dvc` and
-`executor` share. A relative `cache.dir` is relative to the config file's folder (`.dvc/`).
+`key = value` lines. Levels, later ones winning: system, global (both per machine, moved by
+DVC_SYSTEM_CONFIG_DIR / DVC_GLOBAL_CONFIG_DIR), the repository's `.dvc/config` and its
+untracked `.dvc/config.local`. Read here: `cache.dir`, which moves the cache `dvc` and
+`executor` share, and the remotes (`executor.dvcremote`). A relative path in a config file
+is relative to that file's folder, as DVC resolves it.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from executor.errors import ConfigError
 
-CONFIG_FILES = ("config", "config.local")  # later files override earlier ones
+CONFIG_FILES = ("config", "config.local")  # the repository's levels, in order
+_URL = re.compile(r"\w+://")
 
 
-def read_section(path: Path, section: str) -> dict[str, str]:
-    """`key = value` pairs of one section of a configobj INI file ({} if absent)."""
+@dataclass(frozen=True)
+class Value:
+    """One setting and the config file it came from."""
+
+    text: str
+    file: Path
+
+    def path(self) -> str:
+        """The value as DVC resolves a path: URLs as they are, `~` expanded, a relative
+        path taken from the config file's folder."""
+        if _URL.match(self.text):
+            return self.text
+        expanded = os.path.expanduser(self.text)
+        return os.path.normpath(os.path.join(self.file.parent, expanded))
+
+
+def config_files(dvc_dir: Path) -> list[Path]:
+    """DVC's config files for this repository, lowest level first (missing ones included)."""
+    return [
+        _system_dir() / "config",
+        _global_dir() / "config",
+        *(dvc_dir / name for name in CONFIG_FILES),
+    ]
+
+
+def _global_dir() -> Path:
+    configured = os.environ.get("DVC_GLOBAL_CONFIG_DIR")
+    if configured:
+        return Path(configured)
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "dvc"
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "dvc"
+
+
+def _system_dir() -> Path:
+    configured = os.environ.get("DVC_SYSTEM_CONFIG_DIR")
+    if configured:
+        return Path(configured)
+    if sys.platform == "darwin":
+        return Path("/Library/Application Support/dvc")
+    first = (os.environ.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(":")[0]
+    return Path(first) / "dvc"
+
+
+def read_sections(path: Path) -> dict[str, dict[str, str]]:
+    """Every section of one configobj INI file: name -> {key: value} ({} if no file)."""
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return {}
-    found: dict[str, str] = {}
-    current = None
+    except OSError as exc:
+        raise ConfigError(f"cannot read DVC's config {path}: {exc.strerror}") from exc
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith(("#", ";")):
             continue
         if line.startswith("["):
-            current = line.strip("[]").strip().strip("'\"")
+            if not line.endswith("]"):
+                raise ConfigError(f"{path}:{number}: unclosed section header {line!r}")
+            current = sections.setdefault(_unquote(line[1:-1].strip()), {})
             continue
         key, sep, value = line.partition("=")
         if not sep:
-            raise ConfigError(f"{path}:{number}: expected `key = value`, got {raw.strip()!r}")
-        if current == section:
-            found[key.strip()] = value.strip().strip("'\"")
-    return found
+            raise ConfigError(f"{path}:{number}: expected `key = value`, got {line!r}")
+        if current is not None:
+            current[key.strip()] = _unquote(value.strip())
+    return sections
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
+def merged(dvc_dir: Path) -> dict[str, dict[str, Value]]:
+    """Every section across the levels, key by key, a higher level's value winning."""
+    result: dict[str, dict[str, Value]] = {}
+    for file in config_files(dvc_dir):
+        for name, values in read_sections(file).items():
+            section = result.setdefault(name, {})
+            section.update({key: Value(text, file) for key, text in values.items()})
+    return result
+
+
+def read_section(path: Path, section: str) -> dict[str, str]:
+    """`key = value` pairs of one section of one config file ({} if absent)."""
+    return read_sections(path).get(section, {})
 
 
 def cache_dir(dvc_dir: Path) -> Path:
     """The cache folder DVC uses for this repository: `cache.dir`, else `.dvc/cache`."""
-    configured = None
-    for name in CONFIG_FILES:
-        configured = read_section(dvc_dir / name, "cache").get("dir", configured)
-    if not configured:
+    configured = merged(dvc_dir).get("cache", {}).get("dir")
+    if configured is None or not configured.text:
         return dvc_dir / "cache"
-    return Path(os.path.normpath(dvc_dir / os.path.expanduser(configured)))
+    return Path(configured.path())

@@ -5,8 +5,28 @@ server process on 127.0.0.1. Under CI=true a missing service fails the
 run; elsewhere the test is skipped with a message naming what is missing.
 """
 
+import os
+import shutil
+import tempfile
+
+import pytest
+
 pytest_plugins = [
     "tests.fixtures.docker_env",
     "tests.fixtures.s3_server",
     "tests.fixtures.repos",
 ]
+_ISOLATED = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """DVC's machine-wide config levels (a developer's default remote or cache.dir) must not
+    reach the tests: DVC and executor both read these folders, left empty here."""
+    isolated = tempfile.mkdtemp(prefix="executor-tests-dvc-config-")
+    config.stash[_ISOLATED] = isolated
+    os.environ["DVC_GLOBAL_CONFIG_DIR"] = os.path.join(isolated, "global")
+    os.environ["DVC_SYSTEM_CONFIG_DIR"] = os.path.join(isolated, "system")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(config.stash.get(_ISOLATED, ""), ignore_errors=True)

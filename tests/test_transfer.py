@@ -301,4 +301,4 @@ def test_cli_without_a_store_says_how_to_name_one(
     monkeypatch.delenv("EXECUTOR_STORE", raising=False)
     result = CliRunner().invoke(push_command, [])
     assert result.exit_code == 2
-    assert "pass --store URL or set EXECUTOR_STORE" in result.output
+    assert "pass --store URL or -r REMOTE, set EXECUTOR_STORE, or give the repository" in result.output

@@ -130,3 +130,79 @@ def test_dvc_repro_restores_from_run_cache_executor_pushed(
         assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in out
     for rel in (*OUTPUTS, "dvc.lock"):
         assert (clone / rel).read_bytes() == (built / rel).read_bytes(), rel
+
+
+def _executor(cwd: Path, *argv: str, code: int = 0) -> str:
+    from click.testing import CliRunner
+
+    from executor.cli import main
+
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(main, list(argv))
+    finally:
+        os.chdir(old)
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_push_and_pull_go_to_the_default_dvc_remote_with_its_own_keys(
+    built: Path, s3_bucket: Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Configured by DVC's own commands; the keys only in config.local, none in the
+    environment: executor reads the same remote DVC would, and `dvc pull` gets the data."""
+    origin = tmp_path / "origin"
+    run(tmp_path, "git", "clone", "-q", str(built), str(origin))
+    shutil.copytree(built / ".dvc/cache", origin / ".dvc/cache")
+    run(origin, "dvc", "remote", "add", "-d", "team", s3_bucket.url("team"))
+    run(origin, "dvc", "remote", "modify", "team", "endpointurl", s3_bucket.endpoint)
+    for key, env_name in (("access_key_id", "AWS_ACCESS_KEY_ID"),
+                          ("secret_access_key", "AWS_SECRET_ACCESS_KEY")):  # fmt: skip
+        run(origin, "dvc", "remote", "modify", "--local", "team", key, os.environ[env_name])
+    monkeypatch.delenv("EXECUTOR_STORE", raising=False)
+    monkeypatch.delenv("EXECUTOR_S3_ENDPOINT_URL", raising=False)
+    with monkeypatch.context() as keyless:
+        keyless.delenv("AWS_ACCESS_KEY_ID")
+        keyless.delenv("AWS_SECRET_ACCESS_KEY")
+        assert "5 objects pushed" in _executor(origin, "push")
+        assert s3_bucket.keys("team/files/md5/")
+        run(origin, "git", "add", "-A")
+        run(origin, "git", "commit", "-q", "-m", "remote")
+        clone = tmp_path / "clone"
+        run(tmp_path, "git", "clone", "-q", str(origin), str(clone))
+        shutil.copy(origin / ".dvc/config.local", clone / ".dvc/config.local")
+        assert "5 objects fetched" in _executor(clone, "pull")
+    for rel in OUTPUTS:
+        assert (clone / rel).read_bytes() == (built / rel).read_bytes(), rel
+    dvc_clone = tmp_path / "dvc-clone"
+    run(tmp_path, "git", "clone", "-q", str(origin), str(dvc_clone))
+    run(dvc_clone, "dvc", "pull", "-q")  # DVC finds what executor pushed, where it pushed it
+    for rel in OUTPUTS:
+        assert (dvc_clone / rel).read_bytes() == (built / rel).read_bytes(), rel
+
+
+def test_remote_by_name_and_a_relative_folder_remote_as_dvc_resolves_it(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    origin = tmp_path / "origin"
+    run(tmp_path, "git", "clone", "-q", str(built), str(origin))
+    shutil.copytree(built / ".dvc/cache", origin / ".dvc/cache")
+    run(origin, "dvc", "remote", "add", "backup", "../backup")  # stored relative to .dvc/
+    run(origin, "dvc", "remote", "add", "-d", "elsewhere", "gs://bucket/path")
+    monkeypatch.delenv("EXECUTOR_STORE", raising=False)
+    assert "gs://bucket/path: executor stores are S3" in _executor(origin, "push", code=2)
+    run(origin, "dvc", "remote", "remove", "elsewhere")  # DVC itself needs a plugin for gs
+    assert "5 objects pushed" in _executor(origin, "push", "-r", "backup")
+    assert (tmp_path / "backup/files/md5").is_dir()
+    run(origin, "git", "add", "-A")
+    run(origin, "git", "commit", "-q", "-m", "remotes")
+    clone = tmp_path / "clone"
+    run(tmp_path, "git", "clone", "-q", str(origin), str(clone))
+    run(clone, "dvc", "pull", "-q", "-r", "backup")
+    for rel in OUTPUTS:
+        assert (clone / rel).read_bytes() == (built / rel).read_bytes(), rel
+    assert "no DVC remote named 'nope' (defined: backup)" in _executor(
+        origin, "pull", "-r", "nope", code=2
+    )
+    assert "not both" in _executor(origin, "push", "-r", "backup", "--store", "x", code=2)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal
@@ -13,6 +14,8 @@ import click
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
+    from executor.settings import Settings
+    from executor.store.base import ObjectStore
     from executor.transfer import Report
 
 
@@ -63,7 +66,7 @@ class _Bars:
 def _transfer(
     action: Literal["push", "pull"],
     targets: tuple[str, ...],
-    store_url: str | None,
+    where: _Where,
     run_cache: bool,
     jobs: int | None,
 ) -> Report:
@@ -71,11 +74,9 @@ def _transfer(
     from contextlib import closing
 
     from executor import transfer
-    from executor.errors import ConfigError
     from executor.settings import settings_for
     from executor.store.checkout import hashes_of
     from executor.store.hints import DirHints
-    from executor.store.open import open_store
     from executor.store.tracked import tracked_outputs
     from executor.workspace import Workspace, find_root
 
@@ -84,12 +85,9 @@ def _transfer(
     settings = settings_for(root)
     if jobs is not None:
         settings = dataclasses.replace(settings, transfer_workers=jobs)
-    url = store_url or settings.store
-    if not url:
-        raise ConfigError(f"no store to {action}: pass --store URL or set EXECUTOR_STORE")
     outputs = tracked_outputs(root, targets, cwd)
     workers = settings.transfer_workers
-    store = open_store(url, settings, base=cwd if store_url else root)
+    store = _open(action, where, settings, root, cwd)
     hints = DirHints.for_store(root, store.url)
     with closing(store), Workspace(root, settings, cwd) as ws, _Bars() as bars:
         if action == "push":
@@ -115,17 +113,45 @@ def _transfer(
         )
 
 
+@dataclass(frozen=True)
+class _Where:
+    """--store URL or -r REMOTE, as given (at most one)."""
+
+    store_url: str | None = None
+    remote: str | None = None
+
+
+def _open(action: str, where: _Where, settings: Settings, root: Path, cwd: Path) -> ObjectStore:
+    """The store: --store, else the DVC remote -r names, else EXECUTOR_STORE (or the config
+    file's `store`), else the repository's default DVC remote (`dvc remote add -d`)."""
+    from executor.dvcremote import find_remote
+    from executor.errors import ConfigError
+    from executor.store.open import open_store
+
+    if where.store_url:
+        return open_store(where.store_url, settings, base=cwd)
+    if where.remote is None and settings.store:
+        return open_store(settings.store, settings, base=root)
+    remote = find_remote(root / ".dvc", where.remote)
+    if remote is None:
+        raise ConfigError(
+            f"no store to {action}: pass --store URL or -r REMOTE, set EXECUTOR_STORE, or "
+            "give the repository a default DVC remote (dvc remote add -d NAME URL)"
+        )
+    return open_store(remote.url, settings, base=root, access=remote.s3)
+
+
 def _main(
     action: Literal["push", "pull"],
     targets: tuple[str, ...],
-    store_url: str | None,
+    where: _Where,
     run_cache: bool,
     jobs: int | None,
 ) -> None:
     from executor.errors import ExecutorError, InfrastructureError, UserError
 
     try:
-        report = _transfer(action, targets, store_url, run_cache, jobs)
+        report = _transfer(action, targets, where, run_cache, jobs)
     except ExecutorError as exc:
         click.echo(f"ERROR: {exc}", err=True)
         # executor/cli.py's exit codes: 2 bad input, 3 infrastructure (storage)
@@ -144,37 +170,61 @@ def _main(
 
 
 _TARGETS = click.argument("targets", nargs=-1)
-_STORE = click.option("--store", "store_url", metavar="URL", help="Default: EXECUTOR_STORE.")
+_STORE = click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    help="s3://bucket/prefix or a folder. Default: EXECUTOR_STORE, else DVC's default remote.",
+)
+_REMOTE = click.option(
+    "-r", "--remote", metavar="NAME", help="A DVC remote of the repository (dvc remote list)."
+)
 _RUN_CACHE = click.option("--run-cache", is_flag=True, help="Also move run-cache entries.")
 _JOBS = click.option(
     "-j", "--jobs", type=click.IntRange(min=1), default=None, help="Parallel transfers."
 )
 
 
+def _where(store_url: str | None, remote: str | None) -> _Where:
+    if store_url and remote:
+        raise click.UsageError("give --store or -r/--remote, not both")
+    return _Where(store_url, remote)
+
+
 @click.command()
 @_TARGETS
 @_STORE
+@_REMOTE
 @_RUN_CACHE
 @_JOBS
 def push(
-    targets: tuple[str, ...], store_url: str | None, run_cache: bool, jobs: int | None
+    targets: tuple[str, ...],
+    store_url: str | None,
+    remote: str | None,
+    run_cache: bool,
+    jobs: int | None,
 ) -> None:
     """Upload the objects of the outputs in dvc.lock (of TARGETS: stages, dvc files or
     outputs) that the store lacks, like `dvc push`."""
-    _main("push", targets, store_url, run_cache, jobs)
+    _main("push", targets, _where(store_url, remote), run_cache, jobs)
 
 
 @click.command()
 @_TARGETS
 @_STORE
+@_REMOTE
 @_RUN_CACHE
 @_JOBS
 def pull(
-    targets: tuple[str, ...], store_url: str | None, run_cache: bool, jobs: int | None
+    targets: tuple[str, ...],
+    store_url: str | None,
+    remote: str | None,
+    run_cache: bool,
+    jobs: int | None,
 ) -> None:
     """Download the objects of the outputs in dvc.lock (of TARGETS) into .dvc/cache, verified,
     and check the outputs out, like `dvc pull`."""
-    _main("pull", targets, store_url, run_cache, jobs)
+    _main("pull", targets, _where(store_url, remote), run_cache, jobs)
 
 
 commands: list[click.Command] = [push, pull]

@@ -9,16 +9,20 @@ from executor.errors import ConfigError
 from executor.settings import Settings
 from executor.store.base import ObjectStore
 from executor.store.local import LocalStore
+from executor.store.s3access import S3Access
 
 S3_OPTIONS = frozenset({"endpoint_url", "region"})
 
 
-def open_store(url: str, settings: Settings, base: Path | None = None) -> ObjectStore:
+def open_store(
+    url: str, settings: Settings, base: Path | None = None, access: S3Access | None = None
+) -> ObjectStore:
     """The store `url` names; a relative folder is taken from `base` (default: the cwd).
-    An S3 endpoint in the URL wins over `settings.s3_endpoint_url`."""
+    For S3, `access` says how to connect (a DVC remote's options); an endpoint or region in
+    the URL wins over it, and it over `settings.s3_endpoint_url`."""
     parts = urlsplit(url)
     if parts.scheme == "s3":
-        return _open_s3(url, parts.netloc, parts.path, parts.query, settings)
+        return _open_s3(url, parts.netloc, parts.path, parts.query, settings, access)
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise ConfigError(f"store URL {url!r}: file:// URLs must name a local path")
@@ -33,7 +37,9 @@ def open_store(url: str, settings: Settings, base: Path | None = None) -> Object
     return LocalStore(path if path.is_absolute() else (base or Path.cwd()) / path)
 
 
-def _open_s3(url: str, bucket: str, path: str, query: str, settings: Settings) -> ObjectStore:
+def _open_s3(
+    url: str, bucket: str, path: str, query: str, settings: Settings, access: S3Access | None
+) -> ObjectStore:
     from executor.store.s3 import S3Store
     from executor.store.s3client import make_client
 
@@ -46,11 +52,12 @@ def _open_s3(url: str, bucket: str, path: str, query: str, settings: Settings) -
             f"store URL {url!r}: unknown option(s) {', '.join(sorted(unknown))}; "
             f"known: {', '.join(sorted(S3_OPTIONS))}"
         )
-    endpoint = options.get("endpoint_url") or settings.s3_endpoint_url
+    how = access or S3Access()
+    endpoint = options.get("endpoint_url") or how.endpoint_url or settings.s3_endpoint_url
+    region = options.get("region") or how.region
     workers = max(1, settings.transfer_workers)
-    region = options.get("region")
     return S3Store(
-        lambda: make_client(endpoint or None, region=region, workers=workers),
+        lambda: make_client(endpoint or None, region=region, workers=workers, access=how),
         bucket,
         path,
         workers=workers,

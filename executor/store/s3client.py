@@ -22,12 +22,14 @@ from botocore.exceptions import (
     IncompleteReadError,
     NoCredentialsError,
     PartialCredentialsError,
+    ProfileNotFound,
     ReadTimeoutError,
     ResponseStreamingError,
 )
 
-from executor.errors import StoreError
+from executor.errors import ConfigError, StoreError
 from executor.store.errors import ObjectMissing, StoreAccessDenied, StoreNotFound, StoreUnreachable
+from executor.store.s3access import S3Access
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -58,20 +60,23 @@ def make_client(
     max_attempts: int = 5,
     connect_timeout: float = 10.0,
     read_timeout: float = 60.0,
+    access: S3Access | None = None,
 ) -> S3Client:
     """A thread-safe client: pooled connections for `workers` threads (plus the store's own
     part and listing threads), retries with backoff and jitter on throttling, 5xx,
-    timeouts and dropped connections, path-style addressing for custom endpoints (MinIO)."""
+    timeouts and dropped connections, path-style addressing for custom endpoints (MinIO).
+    `access` adds a profile, keys, TLS settings or timeouts (a DVC remote's options)."""
     from botocore.config import Config
     from botocore.session import Session
 
+    access = access or S3Access()
     config = Config(
         max_pool_connections=max(10, 2 * workers),
         # Not "adaptive": its client-side rate limiter takes one lock per request and per
         # response, which the transfer threads queue on; "standard" also backs off with jitter.
         retries={"mode": "standard", "max_attempts": max_attempts},
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
+        connect_timeout=access.connect_timeout or connect_timeout,
+        read_timeout=access.read_timeout or read_timeout,
         tcp_keepalive=True,
         s3={
             "addressing_style": "path" if endpoint_url else "auto",
@@ -81,9 +86,33 @@ def make_client(
             "payload_signing_enabled": False,
         },
     )
-    client = Session().create_client(
-        "s3", endpoint_url=endpoint_url, region_name=region, config=config
-    )
+    session = Session(profile=access.profile)
+    if access.credentials_file:
+        session.set_config_variable("credentials_file", access.credentials_file)
+    if access.config_file:
+        session.set_config_variable("config_file", access.config_file)
+    try:
+        client = session.create_client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            config=config,
+            use_ssl=access.use_ssl,
+            verify=access.verify,
+            aws_access_key_id=access.access_key_id,
+            aws_secret_access_key=access.secret_access_key,
+            aws_session_token=access.session_token,
+        )
+    except ProfileNotFound as exc:
+        raise ConfigError(
+            f"AWS profile '{access.profile}' is not in the AWS config files; "
+            "add it (aws configure --profile NAME) or name another one"
+        ) from exc
+    except ValueError as exc:  # botocore's check of the endpoint URL
+        raise ConfigError(
+            f"S3 endpoint {endpoint_url!r} is not a usable URL ({exc}); "
+            "use e.g. http://127.0.0.1:9000"
+        ) from exc
     return cast("S3Client", client)
 
 

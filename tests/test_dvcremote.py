@@ -1,0 +1,113 @@
+"""DVC's remotes read as DVC reads them: every config level, relative paths, and the options
+executor applies, ignores or refuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from executor.dvcconfig import cache_dir
+from executor.dvcremote import find_remote
+from executor.errors import ConfigError
+from executor.store.s3access import S3Access
+
+
+@pytest.fixture()
+def dvc_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DVC_GLOBAL_CONFIG_DIR", str(tmp_path / "global"))
+    monkeypatch.setenv("DVC_SYSTEM_CONFIG_DIR", str(tmp_path / "system"))
+    (tmp_path / "repo/.dvc").mkdir(parents=True)
+    return tmp_path / "repo/.dvc"
+
+
+def test_the_default_remote_with_keys_from_config_local(dvc_dir: Path) -> None:
+    (dvc_dir / "config").write_text(
+        "[core]\n    remote = team\n"
+        "['remote \"team\"']\n    url = s3://bucket/some/prefix\n"
+        "    endpointurl = http://127.0.0.1:9000\n    region = eu-west-1\n    jobs = 4\n"
+    )
+    (dvc_dir / "config.local").write_text(
+        "['remote \"team\"']\n    access_key_id = AKIDLOCAL\n    secret_access_key = s3cr3t\n"
+        "    read_timeout = 30\n    ssl_verify = false\n"
+    )
+    remote = find_remote(dvc_dir)
+    assert remote is not None
+    assert (remote.name, remote.url) == ("team", "s3://bucket/some/prefix")
+    assert remote.s3 == S3Access(
+        endpoint_url="http://127.0.0.1:9000",
+        region="eu-west-1",
+        access_key_id="AKIDLOCAL",
+        secret_access_key="s3cr3t",
+        read_timeout=30.0,
+        verify=False,
+    )
+    assert "s3cr3t" not in repr(remote) and "AKIDLOCAL" not in repr(remote)
+
+
+def test_levels_and_relative_paths_resolve_from_their_own_file(dvc_dir: Path) -> None:
+    glob = dvc_dir.parent.parent / "global"
+    glob.mkdir()
+    (glob / "config").write_text(
+        "[core]\n    remote = shared\n['remote \"shared\"']\n    url = ../shared-store\n"
+        "[cache]\n    dir = machine-cache\n"
+    )
+    remote = find_remote(dvc_dir)
+    assert remote is not None and remote.url == str(dvc_dir.parent.parent / "shared-store")
+    assert cache_dir(dvc_dir) == glob / "machine-cache"
+    (dvc_dir / "config").write_text(
+        "[core]\n    remote = mine\n['remote \"mine\"']\n    url = ../../store\n"
+    )
+    remote = find_remote(dvc_dir)
+    assert remote is not None and remote.url == str(dvc_dir.parent.parent / "store")
+    assert find_remote(dvc_dir, "shared") is not None  # the global one is still there by name
+
+
+def test_names_with_spaces_and_quoted_values(dvc_dir: Path) -> None:
+    (dvc_dir / "config").write_text('[\'remote "my store"\']\n    url = "/data/with space"\n')
+    remote = find_remote(dvc_dir, "my store")
+    assert remote is not None and remote.url == "/data/with space"
+
+
+def test_no_default_remote_is_none_and_wrong_names_are_explained(dvc_dir: Path) -> None:
+    assert find_remote(dvc_dir) is None
+    (dvc_dir / "config").write_text(
+        "[core]\n    remote = gone\n['remote \"here\"']\n    url = /x\n"
+    )
+    with pytest.raises(ConfigError, match=r"default remote 'gone' \(.*config\) is not defined"):
+        find_remote(dvc_dir)
+    with pytest.raises(ConfigError, match=r"no DVC remote named 'nope' \(defined: here\)"):
+        find_remote(dvc_dir, "nope")
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ("url = gs://b/p", r"gs://b/p: executor stores are S3 \(s3://\) or folders"),
+        ("url = s3://b/p\n    sse = aws:kms", r"sets sse .* which executor does not apply"),
+        ("url = s3://b/p\n    acl = public-read", r"sets acl"),
+        ("url = s3://b/p\n    version_aware = true", r"sets version_aware = true"),
+        ("url = /x\n    endpointurl = http://h", r"sets endpointurl"),  # S3 options only on S3
+        ("url = s3://b/p\n    read_timeout = soon", r"read_timeout = 'soon' .* seconds above 0"),
+        ("url = s3://b/p\n    use_ssl = maybe", r"use_ssl = 'maybe' .* is not true or false"),
+        ("endpointurl = http://h", r"has no url"),
+    ],
+)
+def test_options_executor_cannot_honour_are_refused(
+    dvc_dir: Path, lines: str, message: str
+) -> None:
+    (dvc_dir / "config").write_text(f"['remote \"r\"']\n    {lines}\n")
+    with pytest.raises(ConfigError, match=message):
+        find_remote(dvc_dir, "r")
+
+
+def test_options_without_effect_here_are_accepted(dvc_dir: Path) -> None:
+    (dvc_dir / "config").write_text(
+        "['remote \"r\"']\n    url = s3://b/p\n    version_aware = false\n    verify = true\n"
+        "    checksum_jobs = 2\n    listobjects = true\n    ssl_verify = /etc/ca.pem\n"
+        "    profile = team\n    credentialpath = creds\n"
+    )
+    remote = find_remote(dvc_dir, "r")
+    assert remote is not None
+    assert remote.s3.verify == "/etc/ca.pem" and remote.s3.profile == "team"
+    assert remote.s3.credentials_file == str(dvc_dir / "creds")
