@@ -41,6 +41,14 @@ class Report:
     checked_out: int = 0  # files written into the workspace (pull)
     failed: dict[str, str] = field(default_factory=dict)  # object -> why
 
+    def add(self, other: Report) -> None:
+        """Count another push's or pull's work in this one."""
+        self.moved += other.moved
+        self.present += other.present
+        self.runs += other.runs
+        self.checked_out += other.checked_out
+        self.failed.update(other.failed)
+
 
 def push(
     cache: LocalStore,

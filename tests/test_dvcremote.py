@@ -4,13 +4,17 @@ executor applies, ignores or refuses."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from executor.dvcconfig import cache_dir
 from executor.dvcremote import find_remote
 from executor.errors import ConfigError
+from executor.settings import Settings
+from executor.store.routes import routes
 from executor.store.s3access import S3Access
+from executor.store.tracked import Tracked
 
 
 @pytest.fixture()
@@ -111,3 +115,37 @@ def test_options_without_effect_here_are_accepted(dvc_dir: Path) -> None:
     assert remote is not None
     assert remote.s3.verify == "/etc/ca.pem" and remote.s3.profile == "team"
     assert remote.s3.credentials_file == str(dvc_dir / "creds")
+
+
+def _routes(
+    dvc_dir: Path, outputs: list[Tracked], **given: Any
+) -> list[tuple[str, list[str], bool]]:
+    root = dvc_dir.parent
+    found = routes("push", outputs, Settings(), root, root, **given)
+    return [(r.name, [o.path for o in r.outputs], r.run_cache) for r in found]
+
+
+def test_routes_follow_each_output_s_remote_then_the_default(dvc_dir: Path) -> None:
+    outs = [Tracked("a", "1" * 32), Tracked("b", "2" * 32, remote="other")]
+    (dvc_dir / "config").write_text(
+        "[core]\n    remote = main\n['remote \"main\"']\n    url = /m\n"
+        "['remote \"other\"']\n    url = /o\n"
+    )
+    assert _routes(dvc_dir, outs, run_cache=True) == [
+        ("main", ["a"], True),
+        ("other", ["b"], False),
+    ]
+    assert _routes(dvc_dir, outs, remote="main") == [("main", ["a"], False)]  # b: DVC skips it
+    assert _routes(dvc_dir, outs, store_url="/s") == [("/s", ["a", "b"], False)]
+    outs.append(Tracked("c", "3" * 32, file="c.dvc", remote="gone"))
+    with pytest.raises(ConfigError, match=r"output 'c' \(c.dvc\): no DVC remote named 'gone'"):
+        _routes(dvc_dir, outs)
+
+
+def test_outputs_with_nowhere_to_go_are_named(dvc_dir: Path) -> None:
+    (dvc_dir / "config").write_text("['remote \"other\"']\n    url = /o\n")
+    assert _routes(dvc_dir, [Tracked("b", "2" * 32, remote="other")]) == [("other", ["b"], False)]
+    with pytest.raises(ConfigError, match=r"no store to push 'a' to: pass --store URL or -r"):
+        _routes(dvc_dir, [Tracked("a", "1" * 32)])
+    with pytest.raises(ConfigError, match=r"no store to push: pass --store URL"):
+        _routes(dvc_dir, [])

@@ -206,3 +206,58 @@ def test_remote_by_name_and_a_relative_folder_remote_as_dvc_resolves_it(
         origin, "pull", "-r", "nope", code=2
     )
     assert "not both" in _executor(origin, "push", "-r", "backup", "--store", "x", code=2)
+
+
+ROUTED_YAML = """\
+stages:
+  make:
+    cmd: mkdir -p out && echo kept > out/kept.txt && echo elsewhere > out/away.txt
+    outs:
+    - out/kept.txt
+    - out/away.txt:
+        remote: other
+"""
+
+
+def _objects(folder: Path) -> set[str]:
+    return {p.name for p in folder.rglob("*") if p.is_file()} if folder.exists() else set()
+
+
+def test_an_output_with_its_own_remote_goes_there_as_with_dvc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`remote:` on an output (dvc.yaml) or in a .dvc file routes it; -r skips outputs that
+    name another remote, as DVC does. dvc pull then finds every object where it looks."""
+    monkeypatch.delenv("EXECUTOR_STORE", raising=False)
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "dvc.yaml").write_text(ROUTED_YAML)
+    (root / "raw.txt").write_text("raw data\n")
+    run(root, "git", "init", "-q", "-b", "main")
+    run(root, "dvc", "init", "-q")
+    run(root, "dvc", "config", "core.analytics", "false")
+    run(root, "dvc", "remote", "add", "-d", "main", str(tmp_path / "main"))
+    run(root, "dvc", "remote", "add", "other", str(tmp_path / "other"))
+    run(root, "dvc", "repro", "-q")
+    run(root, "dvc", "add", "-q", "raw.txt")
+    dvcfile = root / "raw.txt.dvc"
+    dvcfile.write_text(dvcfile.read_text().replace("  path: raw.txt\n", "  path: raw.txt\n  remote: other\n"))
+    assert "remote: other" in dvcfile.read_text()
+
+    assert "1 objects pushed" in _executor(root, "push", "-r", "main")  # only out/kept.txt
+    assert len(_objects(tmp_path / "main")) == 1 and not _objects(tmp_path / "other")
+    assert "2 objects pushed" in _executor(root, "push")  # the rest, to `other`
+    assert len(_objects(tmp_path / "main")) == 1 and len(_objects(tmp_path / "other")) == 2
+
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-q", "-m", "routed")
+    clone = tmp_path / "clone"
+    run(tmp_path, "git", "clone", "-q", str(root), str(clone))
+    run(clone, "dvc", "pull", "-q")
+    for rel in ("out/kept.txt", "out/away.txt", "raw.txt"):
+        assert (clone / rel).read_bytes() == (root / rel).read_bytes(), rel
+    ours = tmp_path / "ours"
+    run(tmp_path, "git", "clone", "-q", str(root), str(ours))
+    assert "3 objects fetched, 3 files checked out" in _executor(ours, "pull")
+    for rel in ("out/kept.txt", "out/away.txt", "raw.txt"):
+        assert (ours / rel).read_bytes() == (root / rel).read_bytes(), rel

@@ -14,8 +14,6 @@ import click
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-    from executor.settings import Settings
-    from executor.store.base import ObjectStore
     from executor.transfer import Report
 
 
@@ -70,13 +68,17 @@ def _transfer(
     run_cache: bool,
     jobs: int | None,
 ) -> Report:
+    """Move the targets' outputs along each route (store) they take; the reports summed.
+    A route whose objects did not all move does not stop the next one."""
     import dataclasses
     from contextlib import closing
 
     from executor import transfer
     from executor.settings import settings_for
     from executor.store.checkout import hashes_of
+    from executor.store.errors import TransferIncomplete
     from executor.store.hints import DirHints
+    from executor.store.routes import routes
     from executor.store.tracked import tracked_outputs
     from executor.workspace import Workspace, find_root
 
@@ -87,30 +89,56 @@ def _transfer(
         settings = dataclasses.replace(settings, transfer_workers=jobs)
     outputs = tracked_outputs(root, targets, cwd)
     workers = settings.transfer_workers
-    store = _open(action, where, settings, root, cwd)
-    hints = DirHints.for_store(root, store.url)
-    with closing(store), Workspace(root, settings, cwd) as ws, _Bars() as bars:
-        if action == "push":
-            return transfer.push(
-                ws.store,
-                store,
-                outputs,
-                run_cache=run_cache,
-                jobs=workers,
-                progress=bars,
-                hints=hints,
-            )
-        return transfer.pull(
-            ws.store,
-            store,
-            root,
-            outputs,
-            run_cache=run_cache,
-            jobs=workers,
-            progress=bars,
-            hash_many=hashes_of(ws.hasher),
-            hints=hints,
-        )
+    chosen = routes(
+        action,
+        outputs,
+        settings,
+        root,
+        cwd,
+        store_url=where.store_url,
+        remote=where.remote,
+        run_cache=run_cache,
+    )
+    total = transfer.Report()
+    incomplete: list[TransferIncomplete] = []
+    with Workspace(root, settings, cwd) as ws, _Bars() as bars:
+        for route in chosen:
+            store = route.open()
+            hints = DirHints.for_store(root, store.url)
+            try:
+                with closing(store):
+                    if action == "push":
+                        report = transfer.push(
+                            ws.store,
+                            store,
+                            route.outputs,
+                            run_cache=route.run_cache,
+                            jobs=workers,
+                            progress=bars,
+                            hints=hints,
+                        )
+                    else:
+                        report = transfer.pull(
+                            ws.store,
+                            store,
+                            root,
+                            route.outputs,
+                            run_cache=route.run_cache,
+                            jobs=workers,
+                            progress=bars,
+                            hash_many=hashes_of(ws.hasher),
+                            hints=hints,
+                        )
+            except TransferIncomplete as exc:
+                incomplete.append(exc)
+                continue
+            total.add(report)
+    if len(incomplete) == 1:
+        raise incomplete[0]
+    if incomplete:
+        failed = {oid: why for exc in incomplete for oid, why in exc.failed.items()}
+        raise TransferIncomplete(f"{action} ({', '.join(r.name for r in chosen)})", failed)
+    return total
 
 
 @dataclass(frozen=True)
@@ -119,26 +147,6 @@ class _Where:
 
     store_url: str | None = None
     remote: str | None = None
-
-
-def _open(action: str, where: _Where, settings: Settings, root: Path, cwd: Path) -> ObjectStore:
-    """The store: --store, else the DVC remote -r names, else EXECUTOR_STORE (or the config
-    file's `store`), else the repository's default DVC remote (`dvc remote add -d`)."""
-    from executor.dvcremote import find_remote
-    from executor.errors import ConfigError
-    from executor.store.open import open_store
-
-    if where.store_url:
-        return open_store(where.store_url, settings, base=cwd)
-    if where.remote is None and settings.store:
-        return open_store(settings.store, settings, base=root)
-    remote = find_remote(root / ".dvc", where.remote)
-    if remote is None:
-        raise ConfigError(
-            f"no store to {action}: pass --store URL or -r REMOTE, set EXECUTOR_STORE, or "
-            "give the repository a default DVC remote (dvc remote add -d NAME URL)"
-        )
-    return open_store(remote.url, settings, base=root, access=remote.s3)
 
 
 def _main(

@@ -28,6 +28,7 @@ class Tracked:
     push: bool = True  # False for `cache: false` and `push: false` outs, which DVC leaves out
     file: str = ""  # the dvc.lock or .dvc file recording it, repo-relative
     stage: str = ""  # the stage name within a dvc.lock
+    remote: str = ""  # the DVC remote its `remote:` field names ("": the default one)
 
     @property
     def is_dir(self) -> bool:
@@ -88,7 +89,7 @@ def _read_lock(root: Path, lockfile: str) -> list[Tracked]:
             flag = flags.get(path, {})
             push = bool(flag.get("cache", True)) and bool(flag.get("push", True))
             full = _join(base, wdir, path)
-            found += _item(item, full, lockfile, str(name), push)
+            found += _item(item, full, lockfile, str(name), push, flag.get("remote"))
     return found
 
 
@@ -100,11 +101,13 @@ def _read_dvcfile(root: Path, dvcfile: str) -> list[Tracked]:
     for item in data.get("outs") or []:
         push = bool(item.get("cache", True)) and bool(item.get("push", True))
         full = _join(posixpath.dirname(dvcfile), ".", str(item["path"]))
-        found += _item(item, full, dvcfile, "", push)
+        found += _item(item, full, dvcfile, "", push, item.get("remote"))
     return found
 
 
-def _item(item: Mapping[str, Any], path: str, file: str, stage: str, push: bool) -> list[Tracked]:
+def _item(
+    item: Mapping[str, Any], path: str, file: str, stage: str, push: bool, remote: Any
+) -> list[Tracked]:
     if "md5" not in item:
         return []
     if item.get("hash") != "md5":
@@ -112,7 +115,7 @@ def _item(item: Mapping[str, Any], path: str, file: str, stage: str, push: bool)
         log.warning("%s: '%s' has a DVC 2.x hash; skipped (run `dvc push` for it)", file, path)
         return []
     isexec = bool(item.get("isexec", False))
-    return [Tracked(path, str(item["md5"]), isexec, push, file, stage)]
+    return [Tracked(path, str(item["md5"]), isexec, push, file, stage, str(remote or ""))]
 
 
 def _stage_defs(root: Path, dvcfile: str) -> dict[str, Mapping[str, Any]]:
