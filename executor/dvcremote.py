@@ -3,10 +3,11 @@ repository that `dvc push`es somewhere go to the same place with no flag, and `-
 picks another, as with DVC.
 
 An S3 remote's connection options (endpoint, region, profile, keys, TLS, timeouts) carry
-over. Options that change what is written or where (server-side encryption, ACLs and grants,
-version-aware or worktree layouts, anonymous access) are refused with a message rather
-than ignored: an object uploaded without the encryption the remote asks for is worse than
-no upload.
+over, and so do its write options (server-side encryption with AES256 or KMS, a canned ACL
+or grants), on every object and run-cache entry. Options executor cannot honour (keys the
+customer provides for each read, version-aware or worktree layouts, anonymous access) are
+refused with a message rather than ignored: an object uploaded without the encryption the
+remote asks for is worse than no upload.
 """
 
 from __future__ import annotations
@@ -30,7 +31,19 @@ S3_FIELDS = {
     "credentialpath": "credentials_file",
     "configpath": "config_file",
 }
-S3_OPTIONS = frozenset(S3_FIELDS) | {"ssl_verify", "use_ssl", "read_timeout", "connect_timeout"}
+GRANTS = {
+    "grant_read": "GrantRead",
+    "grant_read_acp": "GrantReadACP",
+    "grant_write_acp": "GrantWriteACP",
+    "grant_full_control": "GrantFullControl",
+}
+WRITE_FIELDS = {"sse": "sse", "sse_kms_key_id": "sse_kms_key_id", "acl": "acl"}
+S3_OPTIONS = (
+    frozenset(S3_FIELDS)
+    | frozenset(GRANTS)
+    | frozenset(WRITE_FIELDS)
+    | {"ssl_verify", "use_ssl", "read_timeout", "connect_timeout"}
+)
 PATH_FIELDS = frozenset({"credentialpath", "configpath"})
 # Without effect on what executor stores or how it connects: DVC's own job counts, its
 # optional re-check of downloads (executor always checks), retired options.
@@ -95,6 +108,13 @@ def _remote(name: str, options: dict[str, Value]) -> DvcRemote:
         for key, value in options.items()
         if key in S3_FIELDS
     }
+    writes = {WRITE_FIELDS[k]: v.text for k, v in options.items() if k in WRITE_FIELDS}
+    grants = tuple((GRANTS[k], v.text) for k, v in sorted(options.items()) if k in GRANTS)
+    if grants and "acl" in options:
+        raise ConfigError(
+            f"DVC remote '{name}' sets both acl and grant_* ({options['acl'].file}); "
+            "S3 takes one or the other, as DVC says"
+        )
     return DvcRemote(
         name,
         url,
@@ -104,6 +124,8 @@ def _remote(name: str, options: dict[str, Value]) -> DvcRemote:
             use_ssl=_flag(name, options, "use_ssl", default=True),
             connect_timeout=_seconds(name, options, "connect_timeout"),
             read_timeout=_seconds(name, options, "read_timeout"),
+            **writes,
+            grants=grants,
         ),
     )
 

@@ -88,8 +88,8 @@ def test_no_default_remote_is_none_and_wrong_names_are_explained(dvc_dir: Path) 
     ("lines", "message"),
     [
         ("url = gs://b/p", r"gs://b/p: executor stores are S3 \(s3://\) or folders"),
-        ("url = s3://b/p\n    sse = aws:kms", r"sets sse .* which executor does not apply"),
-        ("url = s3://b/p\n    acl = public-read", r"sets acl"),
+        ("url = s3://b/p\n    sse_customer_key = k", r"sets sse_customer_key .* does not apply"),
+        ("url = s3://b/p\n    acl = private\n    grant_read = id=1", r"both acl and grant_"),
         ("url = s3://b/p\n    version_aware = true", r"sets version_aware = true"),
         ("url = /x\n    endpointurl = http://h", r"sets endpointurl"),  # S3 options only on S3
         ("url = s3://b/p\n    read_timeout = soon", r"read_timeout = 'soon' .* seconds above 0"),
@@ -105,14 +105,20 @@ def test_options_executor_cannot_honour_are_refused(
         find_remote(dvc_dir, "r")
 
 
-def test_options_without_effect_here_are_accepted(dvc_dir: Path) -> None:
+def test_options_executor_applies_or_that_have_no_effect_here_are_accepted(dvc_dir: Path) -> None:
     (dvc_dir / "config").write_text(
         "['remote \"r\"']\n    url = s3://b/p\n    version_aware = false\n    verify = true\n"
         "    checksum_jobs = 2\n    listobjects = true\n    ssl_verify = /etc/ca.pem\n"
-        "    profile = team\n    credentialpath = creds\n"
+        "    profile = team\n    credentialpath = creds\n    sse = aws:kms\n"
+        "    sse_kms_key_id = alias/team\n    grant_read = id=abc\n"
     )
     remote = find_remote(dvc_dir, "r")
     assert remote is not None
+    assert remote.s3.write_args() == {
+        "ServerSideEncryption": "aws:kms",
+        "SSEKMSKeyId": "alias/team",
+        "GrantRead": "id=abc",
+    }
     assert remote.s3.verify == "/etc/ca.pem" and remote.s3.profile == "team"
     assert remote.s3.credentials_file == str(dvc_dir / "creds")
 

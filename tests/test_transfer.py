@@ -302,3 +302,33 @@ def test_cli_without_a_store_says_how_to_name_one(
     result = CliRunner().invoke(push_command, [])
     assert result.exit_code == 2
     assert "pass --store URL or -r REMOTE, set EXECUTOR_STORE, or give the repository" in result.output
+
+
+def test_a_dvc_remote_s_encryption_and_acl_apply_to_every_write(
+    tmp_path: Path, s3_bucket: Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sse and acl from the DVC remote reach single PUTs, multipart uploads and run-cache
+    entries alike (the server reports them back)."""
+    root = tmp_path / "repo"
+    build_repo(root, {"out/big.bin": os.urandom(9 * 2**20), "out/small.txt": b"small\n"})
+    LocalStore(root / ".dvc/cache").write_run("ab" * 32, "cd" * 32, b"outs: []\n")
+    (root / ".dvc/config").write_text(
+        "[core]\n    remote = vault\n"
+        f"['remote \"vault\"']\n    url = {s3_bucket.url('enc')}\n"
+        f"    endpointurl = {s3_bucket.endpoint}\n    sse = AES256\n"
+        "    acl = bucket-owner-full-control\n"
+    )
+    monkeypatch.delenv("EXECUTOR_STORE", raising=False)
+    monkeypatch.delenv("EXECUTOR_S3_ENDPOINT_URL", raising=False)
+    monkeypatch.chdir(root)
+    result = CliRunner().invoke(push_command, ["--run-cache"])
+    assert result.exit_code == 0, result.output
+    keys = s3_bucket.keys("enc/")
+    assert len([k for k in keys if "/files/md5/" in k]) == 2
+    assert any("/runs/" in k for k in keys)
+    for key in keys:
+        head = s3_bucket.client.head_object(Bucket=s3_bucket.name, Key=key)
+        assert head.get("ServerSideEncryption") == "AES256", key
+    big = object_key(hashlib.md5((root / "out/big.bin").read_bytes()).hexdigest())
+    grants = s3_bucket.client.get_object_acl(Bucket=s3_bucket.name, Key=f"enc/{big}")["Grants"]
+    assert grants  # the canned ACL was accepted with the multipart upload

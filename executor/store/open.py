@@ -61,4 +61,5 @@ def _open_s3(
         bucket,
         path,
         workers=workers,
+        write_args=how.write_args(),
     )

@@ -7,7 +7,7 @@ import base64
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from functools import partial
@@ -50,6 +50,7 @@ class S3Store:
         workers: int = 16,
         part_size: int = PART_SIZE,
         stream_rate: float = STREAM_RATE,
+        write_args: Mapping[str, str] | None = None,
     ) -> None:
         # A factory defers boto3 (a third of a second to import and set up) until a request
         # is needed: a pull with everything already local makes none.
@@ -62,6 +63,7 @@ class S3Store:
         self.workers = max(1, workers)
         self.part_size = part_size
         self.stream_rate = stream_rate
+        self.write_args = dict(write_args or {})  # encryption, ACL: on every write
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="s3-store")
         self._parts = PartRunner(self._pool, self.workers)
 
@@ -122,7 +124,16 @@ class S3Store:
                 return
             part = part_size_for(size, self.part_size)
             key = self._key(object_key(md5))
-            upload_large(self.client, self.bucket, key, src, _name(md5), part, self._parts)
+            upload_large(
+                self.client,
+                self.bucket,
+                key,
+                src,
+                _name(md5),
+                part,
+                self._parts,
+                self.write_args,
+            )
 
     def put_bytes(self, md5: str, data: bytes, *, check: bool = True) -> None:
         if check and self.exists(md5):
@@ -141,7 +152,11 @@ class S3Store:
         if content_md5 is None:
             content_md5 = base64.b64encode(hashlib.md5(data).digest())
         self.client.put_object(
-            Bucket=self.bucket, Key=key, Body=data, ContentMD5=content_md5.decode()
+            Bucket=self.bucket,
+            Key=key,
+            Body=data,
+            ContentMD5=content_md5.decode(),
+            **self.write_args,  # type: ignore[arg-type]
         )
 
     def get_file(self, md5: str, dest: Path, *, mode: int = 0o644) -> None:

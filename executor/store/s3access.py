@@ -23,3 +23,21 @@ class S3Access:
     use_ssl: bool = True
     connect_timeout: float | None = None
     read_timeout: float | None = None
+    # Applied to every object and entry written, as DVC applies them: server-side encryption
+    # ("AES256" or "aws:kms", with an optional KMS key), a canned ACL or explicit grants.
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+    acl: str | None = None
+    grants: tuple[tuple[str, str], ...] = ()  # (GrantRead etc., grantee list)
+
+    def write_args(self) -> dict[str, str]:
+        """The extra parameters of PutObject and CreateMultipartUpload."""
+        args = dict(self.grants)
+        for name, value in (
+            ("ServerSideEncryption", self.sse),
+            ("SSEKMSKeyId", self.sse_kms_key_id),
+            ("ACL", self.acl),
+        ):
+            if value:
+                args[name] = value
+        return args

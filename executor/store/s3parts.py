@@ -13,7 +13,7 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from functools import partial
@@ -124,7 +124,14 @@ def part_size_for(size: int, part_size: int) -> int:
 
 
 def upload_large(
-    client: S3Client, bucket: str, key: str, src: Path, md5: str, part: int, runner: PartRunner
+    client: S3Client,
+    bucket: str,
+    key: str,
+    src: Path,
+    md5: str,
+    part: int,
+    runner: PartRunner,
+    write_args: Mapping[str, str] | None = None,
 ) -> None:
     """Upload `src` in parts; complete only if the bytes sent hash to `md5`, else abort.
 
@@ -132,7 +139,12 @@ def upload_large(
     they are read. A part's buffer counts against the store's limit until it is both sent
     and hashed, so memory stays bounded even where the network outruns md5."""
     # CRC32 per part, declared up front as boto3's own transfers do (the parts carry it).
-    created = client.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32")
+    created = client.create_multipart_upload(
+        Bucket=bucket,
+        Key=key,
+        ChecksumAlgorithm="CRC32",
+        **(write_args or {}),  # type: ignore[arg-type]
+    )
     upload_id = created["UploadId"]
     digest = hashlib.md5()
     try:
