@@ -4,7 +4,8 @@ DVC's config is configobj INI: `[section]` or `['remote "name"']` headers and in
 `key = value` lines. Levels, later ones winning: system, global (both per machine, moved by
 DVC_SYSTEM_CONFIG_DIR / DVC_GLOBAL_CONFIG_DIR), the repository's `.dvc/config` and its
 untracked `.dvc/config.local`. Read here: `cache.dir`, which moves the cache `dvc` and
-`executor` share, and the remotes (`executor.dvcremote`). A relative path in a config file
+`executor` share, `cache.type` (how checkouts link to it) and the remotes
+(`executor.dvcremote`). A relative path in a config file
 is relative to that file's folder, as DVC resolves it.
 """
 
@@ -120,3 +121,13 @@ def cache_dir(dvc_dir: Path) -> Path:
     if configured is None or not configured.text:
         return dvc_dir / "cache"
     return Path(configured.path())
+
+
+def cache_types(dvc_dir: Path) -> tuple[str, ...]:
+    """`cache.type`: the link types checkouts try, in order (DVC's default reflink,copy)."""
+    from executor.store.links import DEFAULT_TYPES, parse_types
+
+    configured = merged(dvc_dir).get("cache", {}).get("type")
+    if configured is None or not configured.text:
+        return DEFAULT_TYPES
+    return parse_types(configured.text, str(configured.file))

@@ -1,10 +1,11 @@
-"""Stage outputs in a workspace: remove before a run, hash and store after, check out on a hit."""
+"""Stage outputs in a workspace: remove (or unprotect) before a run, hash and store after,
+check out on a hit."""
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from executor.jobspec import OutRequest
 from executor.lockentry import lock_item
 from executor.store.base import ObjectStore
 from executor.store.checkout import checkout
+from executor.store.links import unprotect
 from executor.store.local import LocalStore
 from executor.store.tracked import Tracked
 
@@ -27,6 +29,15 @@ def remove_output(root: Path, rel: str) -> None:
         path.unlink()
     elif path.is_dir():
         shutil.rmtree(path)
+
+
+def unprotect_output(root: Path, rel: str) -> None:
+    """Before a `persist` output's stage runs: files linked to cache objects (cache.type
+    hardlink or symlink, by executor or DVC) become copies of their own, so the command
+    changes them and never an object, as DVC unprotects them."""
+    path = inside(root, rel)
+    if os.path.lexists(path):
+        unprotect(path)
 
 
 def commit_output(store: ObjectStore, hasher: Hasher, path: Path) -> HashInfo:
@@ -76,16 +87,28 @@ def store_outputs(
             _materialise(links)
         # The container has exited: remember these md5s, so the next run reads nothing.
         with hasher.settled():
-            items.append(lock_item(out.path, _hash_or_commit(out, path, store, hasher, commit)))
+            info = _hash_or_commit(workspace, out, path, store, hasher, commit)
+            items.append(lock_item(out.path, info))
     return items
 
 
 def _hash_or_commit(
-    out: OutRequest, path: Path, store: ObjectStore, hasher: Hasher, commit: bool
+    root: Path, out: OutRequest, path: Path, store: ObjectStore, hasher: Hasher, commit: bool
 ) -> HashInfo:
-    if out.committed and commit:
-        return commit_output(store, hasher, path)
-    return hasher.hash_path(path)
+    if not (out.committed and commit):
+        return hasher.hash_path(path)
+    info = commit_output(store, hasher, path)
+    if isinstance(store, LocalStore) and store.links.links_objects and not out.persist:
+        # DVC's commit links the workspace files to their new objects (cache.type hardlink
+        # or symlink): no second copy of the data. Persist outputs stay copies: the next
+        # run changes them in place.
+        tracked = Tracked(out.repo_path, info.md5, info.isexec)
+        checkout(store, root, tracked, _hashes(hasher), hasher.remember, relink=True)
+    return info
+
+
+def _hashes(hasher: Hasher) -> Callable[[list[Path]], list[str]]:
+    return lambda paths: [info.md5 for info in hasher.hash_many(paths)]
 
 
 def _links_checked(root: Path, path: Path, stage: str, out: str) -> list[Path]:
@@ -130,10 +153,4 @@ def checkout_output(
     """Recreate an output from the local cache as its lock item describes it (files already
     right are left alone), telling the hasher what it wrote so no later run reads it."""
     out = Tracked(path=rel, md5=str(item["md5"]), isexec=bool(item.get("isexec", False)))
-    checkout(
-        store,
-        root,
-        out,
-        lambda paths: [info.md5 for info in hasher.hash_many(paths)],
-        hasher.remember,
-    )
+    checkout(store, root, out, _hashes(hasher), hasher.remember)

@@ -9,12 +9,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
-from executor.dvcconfig import cache_dir
+from executor.dvcconfig import cache_dir, cache_types
 from executor.errors import UserError, WorkspaceError
 from executor.gitignore import add_entries
 from executor.hashing import Hasher
 from executor.pipeline.model import Stage
 from executor.settings import Settings
+from executor.store.links import Links
 from executor.store.local import LocalStore
 
 DVC_GITIGNORE = "/config.local\n/tmp\n/cache\n"
@@ -57,6 +58,12 @@ def _flock(path: Path, busy: str) -> int:
     return fd
 
 
+def _links(root: Path, cache: Path, dvc_dir: Path) -> Links:
+    real_root, real_cache = os.path.realpath(root), os.path.realpath(cache)
+    within = real_cache.startswith(real_root + os.sep)
+    return Links(cache_types(dvc_dir), symlinks=within)
+
+
 class Workspace:
     """A repository opened for one command; holds its exclusive lock while open."""
 
@@ -67,7 +74,7 @@ class Workspace:
         self.dvc_dir = root / ".dvc"
         self.cache_dir = cache_dir(self.dvc_dir)
         self.tmp_dir = self.dvc_dir / "tmp" / "executor"
-        self.store = LocalStore(self.cache_dir)
+        self.store = LocalStore(self.cache_dir, _links(root, self.cache_dir, self.dvc_dir))
         self.hasher = Hasher(self.tmp_dir / "state.sqlite", root=root)
         self._lock_fds: list[int] = []
 

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from executor.errors import ConfigError, WorkspaceError
 from executor.hashing import DirEntry, Hasher, manifest_bytes
 from executor.store import base
+from executor.store import links as links_module
 from executor.store.base import copy_new
 from executor.store.checkout import checkout, hashes_of
+from executor.store.links import Links, parse_types, unprotect
 from executor.store.local import LocalStore
 from executor.store.tracked import Tracked
 
@@ -153,3 +156,74 @@ def test_a_copy_that_fails_midway_raises(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(os, "copy_file_range", full_after_one)
     with pytest.raises(OSError, match="No space left"):
         copy_new(str(src), str(tmp_path / "dest"), 0o644)
+
+
+def _obj(tmp_path: Path, data: bytes) -> str:
+    cache = LocalStore(tmp_path / "cache")
+    md5 = hashlib.md5(data).hexdigest()
+    cache.put_bytes(md5, data)
+    return cache.object_str(md5)
+
+
+def test_link_types_fall_back_in_order_and_a_failed_one_is_not_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = _obj(tmp_path, b"content\n")
+    links = Links(("reflink", "hardlink", "copy"))
+    tried: list[str] = []
+    real_link = os.link
+
+    def cross_device(a: str, b: str) -> None:
+        tried.append(b)
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(links_module, "MAKERS", {**links_module.MAKERS, "reflink": _refused})
+    monkeypatch.setattr(os, "link", cross_device)
+    for name in ("a", "b"):
+        links.place(src, str(tmp_path / name), 0o644, isexec=False)
+        assert (tmp_path / name).read_bytes() == b"content\n"
+        assert (tmp_path / name).stat().st_nlink == 1  # a copy
+    assert len(tried) == 1  # hardlink failed once, then was skipped
+    monkeypatch.setattr(os, "link", real_link)
+    hard = Links(("hardlink", "copy"))
+    hard.place(src, str(tmp_path / "c"), 0o644, isexec=True)
+    assert (tmp_path / "c").stat().st_ino == os.stat(src).st_ino
+    assert os.stat(src).st_mode & stat.S_IEXEC  # DVC's set_exec, on the shared object
+    assert hard.is_linked(str(tmp_path / "c"), src) and not hard.is_linked(str(tmp_path / "a"), src)
+
+
+def _refused(src: str, tmp: str, mode: int) -> None:
+    raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+
+def test_symlinks_are_left_out_when_the_cache_is_outside_and_nothing_left_is_an_error(
+    tmp_path: Path,
+) -> None:
+    src = _obj(tmp_path, b"x\n")
+    with pytest.raises(WorkspaceError, match=r"none of the cache link types symlink works for"):
+        Links(("symlink",), symlinks=False).place(src, str(tmp_path / "a"), 0o644, False)
+    assert not list(tmp_path.glob("a*"))
+    Links(("symlink", "copy"), symlinks=False).place(src, str(tmp_path / "b"), 0o644, False)
+    assert not (tmp_path / "b").is_symlink()
+
+
+def test_cache_type_must_name_known_link_types(tmp_path: Path) -> None:
+    assert parse_types(" hardlink, symlink ,copy", "c") == ("hardlink", "symlink", "copy")
+    with pytest.raises(ConfigError, match=r"cache.type 'hardlinks' is not a list of reflink"):
+        parse_types("hardlinks", "c")
+
+
+def test_unprotect_turns_links_into_writable_copies_and_leaves_the_object(tmp_path: Path) -> None:
+    src = _obj(tmp_path, b"keep me\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    os.link(src, out / "hard")
+    os.symlink(src, out / "soft")
+    (out / "own").write_bytes(b"mine\n")
+    unprotect(out)
+    for name in ("hard", "soft"):
+        path = out / name
+        assert not path.is_symlink() and path.stat().st_nlink == 1
+        assert path.stat().st_mode & stat.S_IWUSR
+        path.write_bytes(b"changed\n")
+    assert Path(src).read_bytes() == b"keep me\n"

@@ -26,7 +26,7 @@ from executor.errors import (
 from executor.hashing import Hasher
 from executor.jobspec import JobResult, JobSpec
 from executor.lockentry import build_entry, lock_item
-from executor.outputs import remove_output, store_outputs
+from executor.outputs import remove_output, store_outputs, unprotect_output
 from executor.runcache import RunCache
 from executor.store.base import ObjectStore
 from worker.sandbox import (
@@ -136,7 +136,9 @@ def execute(
     """
     try:
         for out in spec.outs:
-            if not out.persist:
+            if out.persist:
+                unprotect_output(workspace, out.repo_path)
+            else:
                 remove_output(workspace, out.repo_path)
     except BaseException:
         if prepared is not None:

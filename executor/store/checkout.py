@@ -3,7 +3,6 @@ its default link type (copy): files already right are left alone, the rest repla
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import stat
@@ -13,7 +12,6 @@ from pathlib import Path
 from executor.confine import inside
 from executor.errors import WorkspaceError
 from executor.hashing import Hasher, parse_manifest
-from executor.store.base import copy_new
 from executor.store.errors import ObjectMissing
 from executor.store.local import LocalStore
 from executor.store.tracked import Tracked
@@ -40,13 +38,18 @@ def checkout(
     out: Tracked,
     hash_many: HashMany,
     remember: Callable[[list[tuple[Path, str]]], None] | None = None,
+    *,
+    relink: bool = False,
 ) -> int:
     """Make the output in `root` match its cached objects; the number of files written.
 
     `remember([(path, md5), ...])` is told of the files written (a hash cache need not read
-    them)."""
+    them). `relink`: the content is known to be right (just committed); files that are not
+    yet links to their objects are made so, where the cache's link types link."""
     dest = inside(root, out.path)
-    if out.is_dir and _unchanged_dir(dest, out.md5, hash_many):
+    if relink and not cache.links.links_objects:
+        return 0
+    if out.is_dir and not relink and _unchanged_dir(dest, out.md5, hash_many):
         return 0
     files = files_of(cache, out)
     absent = {md5 for _, md5, _ in files} - cache.exists_many(md5 for _, md5, _ in files)
@@ -62,7 +65,7 @@ def checkout(
     elif dest.is_dir() and not dest.is_symlink():
         shutil.rmtree(dest)
     targets = [(os.path.join(dest, rel) if rel else str(dest), md5, x) for rel, md5, x in files]
-    stale = _stale(targets, hash_many)
+    stale = _stale(cache, targets, hash_many, relink)
     for folder in sorted({os.path.dirname(path) for path, _, _ in stale}):
         os.makedirs(folder, exist_ok=True)
     _copy_all(cache, stale)
@@ -86,8 +89,15 @@ def _unchanged_dir(dest: Path, md5: str, hash_many: HashMany) -> bool:
 
 
 def _stale(
-    targets: list[tuple[str, str, bool]], hash_many: HashMany
+    cache: LocalStore, targets: list[tuple[str, str, bool]], hash_many: HashMany, relink: bool
 ) -> list[tuple[str, str, bool]]:
+    """The targets to write: not already linked to their object, and (unless relinking)
+    not already holding its content."""
+    if cache.links.links_objects:
+        is_linked = cache.links.is_linked
+        targets = [t for t in targets if not is_linked(t[0], cache.object_str(t[1]))]
+    if relink:
+        return targets
     present = [t[0] for t in targets if _is_file(t[0])]
     if not present:
         return targets
@@ -110,28 +120,15 @@ def _copy_all(cache: LocalStore, files: list[tuple[str, str, bool]]) -> None:
 
 
 def place(cache: LocalStore, path: str, md5: str, isexec: bool) -> None:
-    """Write one file of an output from its cached object (its folder must exist)."""
-    # DVC sets S_IEXEC (owner only) on an executable it checks out: 0744, not 0755.
-    _copy(cache.object_str(md5), path, 0o744 if isexec else 0o644)
-
-
-def _copy(src: str, dest: str, mode: int) -> None:
-    """Replace `dest` by a copy of `src` in one rename (a folder in the way is removed)."""
-    tmp = f"{dest}.executor-tmp"
-    try:
-        copy_new(src, tmp, mode)
-        try:
-            os.rename(tmp, dest)
-        except IsADirectoryError:  # a folder in the way (a symlink is replaced by rename)
-            shutil.rmtree(dest)
-            os.rename(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """Write one file of an output from its cached object (its folder must exist), with the
+    cache's link types. DVC sets S_IEXEC (owner only) on an executable copy: 0744, not 0755."""
+    cache.links.place(cache.object_str(md5), path, 0o744 if isexec else 0o644, isexec)
 
 
 def _set_exec(path: Path, isexec: bool) -> None:
+    st = path.lstat()
+    if not isexec and (stat.S_ISLNK(st.st_mode) or st.st_nlink > 1):
+        return  # a linked object: another output may need its exec bit
     mode = stat.S_IMODE(path.stat().st_mode)
     want = mode | stat.S_IEXEC if isexec else mode & ~0o111
     if want != mode:

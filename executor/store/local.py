@@ -13,6 +13,7 @@ from executor.errors import CorruptObject, StoreError
 from executor.hashing import file_md5
 from executor.store.base import RunFile, object_key, record_key, run_key
 from executor.store.errors import ObjectMissing
+from executor.store.links import Links
 
 OBJECT_MODE = 0o444  # DVC makes cache objects read-only
 RUN_MODE = 0o644
@@ -52,10 +53,11 @@ def _write_atomic(dest: Path, source: bytes | Path, mode: int, expect: str | Non
 class LocalStore:
     """Objects and run-cache entries in a local folder."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, links: Links | None = None) -> None:
         self.root = root
         self.url = str(root)
         self._objects = os.path.join(root, "files", "md5")
+        self.links = links or Links()  # how checkouts make workspace files from objects
 
     def close(self) -> None:
         """Nothing to release."""

@@ -1,0 +1,189 @@
+"""Workspace files made from cache objects with DVC's link types (`cache.type`).
+
+`reflink` shares the object's blocks (copy-on-write; btrfs, XFS), `hardlink` and `symlink`
+point at the object itself (read-only, as DVC leaves them: edit after `dvc unprotect`),
+`copy` is a plain copy. DVC tries the configured types in order and uses the first that
+works between the cache and the workspace; default `reflink,copy`. A type that cannot work
+here (another filesystem, no reflink support) is not tried again by the same command.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from executor.errors import ConfigError, WorkspaceError
+from executor.store.base import copy_new, create
+
+LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
+DEFAULT_TYPES = ("reflink", "copy")
+LINKING = frozenset({"hardlink", "symlink"})  # the workspace file is the object itself
+FICLONE = 0x40049409  # Linux ioctl: this file shares the other's blocks
+# The type cannot work between these two places: try the next one, and skip it from now on.
+UNSUPPORTED = frozenset(
+    {errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOTTY,
+     errno.ENOSYS}
+)  # fmt: skip
+
+
+def parse_types(text: str, where: str) -> tuple[str, ...]:
+    """`cache.type` as DVC writes it: names separated by commas."""
+    types = tuple(t.strip() for t in text.split(",") if t.strip())
+    unknown = [t for t in types if t not in LINK_TYPES]
+    if unknown or not types:
+        raise ConfigError(
+            f"{where}: cache.type {text!r} is not a list of {', '.join(LINK_TYPES)}; "
+            "fix it with e.g. `dvc config cache.type reflink,copy`"
+        )
+    return types
+
+
+class Links:
+    """Places files with the first configured link type that works here."""
+
+    def __init__(self, types: tuple[str, ...] = DEFAULT_TYPES, *, symlinks: bool = True) -> None:
+        """`symlinks`: whether links may point at the objects; not when the cache is outside
+        the repository, where every workspace path must resolve inside it."""
+        self.types = types if symlinks else tuple(t for t in types if t != "symlink")
+        self.configured = types
+        self._failed: set[str] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def links_objects(self) -> bool:
+        """Whether files may come out as the objects themselves (hard or symbolic links)."""
+        return bool(LINKING.intersection(self.types))
+
+    def place(self, src: str, dest: str, mode: int, isexec: bool) -> None:
+        """Replace `dest` by the object at `src` in one rename (a folder in the way is
+        removed). `mode` is a copy's; a linked object keeps its own, plus exec as DVC adds it."""
+        tmp = f"{dest}.executor-tmp"
+        try:
+            self._make(src, tmp, dest, mode, isexec)
+            try:
+                os.rename(tmp, dest)
+            except IsADirectoryError:  # a folder in the way (a symlink is replaced by rename)
+                shutil.rmtree(dest)
+                os.rename(tmp, dest)
+        except BaseException:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def _make(self, src: str, tmp: str, dest: str, mode: int, isexec: bool) -> None:
+        for kind in self.types:
+            if kind in self._failed:
+                continue
+            try:
+                MAKERS[kind](src, tmp, mode)
+            except OSError as exc:
+                if os.path.lexists(tmp):
+                    os.unlink(tmp)
+                if exc.errno == errno.EMLINK:  # this object has too many links: copy it
+                    continue
+                if exc.errno not in UNSUPPORTED or kind == "copy":
+                    raise
+                with self._lock:
+                    self._failed.add(kind)
+                continue
+            if isexec and kind in LINKING:
+                _add_exec(src)
+            return
+        raise WorkspaceError(
+            f"none of the cache link types {','.join(self.configured)} works for {dest} "
+            "(symlinks need the cache inside the repository); add `copy`: "
+            "dvc config cache.type reflink,copy"
+        )
+
+    def is_linked(self, path: str, obj: str) -> bool:
+        """Whether `path` already is the object by a link these types make."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISLNK(st.st_mode):
+            return "symlink" in self.types and os.readlink(path) == os.path.abspath(obj)
+        if "hardlink" not in self.types or st.st_nlink < 2:
+            return False
+        try:
+            return os.stat(obj).st_ino == st.st_ino
+        except FileNotFoundError:
+            return False
+
+
+def _add_exec(obj: str) -> None:
+    mode = os.stat(obj).st_mode
+    if not mode & stat.S_IEXEC:
+        os.chmod(obj, stat.S_IMODE(mode) | stat.S_IEXEC)  # DVC's set_exec, on the object
+
+
+def _reflink(src: str, tmp: str, mode: int) -> None:
+    if sys.platform != "linux":
+        raise OSError(errno.ENOTSUP, "reflinks are made on Linux only")
+    import fcntl
+
+    fd_in = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fd_out = create(tmp, mode)
+        try:
+            fcntl.ioctl(fd_out, FICLONE, fd_in)
+            os.fchmod(fd_out, mode)
+        finally:
+            os.close(fd_out)
+    finally:
+        os.close(fd_in)
+
+
+def _hardlink(src: str, tmp: str, mode: int) -> None:
+    os.link(src, tmp)
+
+
+def _symlink(src: str, tmp: str, mode: int) -> None:
+    os.symlink(os.path.abspath(src), tmp)
+
+
+MAKERS: dict[str, Callable[[str, str, int], None]] = {
+    "reflink": _reflink,
+    "hardlink": _hardlink,
+    "symlink": _symlink,
+    "copy": copy_new,
+}
+
+
+def unprotect(path: Path) -> None:
+    """Make an output safe to change in place (a `persist` output before its stage runs),
+    as `dvc unprotect` does: every file that is a link to something else (possibly a cache
+    object) becomes a copy of its own, writable by its owner."""
+    if path.is_symlink() or not path.is_dir():
+        _unprotect_file(str(path))
+        return
+    for folder, _, names in os.walk(path):
+        for name in names:
+            _unprotect_file(os.path.join(folder, name))
+
+
+def _unprotect_file(path: str) -> None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        if not os.path.isfile(path):
+            return  # a link to a folder or to nothing: the stage's own business
+        st = os.stat(path)
+    elif not stat.S_ISREG(st.st_mode) or (st.st_nlink == 1 and st.st_mode & stat.S_IWUSR):
+        return
+    tmp = f"{path}.executor-tmp"
+    try:
+        copy_new(path, tmp, stat.S_IMODE(st.st_mode) | stat.S_IWUSR)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,134 @@
+"""cache.type (hardlink, symlink, copy): executor leaves the workspace linked to the cache as
+DVC does, after a run and after a pull, never lets a stage change an object through a link,
+and never stores a byte twice where links are asked for. DVC is the oracle."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("no_leftover_containers")
+
+PIPELINE = """\
+stages:
+  gen:
+    cmd: mkdir -p out/dir && cp data/in.txt out/copy.txt && cp data/in.txt out/dir/a.txt
+      && echo b > out/dir/b.txt && cp data/tool.sh out/tool.sh
+    deps: [data/in.txt, data/tool.sh]
+    outs: [out/copy.txt, out/dir, out/tool.sh]
+  log:
+    cmd: cat data/in.txt >> out/log.txt
+    deps: [data/in.txt]
+    outs:
+    - out/log.txt:
+        persist: true
+"""
+FILES = {"dvc.yaml": PIPELINE, "data/in.txt": "first\n", "data/tool.sh": "#!/bin/sh\necho t\n"}
+LINKED = ("out/copy.txt", "out/dir/a.txt", "out/dir/b.txt", "out/tool.sh")
+
+
+def obj(root: Path, path: Path) -> Path:
+    md5 = hashlib.md5(path.read_bytes()).hexdigest()
+    return root / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
+
+
+def objects_intact(root: Path) -> None:
+    for path in (root / ".dvc/cache/files/md5").rglob("*"):
+        if path.is_file() and not path.name.endswith(".dir"):
+            name = path.parent.name + path.name
+            assert hashlib.md5(path.read_bytes()).hexdigest() == name, path
+
+
+def hardlinked(root: Path, rel: str) -> bool:
+    path = root / rel
+    return not path.is_symlink() and path.stat().st_ino == obj(root, path).stat().st_ino
+
+
+def test_a_run_links_outputs_like_dvc_repro_and_persist_outputs_stay_changeable(
+    make_repo, executor_cli, dvc_cli
+) -> None:
+    ours, theirs = make_repo(FILES, "ours"), make_repo(FILES, "theirs")
+    for root in (ours, theirs):
+        (root / "data/tool.sh").chmod(0o755)
+        (root / ".dvc/config").write_text(
+            (root / ".dvc/config").read_text() + "[cache]\n    type = hardlink\n"
+        )
+    done = executor_cli(ours, "run")
+    assert done.returncode == 0, done.stderr
+    assert dvc_cli(theirs, "repro").returncode == 0
+    assert (ours / "dvc.lock").read_bytes() == (theirs / "dvc.lock").read_bytes()
+    for rel in LINKED:
+        assert hardlinked(ours, rel) and hardlinked(theirs, rel), rel
+        assert not os.access(ours / rel, os.W_OK) or os.getuid() == 0, rel  # read-only 0444
+        assert stat.S_IMODE((ours / rel).stat().st_mode) & 0o222 == 0, rel
+    assert os.access(ours / "out/tool.sh", os.X_OK)
+    assert "up to date" in dvc_cli(ours, "status").stdout
+
+    for root in (ours, theirs):  # the persist stage appends to its output in place
+        (root / "data/in.txt").write_text("second\n")
+    again = executor_cli(ours, "run")
+    assert again.returncode == 0, again.stderr
+    assert dvc_cli(theirs, "repro").returncode == 0
+    assert (ours / "out/log.txt").read_text() == "first\nsecond\n"
+    assert (ours / "dvc.lock").read_bytes() == (theirs / "dvc.lock").read_bytes()
+    objects_intact(ours)
+    assert hardlinked(ours, "out/copy.txt")
+
+
+def test_a_persist_output_linked_by_dvc_is_unprotected_before_the_stage_runs(
+    make_repo, executor_cli, dvc_cli
+) -> None:
+    root = make_repo(FILES)
+    (root / "data/tool.sh").chmod(0o755)
+    (root / ".dvc/config").write_text(
+        (root / ".dvc/config").read_text() + "[cache]\n    type = hardlink\n"
+    )
+    assert dvc_cli(root, "repro").returncode == 0
+    assert hardlinked(root, "out/log.txt")  # DVC links persist outputs too
+    (root / "data/in.txt").write_text("second\n")
+    done = executor_cli(root, "run")
+    assert done.returncode == 0, done.stderr
+    assert (root / "out/log.txt").read_text() == "first\nsecond\n"
+    objects_intact(root)  # the object of "first\n" was not appended to through the link
+
+
+@pytest.mark.parametrize("kind", ["hardlink", "symlink", "copy"])
+def test_pull_links_as_dvc_pull_does(kind: str, make_repo, executor_cli, dvc_cli, tmp_path):
+    origin = make_repo({"data/set/a.txt": "a\n", "data/set/sub/b.txt": "b\n", "one.txt": "1\n"})
+    config = origin / ".dvc/config"
+    config.write_text(
+        config.read_text() + f"    remote = store\n[cache]\n    type = {kind}\n"
+        f"['remote \"store\"']\n    url = {tmp_path / 'store'}\n"
+    )
+    for target in ("data/set", "one.txt"):
+        assert dvc_cli(origin, "add", "-q", target).returncode == 0
+    assert dvc_cli(origin, "push", "-q").returncode == 0
+    clones = {}
+    for tool in ("executor", "dvc"):
+        clone = make_repo({}, f"clone-{tool}")
+        shutil.copy(config, clone / ".dvc/config")
+        for name in ("data/set.dvc", "one.txt.dvc"):
+            (clone / name).parent.mkdir(exist_ok=True)
+            shutil.copy(origin / name, clone / name)
+        run = executor_cli if tool == "executor" else dvc_cli
+        done = run(clone, "pull")
+        assert done.returncode == 0, done.stderr
+        clones[tool] = clone
+    for rel in ("data/set/a.txt", "data/set/sub/b.txt", "one.txt"):
+        ours, theirs = clones["executor"] / rel, clones["dvc"] / rel
+        assert ours.read_bytes() == theirs.read_bytes()
+        assert ours.is_symlink() == theirs.is_symlink() == (kind == "symlink"), rel
+        if kind == "symlink":
+            assert os.readlink(ours) == str(obj(clones["executor"], ours)), rel
+        linked = ours.stat().st_ino == obj(clones["executor"], ours).stat().st_ino
+        assert linked == (kind != "copy"), rel
+        if kind != "symlink":
+            assert (ours.stat().st_nlink > 1) == (theirs.stat().st_nlink > 1), rel
+    assert "up to date" in dvc_cli(clones["executor"], "status").stdout
+    again = executor_cli(clones["executor"], "pull")
+    assert "Everything is up to date." in again.stdout, again.stdout
