@@ -5,6 +5,7 @@
     │   ├── PipelineError            dvc.yaml / params / templating / DAG problems
     │   ├── ConfigError              settings, image names, limits
     │   └── WorkspaceError           paths escaping the repository, missing deps
+    │       └── UnsavedChanges       a checkout would lose files that are in no cache
     ├── StageFailed                  the stage's own command exited non-zero (final)
     │   └── OutputMissing            ... but did not create one of its outputs
     ├── StageCancelled               Ctrl-C / cancel reached the stage
@@ -47,6 +48,21 @@ class ConfigError(UserError):
 
 class WorkspaceError(UserError):
     """A path escapes the repository, or a dependency is missing."""
+
+
+class UnsavedChanges(WorkspaceError):
+    """A checkout would replace or delete workspace files whose content is in no cache."""
+
+    def __init__(self, paths: list[str], outputs: list[str]) -> None:
+        shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+        where = ", ".join(f"'{o}'" for o in outputs)
+        super().__init__(
+            f"cannot check out {where}: {len(paths)} changed file(s) are in no cache and "
+            f"would be lost ({shown}); save them (dvc commit, dvc add) or use --force to "
+            "discard them"
+        )
+        self.paths = paths
+        self.outputs = outputs
 
 
 class StageFailed(ExecutorError):

@@ -153,4 +153,5 @@ def checkout_output(
     """Recreate an output from the local cache as its lock item describes it (files already
     right are left alone), telling the hasher what it wrote so no later run reads it."""
     out = Tracked(path=rel, md5=str(item["md5"]), isexec=bool(item.get("isexec", False)))
-    checkout(store, root, out, _hashes(hasher), hasher.remember)
+    # As dvc repro: a stage's outputs are its own to replace (they are removed before a run).
+    checkout(store, root, out, _hashes(hasher), hasher.remember, force=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from executor.confine import inside
-from executor.errors import CorruptObject, WorkspaceError
+from executor.errors import CorruptObject, UnsavedChanges, WorkspaceError
 from executor.hashing import Hasher, parse_manifest
 from executor.store.base import ObjectStore
 from executor.store.checkout import HashMany, checkout, files_of, hashes_of, place
@@ -144,9 +144,11 @@ def pull(
     progress: Progress | None = None,
     hash_many: HashMany | None = None,
     hints: DirHints | None = None,
+    force: bool = False,
 ) -> Report:
     """Fetch into the cache what the outputs need and it lacks (verified), check the outputs
-    out into `root`, and with `run_cache` copy the store's run entries into the cache."""
+    out into `root`, and with `run_cache` copy the store's run entries into the cache.
+    Workspace changes in no cache are kept (UnsavedChanges at the end) unless `force`."""
     progress = progress or Quiet()
     report = Report()
     outputs = list(outputs)
@@ -183,11 +185,17 @@ def pull(
     with Hasher(root=root) as own:  # without the caller's: no state cache, every file read
         hashes = hash_many or hashes_of(own)
         report.checked_out = sum(placed.values())
-        report.checked_out += _checkout_all(cache, root, rest, report.failed, progress, hashes)
+        unsaved: list[UnsavedChanges] = []
+        report.checked_out += _checkout_all(
+            cache, root, rest, report.failed, progress, hashes, force, unsaved
+        )
     if run_cache:
         report.runs = copy_runs(store, cache, store.all_runs(), jobs, progress)
     if report.failed:
         raise TransferIncomplete(f"pull from {store.url}", report.failed)
+    if unsaved:
+        paths = [p for exc in unsaved for p in exc.paths]
+        raise UnsavedChanges(paths, [o for exc in unsaved for o in exc.outputs])
     return report
 
 
@@ -258,13 +266,19 @@ def _checkout_all(
     failed: dict[str, str],
     progress: Progress,
     hash_many: HashMany,
+    force: bool,
+    unsaved: list[UnsavedChanges],
 ) -> int:
+    """Check each output out; one that would lose unsaved changes is left as it is (and
+    added to `unsaved`), the others still done."""
     usable = [o for o in outputs if o.md5 not in failed and (o.push or cache.exists(o.md5))]
     progress.start("checking out", len(usable))
     written = 0
     for out in usable:
         try:
-            written += checkout(cache, root, out, hash_many)
+            written += checkout(cache, root, out, hash_many, force=force)
+        except UnsavedChanges as exc:
+            unsaved.append(exc)
         except (ObjectMissing, CorruptObject) as exc:
             if exc.oid not in failed:  # else its download failure says it already
                 failed[out.md5] = f"cannot check out '{out.path}': {exc}"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from executor.errors import ConfigError, WorkspaceError
+from executor.errors import ConfigError, UnsavedChanges, WorkspaceError
 from executor.hashing import DirEntry, Hasher, manifest_bytes
 from executor.store import base
 from executor.store import links as links_module
@@ -64,7 +64,7 @@ def test_a_changed_directory_is_fixed_file_by_file(tmp_path: Path) -> None:
     (tmp_path / "data/d1/extra.txt").write_bytes(b"not in the manifest\n")
     (tmp_path / "data/d2/f2.txt").unlink()
     with Hasher(root=tmp_path) as hasher:
-        assert checkout(cache, tmp_path, out, hashes_of(hasher)) == 2
+        assert checkout(cache, tmp_path, out, hashes_of(hasher), force=True) == 2
     found = {
         p.relative_to(tmp_path / "data").as_posix(): p.read_bytes()
         for p in (tmp_path / "data").rglob("*")
@@ -88,7 +88,7 @@ def test_a_folder_where_a_file_belongs_is_replaced_by_the_file(tmp_path: Path) -
     (tmp_path / "data/d0/f0.txt/inner").mkdir(parents=True)
     (tmp_path / "data/d0/f0.txt/inner/x").write_bytes(b"in the way\n")
     with Hasher(root=tmp_path) as hasher:
-        assert checkout(cache, tmp_path, out, hashes_of(hasher)) == 1
+        assert checkout(cache, tmp_path, out, hashes_of(hasher), force=True) == 1
     assert (tmp_path / "data/d0/f0.txt").read_bytes() == FILES["d0/f0.txt"]
     assert not list(tmp_path.rglob("*.executor-tmp"))
 
@@ -227,3 +227,40 @@ def test_unprotect_turns_links_into_writable_copies_and_leaves_the_object(tmp_pa
         assert path.stat().st_mode & stat.S_IWUSR
         path.write_bytes(b"changed\n")
     assert Path(src).read_bytes() == b"keep me\n"
+
+
+def test_changes_in_no_cache_are_refused_without_force_and_nothing_is_touched(
+    tmp_path: Path,
+) -> None:
+    """As dvc checkout: an edited file, a new file and a file where a folder of the output
+    belongs would be lost; the checkout refuses and changes nothing. Content some object
+    holds (an older version, say) is replaced silently, as DVC does."""
+    cache, out = _output(tmp_path)
+    (tmp_path / "data/d0/f0.txt").write_bytes(b"my edit\n")
+    (tmp_path / "data/d1/new.txt").write_bytes(b"my new file\n")
+    (tmp_path / "data/d2/f2.txt").write_bytes(FILES["d1/f1.txt"])  # content the cache has
+    (tmp_path / ".dvcignore").write_text("*.log\n")
+    (tmp_path / "data/d0/run.log").write_bytes(b"ignored, kept\n")
+    before = {p: p.read_bytes() for p in (tmp_path / "data").rglob("*") if p.is_file()}
+    with Hasher(root=tmp_path) as hasher, pytest.raises(UnsavedChanges) as refused:
+        checkout(cache, tmp_path, out, hashes_of(hasher))
+    assert refused.value.paths == ["data/d0/f0.txt", "data/d1/new.txt"]
+    assert "use --force to discard them" in str(refused.value)
+    after = {p: p.read_bytes() for p in (tmp_path / "data").rglob("*") if p.is_file()}
+    assert after == before
+    with Hasher(root=tmp_path) as hasher:
+        assert checkout(cache, tmp_path, out, hashes_of(hasher), force=True) == 2
+    assert (tmp_path / "data/d0/run.log").read_bytes() == b"ignored, kept\n"
+    assert not (tmp_path / "data/d1/new.txt").exists()
+    assert (tmp_path / "data/d2/f2.txt").read_bytes() == FILES["d2/f2.txt"]
+
+
+def test_a_file_output_replaced_by_a_folder_of_unsaved_files_is_refused(tmp_path: Path) -> None:
+    cache = LocalStore(tmp_path / ".dvc" / "cache")
+    cache.put_bytes(hashlib.md5(b"v1\n").hexdigest(), b"v1\n")
+    out = Tracked("model.bin", hashlib.md5(b"v1\n").hexdigest())
+    (tmp_path / "model.bin").mkdir()
+    (tmp_path / "model.bin/notes.txt").write_bytes(b"mine\n")
+    with Hasher(root=tmp_path) as hasher, pytest.raises(UnsavedChanges, match="notes.txt"):
+        checkout(cache, tmp_path, out, hashes_of(hasher))
+    assert (tmp_path / "model.bin/notes.txt").read_bytes() == b"mine\n"

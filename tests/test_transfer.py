@@ -269,10 +269,32 @@ def test_pull_keeps_matching_files_and_replaces_changed_ones(
     (repo / "out/listing/a.txt").unlink()
     (repo / "out/listing/a.txt").write_bytes(b"edited\n")
     (repo / "out/listing/extra.txt").write_bytes(b"not in the manifest\n")
-    report = pull(cache_of(repo), remote, repo, tracked_outputs(repo))
+    report = pull(cache_of(repo), remote, repo, tracked_outputs(repo), force=True)
     assert report.checked_out == 1
     assert (repo / "out/listing/a.txt").read_bytes() == b"a\n"
     assert not (repo / "out/listing/extra.txt").exists()
+
+
+def test_cli_pull_keeps_unsaved_changes_unless_forced(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As dvc pull: an edit that is in no cache is never thrown away silently; the other
+    outputs are still checked out, and --force discards the edit."""
+    store = str(tmp_path / "remote")
+    push(cache_of(repo), LocalStore(Path(store)), tracked_outputs(repo))
+    (repo / "out/tool.sh").unlink()
+    (repo / "out/model.bin").chmod(0o644)
+    (repo / "out/model.bin").write_bytes(b"retrained by hand, not saved\n")
+    monkeypatch.chdir(repo)
+    refused = CliRunner().invoke(pull_command, ["--store", store])
+    assert refused.exit_code == 2, refused.output
+    assert "cannot check out 'out/model.bin'" in refused.output
+    assert "out/model.bin" in refused.output and "--force" in refused.output
+    assert (repo / "out/model.bin").read_bytes() == b"retrained by hand, not saved\n"
+    assert (repo / "out/tool.sh").read_bytes() == b"#!/bin/sh\necho hi\n"  # still restored
+    forced = CliRunner().invoke(pull_command, ["--store", store, "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert (repo / "out/model.bin").read_bytes() == OUTS["out/model.bin"]
 
 
 def test_cli_push_and_pull_use_executor_store(

@@ -67,6 +67,7 @@ def _transfer(
     where: _Where,
     run_cache: bool,
     jobs: int | None,
+    force: bool = False,
 ) -> Report:
     """Move the targets' outputs along each route (store) they take; the reports summed.
     A route whose objects did not all move does not stop the next one."""
@@ -74,6 +75,7 @@ def _transfer(
     from contextlib import closing
 
     from executor import transfer
+    from executor.errors import UnsavedChanges
     from executor.settings import settings_for
     from executor.store.checkout import hashes_of
     from executor.store.errors import TransferIncomplete
@@ -101,6 +103,7 @@ def _transfer(
     )
     total = transfer.Report()
     incomplete: list[TransferIncomplete] = []
+    unsaved: list[UnsavedChanges] = []
     with Workspace(root, settings, cwd) as ws, _Bars() as bars:
         for route in chosen:
             store = route.open()
@@ -128,9 +131,13 @@ def _transfer(
                             progress=bars,
                             hash_many=hashes_of(ws.hasher),
                             hints=hints,
+                            force=force,
                         )
             except TransferIncomplete as exc:
                 incomplete.append(exc)
+                continue
+            except UnsavedChanges as exc:  # the route's other outputs were checked out
+                unsaved.append(exc)
                 continue
             total.add(report)
     if len(incomplete) == 1:
@@ -138,6 +145,9 @@ def _transfer(
     if incomplete:
         failed = {oid: why for exc in incomplete for oid, why in exc.failed.items()}
         raise TransferIncomplete(f"{action} ({', '.join(r.name for r in chosen)})", failed)
+    if unsaved:
+        paths = [p for exc in unsaved for p in exc.paths]
+        raise UnsavedChanges(paths, [o for exc in unsaved for o in exc.outputs])
     return total
 
 
@@ -155,11 +165,12 @@ def _main(
     where: _Where,
     run_cache: bool,
     jobs: int | None,
+    force: bool = False,
 ) -> None:
     from executor.errors import ExecutorError, InfrastructureError, UserError
 
     try:
-        report = _transfer(action, targets, where, run_cache, jobs)
+        report = _transfer(action, targets, where, run_cache, jobs, force)
     except ExecutorError as exc:
         click.echo(f"ERROR: {exc}", err=True)
         # executor/cli.py's exit codes: 2 bad input, 3 infrastructure (storage)
@@ -223,16 +234,19 @@ def push(
 @_REMOTE
 @_RUN_CACHE
 @_JOBS
+@click.option("-f", "--force", is_flag=True, help="Discard workspace changes that are in no cache.")
 def pull(
     targets: tuple[str, ...],
     store_url: str | None,
     remote: str | None,
     run_cache: bool,
     jobs: int | None,
+    force: bool,
 ) -> None:
     """Download the objects of the outputs in dvc.lock (of TARGETS) into .dvc/cache, verified,
-    and check the outputs out, like `dvc pull`."""
-    _main("pull", targets, _where(store_url, remote), run_cache, jobs)
+    and check the outputs out, like `dvc pull`: a changed file whose content is in no cache
+    is kept, and the pull fails, unless --force."""
+    _main("pull", targets, _where(store_url, remote), run_cache, jobs, force)
 
 
 commands: list[click.Command] = [push, pull]

@@ -1,5 +1,6 @@
-"""Outputs placed into the workspace from the repository's cache, as `dvc checkout` does with
-its default link type (copy): files already right are left alone, the rest replaced whole."""
+"""Outputs placed into the workspace from the repository's cache, as `dvc checkout` does:
+files already right are left alone, the rest replaced whole (by the cache's link types),
+and nothing whose content is in no cache is lost without --force."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from executor.confine import inside
-from executor.errors import WorkspaceError
+from executor.dvcignore import walk_files
+from executor.errors import UnsavedChanges, WorkspaceError
 from executor.hashing import Hasher, parse_manifest
 from executor.store.errors import ObjectMissing
 from executor.store.local import LocalStore
@@ -40,9 +42,12 @@ def checkout(
     remember: Callable[[list[tuple[Path, str]]], None] | None = None,
     *,
     relink: bool = False,
+    force: bool = False,
 ) -> int:
     """Make the output in `root` match its cached objects; the number of files written.
 
+    As `dvc checkout`, it refuses (UnsavedChanges) to replace or delete a workspace file
+    whose content is in no cache, unless `force`. Files .dvcignore hides are left alone.
     `remember([(path, md5), ...])` is told of the files written (a hash cache need not read
     them). `relink`: the content is known to be right (just committed); files that are not
     yet links to their objects are made so, where the cache's link types link."""
@@ -55,17 +60,37 @@ def checkout(
     absent = {md5 for _, md5, _ in files} - cache.exists_many(md5 for _, md5, _ in files)
     if absent:
         raise ObjectMissing(min(absent), str(cache.root))
+
+    def full(rel: str) -> str:
+        return os.path.join(dest, rel) if rel else str(dest)
+
+    listed = _workspace_files(dest, root)
+    present = {rel: path for rel, path in listed.items() if not os.path.islink(path)}
+    linked: set[str] = set()
+    if cache.links.links_objects:
+        is_linked = cache.links.is_linked
+        linked = {rel for rel, md5, _ in files if is_linked(full(rel), cache.object_str(md5))}
+    current: dict[str, str] = {}
+    if not relink and present:
+        names = sorted(rel for rel in present if rel not in linked)
+        hashed = hash_many([Path(present[rel]) for rel in names])
+        current = dict(zip(names, hashed, strict=True))
+    if not relink and not force:
+        _refuse_unsaved(cache, root, out, files, current, present)
+    stale = [
+        (full(rel), md5, x)
+        for rel, md5, x in files
+        if rel not in linked and (relink or current.get(rel) != md5)
+    ]
     if out.is_dir:
         if dest.is_symlink() or dest.is_file():
             dest.unlink()
         dest.mkdir(parents=True, exist_ok=True)
         # Leaves no symlinked folder inside, so the manifest's paths (checked safe when it
         # was parsed) cannot lead out of the output.
-        _remove_extra(dest, {rel for rel, _, _ in files})
+        _remove_extra(dest, {rel for rel, _, _ in files}, set(listed))
     elif dest.is_dir() and not dest.is_symlink():
         shutil.rmtree(dest)
-    targets = [(os.path.join(dest, rel) if rel else str(dest), md5, x) for rel, md5, x in files]
-    stale = _stale(cache, targets, hash_many, relink)
     for folder in sorted({os.path.dirname(path) for path, _, _ in stale}):
         os.makedirs(folder, exist_ok=True)
     _copy_all(cache, stale)
@@ -74,6 +99,44 @@ def checkout(
     if not out.is_dir:
         _set_exec(dest, out.isexec)  # a dir's manifest records no exec bits
     return len(stale)
+
+
+def _workspace_files(dest: Path, root: Path) -> dict[str, str]:
+    """Relative path -> path of each file DVC sees at or under `dest` ("" for `dest` itself):
+    .dvcignore applied, symlinked folders not entered."""
+    if dest.is_symlink() or dest.is_file():
+        return {"": str(dest)}
+    if not dest.is_dir():
+        return {}
+    try:
+        return {rel: path for rel, path, _ in walk_files(str(dest), str(root))}
+    except WorkspaceError:  # something DVC cannot hash (a pipe, a socket): every file counts
+        return {
+            os.path.relpath(os.path.join(folder, name), dest): os.path.join(folder, name)
+            for folder, _, names in os.walk(dest)
+            for name in names
+        }
+
+
+def _refuse_unsaved(
+    cache: LocalStore,
+    root: Path,
+    out: Tracked,
+    files: list[tuple[str, str, bool]],
+    current: dict[str, str],
+    present: dict[str, str],
+) -> None:
+    """UnsavedChanges if a file that would be replaced or deleted holds content no cache
+    object keeps (DVC asks for --force there: it could never be recovered)."""
+    wanted = {rel: md5 for rel, md5, _ in files}
+    doomed = {rel: md5 for rel, md5 in current.items() if wanted.get(rel) != md5}
+    if not doomed:
+        return
+    saved = cache.exists_many(set(doomed.values()))
+    lost = sorted(rel for rel, md5 in doomed.items() if md5 not in saved)
+    if lost:
+        shown = [Path(os.path.relpath(present[rel], root)).as_posix() for rel in lost]
+        raise UnsavedChanges(shown, [out.path])
 
 
 def _unchanged_dir(dest: Path, md5: str, hash_many: HashMany) -> bool:
@@ -85,30 +148,6 @@ def _unchanged_dir(dest: Path, md5: str, hash_many: HashMany) -> bool:
     try:
         return hash_many([dest]) == [md5]
     except (WorkspaceError, OSError):  # unhashable as it is: replaced file by file below
-        return False
-
-
-def _stale(
-    cache: LocalStore, targets: list[tuple[str, str, bool]], hash_many: HashMany, relink: bool
-) -> list[tuple[str, str, bool]]:
-    """The targets to write: not already linked to their object, and (unless relinking)
-    not already holding its content."""
-    if cache.links.links_objects:
-        is_linked = cache.links.is_linked
-        targets = [t for t in targets if not is_linked(t[0], cache.object_str(t[1]))]
-    if relink:
-        return targets
-    present = [t[0] for t in targets if _is_file(t[0])]
-    if not present:
-        return targets
-    md5s = dict(zip(present, hash_many([Path(p) for p in present]), strict=True))
-    return [t for t in targets if md5s.get(t[0]) != t[1]]
-
-
-def _is_file(path: str) -> bool:
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except FileNotFoundError:
         return False
 
 
@@ -135,14 +174,16 @@ def _set_exec(path: Path, isexec: bool) -> None:
         os.chmod(path, want)
 
 
-def _remove_extra(dest: Path, keep: set[str]) -> None:
-    """Delete files (and symlinks, and emptied folders) under a directory output that its
-    manifest does not list."""
+def _remove_extra(dest: Path, keep: set[str], listed: set[str]) -> None:
+    """Delete files under a directory output that its manifest does not list (of those DVC
+    sees: `listed`; files .dvcignore hides stay), every symlink, and emptied folders."""
     for folder, dirs, names in os.walk(dest, topdown=False):
         rel = os.path.relpath(folder, dest)
         for name in names:
-            if (name if rel == "." else f"{rel}/{name}") not in keep:
-                os.unlink(os.path.join(folder, name))
+            path = os.path.join(folder, name)
+            relpath = name if rel == "." else f"{rel}/{name}"
+            if os.path.islink(path) or (relpath in listed and relpath not in keep):
+                os.unlink(path)
         for name in dirs:
             full = os.path.join(folder, name)
             if os.path.islink(full):
