@@ -82,22 +82,28 @@ def read_sections(path: Path) -> dict[str, dict[str, str]]:
         if not line or line.startswith(("#", ";")):
             continue
         if line.startswith("["):
-            if not line.endswith("]"):
+            header = _value(line[1:].partition("]")[0].strip()) if "]" in line else ""
+            if not header:
                 raise ConfigError(f"{path}:{number}: unclosed section header {line!r}")
-            current = sections.setdefault(_unquote(line[1:-1].strip()), {})
+            # DVC lower-cases section names (remote names too) and keys.
+            current = sections.setdefault(header.lower(), {})
             continue
         key, sep, value = line.partition("=")
         if not sep:
             raise ConfigError(f"{path}:{number}: expected `key = value`, got {line!r}")
         if current is not None:
-            current[key.strip()] = _unquote(value.strip())
+            current[key.strip().lower()] = _value(value.strip())
     return sections
 
 
-def _unquote(text: str) -> str:
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1]
-    return text
+def _value(text: str) -> str:
+    """A configobj value: a quoted string as it is inside its quotes, else the text before
+    an inline `#` comment."""
+    if text[:1] in ("'", '"'):
+        end = text.find(text[0], 1)
+        if end > 0:
+            return text[1:end]
+    return text.partition("#")[0].strip()
 
 
 def merged(dvc_dir: Path) -> dict[str, dict[str, Value]]:

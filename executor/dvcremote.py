@@ -51,6 +51,9 @@ NO_EFFECT = frozenset(
     {"url", "jobs", "checksum_jobs", "verify", "listobjects", "no_traverse", "cache_regions"}
 )
 FLAGS_OFF = frozenset({"version_aware", "worktree", "allow_anonymous_login"})  # fine if false
+# A folder remote's link type and its warning about slow links: how DVC fills that folder's
+# own checkouts, nothing executor writes depends on them.
+LOCAL_NO_EFFECT = frozenset({"type", "slow_link_warning"})
 _HEADER = re.compile(r'remote\s+"(?P<name>[^"]*)"')
 
 
@@ -76,13 +79,13 @@ def find_remote(dvc_dir: Path, name: str | None = None) -> DvcRemote | None:
         default = config.get("core", {}).get("remote")
         if default is None or not default.text:
             return None
-        name = default.text
+        name = default.text.lower()
         if name not in remotes:
             raise ConfigError(
                 f"DVC's default remote '{name}' ({default.file}) is not defined; "
                 "add it with `dvc remote add` or pass --store"
             )
-    elif name not in remotes:
+    elif (name := name.lower()) not in remotes:  # DVC's remote names are case-blind
         known = ", ".join(sorted(remotes)) or "none"
         raise ConfigError(f"no DVC remote named '{name}' (defined: {known}); see `dvc remote list`")
     return _remote(name, remotes[name])
@@ -94,12 +97,19 @@ def _remote(name: str, options: dict[str, Value]) -> DvcRemote:
         raise ConfigError(f"DVC remote '{name}' has no url; set it with `dvc remote modify`")
     url = url_value.path()
     scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme == "remote":
+        raise ConfigError(
+            f"DVC remote '{name}' is {url}, a path inside another remote; executor does not "
+            "follow remote:// URLs: give the full URL, or pass --store"
+        )
     if scheme not in ("", "s3", "file"):
         raise ConfigError(
             f"DVC remote '{name}' is {url}: executor stores are S3 (s3://) or folders; "
             "pass --store with one of those"
         )
     for key, value in options.items():
+        if scheme != "s3" and key in LOCAL_NO_EFFECT:
+            continue
         _check(name, key, value, s3=scheme == "s3")
     if scheme != "s3":
         return DvcRemote(name, url)
@@ -171,7 +181,7 @@ def _verify(name: str, options: dict[str, Value]) -> bool | str | None:
         return None
     if value.text.strip().lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
         return _bool(name, "ssl_verify", value)
-    return value.path()
+    return value.text  # a CA bundle's path, given to botocore as DVC gives it
 
 
 def _seconds(name: str, options: dict[str, Value], key: str) -> float | None:

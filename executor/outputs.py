@@ -31,19 +31,24 @@ def remove_output(root: Path, rel: str) -> None:
         shutil.rmtree(path)
 
 
-def unprotect_output(root: Path, rel: str) -> None:
-    """Before a `persist` output's stage runs: files linked to cache objects (cache.type
-    hardlink or symlink, by executor or DVC) become copies of their own, so the command
-    changes them and never an object, as DVC unprotects them."""
+def unprotect_output(root: Path, rel: str, cache: Path | None = None) -> None:
+    """Before a cached `persist` output's stage runs: files linked to cache objects
+    (cache.type hardlink or symlink, by executor or DVC) become copies of their own, so the
+    command changes them and never an object, as DVC unprotects them."""
     path = inside(root, rel)
     if os.path.lexists(path):
-        unprotect(path)
+        within = (os.path.realpath(root),)
+        unprotect(path, within + ((os.path.realpath(cache),) if cache else ()))
 
 
 def commit_output(store: ObjectStore, hasher: Hasher, path: Path) -> HashInfo:
     """Hash an output and store its objects (a directory's manifest and every file in it)."""
+    # The workspace will be linked to these objects (cache.type): they must be right.
+    cache = store if isinstance(store, LocalStore) and store.links.links_objects else None
     if path.is_dir():
         info, entries, manifest = hasher.hash_tree(path)
+        if cache is not None:
+            cache.drop_corrupt(e.md5 for e in entries)
         present = store.exists_many({e.md5 for e in entries})
         todo = {e.md5: e.relpath for e in entries if e.md5 not in present}
         # exists_many already asked: no per-object existence request again (a HEAD on S3).
@@ -63,6 +68,8 @@ def commit_output(store: ObjectStore, hasher: Hasher, path: Path) -> HashInfo:
     if not path.exists():
         raise FileNotFoundError(path)
     info = hasher.hash_file(path)
+    if cache is not None:
+        cache.drop_corrupt([info.md5])
     store.put_file(info.md5, path)
     return info
 

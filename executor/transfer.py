@@ -167,6 +167,8 @@ def pull(
             files.update(m for _, m in parse_manifest(cache.get_bytes(md5)))
         except (ObjectMissing, CorruptObject, ValueError, KeyError) as exc:
             report.failed[md5] = f"{md5} not usable: {exc}"
+    if cache.links.links_objects:  # workspace files will be these objects: no corrupt one
+        cache.drop_corrupt(files)
     todo = files - cache.exists_many(files)
     fresh = FreshOutputs(cache, root, [o for o in outputs if o.md5 not in report.failed], todo)
 

@@ -132,3 +132,64 @@ def test_pull_links_as_dvc_pull_does(kind: str, make_repo, executor_cli, dvc_cli
     assert "up to date" in dvc_cli(clones["executor"], "status").stdout
     again = executor_cli(clones["executor"], "pull")
     assert "Everything is up to date." in again.stdout, again.stdout
+
+
+def with_links(root: Path, kind: str = "hardlink") -> None:
+    config = root / ".dvc/config"
+    config.write_text(config.read_text() + f"[cache]\n    type = {kind}\n")
+
+
+def test_a_link_a_stage_left_in_a_persist_output_never_brings_a_host_file_in(
+    make_repo, executor_cli, tmp_path
+) -> None:
+    secret = tmp_path / "host-secret.txt"
+    secret.write_text("HOST SECRET\n")
+    secret.chmod(0o600)
+    root = make_repo(
+        {
+            "dvc.yaml": "stages:\n  s:\n    cmd: (cat state/x > leak.txt || echo none > leak.txt)"
+            f" && rm -f state/x && mkdir -p state && ln -s {secret} state/x\n"
+            "    outs: [leak.txt, {state: {persist: true}}]\n"
+        }
+    )
+    for _ in range(2):  # the second run starts with the link in place
+        done = executor_cli(root, "run", "--force")
+        assert done.returncode != 0 and "a symlink leading outside" in done.stderr
+    assert "HOST SECRET" not in (root / "leak.txt").read_text()
+    assert (root / "state/x").is_symlink()  # left as the stage made it, not copied
+
+
+def test_an_object_changed_through_a_writable_link_is_dropped_not_linked_to(
+    make_repo, executor_cli
+) -> None:
+    root = make_repo(
+        {"dvc.yaml": "stages:\n  s:\n    cmd: echo good > out.txt\n    outs: [out.txt]\n"}
+    )
+    with_links(root)
+    assert executor_cli(root, "run").returncode == 0
+    (root / "out.txt").chmod(0o644)  # what a user does to edit a hardlinked output
+    with (root / "out.txt").open("a") as f:
+        f.write("bad\n")
+    done = executor_cli(root, "run", "--force")
+    assert done.returncode == 0, done.stderr
+    assert (root / "out.txt").read_text() == "good\n"
+    assert hardlinked(root, "out.txt")
+    assert stat.S_IMODE((root / "out.txt").stat().st_mode) == 0o444
+    objects_intact(root)
+
+
+def test_linking_a_directory_output_keeps_the_files_dvcignore_hides(
+    make_repo, executor_cli
+) -> None:
+    root = make_repo(
+        {
+            "dvc.yaml": "stages:\n  s:\n    cmd: mkdir -p out && echo a > out/a.txt"
+            " && echo noise > out/debug.log\n    outs: [out]\n",
+            ".dvcignore": "out/*.log\n",
+        }
+    )
+    with_links(root)
+    done = executor_cli(root, "run")
+    assert done.returncode == 0, done.stderr
+    assert (root / "out/debug.log").read_text() == "noise\n"
+    assert hardlinked(root, "out/a.txt")

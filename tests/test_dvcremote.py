@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from executor.dvcconfig import cache_dir
+from executor.dvcconfig import cache_dir, cache_types
 from executor.dvcremote import find_remote
 from executor.errors import ConfigError
 from executor.settings import Settings
+from executor.store.open import open_store
 from executor.store.routes import routes
 from executor.store.s3access import S3Access
 from executor.store.tracked import Tracked
@@ -155,3 +156,66 @@ def test_outputs_with_nowhere_to_go_are_named(dvc_dir: Path) -> None:
         _routes(dvc_dir, [Tracked("a", "1" * 32)])
     with pytest.raises(ConfigError, match=r"no store to push: pass --store URL"):
         _routes(dvc_dir, [])
+
+
+def test_inline_comments_and_quotes_as_configobj_reads_them(dvc_dir: Path) -> None:
+    (dvc_dir / "config").write_text(
+        "[core]\n    remote = backup   # the disk\n"
+        "['remote \"backup\"']\n    url = /mnt/backup   # the big disk\n"
+        '[\'remote "hash"\']\n    url = "/data/with#hash"\n'
+        "[cache]\n    dir = /shared/cache  # team cache\n    type = hardlink,copy # saves space\n"
+    )
+    remote = find_remote(dvc_dir)
+    assert remote is not None and remote.url == "/mnt/backup"
+    quoted = find_remote(dvc_dir, "hash")
+    assert quoted is not None and quoted.url == "/data/with#hash"
+    assert cache_dir(dvc_dir) == Path("/shared/cache")
+    assert cache_types(dvc_dir) == ("hardlink", "copy")
+
+
+def test_remote_names_and_keys_are_case_blind_as_in_dvc(dvc_dir: Path) -> None:
+    (dvc_dir / "config").write_text(
+        "[core]\n    remote = MyRemote\n['remote \"MyRemote\"']\n    URL = s3://b/p\n"
+        "    EndpointURL = http://127.0.0.1:9000\n"
+    )
+    for name in (None, "myremote", "MYREMOTE"):
+        remote = find_remote(dvc_dir, name)
+        assert remote is not None and remote.url == "s3://b/p"
+        assert remote.s3.endpoint_url == "http://127.0.0.1:9000"
+    outs = [Tracked("a", "1" * 32, remote="MYREMOTE")]
+    assert _routes(dvc_dir, outs, remote="MyRemote") == [("myremote", ["a"], False)]
+    assert _routes(dvc_dir, outs) == [("myremote", ["a"], False)]
+
+
+def test_folder_remotes_accept_dvc_s_local_options_and_remote_urls_are_explained(
+    dvc_dir: Path,
+) -> None:
+    (dvc_dir / "config").write_text(
+        "['remote \"local\"']\n    url = /store\n    type = copy\n    slow_link_warning = false\n"
+        "['remote \"nested\"']\n    url = remote://local/sub\n"
+    )
+    remote = find_remote(dvc_dir, "local")
+    assert remote is not None and remote.url == "/store"
+    with pytest.raises(ConfigError, match=r"remote://local/sub, a path inside another remote"):
+        find_remote(dvc_dir, "nested")
+
+
+def test_run_cache_without_a_default_remote_says_where_to_send_it(dvc_dir: Path) -> None:
+    (dvc_dir / "config").write_text("['remote \"other\"']\n    url = /o\n")
+    outs = [Tracked("b", "2" * 32, remote="other")]
+    with pytest.raises(ConfigError, match=r"--run-cache needs a store .* pass -r REMOTE"):
+        _routes(dvc_dir, outs, run_cache=True)
+    assert _routes(dvc_dir, outs, remote="other", run_cache=True) == [("other", ["b"], True)]
+
+
+def test_executor_s_endpoint_setting_leaves_dvc_remotes_alone() -> None:
+    settings = Settings(s3_endpoint_url="http://127.0.0.1:9")
+    ours = open_store("s3://b/p", settings)
+    theirs = open_store("s3://b/p", settings, access=S3Access(region="eu-west-1"))
+    try:
+        assert ours.client.meta.endpoint_url == "http://127.0.0.1:9"  # type: ignore[attr-defined]
+        aws = theirs.client.meta.endpoint_url  # type: ignore[attr-defined]
+        assert aws.startswith("https://s3.") and "amazonaws.com" in aws
+    finally:
+        ours.close()
+        theirs.close()

@@ -220,7 +220,7 @@ def test_unprotect_turns_links_into_writable_copies_and_leaves_the_object(tmp_pa
     os.link(src, out / "hard")
     os.symlink(src, out / "soft")
     (out / "own").write_bytes(b"mine\n")
-    unprotect(out)
+    unprotect(out, (os.path.realpath(tmp_path),))
     for name in ("hard", "soft"):
         path = out / name
         assert not path.is_symlink() and path.stat().st_nlink == 1
@@ -261,6 +261,35 @@ def test_a_file_output_replaced_by_a_folder_of_unsaved_files_is_refused(tmp_path
     out = Tracked("model.bin", hashlib.md5(b"v1\n").hexdigest())
     (tmp_path / "model.bin").mkdir()
     (tmp_path / "model.bin/notes.txt").write_bytes(b"mine\n")
-    with Hasher(root=tmp_path) as hasher, pytest.raises(UnsavedChanges, match="notes.txt"):
+    with Hasher(root=tmp_path) as hasher, pytest.raises(UnsavedChanges, match=r"notes\.txt"):
         checkout(cache, tmp_path, out, hashes_of(hasher))
     assert (tmp_path / "model.bin/notes.txt").read_bytes() == b"mine\n"
+
+
+def test_a_leftover_temporary_file_does_not_stop_a_link(tmp_path: Path) -> None:
+    src = _obj(tmp_path, b"x\n")
+    for kind in ("hardlink", "symlink", "copy"):
+        dest = tmp_path / kind
+        Path(f"{dest}.executor-tmp").write_bytes(b"left by a killed run\n")
+        Links((kind,)).place(src, str(dest), 0o644, isexec=False)
+        assert dest.read_bytes() == b"x\n" and not Path(f"{dest}.executor-tmp").exists()
+
+
+def test_a_kernel_copy_refused_before_any_byte_falls_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(50_000))
+    monkeypatch.setattr(os, "copy_file_range", _refuse(errno.EPERM))  # seccomp says no
+    copy_new(str(src), str(tmp_path / "dest"), 0o644)
+    assert (tmp_path / "dest").read_bytes() == src.read_bytes()
+
+
+def test_unprotect_leaves_links_that_lead_outside(tmp_path: Path) -> None:
+    outside = tmp_path / "host.txt"
+    outside.write_bytes(b"host\n")
+    repo = tmp_path / "repo"
+    (repo / "out").mkdir(parents=True)
+    os.symlink(outside, repo / "out/x")
+    unprotect(repo / "out", (os.path.realpath(repo),))
+    assert (repo / "out/x").is_symlink()

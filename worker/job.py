@@ -29,6 +29,7 @@ from executor.lockentry import build_entry, lock_item
 from executor.outputs import remove_output, store_outputs, unprotect_output
 from executor.runcache import RunCache
 from executor.store.base import ObjectStore
+from executor.store.local import LocalStore
 from worker.sandbox import (
     DockerSandbox,
     Limits,
@@ -135,10 +136,11 @@ def execute(
     started (DockerSandbox.prepare) and is used instead of starting one.
     """
     try:
+        cache = store.root if isinstance(store, LocalStore) else None
         for out in spec.outs:
-            if out.persist:
-                unprotect_output(workspace, out.repo_path)
-            else:
+            if out.persist and out.committed:  # DVC unprotects cached outputs only
+                unprotect_output(workspace, out.repo_path, cache)
+            elif not out.persist:
                 remove_output(workspace, out.repo_path)
     except BaseException:
         if prepared is not None:

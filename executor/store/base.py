@@ -106,7 +106,9 @@ def _copy_fd(fd_in: int, fd_out: int, size: int) -> None:
             while offset < size and (done := step(fd_in, fd_out, offset)):
                 offset += done
         except OSError as exc:
-            if exc.errno not in NOT_HERE:
+            # Refused before any byte moved (seccomp's EPERM in old container runtimes, odd
+            # network filesystems): the next method; once bytes moved, a real failure.
+            if offset and exc.errno not in NOT_HERE:
                 raise
         if offset >= size:
             break

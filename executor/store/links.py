@@ -77,6 +77,8 @@ class Links:
             raise
 
     def _make(self, src: str, tmp: str, dest: str, mode: int, isexec: bool) -> None:
+        if os.path.lexists(tmp):  # left by a killed run: link() and symlink() do not replace
+            os.unlink(tmp)
         for kind in self.types:
             if kind in self._failed:
                 continue
@@ -156,27 +158,32 @@ MAKERS: dict[str, Callable[[str, str, int], None]] = {
 }
 
 
-def unprotect(path: Path) -> None:
+def unprotect(path: Path, within: tuple[str, ...]) -> None:
     """Make an output safe to change in place (a `persist` output before its stage runs),
     as `dvc unprotect` does: every file that is a link to something else (possibly a cache
-    object) becomes a copy of its own, writable by its owner."""
+    object) becomes a copy of its own, writable by its owner. Only links that resolve into
+    `within` (the repository, the cache) are followed: a link the stage left pointing at a
+    host file must never bring that file into the workspace."""
     if path.is_symlink() or not path.is_dir():
-        _unprotect_file(str(path))
+        _unprotect_file(str(path), within)
         return
     for folder, _, names in os.walk(path):
         for name in names:
-            _unprotect_file(os.path.join(folder, name))
+            _unprotect_file(os.path.join(folder, name), within)
 
 
-def _unprotect_file(path: str) -> None:
+def _unprotect_file(path: str, within: tuple[str, ...]) -> None:
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return
     if stat.S_ISLNK(st.st_mode):
-        if not os.path.isfile(path):
+        real = os.path.realpath(path)
+        if not any(real.startswith(base + os.sep) for base in within):
+            return  # outside: left as it is, refused after the run if still there
+        if not os.path.isfile(real):
             return  # a link to a folder or to nothing: the stage's own business
-        st = os.stat(path)
+        st = os.stat(real)
     elif not stat.S_ISREG(st.st_mode) or (st.st_nlink == 1 and st.st_mode & stat.S_IWUSR):
         return
     tmp = f"{path}.executor-tmp"

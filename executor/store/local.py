@@ -86,6 +86,22 @@ class LocalStore:
             present.update(shard + n for n in names if not n.startswith("."))
         return wanted & present
 
+    def drop_corrupt(self, md5s: Iterable[str]) -> set[str]:
+        """Objects someone made writable (a hardlinked workspace file after `chmod +w`) and
+        changed: removed, as DVC's cache check removes them, so they are stored or fetched
+        again instead of linked to; those dropped. Read-only objects cost one stat each."""
+        dropped = set()
+        for md5 in set(md5s):
+            path = self.object_str(md5)
+            try:
+                writable = os.stat(path).st_mode & 0o222
+            except FileNotFoundError:
+                continue
+            if writable and file_md5(Path(path)) != _md5_name(md5):
+                os.unlink(path)
+                dropped.add(md5)
+        return dropped
+
     def legacy_has(self, md5: str) -> bool:
         """Whether a DVC 2 object (`<root>/<md5[:2]>/<rest>`) and, for a directory, every
         file it lists are present."""

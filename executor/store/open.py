@@ -53,7 +53,10 @@ def _open_s3(
             f"known: {', '.join(sorted(S3_OPTIONS))}"
         )
     how = access or S3Access()
-    endpoint = options.get("endpoint_url") or how.endpoint_url or settings.s3_endpoint_url
+    # EXECUTOR_S3_ENDPOINT_URL is for executor's own store URLs: a DVC remote that names no
+    # endpoint is AWS's, as for dvc push.
+    fallback = settings.s3_endpoint_url if access is None else None
+    endpoint = options.get("endpoint_url") or how.endpoint_url or fallback
     region = options.get("region") or how.region
     workers = max(1, settings.transfer_workers)
     return S3Store(

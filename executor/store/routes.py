@@ -48,15 +48,20 @@ def routes(
     if remote is not None:
         chosen = find_remote(dvc_dir, remote)
         assert chosen is not None
-        mine = [o for o in outputs if o.remote in ("", remote)]
+        mine = [o for o in outputs if o.remote.lower() in ("", chosen.name)]
         return [_route(chosen, settings, root, mine, run_cache)]
     if settings.store:
         url = settings.store
         return [Route(url, lambda: open_store(url, settings, base=root), outputs, run_cache)]
     default = find_remote(dvc_dir)
     groups: dict[str, list[Tracked]] = {default.name: []} if default else {}
+    if run_cache and default is None:
+        raise ConfigError(
+            f"--run-cache needs a store to {action} run-cache entries: pass -r REMOTE or "
+            "--store URL, or give the repository a default DVC remote (dvc remote add -d)"
+        )
     for out in outputs:
-        name = out.remote or (default.name if default else "")
+        name = out.remote.lower() or (default.name if default else "")
         if not name:
             raise ConfigError(
                 f"no store to {action} '{out.path}' {'to' if action == 'push' else 'from'}: "

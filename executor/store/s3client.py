@@ -8,6 +8,7 @@ here reads or logs them.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -87,9 +88,10 @@ def make_client(
         },
     )
     session = Session(profile=access.profile)
-    if access.credentials_file:
+    # As DVC: the environment's AWS_SHARED_CREDENTIALS_FILE / AWS_CONFIG_FILE win.
+    if access.credentials_file and not os.environ.get("AWS_SHARED_CREDENTIALS_FILE"):
         session.set_config_variable("credentials_file", access.credentials_file)
-    if access.config_file:
+    if access.config_file and not os.environ.get("AWS_CONFIG_FILE"):
         session.set_config_variable("config_file", access.config_file)
     try:
         client = session.create_client(
