@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,8 @@ from executor.store.local import OBJECT_MODE, LocalStore
 from executor.store.pool import Progress, Quiet, each
 from executor.store.runsync import copy_runs, entry_objects
 from executor.store.tracked import Tracked
+
+Remember = Callable[[list[tuple[Path, str]]], None]  # (path, md5) of files just written
 
 
 @dataclass
@@ -145,10 +147,12 @@ def pull(
     hash_many: HashMany | None = None,
     hints: DirHints | None = None,
     force: bool = False,
+    remember: Remember | None = None,
 ) -> Report:
     """Fetch into the cache what the outputs need and it lacks (verified), check the outputs
     out into `root`, and with `run_cache` copy the store's run entries into the cache.
-    Workspace changes in no cache are kept (UnsavedChanges at the end) unless `force`."""
+    Workspace changes in no cache are kept (UnsavedChanges at the end) unless `force`.
+    `remember` is told of every file written, so the next run or pull reads none of them."""
     progress = progress or Quiet()
     report = Report()
     outputs = list(outputs)
@@ -170,7 +174,9 @@ def pull(
     if cache.links.links_objects:  # workspace files will be these objects: no corrupt one
         cache.drop_corrupt(files)
     todo = files - cache.exists_many(files)
-    fresh = FreshOutputs(cache, root, [o for o in outputs if o.md5 not in report.failed], todo)
+    fresh = FreshOutputs(
+        cache, root, [o for o in outputs if o.md5 not in report.failed], todo, remember
+    )
 
     def fetch_and_place(md5: str) -> None:
         fetch(md5)
@@ -189,12 +195,13 @@ def pull(
         report.checked_out = sum(placed.values())
         unsaved: list[UnsavedChanges] = []
         report.checked_out += _checkout_all(
-            cache, root, rest, report.failed, progress, hashes, force, unsaved
+            cache, root, rest, report.failed, progress, hashes, force, unsaved, remember
         )
     if run_cache:
         report.runs = copy_runs(store, cache, store.all_runs(), jobs, progress)
     if report.failed:
-        raise TransferIncomplete(f"pull from {store.url}", report.failed)
+        kept = [p for exc in unsaved for p in exc.paths]
+        raise TransferIncomplete(f"pull from {store.url}", report.failed, kept)
     if unsaved:
         paths = [p for exc in unsaved for p in exc.paths]
         raise UnsavedChanges(paths, [o for exc in unsaved for o in exc.outputs])
@@ -209,8 +216,17 @@ class FreshOutputs:
     arrive is removed again and left to the usual checkout (which reports what is missing).
     """
 
-    def __init__(self, cache: LocalStore, root: Path, outputs: list[Tracked], todo: set[str]):
+    def __init__(
+        self,
+        cache: LocalStore,
+        root: Path,
+        outputs: list[Tracked],
+        todo: set[str],
+        remember: Remember | None = None,
+    ) -> None:
         self.cache = cache
+        self._remember = remember
+        self._written: dict[str, list[tuple[Path, str]]] = {}  # output path -> files written
         self._paths: dict[str, list[tuple[str, str, bool]]] = {}  # md5 -> (out, path, isexec)
         self._left: dict[str, int] = {}  # output path -> files not yet written
         self._files: dict[str, int] = {}  # output path -> its number of files
@@ -218,7 +234,7 @@ class FreshOutputs:
         self._made: set[str] = set()  # folders known to exist
         self._lock = threading.Lock()
         for out in outputs:
-            if not out.push:
+            if not out.push or not out.cache or out.only:  # a part: the usual checkout
                 continue
             try:
                 dest = inside(root, out.path)
@@ -245,6 +261,7 @@ class FreshOutputs:
             place(self.cache, path, md5, isexec)
             with self._lock:
                 self._left[out] -= 1
+                self._written.setdefault(out, []).append((Path(path), md5))
 
     def finish(self) -> dict[str, int]:
         """Outputs written whole -> their number of files; the others' files are removed."""
@@ -252,6 +269,8 @@ class FreshOutputs:
         for out, left in self._left.items():
             if left == 0:
                 done[out] = self._files[out]
+                if self._remember is not None:
+                    self._remember(self._written.get(out, []))
                 continue
             dest = self._dests[out]
             if dest.is_dir() and not dest.is_symlink():
@@ -270,15 +289,19 @@ def _checkout_all(
     hash_many: HashMany,
     force: bool,
     unsaved: list[UnsavedChanges],
+    remember: Remember | None,
 ) -> int:
     """Check each output out; one that would lose unsaved changes is left as it is (and
-    added to `unsaved`), the others still done."""
-    usable = [o for o in outputs if o.md5 not in failed and (o.push or cache.exists(o.md5))]
+    added to `unsaved`), the others still done. `cache: false` outputs are not DVC's to
+    check out."""
+    usable = [
+        o for o in outputs if o.cache and o.md5 not in failed and (o.push or cache.exists(o.md5))
+    ]
     progress.start("checking out", len(usable))
     written = 0
     for out in usable:
         try:
-            written += checkout(cache, root, out, hash_many, force=force)
+            written += checkout(cache, root, out, hash_many, remember, force=force)
         except UnsavedChanges as exc:
             unsaved.append(exc)
         except (ObjectMissing, CorruptObject) as exc:

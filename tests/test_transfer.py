@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from executor import yamlio
 from executor.commands.transfer import pull as pull_command
 from executor.commands.transfer import push as push_command
-from executor.errors import UserError
-from executor.hashing import DirEntry, manifest_bytes
+from executor.errors import UnsavedChanges, UserError
+from executor.hashing import DirEntry, Hasher, manifest_bytes
 from executor.store.base import ObjectStore, object_key
 from executor.store.errors import TransferIncomplete
 from executor.store.hints import DirHints
@@ -354,3 +354,84 @@ def test_a_dvc_remote_s_encryption_and_acl_apply_to_every_write(
     big = object_key(hashlib.md5((root / "out/big.bin").read_bytes()).hexdigest())
     grants = s3_bucket.client.get_object_acl(Bucket=s3_bucket.name, Key=f"enc/{big}")["Grants"]
     assert grants  # the canned ACL was accepted with the multipart upload
+
+
+def _listing_store(repo: Path, tmp_path: Path) -> LocalStore:
+    remote = LocalStore(tmp_path / "remote")
+    push(cache_of(repo), remote, tracked_outputs(repo))
+    return remote
+
+
+def test_a_target_inside_a_directory_output_checks_out_only_that_part(
+    repo: Path, tmp_path: Path
+) -> None:
+    """As `dvc pull dir/sub/file`: the rest of the folder, edits and new files included,
+    is not touched, even with --force."""
+    remote = _listing_store(repo, tmp_path)
+    listing = repo / "out/listing"
+    (listing / "new.txt").write_bytes(b"mine\n")
+    (listing / "a.txt").write_bytes(b"edited\n")
+    (listing / "sub/b.txt").write_bytes(b"edited too\n")
+    targets = tracked_outputs(repo, ["out/listing/sub/b.txt"], repo)
+    assert [(t.path, t.only) for t in targets] == [("out/listing", "sub/b.txt")]
+    report = pull(cache_of(repo), remote, repo, targets, force=True)
+    assert report.checked_out == 1
+    assert (listing / "sub/b.txt").read_bytes() == b"b\n"
+    assert (listing / "new.txt").read_bytes() == b"mine\n"
+    assert (listing / "a.txt").read_bytes() == b"edited\n"
+    (listing / "sub/deep/c.txt").unlink()  # a missing file is restored despite new.txt
+    report = pull(cache_of(repo), remote, repo, tracked_outputs(repo, ["out/listing/sub"], repo))
+    assert (listing / "sub/deep/c.txt").read_bytes() == b"c\n"
+    assert (listing / "new.txt").exists()
+
+
+def test_symlinks_holding_unsaved_content_are_refused_and_temp_files_are_not(
+    repo: Path, tmp_path: Path
+) -> None:
+    remote = _listing_store(repo, tmp_path)
+    (tmp_path / "mine.txt").write_bytes(b"only here\n")
+    os.symlink(tmp_path / "mine.txt", repo / "out/listing/link.txt")
+    with pytest.raises(UnsavedChanges, match=r"out/listing/link\.txt"):
+        pull(cache_of(repo), remote, repo, tracked_outputs(repo))
+    assert (repo / "out/listing/link.txt").is_symlink()
+    (repo / "out/listing/link.txt").unlink()
+    (repo / "out/listing/a.txt").unlink()
+    (repo / "out/listing/a.txt.executor-tmp").write_bytes(b"half written by a killed pull")
+    pull(cache_of(repo), remote, repo, tracked_outputs(repo))
+    assert (repo / "out/listing/a.txt").read_bytes() == b"a\n"
+    assert not (repo / "out/listing/a.txt.executor-tmp").exists()
+
+
+def test_cache_false_outputs_are_never_checked_out(repo: Path, tmp_path: Path) -> None:
+    remote = _listing_store(repo, tmp_path)
+    lock = yamlio.load_file(repo / "dvc.lock", "dvc.lock")
+    stages = yamlio.load_file(repo / "dvc.yaml", "dvc.yaml")
+    out = lock["stages"]["s0"]["outs"][0]["path"]
+    stages["stages"]["s0"]["outs"] = [{out: {"cache": False}}]
+    (repo / "dvc.yaml").write_text(yamlio.dump(stages))
+    (repo / out).chmod(0o644)
+    (repo / out).write_bytes(b"the stage's own business\n")
+    pull(cache_of(repo), remote, repo, tracked_outputs(repo))
+    assert (repo / out).read_bytes() == b"the stage's own business\n"
+
+
+def test_pull_tells_the_hash_cache_what_it_wrote_and_a_failure_names_what_it_kept(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "remote"
+    _listing_store(repo, tmp_path)
+    fresh = clone(repo, tmp_path / "fresh")
+    monkeypatch.chdir(fresh)
+    assert CliRunner().invoke(pull_command, ["--store", str(store)]).exit_code == 0
+    with Hasher(fresh / ".dvc/tmp/executor/state.sqlite", root=fresh) as hasher:
+        hasher.hash_many([fresh / "out/listing", fresh / "out/model.bin"])
+        assert hasher.files_read == 0  # every file was remembered as it was written
+    (fresh / "out/listing/new.txt").write_bytes(b"mine\n")
+    (fresh / "out/tool.sh").unlink()
+    for obj in (store / "files/md5").rglob("*"):
+        if obj.is_file() and obj.read_bytes() == b"#!/bin/sh\necho hi\n":
+            obj.unlink()
+    shutil.rmtree(fresh / ".dvc/cache")
+    result = CliRunner().invoke(pull_command, ["--store", str(store)])
+    assert result.exit_code == 3, result.output
+    assert "also kept 1 changed file(s) that are in no cache (out/listing/new.txt)" in result.output

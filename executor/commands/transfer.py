@@ -132,6 +132,7 @@ def _transfer(
                             hash_many=hashes_of(ws.hasher),
                             hints=hints,
                             force=force,
+                            remember=ws.hasher.remember,
                         )
             except TransferIncomplete as exc:
                 incomplete.append(exc)
@@ -140,14 +141,14 @@ def _transfer(
                 unsaved.append(exc)
                 continue
             total.add(report)
-    if len(incomplete) == 1:
-        raise incomplete[0]
+    kept = [p for exc in incomplete for p in exc.kept] + [p for u in unsaved for p in u.paths]
     if incomplete:
         failed = {oid: why for exc in incomplete for oid, why in exc.failed.items()}
-        raise TransferIncomplete(f"{action} ({', '.join(r.name for r in chosen)})", failed)
+        names = ", ".join(r.name for r in chosen)
+        what = incomplete[0].action if len(incomplete) == 1 else f"{action} ({names})"
+        raise TransferIncomplete(what, failed, kept)
     if unsaved:
-        paths = [p for exc in unsaved for p in exc.paths]
-        raise UnsavedChanges(paths, [o for exc in unsaved for o in exc.outputs])
+        raise UnsavedChanges(kept, [o for u in unsaved for o in u.outputs])
     return total
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from executor.confine import inside
 from executor.dvcignore import walk_files
 from executor.errors import UnsavedChanges, WorkspaceError
-from executor.hashing import Hasher, parse_manifest
+from executor.hashing import Hasher, file_md5, parse_manifest
 from executor.store.errors import ObjectMissing
+from executor.store.links import TMP_SUFFIX
 from executor.store.local import LocalStore
 from executor.store.tracked import Tracked
 
@@ -44,53 +45,56 @@ def checkout(
     relink: bool = False,
     force: bool = False,
 ) -> int:
-    """Make the output in `root` match its cached objects; the number of files written.
+    """Make the output in `root` match its cached objects (only the part `out.only` names,
+    if any); the number of files written.
 
-    As `dvc checkout`, it refuses (UnsavedChanges) to replace or delete a workspace file
-    whose content is in no cache, unless `force`. Files .dvcignore hides are left alone.
+    As `dvc checkout`, it refuses (UnsavedChanges) to replace or delete a workspace file or
+    link whose content is in no cache, unless `force`. Files .dvcignore hides are left alone.
     `remember([(path, md5), ...])` is told of the files written (a hash cache need not read
     them). `relink`: the content is known to be right (just committed); files that are not
     yet links to their objects are made so, where the cache's link types link."""
     dest = inside(root, out.path)
     if relink and not cache.links.links_objects:
         return 0
-    if out.is_dir and not relink and _unchanged_dir(dest, out.md5, hash_many):
+    whole = out.is_dir and not out.only
+    if whole and not relink and _unchanged_dir(dest, out.md5, hash_many):
         return 0
-    files = files_of(cache, out)
-    absent = {md5 for _, md5, _ in files} - cache.exists_many(md5 for _, md5, _ in files)
+    scope = inside(root, f"{out.path}/{out.only}") if out.only else dest
+    wanted = _in_scope(files_of(cache, out), out.only)
+    if out.only and not wanted:
+        raise WorkspaceError(f"'{out.path}/{out.only}' is not part of the output '{out.path}'")
+    md5s = {md5 for md5, _ in wanted.values()}
+    absent = md5s - cache.exists_many(md5s)
     if absent:
         raise ObjectMissing(min(absent), str(cache.root))
 
     def full(rel: str) -> str:
-        return os.path.join(dest, rel) if rel else str(dest)
+        return os.path.join(scope, rel) if rel else str(scope)
 
-    listed = _workspace_files(dest, root)
-    present = {rel: path for rel, path in listed.items() if not os.path.islink(path)}
+    listed = _workspace_files(scope, root)
     linked: set[str] = set()
     if cache.links.links_objects:
         is_linked = cache.links.is_linked
-        linked = {rel for rel, md5, _ in files if is_linked(full(rel), cache.object_str(md5))}
+        linked = {r for r, (md5, _) in wanted.items() if is_linked(full(r), cache.object_str(md5))}
     current: dict[str, str] = {}
-    if not relink and present:
-        names = sorted(rel for rel in present if rel not in linked)
-        hashed = hash_many([Path(present[rel]) for rel in names])
-        current = dict(zip(names, hashed, strict=True))
+    if not relink:
+        current = _contents(listed, linked, hash_many)
     if not relink and not force:
-        _refuse_unsaved(cache, root, out, files, current, present)
+        _refuse_unsaved(cache, root, out, wanted, current, listed)
     stale = [
         (full(rel), md5, x)
-        for rel, md5, x in files
-        if rel not in linked and (relink or current.get(rel) != md5)
+        for rel, (md5, x) in wanted.items()
+        if rel not in linked and (relink or current.get(rel) != md5 or os.path.islink(full(rel)))
     ]
-    if out.is_dir:
-        if dest.is_symlink() or dest.is_file():
-            dest.unlink()
-        dest.mkdir(parents=True, exist_ok=True)
+    if "" not in wanted:  # a folder: the whole output or a folder inside it
+        if scope.is_symlink() or scope.is_file():
+            scope.unlink()
+        scope.mkdir(parents=True, exist_ok=True)
         # Leaves no symlinked folder inside, so the manifest's paths (checked safe when it
         # was parsed) cannot lead out of the output.
-        _remove_extra(dest, {rel for rel, _, _ in files}, set(listed))
-    elif dest.is_dir() and not dest.is_symlink():
-        shutil.rmtree(dest)
+        _remove_extra(scope, set(wanted), set(listed))
+    elif scope.is_dir() and not scope.is_symlink():
+        shutil.rmtree(scope)
     for folder in sorted({os.path.dirname(path) for path, _, _ in stale}):
         os.makedirs(folder, exist_ok=True)
     _copy_all(cache, stale)
@@ -99,6 +103,35 @@ def checkout(
     if not out.is_dir:
         _set_exec(dest, out.isexec)  # a dir's manifest records no exec bits
     return len(stale)
+
+
+def _in_scope(files: list[tuple[str, str, bool]], only: str) -> dict[str, tuple[str, bool]]:
+    """The output's files under `only`, by path relative to it ("" if it is one file)."""
+    if not only:
+        return {rel: (md5, x) for rel, md5, x in files}
+    found = {}
+    for rel, md5, x in files:
+        if rel == only:
+            found[""] = (md5, x)
+        elif rel.startswith(only + "/"):
+            found[rel[len(only) + 1 :]] = (md5, x)
+    return found
+
+
+def _contents(listed: dict[str, str], linked: set[str], hash_many: HashMany) -> dict[str, str]:
+    """md5 of each listed file that is not already linked to its object: through the hash
+    cache for files, by reading the target for a symlink (a broken one holds nothing).
+    Temporary files of an interrupted checkout hold nothing worth keeping either."""
+    files = sorted(
+        rel
+        for rel, path in listed.items()
+        if rel not in linked and not os.path.islink(path) and not path.endswith(TMP_SUFFIX)
+    )
+    found = dict(zip(files, hash_many([Path(listed[r]) for r in files]), strict=True))
+    for rel, path in listed.items():
+        if rel not in linked and os.path.islink(path) and os.path.isfile(path):
+            found[rel] = file_md5(Path(path))
+    return found
 
 
 def _workspace_files(dest: Path, root: Path) -> dict[str, str]:
@@ -122,20 +155,19 @@ def _refuse_unsaved(
     cache: LocalStore,
     root: Path,
     out: Tracked,
-    files: list[tuple[str, str, bool]],
+    wanted: dict[str, tuple[str, bool]],
     current: dict[str, str],
-    present: dict[str, str],
+    listed: dict[str, str],
 ) -> None:
     """UnsavedChanges if a file that would be replaced or deleted holds content no cache
     object keeps (DVC asks for --force there: it could never be recovered)."""
-    wanted = {rel: md5 for rel, md5, _ in files}
-    doomed = {rel: md5 for rel, md5 in current.items() if wanted.get(rel) != md5}
+    doomed = {rel: md5 for rel, md5 in current.items() if wanted.get(rel, ("",))[0] != md5}
     if not doomed:
         return
     saved = cache.exists_many(set(doomed.values()))
     lost = sorted(rel for rel, md5 in doomed.items() if md5 not in saved)
     if lost:
-        shown = [Path(os.path.relpath(present[rel], root)).as_posix() for rel in lost]
+        shown = [Path(os.path.relpath(listed[rel], root)).as_posix() for rel in lost]
         raise UnsavedChanges(shown, [out.path])
 
 

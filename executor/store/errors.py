@@ -38,8 +38,17 @@ class StoreUnreachable(StoreError):
 class TransferIncomplete(StoreError):
     """A push or pull finished, but some objects could not be moved (each with its reason)."""
 
-    def __init__(self, action: str, failed: dict[str, str]) -> None:
+    def __init__(self, action: str, failed: dict[str, str], kept: list[str] | None = None) -> None:
         first = next(iter(failed.values()), "")
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        super().__init__(f"{action}: {len(failed)} object(s) failed: {first}{more}")
+        also = ""
+        if kept:
+            shown = ", ".join(kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
+            also = (
+                f"; also kept {len(kept)} changed file(s) that are in no cache ({shown}): "
+                "--force discards them"
+            )
+        super().__init__(f"{action}: {len(failed)} object(s) failed: {first}{more}{also}")
+        self.action = action
         self.failed = failed
+        self.kept = kept or []

@@ -21,6 +21,7 @@ from pathlib import Path
 from executor.errors import ConfigError, WorkspaceError
 from executor.store.base import copy_new, create
 
+TMP_SUFFIX = ".executor-tmp"  # a file being written into place, renamed over it when whole
 LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
 DEFAULT_TYPES = ("reflink", "copy")
 LINKING = frozenset({"hardlink", "symlink"})  # the workspace file is the object itself
@@ -63,7 +64,7 @@ class Links:
     def place(self, src: str, dest: str, mode: int, isexec: bool) -> None:
         """Replace `dest` by the object at `src` in one rename (a folder in the way is
         removed). `mode` is a copy's; a linked object keeps its own, plus exec as DVC adds it."""
-        tmp = f"{dest}.executor-tmp"
+        tmp = dest + TMP_SUFFIX
         try:
             self._make(src, tmp, dest, mode, isexec)
             try:
@@ -186,7 +187,7 @@ def _unprotect_file(path: str, within: tuple[str, ...]) -> None:
         st = os.stat(real)
     elif not stat.S_ISREG(st.st_mode) or (st.st_nlink == 1 and st.st_mode & stat.S_IWUSR):
         return
-    tmp = f"{path}.executor-tmp"
+    tmp = path + TMP_SUFFIX
     try:
         copy_new(path, tmp, stat.S_IMODE(st.st_mode) | stat.S_IWUSR)
         os.replace(tmp, path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -97,9 +98,13 @@ class LocalStore:
                 writable = os.stat(path).st_mode & 0o222
             except FileNotFoundError:
                 continue
-            if writable and file_md5(Path(path)) != _md5_name(md5):
+            if not writable:
+                continue
+            if file_md5(Path(path)) != _md5_name(md5):
                 os.unlink(path)
                 dropped.add(md5)
+            else:  # intact: read-only again, so the next check is one stat (DVC protects it)
+                os.chmod(path, stat.S_IMODE(os.stat(path).st_mode) & ~0o222)
         return dropped
 
     def legacy_has(self, md5: str) -> bool:

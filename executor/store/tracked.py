@@ -7,7 +7,7 @@ import logging
 import os
 import posixpath
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ class Tracked:
     file: str = ""  # the dvc.lock or .dvc file recording it, repo-relative
     stage: str = ""  # the stage name within a dvc.lock
     remote: str = ""  # the DVC remote its `remote:` field names ("": the default one)
+    cache: bool = True  # False for `cache: false` outs: never checked out, as DVC leaves them
+    only: str = ""  # a target inside a directory output: just this part of it (relative)
 
     @property
     def is_dir(self) -> bool:
@@ -49,8 +51,34 @@ def tracked_outputs(
         matched = [t for t in found if _matches(t, target, root, cwd or root)]
         if not matched:
             raise UserError(f"'{target}' names no stage, dvc file or tracked output with a hash")
-        chosen.update(((t.file, t.path), t) for t in matched)
+        for t in matched:
+            key = (t.file, t.path)
+            part = _part_of(t, target, root, cwd or root)
+            if key in chosen and (not part or not chosen[key].only):
+                part = ""  # the whole output was asked for too
+            elif key in chosen:
+                part = _common(chosen[key].only, part)
+            chosen[key] = replace(t, only=part)
     return list(chosen.values())
+
+
+def _part_of(t: Tracked, target: str, root: Path, cwd: Path) -> str:
+    """The path inside a directory output that `target` names, as `dvc pull dir/sub/file`
+    checks out only that part ("" for the whole output)."""
+    if ":" in target or not t.is_dir:
+        return ""
+    rel = _repo_rel(target, root, cwd)
+    return rel[len(t.path) + 1 :] if rel.startswith(t.path + "/") else ""
+
+
+def _common(a: str, b: str) -> str:
+    """The deepest folder holding both parts ("" for the whole output)."""
+    shared = []
+    for x, y in zip(a.split("/"), b.split("/"), strict=False):
+        if x != y:
+            break
+        shared.append(x)
+    return "/".join(shared)
 
 
 def _walk(root: Path) -> list[Tracked]:
@@ -87,9 +115,10 @@ def _read_lock(root: Path, lockfile: str) -> list[Tracked]:
         for item in (entry or {}).get("outs") or []:
             path = str(item["path"])
             flag = flags.get(path, {})
-            push = bool(flag.get("cache", True)) and bool(flag.get("push", True))
+            cache = bool(flag.get("cache", True))
+            push = cache and bool(flag.get("push", True))
             full = _join(base, wdir, path)
-            found += _item(item, full, lockfile, str(name), push, flag.get("remote"))
+            found += _item(item, full, lockfile, str(name), push, flag.get("remote"), cache)
     return found
 
 
@@ -99,23 +128,30 @@ def _read_dvcfile(root: Path, dvcfile: str) -> list[Tracked]:
         raise PipelineError("not a .dvc file (expected `outs`)", path=dvcfile)
     found = []
     for item in data.get("outs") or []:
-        push = bool(item.get("cache", True)) and bool(item.get("push", True))
+        cache = bool(item.get("cache", True))
+        push = cache and bool(item.get("push", True))
         full = _join(posixpath.dirname(dvcfile), ".", str(item["path"]))
-        found += _item(item, full, dvcfile, "", push, item.get("remote"))
+        found += _item(item, full, dvcfile, "", push, item.get("remote"), cache)
     return found
 
 
 def _item(
-    item: Mapping[str, Any], path: str, file: str, stage: str, push: bool, remote: Any
+    item: Mapping[str, Any],
+    path: str,
+    file: str,
+    stage: str,
+    push: bool,
+    remote: Any,
+    cache: bool = True,
 ) -> list[Tracked]:
     if "md5" not in item:
         return []
     if item.get("hash") != "md5":
         # DVC 2.x hashes (md5-dos2unix) live in the legacy layout, which executor does not use.
-        log.warning("%s: '%s' has a DVC 2.x hash; skipped (run `dvc push` for it)", file, path)
+        log.warning("%s: '%s' has a DVC 2.x hash; skipped (use dvc push/pull for it)", file, path)
         return []
     isexec = bool(item.get("isexec", False))
-    return [Tracked(path, str(item["md5"]), isexec, push, file, stage, str(remote or ""))]
+    return [Tracked(path, str(item["md5"]), isexec, push, file, stage, str(remote or ""), cache)]
 
 
 def _stage_defs(root: Path, dvcfile: str) -> dict[str, Mapping[str, Any]]:
