@@ -293,3 +293,13 @@ def test_unprotect_leaves_links_that_lead_outside(tmp_path: Path) -> None:
     os.symlink(outside, repo / "out/x")
     unprotect(repo / "out", (os.path.realpath(repo),))
     assert (repo / "out/x").is_symlink()
+
+
+def test_a_broken_symlink_in_a_directory_output_is_removed_not_a_crash(tmp_path: Path) -> None:
+    cache, out = _output(tmp_path)
+    (tmp_path / "data/d0/f0.txt").unlink()
+    os.symlink(tmp_path / "nowhere", tmp_path / "data/d1/dangling")
+    with Hasher(root=tmp_path) as hasher:
+        assert checkout(cache, tmp_path, out, hashes_of(hasher)) == 1
+    assert not os.path.lexists(tmp_path / "data/d1/dangling")
+    assert (tmp_path / "data/d0/f0.txt").read_bytes() == FILES["d0/f0.txt"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -59,11 +59,19 @@ def copy_new(src: str, path: str, mode: int) -> None:
     of `src`: in the kernel, as a reflink where the filesystem shares blocks (btrfs, XFS: what
     DVC's default `reflink,copy` gives), and in a handful of system calls for a small file
     where shutil.copyfile and a chmod make a dozen (they add up over 10,000-file checkouts)."""
+    new_from(
+        src, path, mode, lambda fd_in, fd_out: _copy_fd(fd_in, fd_out, os.fstat(fd_in).st_size)
+    )
+
+
+def new_from(src: str, path: str, mode: int, fill: Callable[[int, int], object]) -> None:
+    """Create `path` (as `create` does), `fill(fd_in, fd_out)` it from `src`, then set
+    exactly `mode`, whatever the umask."""
     fd_in = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
     try:
         fd_out = create(path, mode)
         try:
-            _copy_fd(fd_in, fd_out, os.fstat(fd_in).st_size)
+            fill(fd_in, fd_out)
             os.fchmod(fd_out, mode)
         finally:
             os.close(fd_out)

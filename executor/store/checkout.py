@@ -72,19 +72,20 @@ def checkout(
         return os.path.join(scope, rel) if rel else str(scope)
 
     listed = _workspace_files(scope, root)
+    symlinks = {rel for rel, path in listed.items() if os.path.islink(path)}
     linked: set[str] = set()
     if cache.links.links_objects:
         is_linked = cache.links.is_linked
         linked = {r for r, (md5, _) in wanted.items() if is_linked(full(r), cache.object_str(md5))}
     current: dict[str, str] = {}
     if not relink:
-        current = _contents(listed, linked, hash_many)
+        current = _contents(listed, linked, symlinks, hash_many)
     if not relink and not force:
         _refuse_unsaved(cache, root, out, wanted, current, listed)
     stale = [
         (full(rel), md5, x)
         for rel, (md5, x) in wanted.items()
-        if rel not in linked and (relink or current.get(rel) != md5 or os.path.islink(full(rel)))
+        if rel not in linked and (relink or current.get(rel) != md5 or rel in symlinks)
     ]
     if "" not in wanted:  # a folder: the whole output or a folder inside it
         if scope.is_symlink() or scope.is_file():
@@ -118,19 +119,21 @@ def _in_scope(files: list[tuple[str, str, bool]], only: str) -> dict[str, tuple[
     return found
 
 
-def _contents(listed: dict[str, str], linked: set[str], hash_many: HashMany) -> dict[str, str]:
+def _contents(
+    listed: dict[str, str], linked: set[str], symlinks: set[str], hash_many: HashMany
+) -> dict[str, str]:
     """md5 of each listed file that is not already linked to its object: through the hash
     cache for files, by reading the target for a symlink (a broken one holds nothing).
     Temporary files of an interrupted checkout hold nothing worth keeping either."""
     files = sorted(
         rel
         for rel, path in listed.items()
-        if rel not in linked and not os.path.islink(path) and not path.endswith(TMP_SUFFIX)
+        if rel not in linked and rel not in symlinks and not path.endswith(TMP_SUFFIX)
     )
     found = dict(zip(files, hash_many([Path(listed[r]) for r in files]), strict=True))
-    for rel, path in listed.items():
-        if rel not in linked and os.path.islink(path) and os.path.isfile(path):
-            found[rel] = file_md5(Path(path))
+    for rel in symlinks - linked:
+        if os.path.isfile(listed[rel]):
+            found[rel] = file_md5(Path(listed[rel]))
     return found
 
 
@@ -143,7 +146,7 @@ def _workspace_files(dest: Path, root: Path) -> dict[str, str]:
         return {}
     try:
         return {rel: path for rel, path, _ in walk_files(str(dest), str(root))}
-    except WorkspaceError:  # something DVC cannot hash (a pipe, a socket): every file counts
+    except (WorkspaceError, OSError):  # a pipe, a broken link...: every file counts
         return {
             os.path.relpath(os.path.join(folder, name), dest): os.path.join(folder, name)
             for folder, _, names in os.walk(dest)

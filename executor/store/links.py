@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from executor.errors import ConfigError, WorkspaceError
-from executor.store.base import copy_new, create
+from executor.store.base import copy_new, new_from
 
 TMP_SUFFIX = ".executor-tmp"  # a file being written into place, renamed over it when whole
 LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
@@ -78,8 +78,6 @@ class Links:
             raise
 
     def _make(self, src: str, tmp: str, dest: str, mode: int, isexec: bool) -> None:
-        if os.path.lexists(tmp):  # left by a killed run: link() and symlink() do not replace
-            os.unlink(tmp)
         for kind in self.types:
             if kind in self._failed:
                 continue
@@ -131,24 +129,24 @@ def _reflink(src: str, tmp: str, mode: int) -> None:
         raise OSError(errno.ENOTSUP, "reflinks are made on Linux only")
     import fcntl
 
-    fd_in = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        fd_out = create(tmp, mode)
-        try:
-            fcntl.ioctl(fd_out, FICLONE, fd_in)
-            os.fchmod(fd_out, mode)
-        finally:
-            os.close(fd_out)
-    finally:
-        os.close(fd_in)
+    new_from(src, tmp, mode, lambda fd_in, fd_out: fcntl.ioctl(fd_out, FICLONE, fd_in))
 
 
 def _hardlink(src: str, tmp: str, mode: int) -> None:
-    os.link(src, tmp)
+    _replacing(tmp, lambda: os.link(src, tmp))
 
 
 def _symlink(src: str, tmp: str, mode: int) -> None:
-    os.symlink(os.path.abspath(src), tmp)
+    _replacing(tmp, lambda: os.symlink(os.path.abspath(src), tmp))
+
+
+def _replacing(tmp: str, make: Callable[[], None]) -> None:
+    """link() and symlink() do not replace: a temporary file a killed run left goes first."""
+    try:
+        make()
+    except FileExistsError:
+        os.unlink(tmp)
+        make()
 
 
 MAKERS: dict[str, Callable[[str, str, int], None]] = {
