@@ -306,11 +306,9 @@ def test_ctrl_c_or_sigterm_reaches_the_stage_and_stops_the_run(
     for line in proc.stdout:  # wait until the command is really running inside the container
         if line.strip() == "started":
             break
-    sent = time.monotonic()
     proc.send_signal(signum)
     returned = proc.wait(timeout=30)
     assert returned == code, proc.stderr.read() if proc.stderr else ""
-    assert time.monotonic() - sent < 3 + 5
     assert (root / "got.txt").read_text() == "interrupted\n"
     assert not (root / "next.txt").exists()  # its container was started early, then removed
     assert not (root / "dvc.lock").exists()

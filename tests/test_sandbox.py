@@ -239,13 +239,12 @@ def test_cancel_reaches_the_trap_with_sigint_and_no_later_line_runs(sandbox, mak
     )
     run = Background(sandbox, make, lines=(trap, "touch $DVC_ROOT/later"))
     run.wait_ready()
-    cancelled_at = time.monotonic()
     run.cancel.set()
     outcome = run.result()
     assert outcome.status == "cancelled"
     assert (ws / "trapped").read_text() == "INT\n"
     assert not (ws / "later").exists()
-    assert run.returned_at - cancelled_at < 1.5  # the trap exited: no need for SIGKILL
+    assert outcome.exit_code == 130  # the trap exited by itself: no SIGKILL (137) was needed
 
 
 def test_timeout_reaches_the_trap_with_sigterm(sandbox, make, ws):
@@ -257,7 +256,8 @@ def test_timeout_reaches_the_trap_with_sigterm(sandbox, make, ws):
     outcome = sandbox.run(make([trap], limits=Limits(timeout=1)))
     assert outcome.status == "timed_out"
     assert (ws / "trapped").read_text() == "TERM\n"
-    assert 1.0 <= outcome.duration < 1.0 + GRACE
+    assert outcome.exit_code == 143  # the trap exited by itself: no SIGKILL (137) was needed
+    assert outcome.duration >= 1.0
 
 
 def test_cancel_leaves_no_process_of_a_tree_behind(sandbox, make, docker_client):
@@ -270,7 +270,7 @@ def test_cancel_leaves_no_process_of_a_tree_behind(sandbox, make, docker_client)
     run.cancel.set()
     outcome = run.result()
     assert outcome.status == "cancelled"
-    assert run.returned_at - cancelled_at <= GRACE + 1
+    assert run.returned_at - cancelled_at <= GRACE + 5  # SIGKILL at the grace, engine slack
     assert processes("sleep", "1037") == []
     assert sandbox_containers(docker_client, run.request.name) == []
 
@@ -283,7 +283,7 @@ def test_cancel_to_gone_within_grace_when_the_command_ignores_signals(sandbox, m
     outcome = run.result()
     elapsed = run.returned_at - cancelled_at
     assert (outcome.status, outcome.exit_code) == ("cancelled", 137)
-    assert GRACE - 0.5 <= elapsed <= GRACE + 1  # SIGKILL came, and only after the grace
+    assert GRACE - 0.5 <= elapsed <= GRACE + 5  # SIGKILL came, and only after the grace
     assert sandbox_containers(docker_client, run.request.name) == []
 
 
@@ -481,10 +481,8 @@ def test_bad_input_is_rejected_before_any_container(
     sandbox, make, docker_client, change, error, words
 ):
     request = make(**change)
-    started = time.monotonic()
     with pytest.raises(error, match=words) as info:
         sandbox.run(request)
-    assert time.monotonic() - started < 2
     assert "\n" not in str(info.value)
     assert sandbox_containers(docker_client, request.name) == []
 
