@@ -36,6 +36,7 @@ _BATCH_BYTES = 8 * 1024 * 1024
 _INLINE_BYTES = 1024 * 1024
 
 _Stat = tuple[str, os.stat_result]
+Seen = dict[str, os.stat_result]  # absolute path -> the stat its md5 was judged by
 
 
 @dataclass(frozen=True)
@@ -167,13 +168,14 @@ class Hasher:
         self._pool: ThreadPoolExecutor | None = None
         self._local = threading.local()
 
-    def hash_file(self, path: Path) -> HashInfo:
+    def hash_file(self, path: Path, seen: Seen | None = None) -> HashInfo:
         """The file's md5, size and exec bit (a link's target's)."""
-        (info,) = self.hash_many([path])
+        (info,) = self.hash_many([path], seen)
         return info
 
-    def hash_many(self, paths: Sequence[Path]) -> list[HashInfo]:
-        """hash_path of each, reading the files that changed in parallel."""
+    def hash_many(self, paths: Sequence[Path], seen: Seen | None = None) -> list[HashInfo]:
+        """hash_path of each, reading the files that changed in parallel. `seen` receives
+        each file's stat as it was when its md5 was judged, by absolute path."""
         seen_ns = self._seen_ns()
         stats = [(os.path.abspath(p), os.stat(p)) for p in paths]
         files = [(p, st) for p, st in stats if not stat.S_ISDIR(st.st_mode)]
@@ -181,15 +183,20 @@ class Hasher:
             if not stat.S_ISREG(st.st_mode):
                 raise WorkspaceError(f"'{p}' is not a regular file; DVC cannot hash it")
         md5s = self._md5s(files, seen_ns)
+        if seen is not None:
+            seen.update(files)
         return [
-            self.hash_tree(Path(p))[0]
+            self.hash_tree(Path(p), seen)[0]
             if stat.S_ISDIR(st.st_mode)
             else HashInfo(md5s[p], st.st_size, isexec=_isexec(st))
             for p, st in stats
         ]
 
-    def hash_tree(self, path: Path) -> tuple[HashInfo, list[DirEntry], bytes]:
-        """The directory's hash, its files sorted by relpath, and its `.dir` object."""
+    def hash_tree(
+        self, path: Path, seen: Seen | None = None
+    ) -> tuple[HashInfo, list[DirEntry], bytes]:
+        """The directory's hash, its files sorted by relpath, and its `.dir` object (`seen`:
+        as in hash_many)."""
         seen_ns = self._seen_ns()
         walked = walk_files(os.path.abspath(path), self.root)
         for rel, p, _ in walked:
@@ -197,6 +204,8 @@ class Hasher:
                 shown = os.fsencode(p).decode("utf-8", "backslashreplace")
                 raise WorkspaceError(f"'{shown}' is not a UTF-8 name; DVC cannot track it")
         md5s = self._md5s([(p, st) for _, p, st in walked], seen_ns, under=os.path.abspath(path))
+        if seen is not None:
+            seen.update((p, st) for _, p, st in walked)
         entries = [DirEntry(rel, md5s[p], st.st_size, _isexec(st)) for rel, p, st in walked]
         entries.sort(key=_by_relpath)
         data = manifest_bytes(entries)

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from executor.confine import inside
 from executor.errors import OutputMissing, WorkspaceError
-from executor.hashing import Hasher, HashInfo
+from executor.hashing import Hasher, HashInfo, Seen
 from executor.jobspec import OutRequest
 from executor.lockentry import lock_item
 from executor.store.base import ObjectStore
-from executor.store.checkout import checkout
+from executor.store.checkout import checkout, hashes_of
 from executor.store.links import unprotect
 from executor.store.local import LocalStore
 from executor.store.tracked import Tracked
@@ -45,32 +45,34 @@ def commit_output(store: ObjectStore, hasher: Hasher, path: Path) -> HashInfo:
     """Hash an output and store its objects (a directory's manifest and every file in it)."""
     # The workspace will be linked to these objects (cache.type): they must be right.
     cache = store if isinstance(store, LocalStore) and store.links.links_objects else None
+    # Each file is read once: the store copies it knowing the md5 of the version hashed.
+    seen: Seen = {}
     if path.is_dir():
-        info, entries, manifest = hasher.hash_tree(path)
+        info, entries, manifest = hasher.hash_tree(path, seen)
         if cache is not None:
             cache.drop_corrupt(e.md5 for e in entries)
         present = store.exists_many({e.md5 for e in entries})
-        todo = {e.md5: e.relpath for e in entries if e.md5 not in present}
-        # exists_many already asked: no per-object existence request again (a HEAD on S3).
+        base = os.path.abspath(path)
+        todo = {e.md5: os.path.join(base, e.relpath) for e in entries if e.md5 not in present}
+
+        def put(md5: str, file: str) -> None:
+            # exists_many already asked: no per-object existence request (a HEAD on S3).
+            store.put_file(md5, Path(file), check=False, seen=seen.get(file))
+
         if len(todo) > 8:
             with ThreadPoolExecutor(max_workers=8) as pool:
-                list(
-                    pool.map(
-                        lambda kv: store.put_file(kv[0], path / kv[1], check=False),
-                        todo.items(),
-                    )
-                )
+                list(pool.map(put, todo.keys(), todo.values()))
         else:
-            for md5, rel in todo.items():
-                store.put_file(md5, path / rel, check=False)
+            for md5, file in todo.items():
+                put(md5, file)
         store.put_bytes(info.md5, manifest)
         return info
     if not path.exists():
         raise FileNotFoundError(path)
-    info = hasher.hash_file(path)
+    info = hasher.hash_file(path, seen)
     if cache is not None:
         cache.drop_corrupt([info.md5])
-    store.put_file(info.md5, path)
+    store.put_file(info.md5, path, seen=seen.get(os.path.abspath(path)))
     return info
 
 
@@ -110,12 +112,8 @@ def _hash_or_commit(
         # or symlink): no second copy of the data. Persist outputs stay copies: the next
         # run changes them in place.
         tracked = Tracked(out.repo_path, info.md5, info.isexec)
-        checkout(store, root, tracked, _hashes(hasher), hasher.remember, relink=True)
+        checkout(store, root, tracked, hashes_of(hasher), hasher.remember, relink=True)
     return info
-
-
-def _hashes(hasher: Hasher) -> Callable[[list[Path]], list[str]]:
-    return lambda paths: [info.md5 for info in hasher.hash_many(paths)]
 
 
 def _links_checked(root: Path, path: Path, stage: str, out: str) -> list[Path]:
@@ -161,4 +159,4 @@ def checkout_output(
     right are left alone), telling the hasher what it wrote so no later run reads it."""
     out = Tracked(path=rel, md5=str(item["md5"]), isexec=bool(item.get("isexec", False)))
     # As dvc repro: a stage's outputs are its own to replace (they are removed before a run).
-    checkout(store, root, out, _hashes(hasher), hasher.remember, force=True)
+    checkout(store, root, out, hashes_of(hasher), hasher.remember, force=True)

@@ -147,6 +147,17 @@ class TestObjectStoreContract:
         assert backend.keys() == []
         assert not backend.store.exists(claimed)
 
+    def test_file_changed_after_it_was_hashed_is_never_stored_under_the_old_md5(
+        self, backend: Backend, tmp_path: Path
+    ) -> None:
+        src = tmp_path / "out.bin"
+        src.write_bytes(b"what the stage wrote")
+        oid, seen = md5(src.read_bytes()), os.stat(src)
+        src.write_bytes(b"what someone wrote later")  # same size or not: mtime and ctime move
+        with pytest.raises(CorruptObject):
+            backend.store.put_file(oid, src, check=False, seen=seen)
+        assert backend.keys() == []
+
     def test_corrupt_object_is_detected_and_not_written(
         self, backend: Backend, tmp_path: Path
     ) -> None:
@@ -189,3 +200,22 @@ class TestObjectStoreContract:
             "cd" * 32: ["v3"],
         }
         assert store.all_records() == {(key, "v1")}
+
+
+def test_local_store_copies_a_hashed_file_without_reading_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalStore(tmp_path / "store")
+    src = tmp_path / "out.bin"
+    src.write_bytes(os.urandom(300_000))
+    oid = md5(src.read_bytes())
+
+    def verifying_copy(*args: object) -> None:
+        raise AssertionError("the file was read and hashed a second time")
+
+    monkeypatch.setattr("executor.store.local._write_atomic", verifying_copy)
+    store.put_file(oid, src, check=False, seen=os.stat(src))
+    obj = store.object_path(oid)
+    assert md5(obj.read_bytes()) == oid
+    assert obj.stat().st_mode & 0o777 == 0o444
+    assert sorted(p.name for p in obj.parent.iterdir()) == [obj.name]  # no temporary left

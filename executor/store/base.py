@@ -145,10 +145,14 @@ class ObjectStore(Protocol):
         """The subset of `md5s` that is present (batched: one listing when there are many)."""
         ...
 
-    def put_file(self, md5: str, src: Path, *, check: bool = True) -> None:
+    def put_file(
+        self, md5: str, src: Path, *, check: bool = True, seen: os.stat_result | None = None
+    ) -> None:
         """Store `src` as object `md5` unless present; never visible half-written or with
         content that does not hash to `md5` (CorruptObject). `check=False`: the caller already
-        knows it is missing (after `exists_many`), so no existence request is made."""
+        knows it is missing (after `exists_many`), so no existence request is made. `seen`:
+        the stat of `src` its md5 was computed at; a store may then trust the md5 if `src`
+        still has that stat after the copy, instead of hashing what it copied again."""
         ...
 
     def put_bytes(self, md5: str, data: bytes, *, check: bool = True) -> None:

@@ -12,7 +12,14 @@ from pathlib import Path
 
 from executor.errors import CorruptObject, StoreError
 from executor.hashing import file_md5
-from executor.store.base import RunFile, object_key, record_key, run_key
+from executor.store.base import (
+    RunFile,
+    copy_new,
+    object_key,
+    record_key,
+    run_key,
+    temporary_beside,
+)
 from executor.store.errors import ObjectMissing
 from executor.store.links import Links
 
@@ -49,6 +56,34 @@ def _write_atomic(dest: Path, source: bytes | Path, mode: int, expect: str | Non
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _copy_unread(dest: Path, src: Path, seen: os.stat_result) -> bool:
+    """Create `dest` as a copy of `src` made in the kernel (a reflink where the filesystem
+    can), trusting the md5 judged from `src` at `seen` instead of reading the copy again,
+    if `src` is still that version of the file afterwards; False (nothing written) if not."""
+    tmp = temporary_beside(dest)
+    try:
+        copy_new(str(src), tmp, OBJECT_MODE)
+        if not _same_version(seen, os.stat(src)):
+            os.unlink(tmp)
+            return False
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def _same_version(before: os.stat_result, after: os.stat_result) -> bool:
+    """Stricter than the state database's key: any write or chmod in between moves ctime."""
+    return (
+        before.st_dev,
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+        before.st_ctime_ns,
+    ) == (after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns)
 
 
 class LocalStore:
@@ -141,12 +176,15 @@ class LocalStore:
                 os.chmod(path, OBJECT_MODE)
         return intact
 
-    def put_file(self, md5: str, src: Path, *, check: bool = True) -> None:
+    def put_file(
+        self, md5: str, src: Path, *, check: bool = True, seen: os.stat_result | None = None
+    ) -> None:
         dest = self.object_path(md5)
         if check and dest.is_file():
             return
         try:
-            _write_atomic(dest, src, OBJECT_MODE, _md5_name(md5))
+            if seen is None or not _copy_unread(dest, src, seen):
+                _write_atomic(dest, src, OBJECT_MODE, _md5_name(md5))
         except OSError as exc:
             raise StoreError(f"cannot store {src} in {self.root}: {exc.strerror}") from exc
 

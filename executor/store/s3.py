@@ -110,7 +110,10 @@ class S3Store:
     def _head(self, key: str) -> bool:
         return head(self.client, self.bucket, key)
 
-    def put_file(self, md5: str, src: Path, *, check: bool = True) -> None:
+    def put_file(
+        self, md5: str, src: Path, *, check: bool = True, seen: os.stat_result | None = None
+    ) -> None:
+        # `seen` is not used: the upload reads every byte anyway, and its md5 is checked.
         if check and self.exists(md5):
             return
         try:
