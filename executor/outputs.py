@@ -107,10 +107,10 @@ def _hash_or_commit(
     if not (out.committed and commit):
         return hasher.hash_path(path)
     info = commit_output(store, hasher, path)
-    if isinstance(store, LocalStore) and store.links.links_objects and not out.persist:
+    if isinstance(store, LocalStore) and store.links.links_objects:
         # DVC's commit links the workspace files to their new objects (cache.type hardlink
-        # or symlink): no second copy of the data. Persist outputs stay copies: the next
-        # run changes them in place.
+        # or symlink): no second copy of the data. Persist outputs too: they are made copies
+        # of their own again (unprotect_output) before their stage next changes them.
         tracked = Tracked(out.repo_path, info.md5, info.isexec)
         checkout(store, root, tracked, hashes_of(hasher), hasher.remember, relink=True)
     return info

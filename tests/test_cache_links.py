@@ -67,6 +67,7 @@ def test_a_run_links_outputs_like_dvc_repro_and_persist_outputs_stay_changeable(
         assert not os.access(ours / rel, os.W_OK) or os.getuid() == 0, rel  # read-only 0444
         assert stat.S_IMODE((ours / rel).stat().st_mode) & 0o222 == 0, rel
     assert os.access(ours / "out/tool.sh", os.X_OK)
+    assert hardlinked(ours, "out/log.txt") and hardlinked(theirs, "out/log.txt")  # persist too
     assert "up to date" in dvc_cli(ours, "status").stdout
 
     for root in (ours, theirs):  # the persist stage appends to its output in place
@@ -78,6 +79,9 @@ def test_a_run_links_outputs_like_dvc_repro_and_persist_outputs_stay_changeable(
     assert (ours / "dvc.lock").read_bytes() == (theirs / "dvc.lock").read_bytes()
     objects_intact(ours)
     assert hardlinked(ours, "out/copy.txt")
+    assert hardlinked(ours, "out/log.txt") and hardlinked(theirs, "out/log.txt")
+    first = hashlib.md5(b"first\n").hexdigest()  # the first run's log: its object intact
+    assert (ours / ".dvc/cache/files/md5" / first[:2] / first[2:]).read_text() == "first\n"
 
 
 def test_a_persist_output_linked_by_dvc_is_unprotected_before_the_stage_runs(
@@ -193,3 +197,26 @@ def test_linking_a_directory_output_keeps_the_files_dvcignore_hides(
     assert done.returncode == 0, done.stderr
     assert (root / "out/debug.log").read_text() == "noise\n"
     assert hardlinked(root, "out/a.txt")
+
+
+def test_a_persist_output_symlinked_to_the_cache_is_appended_to_without_touching_the_object(
+    make_repo, executor_cli, dvc_cli
+) -> None:
+    ours, theirs = make_repo(FILES, "ours"), make_repo(FILES, "theirs")
+    for root in (ours, theirs):
+        (root / "data/tool.sh").chmod(0o755)
+        (root / ".dvc/config").write_text(
+            (root / ".dvc/config").read_text() + "[cache]\n    type = symlink\n"
+        )
+    for text in ("first\n", "second\n"):
+        for root in (ours, theirs):
+            (root / "data/in.txt").write_text(text)
+        done = executor_cli(ours, "run")
+        assert done.returncode == 0, done.stderr
+        assert dvc_cli(theirs, "repro").returncode == 0
+        for root in (ours, theirs):
+            log = root / "out/log.txt"
+            assert log.is_symlink() and Path(os.readlink(log)) == obj(root, log), root
+        assert (ours / "dvc.lock").read_bytes() == (theirs / "dvc.lock").read_bytes()
+    assert (ours / "out/log.txt").read_text() == "first\nsecond\n"
+    objects_intact(ours)
