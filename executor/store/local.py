@@ -158,23 +158,9 @@ class LocalStore:
 
     def verify_writable(self, md5s: Iterable[str]) -> bool:
         """DVC trusts protected (read-only) objects and hashes writable ones before using
-        them; a writable object that does not match its name is removed (False)."""
-        intact = True
-        for md5 in md5s:
-            path = self.object_str(md5)
-            try:
-                mode = os.stat(path).st_mode
-            except FileNotFoundError:
-                intact = False
-                continue
-            if not mode & 0o222:
-                continue
-            if file_md5(Path(path)) != _md5_name(md5):
-                os.unlink(path)
-                intact = False
-            else:
-                os.chmod(path, OBJECT_MODE)
-        return intact
+        them: whether every object is present and intact (`drop_corrupt` removed none)."""
+        wanted = set(md5s)
+        return not self.drop_corrupt(wanted) and self.exists_many(wanted) == wanted
 
     def put_file(
         self, md5: str, src: Path, *, check: bool = True, seen: os.stat_result | None = None
