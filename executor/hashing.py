@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any, Protocol
 
 from executor.dvcignore import walk_files
 from executor.errors import WorkspaceError
@@ -96,13 +97,46 @@ def istextblock(block: bytes) -> bool:
     return len(block.translate(None, _TEXT_CHARS)) / len(block) <= 0.30
 
 
+class Digest(Protocol):
+    """What hashlib.md5(data) returns, and Dos2UnixMd5(data)."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
+class Dos2UnixMd5:
+    """DVC 2.x `md5-dos2unix` of bytes fed in pieces of any size: each 1 MiB chunk of the
+    content that looks like text has CRLF made LF (a CRLF across two chunks stays)."""
+
+    def __init__(self, data: bytes = b"") -> None:
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._pending = bytearray()
+        self.update(data)
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        self._pending += data
+        while len(self._pending) >= CHUNK:
+            self._feed(self._md5, bytes(self._pending[:CHUNK]))
+            del self._pending[:CHUNK]
+
+    def hexdigest(self) -> str:
+        md5 = self._md5.copy()
+        if self._pending:
+            self._feed(md5, bytes(self._pending))
+        return md5.hexdigest()
+
+    @staticmethod
+    def _feed(md5: Any, chunk: bytes) -> None:
+        md5.update(chunk.replace(b"\r\n", b"\n") if istextblock(chunk[:TEXT_PROBE]) else chunk)
+
+
 def file_md5_dos2unix(path: str | os.PathLike[str]) -> str:
-    """DVC 2.x `md5-dos2unix`: each 1 MiB chunk that looks like text has CRLF made LF."""
-    digest = hashlib.md5(usedforsecurity=False)
+    """DVC 2.x `md5-dos2unix` of the file's content."""
+    digest = Dos2UnixMd5()
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
-            text = istextblock(chunk[:TEXT_PROBE])
-            digest.update(chunk.replace(b"\r\n", b"\n") if text else chunk)
+            digest.update(chunk)
     return digest.hexdigest()
 
 

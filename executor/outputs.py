@@ -159,4 +159,8 @@ def checkout_output(
     right are left alone), telling the hasher what it wrote so no later run reads it."""
     out = Tracked(path=rel, md5=str(item["md5"]), isexec=bool(item.get("isexec", False)))
     # As dvc repro: a stage's outputs are its own to replace (they are removed before a run).
-    checkout(store, root, out, hashes_of(hasher), hasher.remember, force=True)
+    if "hash" in item:
+        checkout(store, root, out, hashes_of(hasher), hasher.remember, force=True)
+    else:  # written by DVC 2.x: md5-dos2unix objects, which the hash cache must not learn
+        legacy = store.legacy_view()
+        checkout(legacy, root, out, lambda paths: [hasher.legacy_md5(p) for p in paths], force=True)

@@ -176,7 +176,9 @@ def _current_md5(
 
 def in_cache(store: ObjectStore, item: Mapping[str, Any]) -> bool:
     if "hash" not in item:  # a 2.x entry: its objects live under the cache root
-        legacy_has = getattr(store, "legacy_has", None)
-        return bool(legacy_has and legacy_has(str(item["md5"])))
+        legacy_view = getattr(store, "legacy_view", None)
+        if legacy_view is None:
+            return False
+        store = legacy_view()
     needed = out_objects(store, [dict(item)])
     return needed is not None and objects_usable(store, needed)

@@ -264,11 +264,7 @@ class Runner:
         if ev.outs_only and not ev.changed_outs and self.options.allow_missing:
             return "skip", ev  # DVC's --allow-missing: deleted or uncached outputs are fine
         outs = recorded.get("outs", []) if recorded else []
-        if (
-            ev.outs_only
-            and stage.cacheable
-            and all("hash" in o and in_cache(self.store, o) for o in outs)
-        ):
+        if ev.outs_only and stage.cacheable and all(in_cache(self.store, o) for o in outs):
             return "checkout", ev
         if stage.cacheable:
             return "lookup", ev
@@ -306,7 +302,9 @@ class Runner:
         self._record(stage, entry)
         self.summary.status[stage.address] = "verified"
 
-    def restore(self, stage: Stage, ev: Evaluation, entry: Entry, source: str) -> None:
+    def restore(
+        self, stage: Stage, ev: Evaluation, entry: Entry, source: str, *, keep: bool = False
+    ) -> None:
         self.say(f"Stage '{self.shown(stage)}' is cached - skipping run, checking out outputs")
         if self.options.dry:
             self.say(f"  why: {ev.why()}; outputs from {source}")
@@ -315,7 +313,7 @@ class Runner:
             for item in outs:
                 path = stage.repo_path(str(item["path"]))
                 checkout_output(self.store, self.ws.root, path, item, self.hasher)
-        self._record(stage, build_entry(ev.cmd, ev.deps, ev.params, outs))
+        self._record(stage, entry if keep else build_entry(ev.cmd, ev.deps, ev.params, outs))
         self.summary.status[stage.address] = "would restore" if self.options.dry else "restored"
 
     def stage_env(self, stage: Stage) -> dict[str, str]:
@@ -433,7 +431,8 @@ class Runner:
             return None
         if action == "checkout":
             assert ev.recorded is not None
-            self.restore(stage, ev, ev.recorded, "the cache, as dvc.lock records them")
+            # Inputs unchanged: dvc.lock stays as it is, DVC 2.x hashes and all (as DVC's).
+            self.restore(stage, ev, ev.recorded, "the cache, as dvc.lock records them", keep=True)
             return None
         why = "forced" if self.options.force else ev.why()
         if action == "lookup":

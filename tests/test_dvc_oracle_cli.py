@@ -23,6 +23,7 @@ from tests.oracle_projects import (
     LEGACY,
     NONDETERMINISTIC,
     PROJECTS,
+    Project,
     build,
     containers_using,
     lock_files,
@@ -268,6 +269,46 @@ def test_dvc2_lock_entries_are_read_as_dos2unix_and_left_alone(
     assert lock_files(ours) == lock_files(theirs) == lock_files(first)
     assert workspace(ours) == workspace(theirs)
     assert run_entries(ours) == run_entries(theirs)
+
+
+LEGACY_COPY = Project(
+    features=(*LEGACY.features, "a CRLF text output"),
+    files={
+        **LEGACY.files,
+        "dvc.yaml": str(LEGACY.files["dvc.yaml"])
+        + "  copy:\n    cmd: cp crlf.txt copy.txt\n    deps: [crlf.txt]\n    outs: [copy.txt]\n",
+    },
+)
+
+
+def test_dvc2_outputs_deleted_are_checked_out_from_the_legacy_cache(
+    tools: Tools, tmp_path: Path
+) -> None:
+    """DVC 3 restores a 2.x entry's deleted outputs from the 2.x objects (`<cache>/<xx>/...`,
+    named by md5-dos2unix) and keeps dvc.lock as it is: nothing runs again."""
+    first = build(tmp_path / "first", LEGACY_COPY)
+    ok(tools.dvc(first, "repro").result())
+    crlf = bytes(LEGACY.files["crlf.txt"])  # type: ignore[arg-type]
+    as_dvc2(first, {"crlf.txt": crlf})
+    plain, dos2unix = (hashlib.md5(c).hexdigest() for c in (crlf, crlf.replace(b"\r\n", b"\n")))
+    cache = first / ".dvc" / "cache"
+    (cache / dos2unix[:2]).mkdir(exist_ok=True)
+    (cache / plain[:2] / plain[2:]).rename(cache / dos2unix[:2] / dos2unix[2:])
+    for out in ("text.txt", "copy.txt"):
+        (first / out).unlink()
+    shutil.rmtree(first / "both")
+    theirs = shutil.copytree(first, tmp_path / "dvc", symlinks=True)
+    ours = shutil.copytree(first, tmp_path / "executor", symlinks=True)
+    expected = tools.dvc(theirs, "repro")
+    result = ok(tools.executor(ours, "run"))
+    assert stage_lines(ok(expected.result()).stdout, "cached") == {"text", "both", "copy"}
+    assert stage_lines(result.stdout, "cached") == {"text", "both", "copy"}
+    assert lock_files(ours) == lock_files(theirs) == lock_files(first)
+    assert workspace(ours) == workspace(theirs)
+    assert (ours / "copy.txt").read_bytes() == crlf
+    assert ok(tools.dvc(ours, "status").result()).stdout.strip() == (
+        "Data and pipelines are up to date."
+    )
 
 
 def test_vectors_fixture_lock_is_rebuilt_from_its_run_cache(tools: Tools, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from executor.errors import WorkspaceError
 from executor.hashing import (
     READ_SIZE,
     DirEntry,
+    Dos2UnixMd5,
     Hasher,
     _md5,
     file_md5,
@@ -135,6 +136,11 @@ def test_dos2unix_matches_dvc_data_chunk_by_chunk(tmp_path: Path) -> None:
         path.write_bytes(data)
         assert file_md5_dos2unix(path) == dvc_file_md5(str(path), name="md5-dos2unix"), name
         assert file_md5(path) == dvc_file_md5(str(path)), name
+        # As a download arrives: pieces that never line up with DVC's 1 MiB chunks.
+        streamed = Dos2UnixMd5()
+        for start in range(0, len(data), 65_537):
+            streamed.update(data[start : start + 65_537])
+        assert streamed.hexdigest() == file_md5_dos2unix(path), name
 
 
 def test_files_of_every_size_class_hash_right_in_parallel(tmp_path: Path) -> None:

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from executor.errors import CorruptObject, StoreError
-from executor.hashing import file_md5
+from executor.hashing import Digest, Dos2UnixMd5, file_md5, file_md5_dos2unix
 from executor.store.base import (
     RunFile,
     copy_new,
-    object_key,
     record_key,
     run_key,
     temporary_beside,
@@ -32,13 +30,19 @@ def _md5_name(md5: str) -> str:
     return md5.removesuffix(".dir")
 
 
-def _write_atomic(dest: Path, source: bytes | Path, mode: int, expect: str | None = None) -> None:
+def _write_atomic(
+    dest: Path,
+    source: bytes | Path,
+    mode: int,
+    expect: str | None = None,
+    new_digest: Callable[[bytes], Digest] = hashlib.md5,
+) -> None:
     """Create `dest` via a temporary file in its directory and a rename; with `expect`, the
     bytes written must hash to it (CorruptObject otherwise, and `dest` is left untouched)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
     try:
-        digest = hashlib.md5()
+        digest = new_digest(b"")
         with os.fdopen(fd, "wb") as f:
             if isinstance(source, bytes):
                 digest.update(source)
@@ -87,19 +91,32 @@ def _same_version(before: os.stat_result, after: os.stat_result) -> bool:
 
 
 class LocalStore:
-    """Objects and run-cache entries in a local folder."""
+    """Objects and run-cache entries in a local folder.
 
-    def __init__(self, root: Path, links: Links | None = None) -> None:
+    `legacy`: the DVC 2.x objects of the folder (`md5-dos2unix`, directly under the root),
+    which DVC 3 still reads for the dvc.lock and .dvc entries 2.x wrote."""
+
+    def __init__(self, root: Path, links: Links | None = None, *, legacy: bool = False) -> None:
         self.root = root
         self.url = str(root)
-        self._objects = os.path.join(root, "files", "md5")
         self.links = links or Links()  # how checkouts make workspace files from objects
+        self.legacy = legacy
+        self._objects = str(root) if legacy else os.path.join(root, "files", "md5")
+        self._new_digest: Callable[[bytes], Digest] = Dos2UnixMd5 if legacy else hashlib.md5
+        self._file_md5 = file_md5_dos2unix if legacy else file_md5
+        self._legacy_view: LocalStore | None = None
+
+    def legacy_view(self) -> LocalStore:
+        """The same folder's DVC 2.x objects."""
+        if self._legacy_view is None:
+            self._legacy_view = LocalStore(self.root, self.links, legacy=True)
+        return self._legacy_view
 
     def close(self) -> None:
         """Nothing to release."""
 
     def object_path(self, md5: str) -> Path:
-        return self.root / object_key(md5)
+        return Path(self.object_str(md5))
 
     def object_str(self, md5: str) -> str:
         """`object_path` as a string (no Path object: cheap for thousands of objects)."""
@@ -135,26 +152,12 @@ class LocalStore:
                 continue
             if not writable:
                 continue
-            if file_md5(Path(path)) != _md5_name(md5):
+            if self._file_md5(path) != _md5_name(md5):
                 os.unlink(path)
                 dropped.add(md5)
             else:  # intact: read-only again, so the next check is one stat (DVC protects it)
                 os.chmod(path, stat.S_IMODE(os.stat(path).st_mode) & ~0o222)
         return dropped
-
-    def legacy_has(self, md5: str) -> bool:
-        """Whether a DVC 2 object (`<root>/<md5[:2]>/<rest>`) and, for a directory, every
-        file it lists are present."""
-        path = self.root / md5[:2] / md5[2:]
-        if not path.is_file():
-            return False
-        if not md5.endswith(".dir"):
-            return True
-        try:
-            files = json.loads(path.read_bytes())
-            return all((self.root / f["md5"][:2] / f["md5"][2:]).is_file() for f in files)
-        except (ValueError, KeyError, TypeError):
-            return False
 
     def verify_writable(self, md5s: Iterable[str]) -> bool:
         """DVC trusts protected (read-only) objects and hashes writable ones before using
@@ -170,7 +173,7 @@ class LocalStore:
             return
         try:
             if seen is None or not _copy_unread(dest, src, seen):
-                _write_atomic(dest, src, OBJECT_MODE, _md5_name(md5))
+                _write_atomic(dest, src, OBJECT_MODE, _md5_name(md5), self._new_digest)
         except OSError as exc:
             raise StoreError(f"cannot store {src} in {self.root}: {exc.strerror}") from exc
 
@@ -179,14 +182,14 @@ class LocalStore:
         if check and dest.is_file():
             return
         try:
-            _write_atomic(dest, data, OBJECT_MODE, _md5_name(md5))
+            _write_atomic(dest, data, OBJECT_MODE, _md5_name(md5), self._new_digest)
         except OSError as exc:
             raise StoreError(f"cannot write object {md5} in {self.root}: {exc.strerror}") from exc
 
     def get_file(self, md5: str, dest: Path, *, mode: int = 0o644) -> None:
         path = self.object_path(md5)
         try:
-            _write_atomic(dest, path, mode, _md5_name(md5))
+            _write_atomic(dest, path, mode, _md5_name(md5), self._new_digest)
         except CorruptObject as exc:
             raise CorruptObject(md5, str(path), exc.actual) from None
         except FileNotFoundError:
@@ -200,7 +203,7 @@ class LocalStore:
             data = path.read_bytes()
         except FileNotFoundError:
             raise ObjectMissing(md5, str(self.root)) from None
-        actual = hashlib.md5(data).hexdigest()
+        actual = self._new_digest(data).hexdigest()
         if actual != _md5_name(md5):
             raise CorruptObject(md5, str(path), actual)
         return data
