@@ -64,13 +64,40 @@ def push(
 ) -> Report:
     """Upload what the outputs (and, with `run_cache`, every run entry) need and the store
     lacks; TransferIncomplete at the end if some objects could not be uploaded. `hints`: the
-    directories' previous versions in this store, so only their changed files are checked."""
+    directories' previous versions in this store, so only their changed files are checked.
+    Outputs DVC 2.x recorded go to the store's 2.x layout, as `dvc push` sends them."""
     progress, hints = progress or Quiet(), hints or DirHints()
     report = Report()
     outputs = [o for o in outputs if o.push]
-    wanted = {o.md5 for o in outputs}
+    legacy = [o for o in outputs if o.legacy]
+    if legacy:
+        views = cache.legacy_view(), store.legacy_view()
+        report.add(_push_objects(*views, legacy, set(), jobs, progress, hints))
     runs = cache.all_runs() if run_cache else {}
-    wanted |= entry_objects(cache, runs)
+    current = [o for o in outputs if not o.legacy]
+    needed_by_runs = entry_objects(cache, runs)
+    report.add(_push_objects(cache, store, current, needed_by_runs, jobs, progress, hints))
+    if run_cache:
+        report.runs = copy_runs(cache, store, runs, jobs, progress)
+    if report.failed:
+        raise TransferIncomplete(f"push to {store.url}", report.failed)
+    return report
+
+
+def _push_objects(
+    cache: LocalStore,
+    store: ObjectStore,
+    outputs: list[Tracked],
+    extra: set[str],
+    jobs: int,
+    progress: Progress,
+    hints: DirHints,
+) -> Report:
+    """Upload the objects `outputs` and `extra` need and the store lacks (one layout)."""
+    report = Report()
+    wanted = {o.md5 for o in outputs} | extra
+    if not wanted:
+        return report
     progress.start("checking the store", len(wanted))
     present = store.exists_many(wanted)
     progress.advance(len(wanted))
@@ -98,10 +125,6 @@ def push(
     report.moved += each(ready, upload, jobs, progress, report.failed)  # .dir after its files
     report.present = len(present)
     _remember(hints, outputs, (present | set(ready)) - report.failed.keys())
-    if run_cache:
-        report.runs = copy_runs(cache, store, runs, jobs, progress)
-    if report.failed:
-        raise TransferIncomplete(f"push to {store.url}", report.failed)
     return report
 
 
@@ -152,10 +175,61 @@ def pull(
     """Fetch into the cache what the outputs need and it lacks (verified), check the outputs
     out into `root`, and with `run_cache` copy the store's run entries into the cache.
     Workspace changes in no cache are kept (UnsavedChanges at the end) unless `force`.
-    `remember` is told of every file written, so the next run or pull reads none of them."""
-    progress = progress or Quiet()
+    `remember` is told of every file written, so the next run or pull reads none of them.
+    Outputs DVC 2.x recorded come from the store's 2.x layout into the cache's, as with
+    `dvc pull`; `hash_many` and `remember` (3.x md5s) are not used for them."""
+    progress, hints = progress or Quiet(), hints or DirHints()
     report = Report()
     outputs = list(outputs)
+    unsaved: list[UnsavedChanges] = []
+    with Hasher(root=root) as own:  # without the caller's: no state cache, every file read
+        legacy = [o for o in outputs if o.legacy]
+        if legacy:
+            views = cache.legacy_view(), store.legacy_view()
+
+            def legacy_md5s(paths: list[Path]) -> list[str]:
+                return [own.legacy_md5(p) for p in paths]
+
+            layout = Layout(*views, legacy_md5s, None)
+            report.add(_pull_objects(layout, root, legacy, jobs, progress, hints, force, unsaved))
+        layout = Layout(cache, store, hash_many or hashes_of(own), remember)
+        current = [o for o in outputs if not o.legacy]
+        report.add(_pull_objects(layout, root, current, jobs, progress, hints, force, unsaved))
+    if run_cache:
+        report.runs = copy_runs(store, cache, store.all_runs(), jobs, progress)
+    if report.failed:
+        kept = [p for exc in unsaved for p in exc.paths]
+        raise TransferIncomplete(f"pull from {store.url}", report.failed, kept)
+    if unsaved:
+        paths = [p for exc in unsaved for p in exc.paths]
+        raise UnsavedChanges(paths, [o for exc in unsaved for o in exc.outputs])
+    return report
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One object layout of a pull (DVC 3's, or 2.x's): its cache, store and hashing."""
+
+    cache: LocalStore
+    store: ObjectStore
+    hash_many: HashMany
+    remember: Remember | None
+
+
+def _pull_objects(
+    layout: Layout,
+    root: Path,
+    outputs: list[Tracked],
+    jobs: int,
+    progress: Progress,
+    hints: DirHints,
+    force: bool,
+    unsaved: list[UnsavedChanges],
+) -> Report:
+    """Fetch and check out the outputs of one layout; those that would lose unsaved
+    changes are added to `unsaved`."""
+    cache, store, remember = layout.cache, layout.store, layout.remember
+    report = Report()
     wanted = {o.md5 for o in outputs if o.push}
 
     def fetch(md5: str) -> None:
@@ -188,23 +262,12 @@ def pull(
     finally:
         placed = fresh.finish()  # and an output not written whole is removed again
     report.present = len(files | dirs) - len(todo) - len(missing_dirs)
-    _remember(hints or DirHints(), outputs, missing_dirs - report.failed.keys())
+    _remember(hints, outputs, missing_dirs - report.failed.keys())
     rest = [o for o in outputs if o.path not in placed]
-    with Hasher(root=root) as own:  # without the caller's: no state cache, every file read
-        hashes = hash_many or hashes_of(own)
-        report.checked_out = sum(placed.values())
-        unsaved: list[UnsavedChanges] = []
-        report.checked_out += _checkout_all(
-            cache, root, rest, report.failed, progress, hashes, force, unsaved, remember
-        )
-    if run_cache:
-        report.runs = copy_runs(store, cache, store.all_runs(), jobs, progress)
-    if report.failed:
-        kept = [p for exc in unsaved for p in exc.paths]
-        raise TransferIncomplete(f"pull from {store.url}", report.failed, kept)
-    if unsaved:
-        paths = [p for exc in unsaved for p in exc.paths]
-        raise UnsavedChanges(paths, [o for exc in unsaved for o in exc.outputs])
+    report.checked_out = sum(placed.values())
+    report.checked_out += _checkout_all(
+        cache, root, rest, report.failed, progress, layout.hash_many, force, unsaved, remember
+    )
     return report
 
 

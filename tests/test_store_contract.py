@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from executor.errors import CorruptObject
+from executor.hashing import Dos2UnixMd5
 from executor.store.base import ObjectStore, object_key, record_key, run_key
 from executor.store.errors import ObjectMissing
 from executor.store.local import LocalStore
@@ -157,6 +158,26 @@ class TestObjectStoreContract:
         with pytest.raises(CorruptObject):
             backend.store.put_file(oid, src, check=False, seen=seen)
         assert backend.keys() == []
+
+    def test_dvc2_objects_are_named_by_md5_dos2unix_in_the_2x_layout(
+        self, backend: Backend, tmp_path: Path
+    ) -> None:
+        legacy = backend.store.legacy_view()
+        text = b"a line of text\r\n" * ((2 * PART) // 16 + 100)  # in parts, on S3
+        small = b"one\r\ntwo\r\n"
+        src = tmp_path / "big.txt"
+        src.write_bytes(text)
+        big_oid, small_oid = Dos2UnixMd5(text).hexdigest(), Dos2UnixMd5(small).hexdigest()
+        with pytest.raises(CorruptObject):
+            legacy.put_file(md5(text), src)  # the plain md5 does not name a 2.x object
+        legacy.put_file(big_oid, src)
+        legacy.put_bytes(small_oid, small)
+        assert backend.keys() == sorted(f"{o[:2]}/{o[2:]}" for o in (big_oid, small_oid))
+        assert legacy.exists_many([big_oid, small_oid, md5(b"x")]) == {big_oid, small_oid}
+        assert not backend.store.exists(big_oid)  # not a 3.x object
+        legacy.get_file(big_oid, tmp_path / "back.txt")
+        assert (tmp_path / "back.txt").read_bytes() == text
+        assert legacy.get_bytes(small_oid) == small
 
     def test_corrupt_object_is_detected_and_not_written(
         self, backend: Backend, tmp_path: Path

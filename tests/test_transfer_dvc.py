@@ -3,6 +3,7 @@ executor pulls; run-cache entries executor pushes let `dvc repro` restore instea
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -261,3 +262,80 @@ def test_an_output_with_its_own_remote_goes_there_as_with_dvc(
     assert "3 objects fetched, 3 files checked out" in _executor(ours, "pull")
     for rel in ("out/kept.txt", "out/away.txt", "raw.txt"):
         assert (ours / rel).read_bytes() == (root / rel).read_bytes(), rel
+
+
+CRLF = b"one\r\ntwo\r\n" * 3
+
+
+@pytest.fixture(scope="module")
+def built_dvc2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A repository as DVC 2.x left it: .dvc files without `hash: md5` (md5-dos2unix, a CRLF
+    text file recorded by its LF md5), objects directly under the cache root."""
+    root = tmp_path_factory.mktemp("dvc2") / "origin"
+    (root / "data/dir").mkdir(parents=True)
+    (root / "data/crlf.txt").write_bytes(CRLF)
+    (root / "data/dir/bin.dat").write_bytes(b"\x00\x01\r\n\xff")
+    (root / "data/dir/plain.txt").write_bytes(b"plain\n")
+    run(root, "git", "init", "-q", "-b", "main")
+    run(root, "dvc", "init", "-q")
+    run(root, "dvc", "config", "core.analytics", "false")
+    run(root, "dvc", "add", "-q", "data/crlf.txt", "data/dir")
+    plain, dos2unix = (hashlib.md5(c).hexdigest() for c in (CRLF, CRLF.replace(b"\r\n", b"\n")))
+    for dvcfile in (root / "data/crlf.txt.dvc", root / "data/dir.dvc"):
+        text = "".join(line for line in dvcfile.read_text().splitlines(True) if "hash:" not in line)
+        dvcfile.write_text(text.replace(plain, dos2unix))
+    objects = root / ".dvc/cache/files/md5"
+    for obj in objects.rglob("*"):
+        if obj.is_file():
+            name = obj.parent.name + obj.name
+            name = dos2unix if name == plain else name
+            dest = root / ".dvc/cache" / name[:2] / name[2:]
+            dest.parent.mkdir(exist_ok=True)
+            obj.rename(dest)
+    shutil.rmtree(root / ".dvc/cache/files")
+    shutil.rmtree(root / ".dvc/tmp")
+    assert "up to date" in run(root, "dvc", "status")
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-q", "-m", "data")
+    yield root
+
+
+DVC2_FILES = ("data/crlf.txt", "data/dir/bin.dat", "data/dir/plain.txt")
+
+
+def test_dvc2_outputs_go_to_the_2x_layout_where_dvc_pull_finds_them(
+    built_dvc2: Path, s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    outputs = tracked_outputs(built_dvc2)
+    assert sorted((o.path, o.legacy) for o in outputs) == [
+        ("data/crlf.txt", True),
+        ("data/dir", True),
+    ]
+    report = push(cache(built_dvc2), store_for(s3_bucket, "p2"), outputs)
+    assert report.moved == 4 and not report.failed  # a file, a manifest and its 2 files
+    keys = s3_bucket.keys("p2/")
+    assert len(keys) == 4 and not any(k.startswith("p2/files/") for k in keys), keys
+    clone = fresh_clone(built_dvc2, tmp_path / "clone", s3_bucket, "p2")
+    run(clone, "dvc", "pull")
+    for rel in DVC2_FILES:
+        assert (clone / rel).read_bytes() == (built_dvc2 / rel).read_bytes(), rel
+    assert "Everything is up to date" in run(clone, "dvc", "push")
+
+
+def test_executor_pulls_dvc2_outputs_dvc_pushed(
+    built_dvc2: Path, s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    origin = fresh_clone(built_dvc2, tmp_path / "origin", s3_bucket, "d2")
+    shutil.copytree(built_dvc2 / ".dvc/cache", origin / ".dvc/cache")
+    run(origin, "dvc", "push", "-q")
+    clone = fresh_clone(built_dvc2, tmp_path / "clone", s3_bucket, "d2")
+    report = pull(cache(clone), store_for(s3_bucket, "d2"), clone, tracked_outputs(clone))
+    assert report.moved == 4 and not report.failed
+    for rel in DVC2_FILES:
+        assert (clone / rel).read_bytes() == (built_dvc2 / rel).read_bytes(), rel
+    dos2unix = hashlib.md5(CRLF.replace(b"\r\n", b"\n")).hexdigest()
+    assert (clone / ".dvc/cache" / dos2unix[:2] / dos2unix[2:]).read_bytes() == CRLF
+    assert not (clone / ".dvc/cache/files").exists()
+    assert "up to date" in run(clone, "dvc", "status")
+    again = pull(cache(clone), store_for(s3_bucket, "d2"), clone, tracked_outputs(clone))
+    assert (again.moved, again.checked_out) == (0, 0)

@@ -25,6 +25,11 @@ def object_key(md5: str) -> str:
     return f"files/md5/{md5[:2]}/{md5[2:]}"
 
 
+def legacy_object_key(md5: str) -> str:
+    """Relative key of a DVC 2.x (md5-dos2unix) object: ab/cdef..., at the root."""
+    return f"{md5[:2]}/{md5[2:]}"
+
+
 def run_key(key: str, value: str | None = None) -> str:
     """Relative key of a run-cache key directory, or of one entry in it."""
     base = f"runs/{key[:2]}/{key}"
@@ -157,6 +162,11 @@ class ObjectStore(Protocol):
 
     def put_bytes(self, md5: str, data: bytes, *, check: bool = True) -> None:
         """Store `data` as object `md5` unless present (verified like `put_file`)."""
+        ...
+
+    def legacy_view(self) -> ObjectStore:
+        """The same store's DVC 2.x objects: `<root>/ab/cdef...`, named by md5-dos2unix.
+        It shares the store's connections: close the store, not the view."""
         ...
 
     def get_file(self, md5: str, dest: Path, *, mode: int = 0o644) -> None:

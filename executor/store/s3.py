@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import os
 import threading
@@ -17,7 +18,16 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from executor.errors import CorruptObject, StoreError
-from executor.store.base import RunFile, create, object_key, record_key, run_key, temporary_beside
+from executor.hashing import Digest, Dos2UnixMd5
+from executor.store.base import (
+    RunFile,
+    create,
+    legacy_object_key,
+    object_key,
+    record_key,
+    run_key,
+    temporary_beside,
+)
 from executor.store.s3client import MISSING, error_code, translated, with_body_retries
 from executor.store.s3list import head, scan_present
 from executor.store.s3parts import (
@@ -66,6 +76,18 @@ class S3Store:
         self.write_args = dict(write_args or {})  # encryption, ACL: on every write
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="s3-store")
         self._parts = PartRunner(self._pool, self.workers)
+        self._object_key = object_key  # where objects live, and what names them:
+        self._objects = "files/md5/"
+        self._new_digest: Callable[[bytes], Digest] = hashlib.md5
+
+    def legacy_view(self) -> S3Store:
+        view = copy.copy(self)
+        view._object_key = legacy_object_key
+        view._objects = ""
+        view._new_digest = Dos2UnixMd5
+        view._client, view._factory = None, lambda: self.client  # one client for both
+        view._client_lock = threading.Lock()
+        return view
 
     @property
     def client(self) -> S3Client:
@@ -89,10 +111,10 @@ class S3Store:
 
     def exists(self, md5: str) -> bool:
         with self._errors(f"checking object {md5}"):
-            return self._head(self._key(object_key(md5)))
+            return self._head(self._key(self._object_key(md5)))
 
     def exists_many(self, md5s: Iterable[str]) -> set[str]:
-        by_key = {self._key(object_key(m)): m for m in md5s}
+        by_key = {self._key(self._object_key(m)): m for m in md5s}
         keys = sorted(by_key)
         if not keys:
             return set()
@@ -103,7 +125,7 @@ class S3Store:
             else:
                 size = max(SHARD_KEYS, -(-len(keys) // self.workers))
                 shards = [keys[i : i + size] for i in range(0, len(keys), size)]
-                scan = partial(scan_present, self.client, self.bucket, self._key("files/md5/"))
+                scan = partial(scan_present, self.client, self.bucket, self._key(self._objects))
                 present = [k for found in self._pool.map(scan, shards) for k in found]
         return {by_key[k] for k in present}
 
@@ -126,7 +148,7 @@ class S3Store:
                 self._put_verified(md5, data, str(src))
                 return
             part = part_size_for(size, self.part_size)
-            key = self._key(object_key(md5))
+            key = self._key(self._object_key(md5))
             upload_large(
                 self.client,
                 self.bucket,
@@ -136,6 +158,7 @@ class S3Store:
                 part,
                 self._parts,
                 self.write_args,
+                self._new_digest,
             )
 
     def put_bytes(self, md5: str, data: bytes, *, check: bool = True) -> None:
@@ -145,11 +168,12 @@ class S3Store:
             self._put_verified(md5, data, "the data given")
 
     def _put_verified(self, md5: str, data: bytes, where: str) -> None:
-        actual = hashlib.md5(data).hexdigest()
+        actual = self._new_digest(data).hexdigest()
         if actual != _name(md5):
             raise CorruptObject(md5, where, actual)
         # Content-MD5 makes S3 reject a body damaged on the way (moto does not check it).
-        self._put(self._key(object_key(md5)), data, base64.b64encode(bytes.fromhex(actual)))
+        sent = bytes.fromhex(actual) if self._new_digest is hashlib.md5 else None
+        self._put(self._key(self._object_key(md5)), data, base64.b64encode(sent) if sent else None)
 
     def _put(self, key: str, data: bytes, content_md5: bytes | None = None) -> None:
         if content_md5 is None:
@@ -180,8 +204,8 @@ class S3Store:
     def _fetch(self, md5: str, write: Callable[[bytes], object]) -> None:
         """Hand the object's bytes to `write` in order; CorruptObject if they do not hash to
         its name (the caller discards what it wrote)."""
-        key = self._key(object_key(md5))
-        digest = hashlib.md5()
+        key = self._key(self._object_key(md5))
+        digest = self._new_digest(b"")
 
         def take(data: bytes) -> None:
             digest.update(data)
@@ -195,7 +219,8 @@ class S3Store:
                 args = (self.client, self.bucket, key, offset, total, part)
                 download_rest(*args, self._parts, take)
         if digest.hexdigest() != _name(md5):
-            raise CorruptObject(md5, f"{self.url}/{object_key(md5)}", digest.hexdigest())
+            where = f"{self.url}/{self._object_key(md5)}"
+            raise CorruptObject(md5, where, digest.hexdigest())
 
     # run-cache entries and executor's records
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, TypeVar
 from botocore.exceptions import IncompleteReadError, ReadTimeoutError, ResponseStreamingError
 
 from executor.errors import CorruptObject, StoreError
+from executor.hashing import Digest
 from executor.store.s3client import with_body_retries
 
 if TYPE_CHECKING:
@@ -132,8 +133,10 @@ def upload_large(
     part: int,
     runner: PartRunner,
     write_args: Mapping[str, str] | None = None,
+    new_digest: Callable[[bytes], Digest] = hashlib.md5,
 ) -> None:
-    """Upload `src` in parts; complete only if the bytes sent hash to `md5`, else abort.
+    """Upload `src` in parts; complete only if the bytes sent hash to `md5` (by `new_digest`:
+    md5, or md5-dos2unix for a DVC 2.x object), else abort.
 
     The md5 runs on its own thread, in order, beside the uploads: parts go out as soon as
     they are read. A part's buffer counts against the store's limit until it is both sent
@@ -146,7 +149,7 @@ def upload_large(
         **(write_args or {}),  # type: ignore[arg-type]
     )
     upload_id = created["UploadId"]
-    digest = hashlib.md5()
+    digest = new_digest(b"")
     try:
         with open(src, "rb") as f, ThreadPoolExecutor(1, "md5") as hasher:
 

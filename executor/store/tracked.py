@@ -31,6 +31,7 @@ class Tracked:
     remote: str = ""  # the DVC remote its `remote:` field names ("": the default one)
     cache: bool = True  # False for `cache: false` outs: never checked out, as DVC leaves them
     only: str = ""  # a target inside a directory output: just this part of it (relative)
+    legacy: bool = False  # a DVC 2.x hash (md5-dos2unix): objects in the 2.x layout
 
     @property
     def is_dir(self) -> bool:
@@ -146,12 +147,13 @@ def _item(
 ) -> list[Tracked]:
     if "md5" not in item:
         return []
-    if item.get("hash") != "md5":
-        # DVC 2.x hashes (md5-dos2unix) live in the legacy layout, which executor does not use.
-        log.warning("%s: '%s' has a DVC 2.x hash; skipped (use dvc push/pull for it)", file, path)
+    legacy = "hash" not in item  # written by DVC 2.x: md5-dos2unix (spec §3.1)
+    if not legacy and item["hash"] != "md5":
+        log.warning("%s: '%s' has a hash executor does not know; skipped", file, path)
         return []
     isexec = bool(item.get("isexec", False))
-    return [Tracked(path, str(item["md5"]), isexec, push, file, stage, str(remote or ""), cache)]
+    where = str(remote or "")
+    return [Tracked(path, str(item["md5"]), isexec, push, file, stage, where, cache, "", legacy)]
 
 
 def _stage_defs(root: Path, dvcfile: str) -> dict[str, Mapping[str, Any]]:
