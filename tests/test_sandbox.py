@@ -233,9 +233,10 @@ def test_default_user_is_the_owner_of_the_first_mount(sandbox, make, ws):
 def test_cancel_reaches_the_trap_with_sigint_and_no_later_line_runs(sandbox, make, ws):
     trap = (
         # The handler takes a while: the run must wait for it, not tear the container down.
-        "trap 'sleep 0.5; echo INT > $DVC_ROOT/trapped; exit 0' INT; "
-        "trap 'sleep 0.5; echo TERM > $DVC_ROOT/trapped; exit 0' TERM; "
-        "sleep 1000 & echo ready; wait"
+        # It stops its background sleep (which ignores SIGINT, as any `&` job of sh does).
+        "trap 'kill $p; sleep 0.5; echo INT > $DVC_ROOT/trapped; exit 0' INT; "
+        "trap 'kill $p; sleep 0.5; echo TERM > $DVC_ROOT/trapped; exit 0' TERM; "
+        "sleep 1000 & p=$!; echo ready; wait"
     )
     run = Background(sandbox, make, lines=(trap, "touch $DVC_ROOT/later"))
     run.wait_ready()
@@ -258,6 +259,25 @@ def test_timeout_reaches_the_trap_with_sigterm(sandbox, make, ws):
     assert (ws / "trapped").read_text() == "TERM\n"
     assert outcome.exit_code == 143  # the trap exited by itself: no SIGKILL (137) was needed
     assert outcome.duration >= 1.0
+
+
+def test_a_program_still_in_its_handler_when_the_line_shell_dies_is_waited_for(
+    docker_client, make, ws
+):
+    # The line's shell dies of SIGTERM at once (a shell waits for a child's verdict only on
+    # SIGINT); the program it started takes a second to clean up. Tearing the container
+    # down when the shell exits would cut that short.
+    sandbox = DockerSandbox(docker_client, stop_grace=5, cancel_signal="SIGTERM")
+    program = "sh -c 'trap \"sleep 1; echo done > $DVC_ROOT/handled; exit 0\" INT TERM; " + (
+        "echo ready; while :; do sleep 0.1; done'; echo after"
+    )
+    run = Background(sandbox, make, lines=[program])
+    run.wait_ready()
+    run.cancel.set()
+    result = run.result()
+    assert result.status == "cancelled"
+    assert (ws / "handled").read_text() == "done\n"
+    assert result.exit_code != 137  # ended by itself, within the grace: no SIGKILL
 
 
 def test_cancel_leaves_no_process_of_a_tree_behind(sandbox, make, docker_client):

@@ -5,7 +5,10 @@ non-zero exit (spec/dvc-compat.md §1.2-1.3). All of them stay in the driver's p
 tini (with TINI_KILL_PROCESS_GROUP) delivers a stop signal to the whole running tree. The driver
 traps the signal only to remember it: it keeps waiting while the line's own handlers clean up
 (if it died at once, tini would exit and the kernel would SIGKILL the rest), then runs no more
-lines. It writes `MARKER 0 0` to stderr when it starts, `MARKER INDEX S` as each line starts
+lines, and before it exits waits for every other process of the container to end (`settle`):
+the line's shell may die of the signal at once while a program it started (python, say) is
+still in its handler. The sandbox's SIGKILL after the grace bounds that wait.
+It writes `MARKER 0 0` to stderr when it starts, `MARKER INDEX S` as each line starts
 (so the runner can print DVC's `> LINE` at the right moment) and `MARKER INDEX CODE` on
 failure, so a missing shell and the failed line can be told from the output, and `MARKER E`
 on stdout and on stderr once every line succeeded: once both arrived, all the output is in and
@@ -38,6 +41,17 @@ m=$1 s=$2 f=$3
 shift 4
 printf '%s 0 0\\n' "$m" >&2
 g=0 i=0
+settle() {
+  while :; do
+    for p in /proc/[0-9]*; do
+      p=${p#/proc/}
+      [ "$p" = 1 ] || [ "$p" = $$ ] || break
+      p=
+    done
+    [ -n "$p" ] || return 0
+    sleep 0.1 2>/dev/null || sleep 1
+  done
+}
 trap 'g=129' HUP
 trap 'g=130' INT
 trap 'g=143' TERM
@@ -50,9 +64,10 @@ for l do
   [ "$r" -ne 0 ] || [ "$g" -ne 0 ] || continue
   [ "$r" -ne 0 ] || r=$g
   printf '%s %d %d\\n' "$m" "$i" "$r" >&2
+  [ "$g" -eq 0 ] || settle
   exit "$r"
 done
-[ "$g" -eq 0 ] || { printf '%s %d %d\\n' "$m" "$i" "$g" >&2; exit "$g"; }
+[ "$g" -eq 0 ] || { printf '%s %d %d\\n' "$m" "$i" "$g" >&2; settle; exit "$g"; }
 printf '%s E\\n' "$m"
 printf '%s E\\n' "$m" >&2
 """
