@@ -52,6 +52,7 @@ class OutRequest:
     repo_path: str  # normalised, relative to the workspace root
     committed: bool  # its content goes into the store
     persist: bool = False
+    cached: bool = True  # False for `cache: false`: stored for the run-cache at most, never a link
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class JobSpec:
                     "repo_path": o.repo_path,
                     "committed": o.committed,
                     "persist": o.persist,
+                    "cached": o.cached,
                 }
                 for o in self.outs
             ],
@@ -167,6 +169,7 @@ def _out(item: object) -> OutRequest:
         repo_path=_posix_relative(_str(item, "repo_path"), "outs.repo_path"),
         committed=bool(item.get("committed", True)),
         persist=bool(item.get("persist", False)),
+        cached=bool(item.get("cached", True)),
     )
 
 

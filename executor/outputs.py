@@ -107,10 +107,11 @@ def _hash_or_commit(
     if not (out.committed and commit):
         return hasher.hash_path(path)
     info = commit_output(store, hasher, path)
-    if isinstance(store, LocalStore) and store.links.links_objects:
+    if isinstance(store, LocalStore) and store.links.links_objects and out.cached:
         # DVC's commit links the workspace files to their new objects (cache.type hardlink
         # or symlink): no second copy of the data. Persist outputs too: they are made copies
-        # of their own again (unprotect_output) before their stage next changes them.
+        # of their own again (unprotect_output) before their stage next changes them. A
+        # `cache: false` metric or plot is only copied in for the run-cache, as DVC does.
         tracked = Tracked(out.repo_path, info.md5, info.isexec)
         checkout(store, root, tracked, hashes_of(hasher), hasher.remember, relink=True)
     return info
@@ -153,11 +154,21 @@ def _materialise(links: list[Path]) -> None:
 
 
 def checkout_output(
-    store: LocalStore, root: Path, rel: str, item: Mapping[str, Any], hasher: Hasher
+    store: LocalStore,
+    root: Path,
+    rel: str,
+    item: Mapping[str, Any],
+    hasher: Hasher,
+    *,
+    cached: bool = True,
 ) -> None:
     """Recreate an output from the local cache as its lock item describes it (files already
-    right are left alone), telling the hasher what it wrote so no later run reads it."""
+    right are left alone), telling the hasher what it wrote so no later run reads it.
+    A `cache: false` output (`cached=False`) is a copy whatever cache.type says, as DVC's
+    run-cache restores it: a file of its own that git can track."""
     out = Tracked(path=rel, md5=str(item["md5"]), isexec=bool(item.get("isexec", False)))
+    if not cached:
+        store = store.copying()
     # As dvc repro: a stage's outputs are its own to replace (they are removed before a run).
     if "hash" in item:
         checkout(store, root, out, hashes_of(hasher), hasher.remember, force=True)

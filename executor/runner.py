@@ -310,9 +310,12 @@ class Runner:
             self.say(f"  why: {ev.why()}; outputs from {source}")
         outs = entry.get("outs", [])
         if not self.options.dry:
+            cached = {out.path: out.cache for out in stage.outs}
             for item in outs:
-                path = stage.repo_path(str(item["path"]))
-                checkout_output(self.store, self.ws.root, path, item, self.hasher)
+                rel = str(item["path"])
+                path = stage.repo_path(rel)
+                linkable = cached.get(rel, True)
+                checkout_output(self.store, self.ws.root, path, item, self.hasher, cached=linkable)
         self._record(stage, entry if keep else build_entry(ev.cmd, ev.deps, ev.params, outs))
         self.summary.status[stage.address] = "would restore" if self.options.dry else "restored"
 
@@ -340,7 +343,9 @@ class Runner:
             params=ev.params,
             outs=tuple(
                 # DVC commits a cache: false metric or plot only with a run-cache entry.
-                OutRequest(o.path, stage.repo_path(o.path), o.cache or stage.cacheable, o.persist)
+                OutRequest(
+                    o.path, stage.repo_path(o.path), o.cache or stage.cacheable, o.persist, o.cache
+                )
                 for o in stage.outs
             ),
             cacheable=stage.cacheable,

@@ -220,3 +220,45 @@ def test_a_persist_output_symlinked_to_the_cache_is_appended_to_without_touching
         assert (ours / "dvc.lock").read_bytes() == (theirs / "dvc.lock").read_bytes()
     assert (ours / "out/log.txt").read_text() == "first\nsecond\n"
     objects_intact(ours)
+
+
+METRIC_PIPELINE = """\
+stages:
+  score:
+    cmd: cp data/in.txt out.txt && echo 1 > metrics.json
+    deps: [data/in.txt]
+    outs: [out.txt]
+    metrics:
+    - metrics.json:
+        cache: false
+"""
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hardlink"])
+def test_a_cache_false_metric_stays_a_file_of_its_own_as_with_dvc(
+    kind: str, make_repo, executor_cli, dvc_cli
+) -> None:
+    """DVC stores a `cache: false` metric for its run-cache only, by copy: in the workspace it
+    stays a plain writable file (git tracks it), after a run and after a restore."""
+    files = {"dvc.yaml": METRIC_PIPELINE, "data/in.txt": "first\n"}
+    ours, theirs = make_repo(files, "ours"), make_repo(files, "theirs")
+    for root in (ours, theirs):
+        (root / ".dvc/config").write_text(
+            (root / ".dvc/config").read_text() + f"[cache]\n    type = {kind}\n"
+        )
+    for step in ("run", "restore"):
+        if step == "restore":
+            for root in (ours, theirs):
+                (root / "metrics.json").unlink()
+                (root / "out.txt").unlink()
+        done = executor_cli(ours, "run")
+        assert done.returncode == 0, done.stderr
+        assert dvc_cli(theirs, "repro").returncode == 0
+        for root in (ours, theirs):
+            metric = root / "metrics.json"
+            assert not metric.is_symlink() and metric.stat().st_nlink == 1, (step, root)
+            assert stat.S_IMODE(metric.stat().st_mode) == 0o644, (step, root)
+            assert (root / "out.txt").is_symlink() or hardlinked(root, "out.txt"), (step, root)
+        assert (ours / "dvc.lock").read_bytes() == (theirs / "dvc.lock").read_bytes()
+    assert "is cached" in done.stdout
+    objects_intact(ours)

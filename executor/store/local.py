@@ -106,6 +106,10 @@ class LocalStore:
         self._file_md5 = file_md5_dos2unix if legacy else file_md5
         self._legacy_view: LocalStore | None = None
 
+    def copying(self) -> LocalStore:
+        """The same objects, placed in the workspace as copies whatever cache.type says."""
+        return LocalStore(self.root, Links(("copy",)), legacy=self.legacy)
+
     def legacy_view(self) -> LocalStore:
         """The same folder's DVC 2.x objects."""
         if self._legacy_view is None:
