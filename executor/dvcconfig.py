@@ -129,6 +129,12 @@ def cache_dir(dvc_dir: Path) -> Path:
     return Path(configured.path())
 
 
+def no_scm(dvc_dir: Path) -> bool:
+    """`core.no_scm` (`dvc init --no-scm`): DVC then keeps out of git, .gitignore included."""
+    configured = merged(dvc_dir).get("core", {}).get("no_scm")
+    return configured is not None and configured.text.lower() in ("true", "yes", "on", "1")
+
+
 def cache_types(dvc_dir: Path) -> tuple[str, ...]:
     """`cache.type`: the link types checkouts try, in order (DVC's default reflink,copy)."""
     from executor.store.links import DEFAULT_TYPES, parse_types

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
-from executor.dvcconfig import cache_dir, cache_types
+from executor.dvcconfig import cache_dir, cache_types, no_scm
 from executor.errors import UserError, WorkspaceError
 from executor.gitignore import add_entries
 from executor.hashing import Hasher
@@ -77,6 +77,7 @@ class Workspace:
         self.store = LocalStore(self.cache_dir, _links(root, self.cache_dir, self.dvc_dir))
         self.hasher = Hasher(self.tmp_dir / "state.sqlite", root=root)
         self._lock_fds: list[int] = []
+        self._in_git: bool | None = None
 
     def __enter__(self) -> Workspace:
         self.prepare()
@@ -114,9 +115,17 @@ class Workspace:
         rel = os.path.relpath(self.root / stage.dvcfile, self.cwd)
         return stage.name if rel == "dvc.yaml" else f"{Path(rel).as_posix()}:{stage.name}"
 
+    def in_git(self) -> bool:
+        """Whether DVC works with git here: a git work tree holds the repository (at its root,
+        or above it after `dvc init --subdir`), and `core.no_scm` is not set."""
+        if self._in_git is None:
+            folders = (self.root, *self.root.parents)
+            self._in_git = any((f / ".git").exists() for f in folders) and not no_scm(self.dvc_dir)
+        return self._in_git
+
     def ignore_outputs(self, stages: Iterable[Stage]) -> None:
         """Add each cached output to the .gitignore beside it, as DVC does in a git repo."""
-        if not (self.root / ".git").exists():
+        if not self.in_git():
             return
         add_entries(
             self.root,

@@ -325,3 +325,39 @@ def test_dry_run_needs_no_docker_engine(make_repo, executor_cli, tmp_path) -> No
     assert "Running stage 'upper':" in result.stdout
     assert "run-cache not checked: no Docker engine is reachable" in result.stdout
     assert (root / "out/upper.txt").read_text() == "HELLO\n"
+
+
+@pytest.mark.parametrize("layout", ["subdir", "no_scm"])
+def test_gitignore_entries_as_dvc_writes_them_for_a_subdir_or_no_scm_project(
+    layout: str, tmp_path: Path, executor_cli, dvc_cli
+) -> None:
+    """`dvc init --subdir`: git's work tree is above the DVC root and DVC still ignores its
+    outputs in git; `dvc init --no-scm`: DVC writes no .gitignore, even inside a work tree."""
+    roots = []
+    for name in ("ours", "theirs"):
+        top = tmp_path / name
+        top.mkdir()
+        subprocess.run(["git", "init", "-q", str(top)], check=True)
+        root = top / "proj"
+        root.mkdir()
+        flag = "--subdir" if layout == "subdir" else "--no-scm"
+        assert dvc_cli(root, "init", "-q", flag).returncode == 0
+        (root / "in.txt").write_text("x\n")
+        (root / "dvc.yaml").write_text(
+            "stages:\n  s:\n    cmd: mkdir -p sub && cp in.txt sub/out.txt\n"
+            "    deps: [in.txt]\n    outs: [sub/out.txt]\n"
+        )
+        roots.append(root)
+    ours, theirs = roots
+    done = executor_cli(ours, "run")
+    assert done.returncode == 0, done.stderr
+    assert dvc_cli(theirs, "repro").returncode == 0
+    for root in roots:
+        assert (root / "sub/out.txt").read_text() == "x\n"
+    ignores = [
+        {p.relative_to(r).as_posix(): p.read_text() for p in r.rglob(".gitignore")
+         if ".dvc" not in p.relative_to(r).parts}
+        for r in roots
+    ]  # fmt: skip
+    assert ignores[0] == ignores[1]
+    assert bool(ignores[0]) == (layout == "subdir"), ignores[0]
