@@ -10,6 +10,7 @@ from pathlib import Path
 from types import TracebackType
 
 from executor.dvcconfig import cache_dir, cache_types, no_scm
+from executor.dvcrwlock import live_holders
 from executor.errors import UserError, WorkspaceError
 from executor.gitignore import add_entries
 from executor.hashing import Hasher
@@ -96,13 +97,28 @@ class Workspace:
         if fresh:
             (self.dvc_dir / ".gitignore").write_text(DVC_GITIGNORE)
             (self.dvc_dir / "config").touch()
-        self._lock_fds = [
-            _flock(self.tmp_dir / "lock", f"another executor command is running in {self.root}"),
+        try:
+            self._lock_fds.append(
+                _flock(self.tmp_dir / "lock", f"another executor command is running in {self.root}")
+            )
             # DVC's own repository lock (zc.lockfile takes a flock on it): while executor
             # works, `dvc gc` cannot delete objects it is about to use, nor `dvc repro`
-            # rewrite dvc.lock under it, and the reverse.
-            _flock(self.dvc_dir / "tmp" / "lock", f"DVC is running in {self.root}"),
-        ]
+            # rewrite dvc.lock under it.
+            self._lock_fds.append(
+                _flock(self.dvc_dir / "tmp" / "lock", f"DVC is running in {self.root}")
+            )
+            # The reverse: a `dvc repro` lets go of that lock while a stage's command runs,
+            # holding only its per-path locks.
+            holders = live_holders(self.dvc_dir / "tmp")
+            if holders:
+                first = holders[0]
+                raise WorkspaceError(
+                    f"DVC is running in {self.root}: '{first.cmd}' (pid {first.pid}) holds "
+                    f"{first.path} in .dvc/tmp/rwlock; wait for it to finish"
+                )
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         self.hasher.close()
