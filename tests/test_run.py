@@ -361,3 +361,43 @@ def test_gitignore_entries_as_dvc_writes_them_for_a_subdir_or_no_scm_project(
     ]  # fmt: skip
     assert ignores[0] == ignores[1]
     assert bool(ignores[0]) == (layout == "subdir"), ignores[0]
+
+
+def test_a_running_stage_stops_when_executor_is_killed(
+    make_repo, busybox_image, docker_client
+) -> None:
+    """SIGKILL leaves executor no chance to stop its containers: the stage's own watchdog
+    sees the runner gone and stops it, so nothing keeps writing into the workspace."""
+    root = make_repo(
+        {
+            "dvc.yaml": (
+                "stages:\n  tick:\n"
+                "    cmd: echo started; while :; do echo x >> ticks.txt; sleep 0.1; done\n"
+                "    deps: [in.txt]\n    outs: [never.txt]\n"
+            ),
+            "in.txt": "x\n",
+        }
+    )
+    env = {**os.environ, **GIT_ENV, "EXECUTOR_IMAGE": busybox_image, "EXECUTOR_STOP_GRACE": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "executor", "run"],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.strip() == "started":
+            break
+    proc.kill()
+    proc.wait(timeout=30)
+    label = {"label": "executor.stage=tick"}
+    try:
+        deadline = time.monotonic() + 60
+        while docker_client.containers.list(filters={**label, "status": "running"}):
+            assert time.monotonic() < deadline, "the orphaned stage is still running"
+            time.sleep(0.1)
+        stopped = docker_client.containers.list(all=True, filters=label)
+        assert stopped and all(c.status == "exited" for c in stopped)
+        assert (root / "ticks.txt").exists()  # it did run until then
+    finally:
+        for container in docker_client.containers.list(all=True, filters=label):
+            container.remove(force=True)

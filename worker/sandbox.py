@@ -100,14 +100,15 @@ class Prepared:
     settled: threading.Event  # the driver's end marker arrived, or the engine saw the exit
 
     def open_gate(self) -> None:
-        """Let the driver run the lines (it reads one line, then its stdin is /dev/null)."""
+        """Let the driver run the lines (it reads one line; the lines' stdin is /dev/null).
+        The gate stays open until `close_gate`: its end tells the driver's watchdog that
+        this process is gone, should it die while the stage runs."""
         if self.gate is None:
             return
         try:
             self.gate.sendall(b"go\n")
         except OSError as exc:  # it exited already (no shell?): the wait tells why
             log.debug("gate of %s: %s", self.request.name, exc)
-        self.close_gate()
 
     def close_gate(self) -> None:
         """End the container's stdin; a driver still waiting exits without running anything."""
@@ -197,7 +198,7 @@ class DockerSandbox:
         user = check_request(request)
         image_id, image_shell = self._image(request.image)
         shell = request.shell or request.env.get("SHELL") or image_shell or DEFAULT_SHELL
-        invocation = Invocation.build(shell, tuple(request.lines), request.workdir)
+        invocation = Invocation.build(shell, tuple(request.lines), request.workdir, self.stop_grace)
         args = create_args(
             request, image_id=image_id, user=user, invocation=invocation, owner=self.owner
         )

@@ -85,7 +85,7 @@ def create_args(
         "environment": environment(request),
         "labels": labels(request, owner),
         "tty": False,
-        "stdin_open": True,  # the driver's gate; closed after its one line (StdinOnce)
+        "stdin_open": True,  # the gate and watchdog; ends when the runner detaches (StdinOnce)
     }
 
 

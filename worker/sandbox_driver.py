@@ -18,7 +18,11 @@ The marker is random per run.
 
 Before anything, the driver waits at its gate: one line on stdin (DockerSandbox.release writes
 it). End of input instead (the runner discarded the container, or died) exits 125 having run
-nothing. Past the gate it enters its working directory again by path: a container started
+nothing. Past the gate a watchdog keeps reading stdin, which the runner holds open until the
+stage is over: end of input while the lines run means the runner died (SIGKILL, a lost
+host), and the watchdog stops the stage as the runner would have (SIGTERM, then SIGKILL
+after the grace), so no orphaned stage keeps writing into the workspace.
+Past the gate it enters its working directory again by path: a container started
 early holds the directory as it was then, and an upstream stage may have replaced it since.
 The lines then run with stdin from /dev/null: a sandboxed stage reads no input.
 """
@@ -34,18 +38,21 @@ from dataclasses import dataclass
 # would be inherited as "ignored"). `$f` is unquoted on purpose: it holds zero to two flags.
 DRIVER = """\
 read -r _ || exit 125
-exec </dev/null
+exec 3<&0 </dev/null
+m=$1 s=$2 f=$3 k=$5
+{ trap '' HUP INT TERM; read -r _ <&3; kill -TERM 0; sleep "$k"; kill -KILL 0; } &
+w=$!
+exec 3<&-
 cd -- "$4" || exit 1
 unset TINI_KILL_PROCESS_GROUP
-m=$1 s=$2 f=$3
-shift 4
+shift 5
 printf '%s 0 0\\n' "$m" >&2
 g=0 i=0
 settle() {
   while :; do
     for p in /proc/[0-9]*; do
       p=${p#/proc/}
-      [ "$p" = 1 ] || [ "$p" = $$ ] || break
+      [ "$p" = 1 ] || [ "$p" = $$ ] || [ "$p" = "$w" ] || break
       p=
     done
     [ -n "$p" ] || return 0
@@ -94,11 +101,13 @@ class Invocation:
     marker: str
 
     @classmethod
-    def build(cls, shell: str, lines: tuple[str, ...], workdir: str = ".") -> Invocation:
+    def build(
+        cls, shell: str, lines: tuple[str, ...], workdir: str = ".", grace: float = 10.0
+    ) -> Invocation:
         marker = f"executor-failed-{secrets.token_hex(8)}"
         return cls(
             entrypoint=(DRIVER_SHELL, "-c", DRIVER, "executor-driver"),
-            command=(marker, shell, shell_flags(shell), workdir, *lines),
+            command=(marker, shell, shell_flags(shell), workdir, f"{grace:g}", *lines),
             marker=marker,
         )
 
