@@ -75,6 +75,8 @@ def read_sections(path: Path) -> dict[str, dict[str, str]]:
         return {}
     except OSError as exc:
         raise ConfigError(f"cannot read DVC's config {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"DVC's config {path} is not UTF-8 text ({exc.reason})") from None
     sections: dict[str, dict[str, str]] = {}
     current: dict[str, str] | None = None
     for number, raw in enumerate(text.splitlines(), 1):

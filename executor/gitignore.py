@@ -49,8 +49,8 @@ def ignored_by_git(root: Path, paths: list[str]) -> set[str]:
 
 
 def _lines(path: Path) -> tuple[str, list[str]]:
-    try:
-        text = path.read_text(encoding="utf-8")
+    try:  # any bytes: git reads .gitignore as bytes, and so may a user's editor write it
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
     except FileNotFoundError:
         text = ""
     return text, text.splitlines()
@@ -73,5 +73,5 @@ def add_entries(root: Path, outputs: Iterable[str]) -> None:
             continue
         # DVC starts a new line if the file does not end with one.
         prefix = "\n" if text and not text.endswith("\n") else ""
-        with open(gitignore, "a", encoding="utf-8") as f:
+        with open(gitignore, "a", encoding="utf-8", errors="surrogateescape") as f:
             f.write(f"{prefix}{line}\n")

@@ -20,7 +20,7 @@ def read_lock(root: Path, lockfile: str) -> dict[str, Entry]:
     """Stage name -> entry (plain values) of one dvc.lock; {} if there is none."""
     path = root / lockfile
     try:
-        text = path.read_text(encoding="utf-8")
+        text = yamlio.read_text(path, lockfile)
     except FileNotFoundError:
         return {}
     data = yamlio.load_text(text, lockfile)
@@ -28,7 +28,30 @@ def read_lock(root: Path, lockfile: str) -> dict[str, Entry]:
         return {}
     if not isinstance(data, Mapping) or not isinstance(data.get("stages", {}), Mapping):
         raise PipelineError("not a dvc.lock file (expected `schema` and `stages`)", path=lockfile)
-    return {str(name): plain(entry) for name, entry in (data.get("stages") or {}).items()}
+    entries = {str(name): plain(entry) for name, entry in (data.get("stages") or {}).items()}
+    for name, entry in entries.items():
+        _check_entry(name, entry, lockfile)
+    return entries
+
+
+def _check_entry(name: str, entry: Any, lockfile: str) -> None:
+    """The shape DVC's lock schema demands, so a damaged file is a message, not a crash."""
+    where = f"stage '{name}'"
+    if not isinstance(entry, Mapping):
+        raise PipelineError(f"{where}: the entry must be a mapping", path=lockfile)
+    for part in ("deps", "outs"):
+        items = entry.get(part, [])
+        if not isinstance(items, list) or not all(
+            isinstance(i, Mapping) and isinstance(i.get("path"), str) for i in items
+        ):
+            raise PipelineError(
+                f"{where}: `{part}` must be a list of entries with a `path`; "
+                "fix or delete dvc.lock (executor run rebuilds it)",
+                path=lockfile,
+            )
+    params = entry.get("params", {})
+    if not isinstance(params, Mapping) or not all(isinstance(v, Mapping) for v in params.values()):
+        raise PipelineError(f"{where}: `params` must map files to values", path=lockfile)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -76,7 +99,7 @@ class LockWriter:
         if cached is not None and cached[0] == key and key is not None:
             return cached[1]
         try:
-            text = path.read_text(encoding="utf-8")
+            text = yamlio.read_text(path, lockfile)
         except FileNotFoundError:
             text = ""
         data = yamlio.load_roundtrip(text, lockfile) if text.strip() else None

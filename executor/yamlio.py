@@ -44,9 +44,22 @@ def load_text(text: str, where: str) -> Any:
         raise yaml_error(exc, where) from None
 
 
+def read_text(path: Path, where: str | None = None) -> str:
+    """A YAML file's text; PipelineError naming `where` if it is not UTF-8 (FileNotFoundError
+    passes through)."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PipelineError(
+            f"is not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})",
+            path=where or str(path),
+        ) from None
+
+
 def load_file(path: Path, where: str | None = None) -> Any:
     """Parse a YAML file into plain Python values; errors name `where` (default: the path)."""
-    return load_text(path.read_text(encoding="utf-8"), where or str(path))
+    return load_text(read_text(path, where), where or str(path))
 
 
 def load_roundtrip(text: str, where: str) -> Any:

@@ -13,6 +13,7 @@ from typing import Any
 
 from executor import yamlio
 from executor.errors import PipelineError, UserError
+from executor.lockfile import read_lock
 
 log = logging.getLogger(__name__)
 SKIP_DIRS = frozenset({".git", ".dvc", ".hg"})
@@ -100,20 +101,18 @@ def _walk(root: Path) -> list[Tracked]:
 
 
 def _read_lock(root: Path, lockfile: str) -> list[Tracked]:
-    data = yamlio.load_file(root / lockfile, lockfile) or {}
-    if not isinstance(data, Mapping) or not isinstance(data.get("stages") or {}, Mapping):
-        raise PipelineError("not a dvc.lock file (expected `schema` and `stages`)", path=lockfile)
+    entries = read_lock(root, lockfile)
     dvcfile = lockfile[: -len(".lock")] + ".yaml"
     defs = _stage_defs(root, dvcfile)
     base = posixpath.dirname(lockfile)
     found = []
-    for name, entry in (data.get("stages") or {}).items():
+    for name, entry in entries.items():
         stage = defs.get(str(name)) or defs.get(str(name).partition("@")[0]) or {}
         wdir = str(stage.get("wdir") or ".")
         if "${" in wdir:
             raise PipelineError(f"stage '{name}': a templated wdir is not supported by push/pull")
         flags = _out_flags(stage)
-        for item in (entry or {}).get("outs") or []:
+        for item in entry.get("outs", []):
             path = str(item["path"])
             flag = flags.get(path, {})
             cache = bool(flag.get("cache", True))
