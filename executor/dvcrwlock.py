@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from executor.errors import WorkspaceError
+from executor.processes import pid_alive
 
 GUARD_WAIT = 3.0  # seconds; DVC holds rwlock.lock only while it edits the file
 
@@ -45,7 +46,7 @@ def live_holders(tmp_dir: Path) -> list[Holder]:
             ) from None
     finally:
         os.close(fd)
-    return [h for h in _holders(data) if _alive(h.pid)]
+    return [h for h in _holders(data) if pid_alive(h.pid)]
 
 
 def _wait_for(fd: int, guard: Path) -> None:
@@ -79,15 +80,3 @@ def _holder(path: str, info: Any, mode: str) -> list[Holder]:
     if not isinstance(info, dict) or not isinstance(info.get("pid"), int):
         return []
     return [Holder(str(path), info["pid"], str(info.get("cmd", "dvc")), mode)]
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

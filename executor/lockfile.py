@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 import threading
@@ -12,6 +13,7 @@ from typing import Any
 from executor import yamlio
 from executor.errors import PipelineError
 from executor.lockentry import Entry, plain
+from executor.processes import pid_alive
 
 SCHEMA = "2.0"
 
@@ -55,7 +57,9 @@ def _check_entry(name: str, entry: Any, lockfile: str) -> None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _remove_leftovers(path)
+    prefix = f".{path.name}.{os.getpid()}-"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -67,6 +71,15 @@ def _write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Temporaries of a writer killed before its rename (`.dvc.lock.PID-XXXX.tmp`): git would
+    list them as untracked files."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*-*.tmp"):
+        pid = tmp.name[len(path.name) + 2 :].partition("-")[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
 
 
 def _stat_key(path: Path) -> tuple[int, int, int] | None:

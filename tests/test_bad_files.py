@@ -3,6 +3,8 @@ DVC copes, the same result as DVC."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 PIPELINE = "stages:\n  s:\n    cmd: cp in.txt out.txt\n    deps: [in.txt]\n    outs: [out.txt]\n"
@@ -42,3 +44,15 @@ def test_a_gitignore_that_is_not_utf8_gets_its_entry_and_keeps_its_bytes(
     done = executor_cli(root, "run")
     assert done.returncode == 0, done.stderr
     assert (root / ".gitignore").read_bytes() == b"# caf\xe9\nx\n/out.txt\n"
+
+
+def test_a_dvc_lock_temporary_of_a_killed_writer_is_removed(make_repo, executor_cli) -> None:
+    root = make_repo({"dvc.yaml": PIPELINE, "in.txt": "x\n"})
+    dead = root / ".dvc.lock.4194305-k1ll3d.tmp"  # above Linux's largest pid_max
+    live = root / f".dvc.lock.{os.getpid()}-busy.tmp"  # a writer still at work: kept
+    for path in (dead, live):
+        path.write_text("schema: '2.0'\n")
+    done = executor_cli(root, "run")
+    assert done.returncode == 0, done.stderr
+    assert not dead.exists() and live.exists()
+    assert sorted(p.name for p in root.glob(".dvc.lock.*")) == [live.name]  # none of its own

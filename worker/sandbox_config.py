@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from executor.limits import GPUS_ALL
+from executor.processes import pid_alive
 from worker.sandbox_driver import Invocation
 from worker.sandbox_request import SandboxRequest
 
@@ -103,11 +104,7 @@ def owner_process_alive(labels: Mapping[str, str]) -> bool:
     if labels.get(LABEL_HOST) != socket.gethostname():
         return True  # another host's container: not ours to judge
     try:
-        os.kill(int(labels.get(LABEL_PID, "")), 0)
+        pid = int(labels.get(LABEL_PID, ""))
     except ValueError:
         return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
