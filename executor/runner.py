@@ -280,9 +280,11 @@ class Runner:
         deps = list((recorded or {}).get("deps", []))
         params = dict((recorded or {}).get("params", {}))
         ev = evaluate(self.ws.root, stage, deps, params, recorded, self.hasher, self.store)
-        if self.options.force or ev.reasons or ev.outs_only:
+        if self.options.force or ev.reasons:
             return "verify", ev
-        return "skip", ev
+        if ev.outs_only and not (self.options.allow_missing and not ev.changed_outs):
+            return "verify", ev
+        return "skip", ev  # as DVC's --allow-missing: deleted or uncached outputs are fine
 
     def verify_frozen(self, stage: Stage) -> None:
         if self.options.dry:

@@ -144,6 +144,53 @@ def test_allow_missing_skips_outputs_not_in_the_cache(tools: Tools, tmp_path: Pa
     assert lock_files(ours) == lock_files(theirs)
 
 
+FROZEN_CHAIN = Project(
+    features=("a frozen stage in a chain",),
+    files={
+        "in.txt": "x\n",
+        "dvc.yaml": """\
+stages:
+  a:
+    cmd: cp in.txt a.txt
+    deps: [in.txt]
+    outs: [a.txt]
+  b:
+    cmd: cp a.txt b.txt
+    deps: [a.txt]
+    outs: [b.txt]
+    frozen: true
+  c:
+    cmd: cp b.txt c.txt
+    deps: [b.txt]
+    outs: [c.txt]
+""",
+    },
+)
+
+
+def test_allow_missing_in_a_clone_without_outputs_skips_a_frozen_stage_too(
+    tools: Tools, tmp_path: Path
+) -> None:
+    """A fresh clone (dvc.lock, no outputs, no cache): DVC's --allow-missing skips every stage,
+    the frozen one included, where a plain run would verify its missing output and fail."""
+    first = build(tmp_path / "first", FROZEN_CHAIN)
+    frozen = (first / "dvc.yaml").read_text()
+    (first / "dvc.yaml").write_text(frozen.replace("    frozen: true\n", ""))
+    ok(tools.dvc(first, "repro").result())
+    (first / "dvc.yaml").write_text(frozen)  # as `dvc freeze b` leaves it
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (first / name).unlink()
+    shutil.rmtree(first / ".dvc" / "cache")
+    theirs = shutil.copytree(first, tmp_path / "dvc", symlinks=True)
+    ours = shutil.copytree(first, tmp_path / "executor", symlinks=True)
+    expected = tools.dvc(theirs, "repro", "--allow-missing")
+    result = ok(tools.executor(ours, "run", "--allow-missing"))
+    assert stage_lines(ok(expected.result()).stdout, "ran") == set()
+    assert stage_lines(result.stdout, "ran") == set()
+    assert lock_files(ours) == lock_files(theirs) == lock_files(first)
+    assert not (ours / "b.txt").exists()
+
+
 def test_executor_honours_a_cache_dir_set_in_dvc_config(tools: Tools, tmp_path: Path) -> None:
     """`cache.dir` names the cache a first `dvc repro` filled: DVC restores every stage from
     it in a fresh copy, and so must executor (else the two stop sharing the user's cache)."""
