@@ -56,7 +56,8 @@ def _check_entry(name: str, entry: Any, lockfile: str) -> None:
         raise PipelineError(f"{where}: `params` must map files to values", path=lockfile)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` in one rename, never half-written."""
     _remove_leftovers(path)
     prefix = f".{path.name}.{os.getpid()}-"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
@@ -145,7 +146,7 @@ class LockWriter:
                 # many stages) would otherwise be dumped as YAML anchors and aliases.
                 stages[name] = plain(entry)
             try:
-                _write_atomic(path, yamlio.dump(data))
+                write_atomic(path, yamlio.dump(data))
             except BaseException:
                 self._docs.pop(lockfile, None)  # the document no longer matches the file
                 raise

@@ -101,6 +101,13 @@ def store_outputs(
     return items
 
 
+def commit_data(store: ObjectStore, hasher: Hasher, root: Path, rel: str) -> HashInfo:
+    """Commit a `.dvc` file's data as DVC's commit does: stored, and linked back where
+    cache.type links."""
+    out = OutRequest(rel, rel, committed=True)
+    return _hash_or_commit(root, out, inside(root, rel), store, hasher, commit=True)
+
+
 def _hash_or_commit(
     root: Path, out: OutRequest, path: Path, store: ObjectStore, hasher: Hasher, commit: bool
 ) -> HashInfo:

@@ -9,6 +9,7 @@ dvc.lock entry is written as soon as every stage before it in the plan is settle
 from __future__ import annotations
 
 import importlib
+import os
 import posixpath
 import threading
 import time
@@ -17,6 +18,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from executor.confine import inside
+from executor.datasources import current, data_sources, record
 from executor.errors import (
     ConfigError,
     ExecutorError,
@@ -29,7 +32,7 @@ from executor.jobspec import JobResult, JobSpec, OutRequest
 from executor.limits import Limits
 from executor.lockentry import Entry, build_entry
 from executor.lockfile import LockWriter, read_lock
-from executor.outputs import checkout_output, store_outputs
+from executor.outputs import checkout_output, commit_data, store_outputs
 from executor.pipeline import Dag, ParamsReader
 from executor.pipeline.model import Stage
 from executor.plan import Evaluation, evaluate, hash_deps, in_cache
@@ -184,6 +187,37 @@ class Runner:
                         f"stage '{stage.address}': dependency '{dep}' does not exist ({path}); "
                         "create it or add the stage that produces it"
                     )
+
+    def verify_data_sources(self, stages: list[Stage]) -> None:
+        """As `dvc repro`: each `.dvc` output a stage depends on is checked first; a changed
+        one is committed to the cache and its `.dvc` file updated (not with --dry)."""
+        deps = [
+            path
+            for stage in stages
+            for path in (stage.repo_path(dep) for dep in stage.deps)
+            if not self.dag.producers(path)
+        ]
+        for source in data_sources(self.ws.root, deps):
+            shown = os.path.relpath(self.ws.root / source.dvcfile, self.ws.cwd)
+            path = inside(self.ws.root, source.path)
+            if not path.exists():
+                if self.options.allow_missing:
+                    continue
+                raise WorkspaceError(
+                    f"'{source.dvcfile}': its data '{source.path}' does not exist; get it back "
+                    "with `executor pull` or `dvc checkout`"
+                )
+            info = current(self.ws.root, source, self.hasher)
+            if info.md5 == source.md5:
+                self.say(f"'{shown}' didn't change, skipping")
+                continue
+            if self.options.dry:
+                self.say(f"'{shown}' changed: it would be committed before the stages")
+                continue
+            self.say(f"Verifying data sources in stage: '{shown}'")
+            if source.cache and not self.options.no_commit:
+                info = commit_data(self.store, self.hasher, self.ws.root, source.path)
+            record(self.ws.root, source, info)
 
     def recorded(self, stage: Stage) -> Entry | None:
         if stage.lockfile not in self._lock_cache:

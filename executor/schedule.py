@@ -38,6 +38,7 @@ def run_plan(runner: Runner) -> RunSummary:
 
     try:
         runner.preflight(pending)
+        runner.verify_data_sources(pending)
         while pending or queued or running:
             for stage in list(pending):
                 # With -j 1, as in dvc repro, a stage is decided only once the one before it

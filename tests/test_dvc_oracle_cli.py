@@ -383,3 +383,61 @@ def test_vectors_fixture_lock_is_rebuilt_from_its_run_cache(tools: Tools, tmp_pa
     assert workspace(root / "out") == expected_outs
     assert run_entries(root) == expected_runs
     assert (root / "scripts" / "combine.sh").stat().st_mode & 0o111
+
+
+DATA_SOURCES = Project(
+    features=("stages depending on `dvc add` data",),
+    files={
+        "raw/1.txt": "1\n",
+        "raw/2.txt": "2\n",
+        "one.txt": "solo\n",
+        "dvc.yaml": """\
+stages:
+  s:
+    cmd: ls raw > out.txt && cat one.txt raw/1.txt >> out.txt
+    deps: [raw/1.txt, raw, one.txt]
+    outs: [out.txt]
+""",
+    },
+)
+
+
+def source_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if ".dvc'" in line]
+
+
+def cache_files(root: Path) -> list[str]:
+    objects = root / ".dvc" / "cache" / "files"
+    return sorted(p.relative_to(objects).as_posix() for p in objects.rglob("*") if p.is_file())
+
+
+def test_changed_dvc_add_data_is_committed_before_the_stages_as_dvc_repro_does(
+    tools: Tools, tmp_path: Path
+) -> None:
+    """A stage depends on data tracked by `dvc add`: when the data changed, `dvc repro`
+    commits it and updates its .dvc file before running the stage; unchanged, it says so."""
+    first = build(tmp_path / "first", DATA_SOURCES)
+    ok(tools.dvc(first, "add", "-q", "raw", "one.txt").result())
+    ok(tools.dvc(first, "repro").result())
+    for changed in ("raw/3.txt", "one.txt"):
+        (first / changed).write_text("new\n")
+    theirs = shutil.copytree(first, tmp_path / "dvc", symlinks=True)
+    ours = shutil.copytree(first, tmp_path / "executor", symlinks=True)
+    expected = ok(tools.dvc(theirs, "repro").result())
+    result = ok(tools.executor(ours, "run"))
+    assert source_lines(result.stdout) == source_lines(expected.stdout) == [
+        "Verifying data sources in stage: 'raw.dvc'",
+        "Verifying data sources in stage: 'one.txt.dvc'",
+    ]
+    for name in ("raw.dvc", "one.txt.dvc", "dvc.lock"):
+        assert (ours / name).read_text() == (theirs / name).read_text(), name
+    assert cache_files(ours) == cache_files(theirs)
+    assert workspace(ours) == workspace(theirs)
+    assert "up to date" in ok(tools.dvc(ours, "status").result()).stdout
+
+    again = ok(tools.executor(ours, "run"))
+    expected = ok(tools.dvc(theirs, "repro").result())
+    assert source_lines(again.stdout) == source_lines(expected.stdout) == [
+        "'raw.dvc' didn't change, skipping",
+        "'one.txt.dvc' didn't change, skipping",
+    ]
