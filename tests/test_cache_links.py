@@ -262,3 +262,26 @@ def test_a_cache_false_metric_stays_a_file_of_its_own_as_with_dvc(
         assert (ours / "dvc.lock").read_bytes() == (theirs / "dvc.lock").read_bytes()
     assert "is cached" in done.stdout
     objects_intact(ours)
+
+
+def test_empty_folders_a_stage_leaves_in_a_directory_output_stay_as_with_dvc(
+    make_repo, executor_cli, dvc_cli
+) -> None:
+    files = {
+        "dvc.yaml": (
+            "stages:\n  gen:\n"
+            "    cmd: mkdir -p out/empty/inner out/x && cp in.txt out/x/a.txt\n"
+            "    deps: [in.txt]\n    outs: [out]\n"
+        ),
+        "in.txt": "a\n",
+    }
+    ours, theirs = make_repo(files, "ours"), make_repo(files, "theirs")
+    for root in (ours, theirs):
+        (root / ".dvc/config").write_text(
+            (root / ".dvc/config").read_text() + "[cache]\n    type = hardlink\n"
+        )
+    done = executor_cli(ours, "run")
+    assert done.returncode == 0, done.stderr
+    assert dvc_cli(theirs, "repro").returncode == 0
+    assert (ours / "out/empty/inner").is_dir() and (theirs / "out/empty/inner").is_dir()
+    assert hardlinked(ours, "out/x/a.txt") and hardlinked(theirs, "out/x/a.txt")

@@ -211,7 +211,9 @@ def _set_exec(path: Path, isexec: bool) -> None:
 
 def _remove_extra(dest: Path, keep: set[str], listed: set[str]) -> None:
     """Delete files under a directory output that its manifest does not list (of those DVC
-    sees: `listed`; files .dvcignore hides stay), every symlink, and emptied folders."""
+    sees: `listed`; files .dvcignore hides stay), every symlink, and the folders that this
+    emptied. A folder that was empty already stays, as DVC leaves it."""
+    emptied: set[str] = set()
     for folder, dirs, names in os.walk(dest, topdown=False):
         rel = os.path.relpath(folder, dest)
         for name in names:
@@ -219,9 +221,12 @@ def _remove_extra(dest: Path, keep: set[str], listed: set[str]) -> None:
             relpath = name if rel == "." else f"{rel}/{name}"
             if os.path.islink(path) or (relpath in listed and relpath not in keep):
                 os.unlink(path)
+                emptied.add(folder)
         for name in dirs:
             full = os.path.join(folder, name)
             if os.path.islink(full):
                 os.unlink(full)
-            elif not os.listdir(full):
+                emptied.add(folder)
+            elif full in emptied and not os.listdir(full):
                 os.rmdir(full)
+                emptied.add(folder)
