@@ -147,6 +147,7 @@ class Runner:
         self._ready: list[tuple[Stage, Entry]] = []  # settled in plan order, not yet written
         self._last_write = 0.0
         self._images: dict[str, str] = {}  # image -> first stage using it
+        self._imageless: set[str] = set()  # stages no image is configured for
         self.warm: set[str] = set()  # stages whose container was started early, not yet used
         self._echo_lock = threading.Lock()
 
@@ -171,7 +172,12 @@ class Runner:
         for stage in stages:
             if stage.frozen:
                 continue
-            self._images.setdefault(self.image_of(stage), stage.address)
+            try:
+                self._images.setdefault(self.image_of(stage), stage.address)
+            except ConfigError:
+                # Needed only if it runs or is looked up (with the image in the run-cache
+                # key): an up-to-date pipeline needs no image, as `dvc repro` needs none.
+                self._imageless.add(stage.address)
             self.params.values(stage)
             self.stage_env(stage)
             try:
@@ -429,6 +435,8 @@ class Runner:
         """
         if self._backend is None or self.options.dry or stage.frozen:
             return False
+        if stage.address in self._imageless:
+            return False  # it fails with its message when its turn comes
         wdir = posixpath.normpath(stage.wdir)
         if any(wdir == p.path or wdir.startswith(p.path + "/") for p in self.dag.producers(wdir)):
             return False  # its wdir is (inside) an output, replaced when that stage runs

@@ -401,3 +401,19 @@ def test_a_running_stage_stops_when_executor_is_killed(
     finally:
         for container in docker_client.containers.list(all=True, filters=label):
             container.remove(force=True)
+
+
+def test_no_image_is_needed_until_a_stage_must_run(make_repo, executor_cli, dvc_cli) -> None:
+    root = make_repo({"dvc.yaml": "stages:\n  s:\n    cmd: cp in.txt out.txt\n"
+                      "    deps: [in.txt]\n    outs: [out.txt]\n", "in.txt": "x\n"})  # fmt: skip
+    assert dvc_cli(root, "repro").returncode == 0  # up to date, by DVC
+    no_image = {"EXECUTOR_IMAGE": ""}
+    done = executor_cli(root, "run", env=no_image)
+    assert done.returncode == 0, done.stderr
+    assert "Data and pipelines are up to date." in done.stdout
+    (root / "in.txt").write_text("changed\n")
+    refused = executor_cli(root, "run", env=no_image)
+    assert refused.returncode == 2
+    assert "has no container image" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert (root / "out.txt").read_text() == "x\n"
