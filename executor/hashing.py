@@ -208,17 +208,16 @@ class Hasher:
         return info
 
     def hash_many(self, paths: Sequence[Path], seen: Seen | None = None) -> list[HashInfo]:
-        """hash_path of each, reading the files that changed in parallel. `seen` receives
-        each file's stat as it was when its md5 was judged, by absolute path."""
+        """hash_path of each, reading the files that changed in parallel. `seen` receives the
+        stat of each file read now (as it was before the read), by absolute path; not of one
+        whose md5 the state database remembered, which nobody has read against it."""
         seen_ns = self._seen_ns()
         stats = [(os.path.abspath(p), os.stat(p)) for p in paths]
         files = [(p, st) for p, st in stats if not stat.S_ISDIR(st.st_mode)]
         for p, st in files:
             if not stat.S_ISREG(st.st_mode):
                 raise WorkspaceError(f"'{p}' is not a regular file; DVC cannot hash it")
-        md5s = self._md5s(files, seen_ns)
-        if seen is not None:
-            seen.update(files)
+        md5s = self._md5s(files, seen_ns, read=seen)
         return [
             self.hash_tree(Path(p), seen)[0]
             if stat.S_ISDIR(st.st_mode)
@@ -237,9 +236,8 @@ class Hasher:
             if not rel.isascii() and not _utf8(rel):
                 shown = os.fsencode(p).decode("utf-8", "backslashreplace")
                 raise WorkspaceError(f"'{shown}' is not a UTF-8 name; DVC cannot track it")
-        md5s = self._md5s([(p, st) for _, p, st in walked], seen_ns, under=os.path.abspath(path))
-        if seen is not None:
-            seen.update((p, st) for _, p, st in walked)
+        stats = [(p, st) for _, p, st in walked]
+        md5s = self._md5s(stats, seen_ns, under=os.path.abspath(path), read=seen)
         entries = [DirEntry(rel, md5s[p], st.st_size, _isexec(st)) for rel, p, st in walked]
         entries.sort(key=_by_relpath)
         data = manifest_bytes(entries)
@@ -311,10 +309,15 @@ class Hasher:
     ) -> None:
         self.close()
 
-    def _md5s(self, files: list[_Stat], seen_ns: int, under: str | None = None) -> dict[str, str]:
-        """md5 of each file: remembered if unchanged, read otherwise (then remembered)."""
+    def _md5s(
+        self, files: list[_Stat], seen_ns: int, under: str | None = None, read: Seen | None = None
+    ) -> dict[str, str]:
+        """md5 of each file: remembered if unchanged, read otherwise (then remembered); `read`
+        receives the stats of those read."""
         known = self.state.get_many(files, under) if self.state is not None else {}
         todo = [(p, st) for p, st in files if p not in known]
+        if read is not None:
+            read.update(todo)
         if not todo:
             return known
         digests = self._read(todo)

@@ -397,6 +397,8 @@ def test_a_running_stage_stops_when_executor_is_killed(
             time.sleep(0.1)
         stopped = docker_client.containers.list(all=True, filters=label)
         assert stopped and all(c.status == "exited" for c in stopped)
+        # SIGTERM ended it; nothing had to wait for the SIGKILL after the grace.
+        assert [c.attrs["State"]["ExitCode"] for c in stopped] == [143]
         assert (root / "ticks.txt").exists()  # it did run until then
     finally:
         for container in docker_client.containers.list(all=True, filters=label):

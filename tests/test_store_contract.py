@@ -240,3 +240,25 @@ def test_local_store_copies_a_hashed_file_without_reading_it_again(
     assert md5(obj.read_bytes()) == oid
     assert obj.stat().st_mode & 0o777 == 0o444
     assert sorted(p.name for p in obj.parent.iterdir()) == [obj.name]  # no temporary left
+
+
+def test_a_remembered_md5_is_verified_not_trusted_when_committing(tmp_path: Path) -> None:
+    """The state database vouches for (inode, size, mtime) only: a file rewritten in place
+    with its mtime put back keeps its old md5 there. Committing it must not store the new
+    bytes under that md5: only an md5 computed from a read now is trusted."""
+    from executor.hashing import Hasher
+    from executor.outputs import commit_output
+
+    src = tmp_path / "out.bin"
+    src.write_bytes(b"A" * 1000)
+    os.utime(src, ns=(10**18, 10**18))
+    with Hasher(tmp_path / "state.sqlite") as hasher:
+        old = hasher.hash_file(src).md5
+    with open(src, "r+b") as f:  # same inode, same size
+        f.write(b"B" * 1000)
+    os.utime(src, ns=(10**18, 10**18))
+    store = LocalStore(tmp_path / "store")
+    with Hasher(tmp_path / "state.sqlite") as hasher, pytest.raises(CorruptObject):
+        assert hasher.hash_file(src).md5 == old  # remembered, not read
+        commit_output(store, hasher, src)
+    assert not store.exists(old)

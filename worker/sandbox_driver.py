@@ -5,9 +5,12 @@ non-zero exit (spec/dvc-compat.md §1.2-1.3). All of them stay in the driver's p
 tini (with TINI_KILL_PROCESS_GROUP) delivers a stop signal to the whole running tree. The driver
 traps the signal only to remember it: it keeps waiting while the line's own handlers clean up
 (if it died at once, tini would exit and the kernel would SIGKILL the rest), then runs no more
-lines, and before it exits waits for every other process of the container to end (`settle`):
-the line's shell may die of the signal at once while a program it started (python, say) is
-still in its handler. The sandbox's SIGKILL after the grace bounds that wait.
+lines, and before it exits waits for the processes of its group that got the signal and
+are still handling it (`settle`: alive, in the group, not ignoring that signal, from
+/proc): the line's shell may die of SIGTERM at once while a program it started (python, say)
+is still in its handler. Processes that ignore the signal (an `&` job ignores SIGINT) or left
+the group (setsid) do not hold it up; tini's exit kills them. The sandbox's SIGKILL after
+the grace bounds the wait.
 It writes `MARKER 0 0` to stderr when it starts, `MARKER INDEX S` as each line starts
 (so the runner can print DVC's `> LINE` at the right moment) and `MARKER INDEX CODE` on
 failure, so a missing shell and the failed line can be told from the output, and `MARKER E`
@@ -48,15 +51,31 @@ unset TINI_KILL_PROCESS_GROUP
 shift 5
 printf '%s 0 0\\n' "$m" >&2
 g=0 i=0
+handling() {
+  { read -r x < "/proc/$1/stat"; } 2>/dev/null || return 1
+  q=$1
+  x=${x##*) }
+  set -- $x
+  [ "$1" != Z ] && [ "$3" = "$G" ] || return 1
+  { while read -r n v; do
+      case $n in SigIgn:) v=${v#"${v%????}"}; return $(( (0x$v & b) != 0 ));; esac
+    done < "/proc/$q/status"; } 2>/dev/null
+  return 1
+}
 settle() {
+  case $g in 129) b=1 ;; 130) b=2 ;; *) b=16384 ;; esac
+  read -r x < /proc/$$/stat
+  x=${x##*) }
+  set -- $x
+  G=$3
   while :; do
+    y=
     for p in /proc/[0-9]*; do
       p=${p#/proc/}
-      [ "$p" = 1 ] || [ "$p" = $$ ] || [ "$p" = "$w" ] || break
-      p=
+      [ "$p" = 1 ] || [ "$p" = $$ ] || [ "$p" = "$w" ] || ! handling "$p" || { y=1; break; }
     done
-    [ -n "$p" ] || return 0
-    sleep 0.1 2>/dev/null || sleep 1
+    [ -n "$y" ] || return 0
+    sleep 0.1 2>/dev/null || sleep 1 2>/dev/null || return 0
   done
 }
 trap 'g=129' HUP
@@ -78,6 +97,12 @@ done
 printf '%s E\\n' "$m"
 printf '%s E\\n' "$m" >&2
 """
+
+
+def _seconds(value: float) -> str:
+    """A duration as `sleep` reads it: plain decimal, never an exponent."""
+    return format(value, ".3f").rstrip("0").rstrip(".") or "0"
+
 
 DRIVER_SHELL = "/bin/sh"  # runs DRIVER; every image with a shell has it
 DEFAULT_SHELL = "/bin/sh"  # DVC's fallback when SHELL is unset or empty
@@ -107,7 +132,7 @@ class Invocation:
         marker = f"executor-failed-{secrets.token_hex(8)}"
         return cls(
             entrypoint=(DRIVER_SHELL, "-c", DRIVER, "executor-driver"),
-            command=(marker, shell, shell_flags(shell), workdir, f"{grace:g}", *lines),
+            command=(marker, shell, shell_flags(shell), workdir, _seconds(grace), *lines),
             marker=marker,
         )
 
