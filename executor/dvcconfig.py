@@ -131,9 +131,10 @@ def cache_dir(dvc_dir: Path) -> Path:
     return Path(configured.path())
 
 
-def no_scm(dvc_dir: Path) -> bool:
-    """`core.no_scm` (`dvc init --no-scm`): DVC then keeps out of git, .gitignore included."""
-    configured = merged(dvc_dir).get("core", {}).get("no_scm")
+def core_flag(dvc_dir: Path, name: str) -> bool:
+    """A boolean of DVC's `core` section: `no_scm` (`dvc init --no-scm`: DVC keeps out of
+    git, .gitignore included), `hardlink_lock` (locks for NFS, not flock)."""
+    configured = merged(dvc_dir).get("core", {}).get(name)
     return configured is not None and configured.text.lower() in ("true", "yes", "on", "1")
 
 

@@ -28,25 +28,45 @@ class Holder:
     mode: str  # "read" or "write"
 
 
-def live_holders(tmp_dir: Path) -> list[Holder]:
-    """Entries of `tmp_dir/rwlock` whose process is alive (DVC drops a dead one's itself)."""
+def live_holders(tmp_dir: Path, *, guarded: bool = True) -> list[Holder]:
+    """Entries of `tmp_dir/rwlock` whose process is alive (DVC drops a dead one's itself).
+    `guarded`: read under DVC's flock on rwlock.lock; with core.hardlink_lock DVC guards it
+    with a lock file of its own kind instead, so the file is read as it is (again if DVC
+    was halfway through writing it)."""
     path = tmp_dir / "rwlock"
     if not path.exists():
         return []
+    if not guarded:
+        return [h for h in _holders(_read_settled(path)) if pid_alive(h.pid)]
     fd = os.open(tmp_dir / "rwlock.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         _wait_for(fd, tmp_dir / "rwlock.lock")
-        try:
-            data = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            return []
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise WorkspaceError(
-                f"{path} is not DVC's lock file ({exc}); if no DVC command is running, remove it"
-            ) from None
+        data = _read(path)
     finally:
         os.close(fd)
     return [h for h in _holders(data) if pid_alive(h.pid)]
+
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WorkspaceError(
+            f"{path} is not DVC's lock file ({exc}); if no DVC command is running, remove it"
+        ) from None
+
+
+def _read_settled(path: Path) -> Any:
+    deadline = time.monotonic() + GUARD_WAIT
+    while True:
+        try:
+            return _read(path)
+        except WorkspaceError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _wait_for(fd: int, guard: Path) -> None:

@@ -197,9 +197,12 @@ class Runner:
     def verify_data_sources(self, stages: list[Stage]) -> None:
         """As `dvc repro`: each `.dvc` output a stage depends on is checked first; a changed
         one is committed to the cache and its `.dvc` file updated (not with --dry)."""
+        if self.options.downstream:
+            return  # DVC plans the targets and what follows: no data source comes after them
         deps = [
             path
             for stage in stages
+            if not stage.frozen  # DVC's graph cuts a frozen stage off from what it uses
             for path in (stage.repo_path(dep) for dep in stage.deps)
             if not self.dag.producers(path)
         ]
@@ -221,8 +224,11 @@ class Runner:
                 self.say(f"'{shown}' changed: it would be committed before the stages")
                 continue
             self.say(f"Verifying data sources in stage: '{shown}'")
+            # Changed content is recorded with DVC 3's md5, whatever hash recorded it before.
             if source.cache and not self.options.no_commit:
                 info = commit_data(self.store, self.hasher, self.ws.root, source.path)
+            else:
+                info = self.hasher.hash_path(path)
             record(self.ws.root, source, info)
 
     def recorded(self, stage: Stage) -> Entry | None:

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
-from executor.dvcconfig import cache_dir, cache_types, no_scm
+from executor.dvcconfig import cache_dir, cache_types, core_flag
 from executor.dvcrwlock import live_holders
 from executor.errors import UserError, WorkspaceError
 from executor.gitignore import add_entries
@@ -109,7 +109,8 @@ class Workspace:
             )
             # The reverse: a `dvc repro` lets go of that lock while a stage's command runs,
             # holding only its per-path locks.
-            holders = live_holders(self.dvc_dir / "tmp")
+            guarded = not core_flag(self.dvc_dir, "hardlink_lock")
+            holders = live_holders(self.dvc_dir / "tmp", guarded=guarded)
             if holders:
                 first = holders[0]
                 raise WorkspaceError(
@@ -136,7 +137,9 @@ class Workspace:
         or above it after `dvc init --subdir`), and `core.no_scm` is not set."""
         if self._in_git is None:
             folders = (self.root, *self.root.parents)
-            self._in_git = any((f / ".git").exists() for f in folders) and not no_scm(self.dvc_dir)
+            self._in_git = any((f / ".git").exists() for f in folders) and not core_flag(
+                self.dvc_dir, "no_scm"
+            )
         return self._in_git
 
     def ignore_outputs(self, stages: Iterable[Stage]) -> None:

@@ -67,3 +67,16 @@ def test_entries_of_dead_processes_do_not_count(tmp_path: Path) -> None:
     )
     holders = live_holders(tmp_path)
     assert [(h.path, h.pid, h.mode) for h in holders] == [("/r/in.txt", os.getpid(), "read")]
+
+
+def test_with_hardlink_locks_the_rwlock_is_read_without_creating_dvcs_guard(
+    tmp_path: Path,
+) -> None:
+    """core.hardlink_lock: DVC guards the rwlock with a lock file of flufl's kind; a plain
+    rwlock.lock left behind would read as held to it."""
+    (tmp_path / "rwlock").write_text(
+        json.dumps({"write": {"/r/out.txt": {"pid": os.getpid(), "cmd": "dvc repro"}}})
+    )
+    holders = live_holders(tmp_path, guarded=False)
+    assert [(h.path, h.mode) for h in holders] == [("/r/out.txt", "write")]
+    assert not (tmp_path / "rwlock.lock").exists()

@@ -441,3 +441,22 @@ def test_changed_dvc_add_data_is_committed_before_the_stages_as_dvc_repro_does(
         "'raw.dvc' didn't change, skipping",
         "'one.txt.dvc' didn't change, skipping",
     ]
+
+
+def test_dvc_add_data_behind_a_frozen_stage_is_left_alone_as_dvc_repro_leaves_it(
+    tools: Tools, tmp_path: Path
+) -> None:
+    first = build(tmp_path / "first", DATA_SOURCES)
+    ok(tools.dvc(first, "add", "-q", "raw", "one.txt").result())
+    ok(tools.dvc(first, "repro").result())
+    (first / "dvc.yaml").write_text((first / "dvc.yaml").read_text() + "    frozen: true\n")
+    (first / "one.txt").write_text("new\n")
+    theirs = shutil.copytree(first, tmp_path / "dvc", symlinks=True)
+    ours = shutil.copytree(first, tmp_path / "executor", symlinks=True)
+    expected = ok(tools.dvc(theirs, "repro").result())
+    result = ok(tools.executor(ours, "run"))
+    assert source_lines(result.stdout) == source_lines(expected.stdout) == []
+    for name in ("raw.dvc", "one.txt.dvc", "dvc.lock"):
+        assert (ours / name).read_text() == (theirs / name).read_text() == (
+            first / name
+        ).read_text(), name

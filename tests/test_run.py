@@ -419,3 +419,29 @@ def test_no_image_is_needed_until_a_stage_must_run(make_repo, executor_cli, dvc_
     assert "has no container image" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     assert (root / "out.txt").read_text() == "x\n"
+
+
+def test_changed_dvc2_data_is_recorded_with_its_dvc3_md5_under_no_commit(
+    make_repo, executor_cli
+) -> None:
+    import hashlib
+
+    old = b"a\r\nb\r\n"
+    dos2unix = hashlib.md5(old.replace(b"\r\n", b"\n")).hexdigest()
+    root = make_repo(
+        {
+            "data.csv": "x",
+            "data.csv.dvc": f"outs:\n- md5: {dos2unix}\n  size: 6\n  path: data.csv\n",
+            "dvc.yaml": "stages:\n  s:\n    cmd: cp data.csv out.txt\n"
+            "    deps: [data.csv]\n    outs: [out.txt]\n",
+        }
+    )
+    new = b"c\r\nd\r\n"
+    (root / "data.csv").write_bytes(new)
+    done = executor_cli(root, "run", "--no-commit")
+    assert done.returncode == 0, done.stderr
+    assert "Verifying data sources in stage: 'data.csv.dvc'" in done.stdout
+    assert (root / "data.csv.dvc").read_text() == (
+        f"outs:\n- md5: {hashlib.md5(new).hexdigest()}\n  size: 6\n  path: data.csv\n"
+        "  hash: md5\n"
+    )
