@@ -48,8 +48,12 @@ def test_executor_refuses_while_dvc_repro_runs_a_stage(
         out, _ = dvc.communicate(timeout=120)
         assert dvc.returncode == 0, out
     finally:
+        (root / "go").touch()  # a failed assertion above must not leave the stage waiting
         if dvc.poll() is None:
-            dvc.kill()
+            try:
+                dvc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                dvc.kill()
     done = executor_cli(root, "run")
     assert done.returncode == 0, done.stderr
     assert "didn't change" in done.stdout
