@@ -37,7 +37,7 @@ _BATCH_BYTES = 8 * 1024 * 1024
 _INLINE_BYTES = 1024 * 1024
 
 _Stat = tuple[str, os.stat_result]
-Seen = dict[str, os.stat_result]  # absolute path -> the stat its md5 was judged by
+Seen = dict[str, os.stat_result]  # absolute path -> its stat just before it was read
 
 
 @dataclass(frozen=True)

@@ -307,8 +307,8 @@ class Runner:
         ev = evaluate(self.ws.root, stage, deps, params, recorded, self.hasher, self.store)
         if not ev.reasons and not ev.outs_only:
             return "skip", ev
-        if ev.outs_only and not ev.changed_outs and self.options.allow_missing:
-            return "skip", ev  # DVC's --allow-missing: deleted or uncached outputs are fine
+        if self._missing_allowed(ev):
+            return "skip", ev
         outs = recorded.get("outs", []) if recorded else []
         if ev.outs_only and stage.cacheable and all(in_cache(self.store, o) for o in outs):
             return "checkout", ev
@@ -326,11 +326,14 @@ class Runner:
         deps = list((recorded or {}).get("deps", []))
         params = dict((recorded or {}).get("params", {}))
         ev = evaluate(self.ws.root, stage, deps, params, recorded, self.hasher, self.store)
-        if self.options.force or ev.reasons:
+        if self.options.force or ev.reasons or (ev.outs_only and not self._missing_allowed(ev)):
             return "verify", ev
-        if ev.outs_only and not (self.options.allow_missing and not ev.changed_outs):
-            return "verify", ev
-        return "skip", ev  # as DVC's --allow-missing: deleted or uncached outputs are fine
+        return "skip", ev
+
+    def _missing_allowed(self, ev: Evaluation) -> bool:
+        """DVC's --allow-missing: outputs deleted or not in the cache are fine, if that is
+        all that differs (a modified output is not)."""
+        return self.options.allow_missing and ev.outs_only and not ev.changed_outs
 
     def verify_frozen(self, stage: Stage) -> None:
         if self.options.dry:

@@ -55,9 +55,7 @@ def test_a_run_links_outputs_like_dvc_repro_and_persist_outputs_stay_changeable(
     ours, theirs = make_repo(FILES, "ours"), make_repo(FILES, "theirs")
     for root in (ours, theirs):
         (root / "data/tool.sh").chmod(0o755)
-        (root / ".dvc/config").write_text(
-            (root / ".dvc/config").read_text() + "[cache]\n    type = hardlink\n"
-        )
+        with_links(root, "hardlink")
     done = executor_cli(ours, "run")
     assert done.returncode == 0, done.stderr
     assert dvc_cli(theirs, "repro").returncode == 0
@@ -89,9 +87,7 @@ def test_a_persist_output_linked_by_dvc_is_unprotected_before_the_stage_runs(
 ) -> None:
     root = make_repo(FILES)
     (root / "data/tool.sh").chmod(0o755)
-    (root / ".dvc/config").write_text(
-        (root / ".dvc/config").read_text() + "[cache]\n    type = hardlink\n"
-    )
+    with_links(root, "hardlink")
     assert dvc_cli(root, "repro").returncode == 0
     assert hardlinked(root, "out/log.txt")  # DVC links persist outputs too
     (root / "data/in.txt").write_text("second\n")
@@ -205,9 +201,7 @@ def test_a_persist_output_symlinked_to_the_cache_is_appended_to_without_touching
     ours, theirs = make_repo(FILES, "ours"), make_repo(FILES, "theirs")
     for root in (ours, theirs):
         (root / "data/tool.sh").chmod(0o755)
-        (root / ".dvc/config").write_text(
-            (root / ".dvc/config").read_text() + "[cache]\n    type = symlink\n"
-        )
+        with_links(root, "symlink")
     for text in ("first\n", "second\n"):
         for root in (ours, theirs):
             (root / "data/in.txt").write_text(text)
@@ -243,9 +237,7 @@ def test_a_cache_false_metric_stays_a_file_of_its_own_as_with_dvc(
     files = {"dvc.yaml": METRIC_PIPELINE, "data/in.txt": "first\n"}
     ours, theirs = make_repo(files, "ours"), make_repo(files, "theirs")
     for root in (ours, theirs):
-        (root / ".dvc/config").write_text(
-            (root / ".dvc/config").read_text() + f"[cache]\n    type = {kind}\n"
-        )
+        with_links(root, kind)
     for step in ("run", "restore"):
         if step == "restore":
             for root in (ours, theirs):
@@ -277,9 +269,7 @@ def test_empty_folders_a_stage_leaves_in_a_directory_output_stay_as_with_dvc(
     }
     ours, theirs = make_repo(files, "ours"), make_repo(files, "theirs")
     for root in (ours, theirs):
-        (root / ".dvc/config").write_text(
-            (root / ".dvc/config").read_text() + "[cache]\n    type = hardlink\n"
-        )
+        with_links(root, "hardlink")
     done = executor_cli(ours, "run")
     assert done.returncode == 0, done.stderr
     assert dvc_cli(theirs, "repro").returncode == 0

@@ -278,6 +278,21 @@ def test_missing_image_is_a_clear_error_before_anything_changes(make_repo, execu
     assert not (root / "dvc.lock").exists()
 
 
+def run_until_started(root: Path, image: str, grace: float) -> subprocess.Popen[str]:
+    """`executor run` in the background, once its stage has printed `started` (its command
+    is really running inside the container)."""
+    env = {**os.environ, **GIT_ENV, "EXECUTOR_IMAGE": image, "EXECUTOR_STOP_GRACE": str(grace)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "executor", "run"],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.strip() == "started":
+            break
+    return proc
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_or_sigterm_reaches_the_stage_and_stops_the_run(
     make_repo, busybox_image, signum, code
@@ -293,19 +308,7 @@ def test_ctrl_c_or_sigterm_reaches_the_stage_and_stops_the_run(
             "in.txt": "x\n",
         }
     )
-    env = {**os.environ, **GIT_ENV, "EXECUTOR_IMAGE": busybox_image, "EXECUTOR_STOP_GRACE": "3"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "executor", "run"],
-        cwd=root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:  # wait until the command is really running inside the container
-        if line.strip() == "started":
-            break
+    proc = run_until_started(root, busybox_image, grace=3)
     proc.send_signal(signum)
     returned = proc.wait(timeout=30)
     assert returned == code, proc.stderr.read() if proc.stderr else ""
@@ -378,15 +381,7 @@ def test_a_running_stage_stops_when_executor_is_killed(
             "in.txt": "x\n",
         }
     )
-    env = {**os.environ, **GIT_ENV, "EXECUTOR_IMAGE": busybox_image, "EXECUTOR_STOP_GRACE": "2"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "executor", "run"],
-        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.strip() == "started":
-            break
+    proc = run_until_started(root, busybox_image, grace=2)
     proc.kill()
     proc.wait(timeout=30)
     label = {"label": "executor.stage=tick"}
