@@ -521,22 +521,34 @@ def test_bad_limits_are_rejected(meta):
 WORKER = """
 import os, sys, threading
 from worker.sandbox import DockerSandbox, Limits, Mount, SandboxRequest
-name, image, ws = sys.argv[1:4]
+name, image, ws, line = sys.argv[1:5]
 def on_log(line):
     print(line, flush=True)
-DockerSandbox.from_env(os.environ).run(SandboxRequest(
-    stage="reaped", name=name, image=image, lines=("echo started; sleep 1000",), workdir="/ws",
+DockerSandbox.from_env(os.environ, stop_grace=600).run(SandboxRequest(
+    stage="reaped", name=name, image=image, lines=(line,), workdir="/ws",
     mounts=(Mount(ws, "/ws"),), env={}, labels={}, limits=Limits(), on_log=on_log))
 """
 
 
-@pytest.fixture
-def killed_worker(busybox_image: str, ws: Path, docker_client: Any) -> Iterator[str]:
-    """A worker process SIGKILLed while its container runs; yields the container name."""
+# The stage's watchdog stops a stage that obeys SIGTERM once its worker is gone; one that
+# ignores it would run out the (here 600 s) grace. Either way the container stays behind.
+STAGE_LINES = {
+    "running": "trap '' TERM; echo started; sleep 1000",
+    "exited": "echo started; sleep 1000",
+}
+
+
+@pytest.fixture(params=sorted(STAGE_LINES))
+def killed_worker(
+    request: pytest.FixtureRequest, busybox_image: str, ws: Path, docker_client: Any
+) -> Iterator[tuple[str, str]]:
+    """A worker process SIGKILLed while its container runs; yields the container's name and
+    the state it is left in."""
+    state = request.param
     name = f"executor-test-reap-{uuid.uuid4().hex[:12]}"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", WORKER, name, busybox_image, str(ws)],
+        [sys.executable, "-c", WORKER, name, busybox_image, str(ws), STAGE_LINES[state]],
         stdout=subprocess.PIPE,
         env=env,
     )
@@ -544,7 +556,10 @@ def killed_worker(busybox_image: str, ws: Path, docker_client: Any) -> Iterator[
         assert proc.stdout is not None and proc.stdout.readline() == b"started\n"
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        yield name
+        if state == "exited":
+            [container] = sandbox_containers(docker_client, name)
+            assert container.wait(timeout=60)["StatusCode"] == 143  # SIGTERM from the watchdog
+        yield name, state
     finally:
         proc.kill()
         proc.wait()
@@ -553,8 +568,9 @@ def killed_worker(busybox_image: str, ws: Path, docker_client: Any) -> Iterator[
 
 
 def test_reaper_removes_the_container_of_a_killed_worker(killed_worker, docker_client):
-    [container] = sandbox_containers(docker_client, killed_worker)
-    assert container.status == "running"  # nothing in the worker could clean up
+    name, state = killed_worker
+    [container] = sandbox_containers(docker_client, name)
+    assert container.status == state  # nothing in the worker could remove it
     removed = reap(docker_client, is_alive=owner_process_alive)
-    assert killed_worker in removed
-    assert sandbox_containers(docker_client, killed_worker) == []
+    assert name in removed
+    assert sandbox_containers(docker_client, name) == []
