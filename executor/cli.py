@@ -9,14 +9,19 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from executor import __version__
 from executor.commands import transfer
 from executor.errors import ExecutorError, InfrastructureError, StageFailed, UserError
+
+if TYPE_CHECKING:
+    from executor.fleet import FleetConfig
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INFRA, EXIT_INTERRUPTED = 1, 2, 3, 130
 
@@ -66,18 +71,68 @@ def main() -> None:
     """Run DVC pipelines in containers, here or on a fleet."""
 
 
+def _run_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options `run` and `submit` share (those of `dvc repro` that executor has)."""
+    for decorator in reversed(
+        [
+            click.argument("targets", nargs=-1),
+            click.option("--dry", is_flag=True,
+                         help="Print what would run or be restored, run nothing."),
+            click.option("-f", "--force", is_flag=True, help="Run even if cached or unchanged."),
+            click.option("--no-commit", is_flag=True,
+                         help="Run, but store no outputs and no run-cache entry."),
+            click.option("--allow-missing", is_flag=True,
+                         help="Skip stages whose only change is missing outputs."),
+            click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+                         help="Stages run at once."),
+            click.option("--downstream", is_flag=True,
+                         help="Run the targets and the stages after them."),
+            click.option("-P", "--all-pipelines", is_flag=True,
+                         help="Run every dvc.yaml of the repository."),
+        ]
+    ):  # fmt: skip
+        command = decorator(command)
+    return command
+
+
 @main.command()
-@click.argument("targets", nargs=-1)
-@click.option("--dry", is_flag=True, help="Print what would run or be restored, run nothing.")
-@click.option("-f", "--force", is_flag=True, help="Run even if cached or unchanged.")
-@click.option("--no-commit", is_flag=True, help="Run, but store no outputs and no run-cache entry.")
-@click.option(
-    "--allow-missing", is_flag=True, help="Skip stages whose only change is missing outputs."
-)
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Stages run at once.")
-@click.option("--downstream", is_flag=True, help="Run the targets and the stages after them.")
-@click.option("-P", "--all-pipelines", is_flag=True, help="Run every dvc.yaml of the repository.")
-def run(
+@_run_options
+def run(**options: Any) -> None:
+    """Reproduce the pipeline like `dvc repro`, each stage in a container.
+
+    Without TARGETS: the stages of ./dvc.yaml and what they need, as with `dvc repro`
+    (-P for every dvc.yaml of the repository).
+    """
+    _reproduce(None, **options)
+
+
+@main.command()
+@_run_options
+@click.option("--redis", "redis_url", default=None,
+              help="The fleet's Redis, e.g. redis://host:6379/0 (EXECUTOR_REDIS_URL).")  # fmt: skip
+@click.option("--store", "store_url", default=None,
+              help="The fleet's store, as its workers serve it (EXECUTOR_STORE).")  # fmt: skip
+@click.option("--queue", default=None, help="The queue to submit to (EXECUTOR_QUEUE).")
+def submit(redis_url: str | None, store_url: str | None, queue: str | None, **options: Any) -> None:
+    """Reproduce the pipeline like `dvc repro`, each stage that must run on the fleet.
+
+    Planning, the run-cache lookup and dvc.lock happen here; a stage that must run is sent
+    to a worker with its inputs, and its outputs come back into this repository. A stage
+    another submission already ran (same inputs, same image) is checked out, not run.
+    """
+    from executor.fleet import FleetConfig
+
+    def fleet() -> FleetConfig:
+        return FleetConfig.from_options(redis_url, store_url, queue, os.environ)
+
+    if options["no_commit"]:
+        _error("--no-commit cannot be used with submit (outputs come back through the store)")
+        sys.exit(EXIT_USAGE)
+    _reproduce(fleet, **options)
+
+
+def _reproduce(
+    fleet: Callable[[], FleetConfig] | None,
     targets: tuple[str, ...],
     dry: bool,
     force: bool,
@@ -87,18 +142,15 @@ def run(
     downstream: bool,
     all_pipelines: bool,
 ) -> None:
-    """Reproduce the pipeline like `dvc repro`, each stage in a container.
-
-    Without TARGETS: the stages of ./dvc.yaml and what they need, as with `dvc repro`
-    (-P for every dvc.yaml of the repository).
-    """
+    """`run` (fleet None: stages in containers here) or `submit` (stages on the fleet)."""
     from executor.pipeline import ParamsReader, build_dag, load_pipeline
-    from executor.runner import Runner, RunOptions, load_backend
+    from executor.runner import Backend, Runner, RunOptions, load_backend
     from executor.settings import settings_for
     from executor.workspace import Workspace, find_root, target_from_cwd
 
     stopped_by = _stop_on_signals()
     try:
+        config = fleet() if fleet is not None else None
         cwd = Path.cwd()
         root = find_root(cwd)
         settings = settings_for(root)
@@ -116,7 +168,13 @@ def run(
             jobs=jobs or settings.jobs,
         )
         with Workspace(root, settings, cwd) as ws:
-            backend = partial(load_backend, ws, os.environ, options.jobs)
+            backend: Callable[[], Backend]
+            if config is None:
+                backend = partial(load_backend, ws, os.environ, options.jobs)
+            else:
+                from executor.fleet import FleetBackend
+
+                backend = partial(FleetBackend, ws, config, options.jobs)
             runner = Runner(ws, dag, options, click.echo, backend, params, _warn)
             summary = runner.run()
     except ExecutorError as exc:

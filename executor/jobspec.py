@@ -10,7 +10,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
-from executor.errors import UserError
+from executor.errors import (
+    ConfigError,
+    ExecutorError,
+    InfrastructureError,
+    OutputMissing,
+    StageCancelled,
+    StageFailed,
+    StageOutOfMemory,
+    StageTimedOut,
+    UserError,
+    WorkspaceError,
+)
 from executor.lockentry import Entry
 
 
@@ -56,6 +67,16 @@ class OutRequest:
 
 
 @dataclass(frozen=True)
+class Input:
+    """A file or directory a worker must place in its workspace: `path` relative to the
+    workspace root (posix), `md5` its object (`.dir` for a directory)."""
+
+    path: str
+    md5: str
+    isexec: bool = False
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """One stage run, fully resolved: the worker needs nothing else from the repository."""
 
@@ -72,6 +93,9 @@ class JobSpec:
     commit: bool = True  # False for --no-commit
     executor_meta: Mapping[str, Any] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
+    # Files a fleet worker places in its workspace before the run: deps, params files and
+    # persist outputs, by content. Empty for `executor run` (the repository is the workspace).
+    inputs: tuple[Input, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +121,7 @@ class JobSpec:
             "commit": self.commit,
             "executor_meta": dict(self.executor_meta),
             "env": dict(self.env),
+            "inputs": [{"path": i.path, "md5": i.md5, "isexec": i.isexec} for i in self.inputs],
         }
 
     @classmethod
@@ -130,6 +155,7 @@ class JobSpec:
             commit=bool(d.get("commit", True)),
             executor_meta=_mapping(d, "executor_meta"),
             env=env,
+            inputs=tuple(_input(i) for i in _list(d, "inputs")),
         )
 
 
@@ -161,6 +187,19 @@ def _dep(item: object) -> dict[str, Any]:
     return dict(item)
 
 
+def _input(item: object) -> Input:
+    if not isinstance(item, Mapping):
+        raise InvalidJobSpec("job spec field 'inputs' must hold mappings")
+    md5 = _str(item, "md5")
+    digits = md5.removesuffix(".dir")
+    if len(digits) != 32 or any(c not in "0123456789abcdef" for c in digits):
+        raise InvalidJobSpec(f"job spec field 'inputs.md5' is not an md5: {md5!r}")
+    path = _posix_relative(_str(item, "path"), "inputs.path")
+    if path in ("", "."):
+        raise InvalidJobSpec("job spec field 'inputs.path' names the workspace itself")
+    return Input(path, md5, bool(item.get("isexec", False)))
+
+
 def _out(item: object) -> OutRequest:
     if not isinstance(item, Mapping):
         raise InvalidJobSpec("job spec field 'outs' must hold mappings")
@@ -182,3 +221,94 @@ class JobResult:
     image_digest: str
     duration: float
     run_key: str | None = None  # set when a run-cache entry was written
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "entry": self.entry,
+            "image_digest": self.image_digest,
+            "duration": self.duration,
+            "run_key": self.run_key,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> JobResult:
+        entry = d.get("entry")
+        if not isinstance(entry, Mapping):
+            raise InvalidJobSpec("job result field 'entry' must be a mapping")
+        key = d.get("run_key")
+        duration = d.get("duration")
+        return cls(
+            address=_str(d, "address"),
+            entry=dict(entry),
+            image_digest=_str(d, "image_digest"),
+            duration=float(duration) if isinstance(duration, int | float) else 0.0,
+            run_key=key if isinstance(key, str) else None,
+        )
+
+
+# A failed job travels back as its error's kind and fields, so the coordinator raises the
+# same error (and exits with the same code) as if the stage had run on its own host.
+def failure_to_dict(exc: ExecutorError) -> dict[str, Any]:
+    """The wire form of an error a job ended with."""
+    d: dict[str, Any] = {"message": str(exc), "kind": "error"}
+    if isinstance(exc, OutputMissing):
+        d.update(kind="output_missing", stage=exc.stage, path=exc.path)
+    elif isinstance(exc, StageFailed):
+        d.update(kind="failed", stage=exc.stage, exit_code=exc.exit_code, line=exc.line,
+                 log_tail=exc.log_tail)  # fmt: skip
+    elif isinstance(exc, StageCancelled):
+        d.update(kind="cancelled", stage=exc.stage)
+    elif isinstance(exc, StageTimedOut):
+        d.update(kind="timed_out", stage=exc.stage, seconds=exc.seconds)
+    elif isinstance(exc, StageOutOfMemory):
+        d.update(kind="out_of_memory", stage=exc.stage, limit=exc.limit)
+    elif isinstance(exc, ConfigError):
+        d["kind"] = "config"
+    elif isinstance(exc, WorkspaceError):
+        d["kind"] = "workspace"
+    elif isinstance(exc, UserError):
+        d["kind"] = "user"
+    elif isinstance(exc, InfrastructureError):
+        d["kind"] = "infrastructure"
+    return d
+
+
+class RemoteError(ExecutorError):
+    """A job failed on a worker with an error of no more specific kind."""
+
+
+class RemoteInfrastructureError(InfrastructureError):
+    """A worker met an infrastructure problem (its engine, the store) running a job."""
+
+
+def failure_from_dict(d: Mapping[str, Any], address: str) -> ExecutorError:
+    """The error a job's wire failure stands for (never raises on odd input)."""
+    kind = d.get("kind")
+    message = str(d.get("message") or f"stage '{address}' failed on a worker")
+    stage = str(d.get("stage") or address)
+    try:
+        if kind == "output_missing":
+            return OutputMissing(stage, str(d["path"]))
+        if kind == "failed":
+            line = d.get("line")
+            return StageFailed(
+                stage, int(d["exit_code"]), str(line) if line is not None else None,
+                str(d.get("log_tail") or ""),
+            )  # fmt: skip
+        if kind == "cancelled":
+            return StageCancelled(stage)
+        if kind == "timed_out":
+            return StageTimedOut(stage, float(d["seconds"]))
+        if kind == "out_of_memory":
+            limit = d.get("limit")
+            return StageOutOfMemory(stage, str(limit) if limit is not None else None)
+    except (KeyError, TypeError, ValueError):
+        pass
+    kinds: dict[Any, type[ExecutorError]] = {
+        "config": ConfigError,
+        "workspace": WorkspaceError,
+        "user": UserError,
+        "infrastructure": RemoteInfrastructureError,
+    }
+    return kinds.get(kind, RemoteError)(message)

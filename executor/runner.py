@@ -66,6 +66,10 @@ class Backend(Protocol):
     ) -> None:
         """Start the stage's container early, held until `execute` (or `discard`)."""
 
+    def lookup(self, key: str, image_digest: str) -> Entry | None:
+        """A run-cache entry found beyond the local cache (the fleet's store), its objects
+        already fetched into the local cache; None where there is no such place."""
+
     def discard(self, address: str) -> None: ...
 
     def close(self) -> None:
@@ -505,6 +509,10 @@ class Runner:
             hit = self.runcache.lookup(key, digest)
             if hit is not None:
                 self.restore(stage, ev, hit.entry, f"run-cache entry {key[:12]}/{hit.value[:12]}")
+                return None
+            found = None if self.options.dry else self.backend.lookup(key, digest)
+            if found is not None:
+                self.restore(stage, ev, found, f"the fleet's run-cache, key {key[:12]}")
                 return None
             why += f"; no complete run-cache entry for key {key[:12]} with this image"
         elif stage.cacheable is False and not self.options.force:

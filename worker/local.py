@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from executor.errors import ExecutorError
 from executor.jobspec import JobResult, JobSpec
+from executor.lockentry import Entry
 from executor.runcache import RunCache
 from executor.workspace import Workspace
 from worker.job import container_request, execute
@@ -59,6 +60,10 @@ class LocalBackend:
             Mount(source=root, target=root),
             Mount(source=str(ws.dvc_dir), target=str(ws.dvc_dir), read_only=True),
         )
+
+    def lookup(self, key: str, image_digest: str) -> Entry | None:
+        """Nowhere to look beyond the repository's own cache, which the runner has seen."""
+        return None
 
     def resolve_image(self, image: str) -> str:
         with self._lock:

@@ -39,6 +39,7 @@ class Placement:
     relpath: str
     md5: str
     isexec: bool = False
+    copy: bool = False  # a writable copy of its own (a persist output the stage changes)
 
 
 class LocalCache:
@@ -113,7 +114,10 @@ class LocalCache:
             dest = _inside(workspace, placement.relpath)
             dest.parent.mkdir(parents=True, exist_ok=True)
             src = self.objects.object_path(placement.md5)
-            if placement.isexec or not _link(src, dest):
+            if placement.copy:
+                shutil.copyfile(src, dest)
+                os.chmod(dest, 0o755 if placement.isexec else 0o644)
+            elif placement.isexec or not _link(src, dest):
                 shutil.copyfile(src, dest)
                 os.chmod(dest, 0o555 if placement.isexec else OBJECT_MODE)
         return {m: self.objects.object_path(m).stat().st_ctime_ns for m in md5s}

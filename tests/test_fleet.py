@@ -1,0 +1,235 @@
+"""`executor submit` against a real fleet: redis-server, moto's S3 server over HTTP, an
+`executor-worker` process (RQ) and the machine's Docker engine, with `dvc repro` as the oracle."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures.repos import GIT_ENV, run_cli
+from tests.fixtures.s3_server import Bucket
+
+PIPELINE = {
+    "dvc.yaml": """\
+stages:
+  prepare:
+    cmd: >-
+      mkdir -p data/prep && cat in.txt > data/prep/a.txt
+      && grep lr params.yaml > data/prep/b.txt && echo prepared
+    deps: [in.txt]
+    params: [lr]
+    outs: [data/prep]
+  train:
+    cmd: >-
+      cat data/prep/a.txt data/prep/b.txt | wc -c > model.txt
+      && echo '{"n": 1}' > scores.json
+    deps: [data/prep]
+    outs: [model.txt]
+    metrics: [{scores.json: {cache: false}}]
+""",
+    "in.txt": "some data\n",
+    "params.yaml": "lr: 0.5\n",
+}
+
+
+@dataclass
+class Fleet:
+    redis_url: str
+    store_url: str
+    env: dict[str, str]  # what `executor submit` and the worker need to reach the fleet
+    worker: subprocess.Popen[bytes]
+    log: Path
+
+    def worker_log(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def jobs_run(self) -> int:
+        """Jobs the workers finished (successfully or not), from RQ's registries."""
+        import redis
+        from rq import Queue
+        from rq.serializers import JSONSerializer
+
+        queue = Queue("default", connection=redis.Redis.from_url(self.redis_url),
+                      serializer=JSONSerializer)  # fmt: skip
+        return queue.finished_job_registry.count + queue.failed_job_registry.count
+
+
+def _start_worker(env: dict[str, str], home: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "worker", "--dir", str(home)],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+@pytest.fixture()
+def fleet(redis_url: str, s3_bucket: Bucket, busybox_image: str, tmp_path: Path) -> Iterator[Fleet]:
+    env = {
+        "EXECUTOR_REDIS_URL": redis_url,
+        "EXECUTOR_STORE": s3_bucket.url("fleet"),
+        "EXECUTOR_S3_ENDPOINT_URL": s3_bucket.endpoint,
+        "EXECUTOR_STOP_GRACE": "3",
+    }
+    log = tmp_path / "worker.log"
+    worker = _start_worker(env, tmp_path / "worker-home", log)
+    fleet = Fleet(redis_url, s3_bucket.url("fleet"), env, worker, log)
+    try:
+        yield fleet
+    finally:
+        worker.send_signal(signal.SIGTERM)  # a warm shutdown: the current job finishes
+        try:
+            worker.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+
+
+def submit(root: Path, fleet: Fleet, image: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**fleet.env, "EXECUTOR_IMAGE": image}
+    return run_cli([sys.executable, "-m", "executor", "submit", *args], root, env)
+
+
+def outputs(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): p.read_text()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.relative_to(root).parts[0] not in (".git", ".dvc")
+    }
+
+
+def test_submit_gives_what_dvc_repro_gives(
+    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, dvc_cli: Any
+) -> None:
+    ours = make_repo(PIPELINE, "ours")
+    theirs = make_repo(PIPELINE, "theirs")
+    done = submit(ours, fleet, busybox_image)
+    assert done.returncode == 0, done.stderr + fleet.worker_log()
+    assert "Running stage 'prepare':" in done.stdout
+    assert "prepared" in done.stdout  # the worker's log lines come back as they are printed
+    assert "> mkdir -p data/prep && cat in.txt" in done.stdout
+    assert dvc_cli(theirs, "repro").returncode == 0
+    assert (ours / "dvc.lock").read_text() == (theirs / "dvc.lock").read_text()
+    assert outputs(ours) == outputs(theirs)
+    status = dvc_cli(ours, "status")
+    assert "Data and pipelines are up to date." in status.stdout, status.stdout
+    assert fleet.jobs_run() == 2
+
+
+def test_a_second_team_gets_the_work_from_the_fleets_run_cache(
+    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str
+) -> None:
+    first = make_repo(PIPELINE, "first")
+    assert submit(first, fleet, busybox_image).returncode == 0, fleet.worker_log()
+    assert fleet.jobs_run() == 2
+    second = make_repo(PIPELINE, "second")  # another clone: no dvc.lock, no cache
+    done = submit(second, fleet, busybox_image)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("is cached - skipping run, checking out outputs") == 2, done.stdout
+    assert fleet.jobs_run() == 2  # nothing was sent to a worker
+    assert (second / "dvc.lock").read_text() == (first / "dvc.lock").read_text()
+    assert outputs(second) == outputs(first)
+    again = submit(second, fleet, busybox_image)
+    assert "Data and pipelines are up to date." in again.stdout
+
+
+def test_a_changed_input_runs_only_what_it_changes(
+    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, dvc_cli: Any
+) -> None:
+    ours = make_repo(PIPELINE, "ours")
+    assert submit(ours, fleet, busybox_image).returncode == 0, fleet.worker_log()
+    (ours / "params.yaml").write_text("lr: 0.25\n")
+    done = submit(ours, fleet, busybox_image)
+    assert done.returncode == 0, done.stderr
+    assert "Running stage 'prepare':" in done.stdout
+    assert "Running stage 'train':" in done.stdout  # its input changed with the params
+    theirs = make_repo({**PIPELINE, "params.yaml": "lr: 0.25\n"}, "theirs")
+    assert dvc_cli(theirs, "repro").returncode == 0
+    assert (ours / "dvc.lock").read_text() == (theirs / "dvc.lock").read_text()
+    assert outputs(ours) == outputs(theirs)
+
+
+def test_a_failing_stage_fails_the_submission_and_records_nothing(
+    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, s3_bucket: Bucket
+) -> None:
+    root = make_repo(
+        {
+            "dvc.yaml": "stages:\n  broken:\n    cmd: echo about to fail; exit 3\n"
+            "    deps: [in.txt]\n    outs: [out.txt]\n",
+            "in.txt": "x\n",
+        }
+    )
+    done = submit(root, fleet, busybox_image)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "ERROR: stage 'broken' failed to run: echo about to fail; exit 3, exited with 3" in done.stderr
+    assert "| about to fail" in done.stderr  # the last lines of its output, as with run
+    assert not (root / "dvc.lock").exists()
+    assert not (root / "out.txt").exists()
+    assert [k for k in s3_bucket.keys("fleet/runs/")] == []
+
+
+def test_interrupting_submit_stops_the_stage_on_the_worker(
+    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, docker_client: Any
+) -> None:
+    root = make_repo(
+        {
+            "dvc.yaml": "stages:\n  slow:\n    cmd: echo started; sleep 300\n"
+            "    deps: [in.txt]\n    outs: [never.txt]\n",
+            "in.txt": "x\n",
+        }
+    )
+    env = {**os.environ, **GIT_ENV, **fleet.env, "EXECUTOR_IMAGE": busybox_image}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "executor", "submit"], cwd=root, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.strip() == "started":
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    label = {"label": "executor.stage=slow"}
+    deadline = time.monotonic() + 60  # the worker removes it once it has stopped
+    while docker_client.containers.list(all=True, filters=label):
+        assert time.monotonic() < deadline, "the stage's container is still there"
+        time.sleep(0.1)
+    assert not (root / "dvc.lock").exists()
+
+
+def test_a_worker_refuses_a_job_for_another_store(
+    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, s3_bucket: Bucket
+) -> None:
+    root = make_repo(PIPELINE)
+    env = {**fleet.env, "EXECUTOR_IMAGE": busybox_image, "EXECUTOR_STORE": s3_bucket.url("else")}
+    done = run_cli([sys.executable, "-m", "executor", "submit"], root, env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "this worker serves the store" in done.stderr
+    assert not (root / "dvc.lock").exists()
+
+
+def test_submit_without_a_fleet_says_what_to_set(make_repo: Callable[..., Path]) -> None:
+    root = make_repo(PIPELINE)
+    env = {"EXECUTOR_REDIS_URL": "", "EXECUTOR_STORE": "/tmp/x"}
+    done = run_cli([sys.executable, "-m", "executor", "submit"], root, env)
+    assert done.returncode == 2
+    assert "--redis" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    unreachable = {"EXECUTOR_REDIS_URL": "redis://127.0.0.1:9/0", "EXECUTOR_STORE": "/tmp/x",
+                   "EXECUTOR_IMAGE": "busybox"}  # fmt: skip
+    done = run_cli([sys.executable, "-m", "executor", "submit"], root, unreachable)
+    assert done.returncode == 3, done.stderr
+    assert "cannot reach Redis at redis://127.0.0.1:9/0" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr

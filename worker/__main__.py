@@ -1,0 +1,5 @@
+"""`python -m worker`: the fleet worker (the same as `executor-worker`)."""
+
+from worker.fleet import main
+
+main()

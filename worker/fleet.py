@@ -1,0 +1,247 @@
+"""The fleet worker: an RQ worker whose jobs run one stage each (`executor-worker`).
+
+A job gets a JSON job spec (validated field by field) and the URL of the store it was
+submitted for, which must be the store this worker serves. Its inputs are fetched into the
+worker's local cache (least recently used evicted beyond a size limit) and linked, read-only,
+into a fresh workspace; the command runs in the Docker sandbox as in `executor run`; the
+outputs go to the store, then the run-cache entry. Log lines and line starts go to a Redis
+stream the coordinator relays; a cancel request in Redis stops the container. The job returns
+`{"ok": true, "result": ...}` or `{"ok": false, "failure": ...}` (an error the coordinator
+raises as its own), so RQ's own failures mean only a crash or a killed work horse.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat
+import sys
+import tempfile
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from executor.errors import ConfigError, ExecutorError
+from executor.fleet import (
+    DEFAULT_QUEUE,
+    EVENTS_TTL,
+    IMAGES_KEY,
+    cancel_key,
+    connect,
+    events_key,
+)
+from executor.hashing import Hasher
+from executor.jobspec import JobSpec, failure_to_dict
+from executor.limits import Limits, parse_memory
+from executor.runcache import RunCache
+from executor.settings import Settings
+from executor.store.open import open_store
+from worker.job import container_request, execute
+from worker.localcache import LocalCache, Placement
+from worker.sandbox import DockerSandbox, Mount, owner_process_alive, reap
+
+log = logging.getLogger(__name__)
+
+CANCEL_POLL = 0.25  # seconds between looks for a cancel request
+STREAM_MAX = 100_000  # log events kept per job (the oldest dropped beyond)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What a worker serves, read from its environment (the CLI sets it)."""
+
+    store_url: str
+    home: Path  # the local cache and the jobs' workspaces
+    cache_bytes: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> WorkerConfig:
+        store = env.get("EXECUTOR_STORE")
+        if not store:
+            raise ConfigError("the worker serves no store: start it with --store or EXECUTOR_STORE")
+        home = Path(env.get("EXECUTOR_WORKER_DIR") or Path.home() / ".cache" / "executor-worker")
+        raw = env.get("EXECUTOR_WORKER_CACHE_SIZE") or "10g"
+        try:
+            size = parse_memory(raw, "cache size")
+        except ConfigError:
+            raise ConfigError(
+                f"EXECUTOR_WORKER_CACHE_SIZE={raw!r} (--cache-size) is not a size; write e.g. 50g"
+            ) from None
+        return cls(store, home, size)
+
+
+class Events:
+    """The job's side of its Redis stream."""
+
+    def __init__(self, redis: Any, job_id: str) -> None:
+        self.redis = redis
+        self.key = events_key(job_id)
+
+    def _add(self, kind: str, value: str) -> None:
+        try:
+            self.redis.xadd(self.key, {"t": kind, "v": value}, maxlen=STREAM_MAX, approximate=True)
+            self.redis.expire(self.key, EVENTS_TTL)
+        except Exception as exc:  # a lost log line must not fail the stage
+            log.warning("cannot send a log line to Redis: %s", exc)
+
+    def log(self, text: str) -> None:
+        self._add("log", text)
+
+    def line(self, index: int) -> None:
+        self._add("line", str(index))
+
+
+def run_job(spec: Mapping[str, Any], store_url: str) -> dict[str, Any]:
+    """The RQ job: run one stage; its result or its failure, as JSON."""
+    from rq import get_current_job
+
+    job = get_current_job()
+    job_id = job.id if job is not None else f"local-{uuid.uuid4().hex}"
+    redis = job.connection if job is not None else None
+    try:
+        result = _run(JobSpec.from_dict(spec), store_url, job_id, redis)
+    except ExecutorError as exc:
+        log.info("job %s: %s", job_id, exc)
+        return {"ok": False, "failure": failure_to_dict(exc)}
+    return {"ok": True, "result": result.to_dict()}
+
+
+def _run(spec: JobSpec, store_url: str, job_id: str, redis: Any) -> Any:
+    config = WorkerConfig.from_env(os.environ)
+    if store_url != config.store_url:
+        raise ConfigError(
+            f"this worker serves the store {config.store_url}, the job was submitted for "
+            f"{store_url}: submit with --store {config.store_url} or start workers for it"
+        )
+    settings = Settings.from_env(os.environ)
+    store = open_store(store_url, settings)
+    sandbox = DockerSandbox.from_env(os.environ, stop_grace=settings.stop_grace)
+    jobs = config.home / "jobs"
+    jobs.mkdir(parents=True, exist_ok=True)
+    jobdir = Path(tempfile.mkdtemp(prefix=f"{job_id}-", dir=jobs))
+    cancel = threading.Event()
+    done = threading.Event()
+    watcher = None
+    try:
+        digest = sandbox.resolve_image(spec.image)
+        if redis is not None:
+            redis.hset(IMAGES_KEY, spec.image, digest)
+            watcher = threading.Thread(
+                target=_watch_cancel, args=(redis, job_id, cancel, done), daemon=True
+            )
+            watcher.start()
+        events = Events(redis, job_id) if redis is not None else None
+        cache = LocalCache(config.home / "cache", store, config.cache_bytes)
+        workspace = jobdir / "ws"
+        workspace.mkdir()
+        persist = {o.repo_path for o in spec.outs if o.persist}
+        placements = [
+            Placement(p.relpath, p.md5, p.isexec, copy=i.path in persist)
+            for i in spec.inputs
+            for p in cache.expand(i.path, i.md5, i.isexec)
+        ]
+        with (
+            Hasher(state_path=jobdir / "state.sqlite", root=workspace) as hasher,
+            cache.materialised(workspace, placements),
+        ):
+            hasher.remember([(workspace / p.relpath, p.md5) for p in placements])
+            (workspace / spec.wdir).mkdir(parents=True, exist_ok=True)
+            for out in spec.outs:  # a repository has these folders; a fresh workspace not
+                (workspace / out.repo_path).parent.mkdir(parents=True, exist_ok=True)
+            request = container_request(
+                spec,
+                workspace,
+                job_id=job_id,
+                image_digest=digest,
+                limits=Limits.from_meta(spec.executor_meta),
+                mounts=(Mount(source=str(workspace), target=str(workspace)),),
+                cancel=cancel,
+                on_log=events.log if events else None,
+                on_line=events.line if events else None,
+            )
+            return execute(
+                spec,
+                workspace,
+                store=store,
+                runcache=RunCache(store, trust_dvc_runs=settings.trust_dvc_runs),
+                sandbox=sandbox,
+                hasher=hasher,
+                request=request,
+            )
+    finally:
+        done.set()
+        if watcher is not None:
+            watcher.join()
+        sandbox.close()
+        store.close()
+        _remove_tree(jobdir)
+
+
+def _watch_cancel(redis: Any, job_id: str, cancel: threading.Event, done: threading.Event) -> None:
+    key = cancel_key(job_id)
+    while not done.wait(CANCEL_POLL):
+        try:
+            if redis.exists(key):
+                cancel.set()
+                return
+        except Exception as exc:
+            log.warning("cannot look for a cancel request: %s", exc)
+
+
+def _remove_tree(path: Path) -> None:
+    """Remove a job's folder, with any read-only folders the stage left in it."""
+    for folder, dirnames, _ in os.walk(path):  # top-down: each made usable before entered
+        for name in dirnames:
+            child = os.path.join(folder, name)
+            if not os.path.islink(child):
+                os.chmod(child, stat.S_IRWXU)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--redis", "redis_url", envvar="EXECUTOR_REDIS_URL", required=True,
+              help="The fleet's Redis, e.g. redis://host:6379/0 (EXECUTOR_REDIS_URL).")  # fmt: skip
+@click.option("--store", "store_url", envvar="EXECUTOR_STORE", required=True,
+              help="The fleet's store, e.g. s3://bucket/prefix (EXECUTOR_STORE).")  # fmt: skip
+@click.option("--queue", "queues", multiple=True, default=[DEFAULT_QUEUE], show_default=True,
+              help="Queues to take jobs from, in order of priority (repeatable).")  # fmt: skip
+@click.option("--dir", "home", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The local cache and workspaces (EXECUTOR_WORKER_DIR).")  # fmt: skip
+@click.option("--cache-size", default=None, help="Local cache limit, e.g. 50g (default 10g).")
+@click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
+def main(
+    redis_url: str,
+    store_url: str,
+    queues: tuple[str, ...],
+    home: Path | None,
+    cache_size: str | None,
+    burst: bool,
+) -> None:
+    """Take stage jobs from the fleet's queues and run them in containers on this host."""
+    from rq import Worker
+    from rq.serializers import JSONSerializer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    os.environ["EXECUTOR_STORE"] = store_url
+    if home is not None:
+        os.environ["EXECUTOR_WORKER_DIR"] = str(home.resolve())
+    if cache_size is not None:
+        os.environ["EXECUTOR_WORKER_CACHE_SIZE"] = cache_size
+    try:
+        WorkerConfig.from_env(os.environ)
+        redis = connect(redis_url)
+        sandbox = DockerSandbox.from_env(os.environ)
+        # Containers of a worker on this host that was killed: nothing else removes them.
+        reap(sandbox.client, is_alive=owner_process_alive)
+        sandbox.close()
+    except ExecutorError as exc:
+        click.echo(f"ERROR: {exc}", err=True)
+        sys.exit(2 if isinstance(exc, ConfigError) else 3)
+    worker = Worker(list(queues), connection=redis, serializer=JSONSerializer)
+    worker.work(burst=burst, logging_level="INFO")
