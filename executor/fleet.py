@@ -18,6 +18,7 @@ import logging
 import os
 import posixpath
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -51,6 +52,8 @@ DEFAULT_QUEUE = "default"
 IMAGES_KEY = "executor:images"  # hash: image reference -> the digest a worker last resolved
 EVENTS_TTL = 24 * 3600
 POLL = 0.25  # seconds between looks at a job's status while its stream is quiet
+ABANDONED_CHECK = 2.0  # seconds between looks for jobs whose worker stopped its heartbeat
+RETRIES = 2  # runs of a job again after its worker was lost (a stage's own failure: none)
 
 
 def events_key(job_id: str) -> str:
@@ -112,12 +115,14 @@ class FleetBackend:
 
     def __init__(self, ws: Workspace, config: FleetConfig, jobs: int = 1) -> None:
         from rq import Queue
+        from rq.registry import StartedJobRegistry
         from rq.serializers import JSONSerializer
 
         self.ws = ws
         self.config = config
         self.redis = connect(config.redis_url)
         self.queue = Queue(config.queue, connection=self.redis, serializer=JSONSerializer)
+        self.started = StartedJobRegistry(queue=self.queue)
         self.store: ObjectStore = open_store(config.store_url, ws.settings, base=ws.root)
         self.runcache = RunCache(self.store, trust_dvc_runs=ws.settings.trust_dvc_runs)
         self.local_runs = RunCache(ws.store)
@@ -160,6 +165,8 @@ class FleetBackend:
         # Every output travels through the store, `cache: false` ones too.
         outs = tuple(replace(o, committed=True) for o in spec.outs)
         spec = replace(spec, outs=outs, inputs=self._push_inputs(spec))
+        from rq import Retry
+
         job_id = f"executor-{uuid.uuid4().hex}"
         with _redis_errors("submitting the job"):
             job = self.queue.enqueue(
@@ -171,6 +178,9 @@ class FleetBackend:
                 result_ttl=EVENTS_TTL,
                 failure_ttl=EVENTS_TTL,
                 description=f"stage {spec.address}",
+                # A job whose worker was lost (killed, cut off) runs again elsewhere; a stage
+                # that fails returns its failure and is not retried.
+                retry=Retry(max=RETRIES),
             )
         try:
             result = self._await(job, spec, cancel, on_log, on_line)
@@ -284,6 +294,8 @@ class FleetBackend:
         on_line: Callable[[int], None],
     ) -> JobResult:
         """Relay the job's events until it ends; its result, or its error raised."""
+        from rq.exceptions import NoSuchJobError
+
         stream = events_key(job.id)
         last = "0-0"
 
@@ -304,6 +316,9 @@ class FleetBackend:
             return bool(found)
 
         cancelled = False
+        previous = ""
+        checked = time.monotonic()
+        retries = RETRIES
         while True:
             if cancel.is_set() and not cancelled:
                 cancelled = True
@@ -314,6 +329,23 @@ class FleetBackend:
                 status = job.get_status(refresh=True)
             if status is None:
                 raise RemoteError(f"stage '{spec.address}': its job {job.id} vanished from Redis")
+            if status.value != previous or (
+                status.value == "started" and time.monotonic() - checked > ABANDONED_CHECK
+            ):
+                checked = time.monotonic()
+                with _redis_errors("looking for lost workers"):
+                    self.started.cleanup()  # a job whose heartbeat stopped: retried or failed
+                    try:
+                        job.refresh()
+                    except NoSuchJobError:
+                        raise RemoteError(
+                            f"stage '{spec.address}': its job {job.id} vanished from Redis"
+                        ) from None
+                    status = job.get_status(refresh=False)
+                if job.retries_left is not None and job.retries_left < retries:
+                    retries = job.retries_left
+                    on_log("executor: the worker running this stage was lost; it runs again")
+            previous = status.value
             if status.value in ("queued", "deferred", "scheduled", "started"):
                 continue
             while relay(None):  # what was written just before it ended
@@ -350,6 +382,11 @@ def _job_failure(job: Any, address: str) -> ExecutorError:
     """A job the worker could not finish (a crash, a killed work horse)."""
     result = job.latest_result()
     text = (getattr(result, "exc_string", None) or "").strip()
+    if "AbandonedJobError" in text:
+        return RemoteError(
+            f"stage '{address}': the workers running it were lost {RETRIES + 1} times (killed "
+            "or cut off from Redis); look at the workers, then submit again"
+        )
     last = text.splitlines()[-1] if text else "no reason recorded"
     return RemoteError(f"stage '{address}': its job {job.id} failed on the worker: {last}")
 

@@ -233,3 +233,61 @@ def test_submit_without_a_fleet_says_what_to_set(make_repo: Callable[..., Path])
     assert done.returncode == 3, done.stderr
     assert "cannot reach Redis at redis://127.0.0.1:9/0" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("killed", ["worker and work horse", "work horse"])
+def test_a_job_whose_worker_is_lost_runs_again(
+    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, docker_client: Any,
+    tmp_path: Path, killed: str,
+) -> None:  # fmt: skip
+    """Killed without a word (SIGKILL, the OOM killer): the job is noticed by its stopped
+    heartbeat, or by RQ when only the work horse died, and runs again; nothing is left."""
+    root = make_repo(
+        {
+            "dvc.yaml": "stages:\n  long:\n    cmd: echo started; sleep 5; echo ok > out.txt\n"
+            "    deps: [in.txt]\n    outs: [out.txt]\n",
+            "in.txt": "x\n",
+        }
+    )
+    env = {**os.environ, **GIT_ENV, **fleet.env, "EXECUTOR_IMAGE": busybox_image}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "executor", "submit"], cwd=root, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.strip() == "started":
+            break
+    horses = _children(fleet.worker.pid)  # each in a process group of its own
+    assert horses, "the worker has no work horse while its job runs"
+    victims = horses if killed == "work horse" else [fleet.worker.pid, *horses]
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    home = tmp_path / "worker-home"
+    second = None
+    if killed != "work horse":
+        fleet.worker.wait()
+        fleet.worker = second = _start_worker(fleet.env, home, tmp_path / "second.log")
+    out, err = proc.communicate(timeout=180)
+    logs = fleet.worker_log() + ((tmp_path / "second.log").read_text() if second else "")
+    assert proc.returncode == 0, out + err + logs
+    assert "the worker running this stage was lost; it runs again" in out
+    assert out.splitlines().count("started") == 1  # the second run's: the first was read above
+    assert (root / "out.txt").read_text() == "ok\n"
+    assert "out.txt" in (root / "dvc.lock").read_text()
+    leftovers = docker_client.containers.list(all=True, filters={"label": "executor.stage=long"})
+    assert leftovers == []  # the killed run's container was reaped
+    assert list((home / "jobs").iterdir()) == []  # and its workspace removed

@@ -12,6 +12,7 @@ raises as its own), so RQ's own failures mean only a crash or a killed work hors
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 CANCEL_POLL = 0.25  # seconds between looks for a cancel request
 STREAM_MAX = 100_000  # log events kept per job (the oldest dropped beyond)
+LOCK_NAME = "lock"  # in a job's folder, locked while the job lives
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ def _run(spec: JobSpec, store_url: str, job_id: str, redis: Any) -> Any:
     jobs = config.home / "jobs"
     jobs.mkdir(parents=True, exist_ok=True)
     jobdir = Path(tempfile.mkdtemp(prefix=f"{job_id}-", dir=jobs))
+    held = os.open(jobdir / LOCK_NAME, os.O_RDONLY | os.O_CREAT, 0o600)
+    fcntl.flock(held, fcntl.LOCK_EX)  # released when this process ends, however it ends
     cancel = threading.Event()
     done = threading.Event()
     watcher = None
@@ -181,6 +185,7 @@ def _run(spec: JobSpec, store_url: str, job_id: str, redis: Any) -> Any:
         sandbox.close()
         store.close()
         _remove_tree(jobdir)
+        os.close(held)
 
 
 def _watch_cancel(redis: Any, job_id: str, cancel: threading.Event, done: threading.Event) -> None:
@@ -204,6 +209,54 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def remove_stale_workspaces(home: Path) -> None:
+    """Remove the job folders no live job holds (those of killed work horses): each job
+    holds an exclusive lock on its folder's `lock` file while it lives."""
+    jobs = home / "jobs"
+    for entry in sorted(jobs.iterdir()) if jobs.is_dir() else []:
+        try:
+            fd = os.open(entry / LOCK_NAME, os.O_RDONLY)
+        except FileNotFoundError:
+            continue  # being created this instant, or not a job folder
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # its job is running
+        finally:
+            os.close(fd)
+        log.info("removing %s, the folder of a job that died", entry)
+        _remove_tree(entry)
+
+
+HEARTBEAT_SLACK = 10  # seconds a job's heartbeat may be late before it counts as abandoned
+
+
+def stage_worker_class() -> type[Any]:
+    """RQ's forking Worker, with a job heartbeat of `job_monitoring_interval` plus a little
+    slack instead of plus 60 s: a killed worker's job is noticed, and run again, within
+    seconds rather than minutes."""
+    from rq import Worker
+
+    class StageWorker(Worker):
+        def get_heartbeat_ttl(self, job: Any) -> int:
+            return int(self.job_monitoring_interval) + HEARTBEAT_SLACK
+
+        def handle_work_horse_killed(
+            self, job: Any, retpid: int, ret_val: int, rusage: Any
+        ) -> None:
+            # Its `finally` never ran: the folder is left, the container stopped by its
+            # own watchdog but not removed.
+            super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+            remove_stale_workspaces(WorkerConfig.from_env(os.environ).home)
+            try:
+                sandbox = DockerSandbox.from_env(os.environ)
+                reap(sandbox.client, is_alive=owner_process_alive)
+            except ExecutorError as exc:
+                log.warning("cannot remove the killed job's container: %s", exc)
+
+    return StageWorker
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--redis", "redis_url", envvar="EXECUTOR_REDIS_URL", required=True,
               help="The fleet's Redis, e.g. redis://host:6379/0 (EXECUTOR_REDIS_URL).")  # fmt: skip
@@ -214,6 +267,8 @@ def _remove_tree(path: Path) -> None:
 @click.option("--dir", "home", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The local cache and workspaces (EXECUTOR_WORKER_DIR).")  # fmt: skip
 @click.option("--cache-size", default=None, help="Local cache limit, e.g. 50g (default 10g).")
+@click.option("--heartbeat", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Seconds between heartbeats of a running job.")  # fmt: skip
 @click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
 def main(
     redis_url: str,
@@ -221,10 +276,10 @@ def main(
     queues: tuple[str, ...],
     home: Path | None,
     cache_size: str | None,
+    heartbeat: int,
     burst: bool,
 ) -> None:
     """Take stage jobs from the fleet's queues and run them in containers on this host."""
-    from rq import Worker
     from rq.serializers import JSONSerializer
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -240,8 +295,11 @@ def main(
         # Containers of a worker on this host that was killed: nothing else removes them.
         reap(sandbox.client, is_alive=owner_process_alive)
         sandbox.close()
+        remove_stale_workspaces(WorkerConfig.from_env(os.environ).home)
     except ExecutorError as exc:
         click.echo(f"ERROR: {exc}", err=True)
         sys.exit(2 if isinstance(exc, ConfigError) else 3)
-    worker = Worker(list(queues), connection=redis, serializer=JSONSerializer)
+    worker = stage_worker_class()(
+        list(queues), connection=redis, serializer=JSONSerializer, job_monitoring_interval=heartbeat
+    )
     worker.work(burst=burst, logging_level="INFO")
