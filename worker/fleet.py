@@ -246,7 +246,7 @@ def stage_worker_class() -> type[Any]:
         ) -> None:
             # Its `finally` never ran: the folder is left, the container stopped by its
             # own watchdog but not removed.
-            super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+            super().handle_work_horse_killed(job, retpid, ret_val, rusage)  # type: ignore[no-untyped-call]
             remove_stale_workspaces(WorkerConfig.from_env(os.environ).home)
             try:
                 sandbox = DockerSandbox.from_env(os.environ)
