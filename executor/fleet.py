@@ -14,6 +14,7 @@ digests workers last resolved: everything durable is in the store.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import posixpath
@@ -36,7 +37,7 @@ from executor.jobspec import (
     RemoteError,
     failure_from_dict,
 )
-from executor.lockentry import Entry
+from executor.lockentry import Entry, build_entry, run_key, run_value
 from executor.outputs import checkout_output
 from executor.runcache import RunCache, out_objects
 from executor.store.base import ObjectStore
@@ -51,9 +52,20 @@ JOB_FUNCTION = "worker.fleet.run_job"  # by dotted name: executor never imports 
 DEFAULT_QUEUE = "default"
 IMAGES_KEY = "executor:images"  # hash: image reference -> the digest a worker last resolved
 EVENTS_TTL = 24 * 3600
+ENDED_EVENTS_TTL = 600  # a finished job's stream, for followers still draining it
+LEASE_TTL = 7 * 24 * 3600  # a backstop: a lease is judged by its job's status
+LEASE_GRACE = 30  # seconds a lease may name a job not enqueued yet
 POLL = 0.25  # seconds between looks at a job's status while its stream is quiet
 ABANDONED_CHECK = 2.0  # seconds between looks for jobs whose worker stopped its heartbeat
 RETRIES = 2  # runs of a job again after its worker was lost (a stage's own failure: none)
+
+
+LIVE = frozenset({"queued", "deferred", "scheduled", "started"})
+# Delete a key only if it still holds the given value (a lease its holder releases).
+RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
 
 
 def events_key(job_id: str) -> str:
@@ -66,8 +78,52 @@ def cancel_key(job_id: str) -> str:
     return f"executor:job:{job_id}:cancel"
 
 
+def lease_key(key: str, image: str) -> str:
+    """Held (by a job id) while a job runs the work of run-cache key `key` with `image`."""
+    return f"executor:lease:{key}:{image}"
+
+
+def index_key(key: str) -> str:
+    """The Redis run-cache index of one key: `<value>:<image digest>` -> the entry (JSON)."""
+    return f"executor:runs:{key}"
+
+
+class RunIndex:
+    """The run-cache entries workers wrote, indexed in Redis for lookups without the store.
+
+    The store's `runs/` stays the durable truth: what the index lacks (entries `dvc push
+    --run-cache` uploaded, an index lost with its Redis) is found there and indexed then.
+    """
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+
+    def add(self, entry: Entry, image: str, image_digest: str) -> None:
+        field = f"{run_value(entry)}:{image_digest}"
+        doc = json.dumps({"entry": entry, "image": image})  # key order is dvc.lock's order
+        self.redis.hset(index_key(run_key(entry)), field, doc)
+
+    def find(self, key: str, image_digest: str) -> list[Entry]:
+        """Entries under `key` made with `image_digest` (any order)."""
+        found = []
+        for field, doc in self.redis.hgetall(index_key(key)).items():
+            if not field.decode().endswith(f":{image_digest}"):
+                continue
+            try:
+                entry = json.loads(doc)["entry"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if isinstance(entry, dict) and run_key(entry) == key:
+                found.append(entry)
+        return found
+
+
 class FleetError(InfrastructureError):
     """Redis or the queue could not be used."""
+
+
+class JobVanished(RemoteError):
+    """A job's record left Redis while it was awaited."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +182,8 @@ class FleetBackend:
         self.store: ObjectStore = open_store(config.store_url, ws.settings, base=ws.root)
         self.runcache = RunCache(self.store, trust_dvc_runs=ws.settings.trust_dvc_runs)
         self.local_runs = RunCache(ws.store)
+        self.index = RunIndex(self.redis)
+        self._image_names: dict[str, str] = {}  # digest -> the image name resolved to it
         self.jobs = max(1, ws.settings.transfer_workers)
 
     # -- Backend -------------------------------------------------------------------------------
@@ -138,17 +196,43 @@ class FleetBackend:
             digest = self.redis.hget(IMAGES_KEY, image)
         except Exception as exc:  # redis.RedisError, without importing redis at module level
             raise FleetError(f"cannot read image digests from Redis: {exc}") from exc
-        return digest.decode() if digest else f"unresolved:{image}"
+        if not digest:
+            return f"unresolved:{image}"
+        self._image_names[digest.decode()] = image
+        return str(digest.decode())
 
     def lookup(self, key: str, image_digest: str) -> Entry | None:
-        """A usable entry of the fleet's run-cache, its outputs fetched into the local cache."""
+        """A usable entry of the fleet's run-cache, its outputs fetched into the local cache:
+        from the Redis index if it has one whose objects can be fetched, else from the store."""
+        with _redis_errors("looking up the run-cache index"):
+            indexed = self.index.find(key, image_digest)
+        for entry in indexed:
+            try:
+                self._fetch(entry.get("outs", []))
+            except (RemoteError, ExecutorError) as exc:
+                log.warning("indexed run %s is not usable (%s); looking in the store", key, exc)
+                continue
+            self._remember_run(entry, image_digest)
+            return entry
         hit = self.runcache.lookup(key, image_digest)
         if hit is None:
             return None
         self._fetch(hit.entry.get("outs", []))
         if hit.image_digest is not None:
-            self.local_runs.save(hit.entry, image=None, image_digest=None)
+            image = self._image_names.get(image_digest)
+            if image is not None:
+                with _redis_errors("indexing a run"):
+                    self.index.add(hit.entry, image, image_digest)
+        self._remember_run(hit.entry, hit.image_digest)
         return hit.entry
+
+    def _remember_run(self, entry: Entry, image_digest: str | None) -> None:
+        """Record the entry in the local run-cache, as a run here would have."""
+        image = self._image_names.get(image_digest or "")
+        if image is not None and image_digest is not None:
+            self.local_runs.save(entry, image=image, image_digest=image_digest)
+        else:
+            self.local_runs.save(entry, image=None, image_digest=None)
 
     def execute(
         self,
@@ -165,28 +249,29 @@ class FleetBackend:
         # Every output travels through the store, `cache: false` ones too.
         outs = tuple(replace(o, committed=True) for o in spec.outs)
         spec = replace(spec, outs=outs, inputs=self._push_inputs(spec))
-        from rq import Retry
-
-        job_id = f"executor-{uuid.uuid4().hex}"
-        with _redis_errors("submitting the job"):
-            job = self.queue.enqueue(
-                JOB_FUNCTION,
-                spec.to_dict(),
-                self.config.store_url,
-                job_id=job_id,
-                job_timeout=-1,  # the stage's own timeout (meta.executor.timeout) applies
-                result_ttl=EVENTS_TTL,
-                failure_ttl=EVENTS_TTL,
-                description=f"stage {spec.address}",
-                # A job whose worker was lost (killed, cut off) runs again elsewhere; a stage
-                # that fails returns its failure and is not retried.
-                retry=Retry(max=RETRIES),
-            )
-        try:
-            result = self._await(job, spec, cancel, on_log, on_line)
-        finally:
-            with _redis_errors("cleaning up after the job"):
-                self.redis.delete(events_key(job_id), cancel_key(job_id))
+        deps = [dict(d) for d in spec.deps]
+        key = run_key(
+            build_entry(spec.cmd, deps, spec.params, [{"path": o.path} for o in spec.outs])
+        )
+        lease = lease_key(key, spec.image)
+        while True:
+            job_id = f"executor-{uuid.uuid4().hex}"
+            other = self._claim(lease, job_id) if spec.cacheable else None
+            if other is None:
+                job = self._enqueue(spec, job_id)
+            else:
+                on_log(f"executor: following job {other.id}, the same work submitted elsewhere")
+                job = other
+            try:
+                result = self._await(job, spec, cancel, on_log, on_line, own=other is None)
+            except (StageCancelled, JobVanished):
+                if other is None or cancel.is_set():
+                    raise
+                continue  # its submitter cancelled it: run it for ourselves
+            finally:
+                if other is None:
+                    self._release(lease, job_id)
+            break
         self._fetch(result.entry.get("outs", []))
         cached = {o.path: o.cached for o in spec.outs}
         for item in result.entry.get("outs", []):
@@ -204,6 +289,58 @@ class FleetBackend:
             # As after a local run: `dvc repro` and `executor run` here find it too.
             self.local_runs.save(result.entry, image=spec.image, image_digest=result.image_digest)
         return result
+
+    def _enqueue(self, spec: JobSpec, job_id: str) -> Any:
+        from rq import Retry
+
+        with _redis_errors("submitting the job"):
+            return self.queue.enqueue(
+                JOB_FUNCTION,
+                spec.to_dict(),
+                self.config.store_url,
+                job_id=job_id,
+                job_timeout=-1,  # the stage's own timeout (meta.executor.timeout) applies
+                result_ttl=EVENTS_TTL,
+                failure_ttl=EVENTS_TTL,
+                description=f"stage {spec.address}",
+                # A job whose worker was lost (killed, cut off) runs again elsewhere; a stage
+                # that fails returns its failure and is not retried.
+                retry=Retry(max=RETRIES),
+            )
+
+    def _claim(self, lease: str, job_id: str) -> Any:
+        """Take the lease for `job_id` (None), or the job already holding it, alive."""
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job
+
+        with _redis_errors("taking the in-flight lease"):
+            while True:
+                if self.redis.set(lease, job_id, nx=True, ex=LEASE_TTL):
+                    return None
+                holder = self.redis.get(lease)
+                if holder is None:
+                    continue  # released just now
+                try:
+                    job = Job.fetch(
+                        holder.decode(), connection=self.redis, serializer=self.queue.serializer
+                    )
+                    status = job.get_status()
+                except NoSuchJobError:
+                    if LEASE_TTL - self.redis.ttl(lease) < LEASE_GRACE:
+                        time.sleep(POLL)  # taken a moment ago; its job is being enqueued
+                        continue
+                    job, status = None, None
+                if job is not None and status is not None and status.value in LIVE:
+                    return job
+                self._release(lease, holder.decode())  # its job ended without releasing it
+
+    def _release(self, lease: str, job_id: str) -> None:
+        """Drop the lease if `job_id` still holds it; keep the job's stream a little longer
+        for followers still reading it."""
+        with _redis_errors("releasing the in-flight lease"):
+            self.redis.eval(RELEASE, 1, lease, job_id)
+            self.redis.expire(events_key(job_id), ENDED_EVENTS_TTL)
+            self.redis.delete(cancel_key(job_id))
 
     def prestart(
         self,
@@ -292,8 +429,11 @@ class FleetBackend:
         cancel: threading.Event,
         on_log: Callable[[str], None],
         on_line: Callable[[int], None],
+        *,
+        own: bool = True,
     ) -> JobResult:
-        """Relay the job's events until it ends; its result, or its error raised."""
+        """Relay the job's events until it ends; its result, or its error raised. Ctrl-C
+        cancels our `own` job; it only stops us following another submission's."""
         from rq.exceptions import NoSuchJobError
 
         stream = events_key(job.id)
@@ -321,6 +461,8 @@ class FleetBackend:
         retries = RETRIES
         while True:
             if cancel.is_set() and not cancelled:
+                if not own:
+                    raise StageCancelled(spec.address)
                 cancelled = True
                 self._cancel(job)
             if relay(int(POLL * 1000)):
@@ -328,7 +470,7 @@ class FleetBackend:
             with _redis_errors("reading the job's status"):
                 status = job.get_status(refresh=True)
             if status is None:
-                raise RemoteError(f"stage '{spec.address}': its job {job.id} vanished from Redis")
+                raise JobVanished(f"stage '{spec.address}': its job {job.id} vanished from Redis")
             if status.value != previous or (
                 status.value == "started" and time.monotonic() - checked > ABANDONED_CHECK
             ):
@@ -338,7 +480,7 @@ class FleetBackend:
                     try:
                         job.refresh()
                     except NoSuchJobError:
-                        raise RemoteError(
+                        raise JobVanished(
                             f"stage '{spec.address}': its job {job.id} vanished from Redis"
                         ) from None
                     status = job.get_status(refresh=False)

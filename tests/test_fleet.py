@@ -172,7 +172,10 @@ def test_a_failing_stage_fails_the_submission_and_records_nothing(
     )
     done = submit(root, fleet, busybox_image)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "ERROR: stage 'broken' failed to run: echo about to fail; exit 3, exited with 3" in done.stderr
+    assert (
+        "ERROR: stage 'broken' failed to run: echo about to fail; exit 3, exited with 3"
+        in done.stderr
+    )
     assert "| about to fail" in done.stderr  # the last lines of its output, as with run
     assert not (root / "dvc.lock").exists()
     assert not (root / "out.txt").exists()
@@ -291,3 +294,65 @@ def test_a_job_whose_worker_is_lost_runs_again(
     leftovers = docker_client.containers.list(all=True, filters={"label": "executor.stage=long"})
     assert leftovers == []  # the killed run's container was reaped
     assert list((home / "jobs").iterdir()) == []  # and its workspace removed
+
+
+def test_lookups_use_the_redis_index_and_rebuild_it_from_the_store(
+    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, s3_bucket: Bucket
+) -> None:
+    import redis
+
+    client = redis.Redis.from_url(fleet.redis_url)
+    first = make_repo(PIPELINE, "first")
+    assert submit(first, fleet, busybox_image).returncode == 0, fleet.worker_log()
+    indexed = sorted(client.scan_iter("executor:runs:*"))
+    assert len(indexed) == 2  # one key per stage, written by the worker
+    # Without the store's runs/ the index alone serves the hits (objects are still there).
+    runs = s3_bucket.keys("fleet/runs/")
+    saved = {
+        k: s3_bucket.client.get_object(Bucket=s3_bucket.name, Key=k)["Body"].read() for k in runs
+    }
+    s3_bucket.client.delete_objects(
+        Bucket=s3_bucket.name, Delete={"Objects": [{"Key": k} for k in runs]}
+    )
+    second = make_repo(PIPELINE, "second")
+    done = submit(second, fleet, busybox_image)
+    assert done.stdout.count("is cached - skipping run") == 2, done.stdout + done.stderr
+    # Without the index (a new Redis), the store serves them and the index is rebuilt.
+    for key, body in saved.items():
+        s3_bucket.client.put_object(Bucket=s3_bucket.name, Key=key, Body=body)
+    client.delete(*indexed)
+    third = make_repo(PIPELINE, "third")
+    done = submit(third, fleet, busybox_image)
+    assert done.stdout.count("is cached - skipping run") == 2, done.stdout + done.stderr
+    assert sorted(client.scan_iter("executor:runs:*")) == indexed
+    assert fleet.jobs_run() == 2
+    assert (third / "dvc.lock").read_text() == (first / "dvc.lock").read_text()
+
+
+def test_the_same_work_submitted_twice_at_once_runs_once(
+    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str
+) -> None:
+    files = {
+        "dvc.yaml": "stages:\n  slow:\n    cmd: echo started; sleep 3; echo done > out.txt\n"
+        "    deps: [in.txt]\n    outs: [out.txt]\n",
+        "in.txt": "x\n",
+    }
+    first, second = make_repo(files, "first"), make_repo(files, "second")
+    env = {**os.environ, **GIT_ENV, **fleet.env, "EXECUTOR_IMAGE": busybox_image}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "executor", "submit"], cwd=first, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.strip() == "started":
+            break
+    follower = submit(second, fleet, busybox_image)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert follower.returncode == 0, follower.stderr
+    assert "the same work submitted elsewhere" in follower.stdout
+    assert fleet.jobs_run() == 1
+    for root in (first, second):
+        assert (root / "out.txt").read_text() == "done\n"
+    assert (first / "dvc.lock").read_text() == (second / "dvc.lock").read_text()

@@ -33,12 +33,13 @@ from executor.fleet import (
     DEFAULT_QUEUE,
     EVENTS_TTL,
     IMAGES_KEY,
+    RunIndex,
     cancel_key,
     connect,
     events_key,
 )
 from executor.hashing import Hasher
-from executor.jobspec import JobSpec, failure_to_dict
+from executor.jobspec import JobResult, JobSpec, failure_to_dict
 from executor.limits import Limits, parse_memory
 from executor.runcache import RunCache
 from executor.settings import Settings
@@ -114,7 +115,7 @@ def run_job(spec: Mapping[str, Any], store_url: str) -> dict[str, Any]:
     return {"ok": True, "result": result.to_dict()}
 
 
-def _run(spec: JobSpec, store_url: str, job_id: str, redis: Any) -> Any:
+def _run(spec: JobSpec, store_url: str, job_id: str, redis: Any) -> JobResult:
     config = WorkerConfig.from_env(os.environ)
     if store_url != config.store_url:
         raise ConfigError(
@@ -169,7 +170,7 @@ def _run(spec: JobSpec, store_url: str, job_id: str, redis: Any) -> Any:
                 on_log=events.log if events else None,
                 on_line=events.line if events else None,
             )
-            return execute(
+            result = execute(
                 spec,
                 workspace,
                 store=store,
@@ -178,6 +179,12 @@ def _run(spec: JobSpec, store_url: str, job_id: str, redis: Any) -> Any:
                 hasher=hasher,
                 request=request,
             )
+        if result.run_key is not None and redis is not None:
+            try:
+                RunIndex(redis).add(result.entry, spec.image, result.image_digest)
+            except Exception as exc:  # the store has the entry: a later lookup indexes it
+                log.warning("cannot index run %s in Redis: %s", result.run_key, exc)
+        return result
     finally:
         done.set()
         if watcher is not None:
