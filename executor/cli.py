@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from executor.fleet import FleetConfig
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INFRA, EXIT_INTERRUPTED = 1, 2, 3, 130
+SUBMIT_JOBS = 16  # stages `executor submit` keeps in flight unless -j says otherwise
 
 
 def _error(message: str) -> None:
@@ -165,7 +166,8 @@ def _reproduce(
             force=force,
             no_commit=no_commit,
             allow_missing=allow_missing,
-            jobs=jobs or settings.jobs,
+            # On a fleet, every stage whose inputs are ready can be in flight at once.
+            jobs=jobs or (settings.jobs if fleet is None else max(settings.jobs, SUBMIT_JOBS)),
         )
         with Workspace(root, settings, cwd) as ws:
             backend: Callable[[], Backend]

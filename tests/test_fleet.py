@@ -101,6 +101,20 @@ def submit(root: Path, fleet: Fleet, image: str, *args: str) -> subprocess.Compl
     return run_cli([sys.executable, "-m", "executor", "submit", *args], root, env)
 
 
+def submit_until_started(root: Path, fleet: Fleet, image: str) -> subprocess.Popen[str]:
+    """`executor submit` in the background, once its stage printed `started` on a worker."""
+    env = {**os.environ, **GIT_ENV, **fleet.env, "EXECUTOR_IMAGE": image}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "executor", "submit"], cwd=root, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.strip().endswith("started"):  # "[stage] started" with several in flight
+            break
+    return proc
+
+
 def outputs(root: Path) -> dict[str, str]:
     return {
         p.relative_to(root).as_posix(): p.read_text()
@@ -192,15 +206,7 @@ def test_interrupting_submit_stops_the_stage_on_the_worker(
             "in.txt": "x\n",
         }
     )
-    env = {**os.environ, **GIT_ENV, **fleet.env, "EXECUTOR_IMAGE": busybox_image}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "executor", "submit"], cwd=root, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.strip() == "started":
-            break
+    proc = submit_until_started(root, fleet, busybox_image)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -265,15 +271,7 @@ def test_a_job_whose_worker_is_lost_runs_again(
             "in.txt": "x\n",
         }
     )
-    env = {**os.environ, **GIT_ENV, **fleet.env, "EXECUTOR_IMAGE": busybox_image}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "executor", "submit"], cwd=root, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.strip() == "started":
-            break
+    proc = submit_until_started(root, fleet, busybox_image)
     horses = _children(fleet.worker.pid)  # each in a process group of its own
     assert horses, "the worker has no work horse while its job runs"
     victims = horses if killed == "work horse" else [fleet.worker.pid, *horses]
@@ -288,7 +286,7 @@ def test_a_job_whose_worker_is_lost_runs_again(
     logs = fleet.worker_log() + ((tmp_path / "second.log").read_text() if second else "")
     assert proc.returncode == 0, out + err + logs
     assert "the worker running this stage was lost; it runs again" in out
-    assert out.splitlines().count("started") == 1  # the second run's: the first was read above
+    assert out.splitlines().count("[long] started") == 1  # the second run's: the first was read
     assert (root / "out.txt").read_text() == "ok\n"
     assert "out.txt" in (root / "dvc.lock").read_text()
     leftovers = docker_client.containers.list(all=True, filters={"label": "executor.stage=long"})
@@ -338,15 +336,7 @@ def test_the_same_work_submitted_twice_at_once_runs_once(
         "in.txt": "x\n",
     }
     first, second = make_repo(files, "first"), make_repo(files, "second")
-    env = {**os.environ, **GIT_ENV, **fleet.env, "EXECUTOR_IMAGE": busybox_image}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "executor", "submit"], cwd=first, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.strip() == "started":
-            break
+    proc = submit_until_started(first, fleet, busybox_image)
     follower = submit(second, fleet, busybox_image)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err

@@ -7,7 +7,28 @@ from typing import Any
 
 import pytest
 
-from executor.jobspec import InvalidJobSpec, JobSpec, OutRequest
+from executor.errors import (
+    ConfigError,
+    ExecutorError,
+    OutputMissing,
+    StageCancelled,
+    StageFailed,
+    StageOutOfMemory,
+    StageTimedOut,
+    StoreError,
+    WorkspaceError,
+)
+from executor.jobspec import (
+    Input,
+    InvalidJobSpec,
+    JobResult,
+    JobSpec,
+    OutRequest,
+    RemoteError,
+    RemoteInfrastructureError,
+    failure_from_dict,
+    failure_to_dict,
+)
 
 SPEC = JobSpec(
     address="sub/dvc.yaml:train@1",
@@ -22,6 +43,7 @@ SPEC = JobSpec(
     cacheable=True,
     executor_meta={"memory": "2g"},
     env={"SEED": "1"},
+    inputs=(Input("data.csv", "0" * 32), Input("sub/tools", "a" * 32 + ".dir", isexec=False)),
 )
 
 
@@ -42,9 +64,52 @@ def test_round_trip_through_json() -> None:
         ({"lines": ["a\x00b"]}, "'lines' must be a list of strings without NUL"),
         ({"cmd": 5}, "'cmd' must be a string or a list of strings"),
         ({"image": None}, "'image' must be a string"),
+        ({"inputs": [{"path": "../../x", "md5": "0" * 32}]}, "'inputs.path' escapes"),
+        ({"inputs": [{"path": ".", "md5": "0" * 32}]}, "'inputs.path' names the workspace"),
+        ({"inputs": [{"path": "x", "md5": "../../etc"}]}, "'inputs.md5' is not an md5"),
+        ({"inputs": [{"path": "x", "md5": "A" * 32}]}, "'inputs.md5' is not an md5"),
+        ({"inputs": ["x"]}, "'inputs' must hold mappings"),
     ],
 )
 def test_bad_fields_are_refused_by_name(change: dict[str, Any], message: str) -> None:
     spec = {**SPEC.to_dict(), **change}
     with pytest.raises(InvalidJobSpec, match=message):
         JobSpec.from_dict(spec)
+
+
+def test_results_round_trip_through_json() -> None:
+    result = JobResult(
+        "train", {"cmd": "x", "outs": [{"path": "o", "md5": "1" * 32}]}, "sha256:ab", 1.5, "k" * 64
+    )
+    assert JobResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+    with pytest.raises(InvalidJobSpec, match="'entry' must be a mapping"):
+        JobResult.from_dict({**result.to_dict(), "entry": []})
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        StageFailed("train", 3, "python train.py", "Traceback\nValueError\n"),
+        StageFailed("train", 137, None, ""),
+        OutputMissing("train", "model.pkl"),
+        StageCancelled("train"),
+        StageTimedOut("train", 2.5),
+        StageOutOfMemory("train", "512m"),
+        ConfigError("image 'x' cannot be pulled"),
+        WorkspaceError("input path '../x' escapes the workspace"),
+    ],
+)
+def test_a_jobs_failure_comes_back_as_the_same_error(error: ExecutorError) -> None:
+    wire = json.loads(json.dumps(failure_to_dict(error)))
+    back = failure_from_dict(wire, "train")
+    assert type(back) is type(error)
+    assert str(back) == str(error)
+    assert vars(back) == vars(error)
+
+
+def test_infrastructure_and_odd_failures_keep_their_message_and_exit_class() -> None:
+    back = failure_from_dict(failure_to_dict(StoreError("bucket gone")), "train")
+    assert isinstance(back, RemoteInfrastructureError) and str(back) == "bucket gone"
+    odd = failure_from_dict({"kind": "failed", "exit_code": "not a number"}, "train")
+    assert isinstance(odd, RemoteError) and "train" in str(odd)
+    assert isinstance(failure_from_dict({}, "train"), RemoteError)
