@@ -18,7 +18,7 @@ TITLES = {
     "transfer": "Push and pull (moto's S3 server on 127.0.0.1)",
     "overhead": "Per-stage overhead over bare `docker run`",
     "memory": "Coordinator memory (peak RSS)",
-    "fleet": "Fleet mode: jobs per second",
+    "fleet": "Fleet mode (redis-server, moto's S3 server, workers on this machine)",
 }
 
 METHOD = """\

@@ -12,7 +12,7 @@ from bench.config import Config
 from bench.measure import Run, run
 
 
-def _console(name: str, module: str) -> list[str]:
+def console(name: str, module: str) -> list[str]:
     """The tool's console script beside this interpreter: the one pip installed. Not a
     version manager's shim on PATH (pyenv's costs 65-85 ms a call), or both sides pay it."""
     beside = Path(sys.executable).parent / name
@@ -27,10 +27,10 @@ class Tools:
     config: Config
 
     def executor(self, root: Path, *args: str, rss: bool = False) -> Run:
-        return run([*_console("executor", "executor"), *args], root, self.config.env, rss)
+        return run([*console("executor", "executor"), *args], root, self.config.env, rss)
 
     def dvc(self, root: Path, *args: str, rss: bool = False) -> Run:
-        return run([*_console("dvc", "dvc"), *args], root, self.config.env, rss)
+        return run([*console("dvc", "dvc"), *args], root, self.config.env, rss)
 
     def docker(self, *args: str, cwd: Path | None = None) -> Run:
         return run(["docker", *args], cwd, self.config.env)

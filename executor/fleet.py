@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -184,6 +184,7 @@ class FleetBackend:
         self.local_runs = RunCache(ws.store)
         self.index = RunIndex(self.redis)
         self._image_names: dict[str, str] = {}  # digest -> the image name resolved to it
+        self._stored: set[str] = set()  # objects known to be in the store, this submission
         self.jobs = max(1, ws.settings.transfer_workers)
 
     # -- Backend -------------------------------------------------------------------------------
@@ -385,7 +386,8 @@ class FleetBackend:
                 info = hasher.hash_file(path)
                 files.setdefault(info.md5, str(path))
             inputs.append(Input(rel, info.md5, info.isexec))
-        present = self.store.exists_many(set(files) | set(manifests))
+        needed = set(files) | set(manifests)
+        present = (needed & self._stored) | self.store.exists_many(needed - self._stored)
 
         def upload(md5: str) -> None:
             self.store.put_file(md5, Path(files[md5]), check=False)
@@ -395,6 +397,8 @@ class FleetBackend:
         for md5, data in manifests.items():  # a `.dir` after its files, as DVC pushes them
             if md5 not in present:
                 self.store.put_bytes(md5, data, check=False)
+        if not failed:
+            self._stored.update(files, manifests)
         if failed:
             raise RemoteError(
                 f"stage '{spec.address}': inputs could not be stored: "
@@ -420,6 +424,7 @@ class FleetBackend:
                 "outputs could not be fetched from the fleet's store: "
                 + "; ".join(sorted(failed.values())[:3])
             )
+        self._stored.update(needed)  # an upstream output is often a downstream input
 
     # -- waiting -----------------------------------------------------------------------------------
     def _await(
@@ -439,6 +444,8 @@ class FleetBackend:
         stream = events_key(job.id)
         last = "0-0"
 
+        outcome: list[Any] = []  # the job's return value, as its last event carries it
+
         def relay(block: int | None) -> bool:
             """Pass on the events after `last`; whether there were any."""
             nonlocal last
@@ -453,6 +460,9 @@ class FleetBackend:
                         on_log(value)
                     elif kind == b"line" and value.isdigit():
                         on_line(int(value))
+                    elif kind == b"end":
+                        with suppress(ValueError):  # RQ keeps the return value too
+                            outcome.append(json.loads(value))
             return bool(found)
 
         cancelled = False
@@ -466,6 +476,8 @@ class FleetBackend:
                 cancelled = True
                 self._cancel(job)
             if relay(int(POLL * 1000)):
+                if outcome:  # the job is done: no need to wait for RQ to say so
+                    return _outcome(outcome[-1], job.id, spec.address)
                 continue  # drain the stream before looking at the status again
             with _redis_errors("reading the job's status"):
                 status = job.get_status(refresh=True)
@@ -508,16 +520,20 @@ class FleetBackend:
 
 
 def _job_result(job: Any, address: str) -> JobResult:
-    value = job.return_value(refresh=True)
+    return _outcome(job.return_value(refresh=True), job.id, address)
+
+
+def _outcome(value: Any, job_id: str, address: str) -> JobResult:
+    """The result a job returned, or the error it returned raised."""
     if not isinstance(value, Mapping):
-        raise RemoteError(f"stage '{address}': its job {job.id} returned no result")
+        raise RemoteError(f"stage '{address}': its job {job_id} returned no result")
     if not value.get("ok"):
         failure = value.get("failure")
         raise failure_from_dict(failure if isinstance(failure, Mapping) else {}, address)
     try:
         return JobResult.from_dict(value.get("result") or {})
     except InvalidJobSpec as exc:
-        raise RemoteError(f"stage '{address}': its job {job.id} returned {exc}") from None
+        raise RemoteError(f"stage '{address}': its job {job_id} returned {exc}") from None
 
 
 def _job_failure(job: Any, address: str) -> ExecutorError:

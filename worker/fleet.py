@@ -13,6 +13,7 @@ raises as its own), so RQ's own failures mean only a crash or a killed work hors
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -43,6 +44,7 @@ from executor.jobspec import JobResult, JobSpec, failure_to_dict
 from executor.limits import Limits, parse_memory
 from executor.runcache import RunCache
 from executor.settings import Settings
+from executor.store.base import ObjectStore
 from executor.store.open import open_store
 from worker.job import container_request, execute
 from worker.localcache import LocalCache, Placement
@@ -99,6 +101,9 @@ class Events:
     def line(self, index: int) -> None:
         self._add("line", str(index))
 
+    def end(self, outcome: str) -> None:
+        self._add("end", outcome)
+
 
 def run_job(spec: Mapping[str, Any], store_url: str) -> dict[str, Any]:
     """The RQ job: run one stage; its result or its failure, as JSON."""
@@ -109,10 +114,13 @@ def run_job(spec: Mapping[str, Any], store_url: str) -> dict[str, Any]:
     redis = job.connection if job is not None else None
     try:
         result = _run(JobSpec.from_dict(spec), store_url, job_id, redis)
+        outcome = {"ok": True, "result": result.to_dict()}
     except ExecutorError as exc:
         log.info("job %s: %s", job_id, exc)
-        return {"ok": False, "failure": failure_to_dict(exc)}
-    return {"ok": True, "result": result.to_dict()}
+        outcome = {"ok": False, "failure": failure_to_dict(exc)}
+    if redis is not None:  # the coordinator learns at once, without polling RQ
+        Events(redis, job_id).end(json.dumps(outcome))
+    return outcome
 
 
 def _run(spec: JobSpec, store_url: str, job_id: str, redis: Any) -> JobResult:
@@ -123,7 +131,7 @@ def _run(spec: JobSpec, store_url: str, job_id: str, redis: Any) -> JobResult:
             f"{store_url}: submit with --store {config.store_url} or start workers for it"
         )
     settings = Settings.from_env(os.environ)
-    store = open_store(store_url, settings)
+    store = store_for(store_url, settings)
     sandbox = DockerSandbox.from_env(os.environ, stop_grace=settings.stop_grace)
     jobs = config.home / "jobs"
     jobs.mkdir(parents=True, exist_ok=True)
@@ -190,9 +198,20 @@ def _run(spec: JobSpec, store_url: str, job_id: str, redis: Any) -> JobResult:
         if watcher is not None:
             watcher.join()
         sandbox.close()
-        store.close()
         _remove_tree(jobdir)
         os.close(held)
+
+
+_stores: dict[str, ObjectStore] = {}
+
+
+def store_for(url: str, settings: Settings) -> ObjectStore:
+    """The store at `url`, made once per worker: built in the worker before it forks (see
+    `main`), its S3 client (100+ ms to make) is inherited by every work horse. It has made no
+    request there, so no connection is shared across the fork."""
+    if url not in _stores:
+        _stores[url] = open_store(url, settings)
+    return _stores[url]
 
 
 def _watch_cancel(redis: Any, job_id: str, cancel: threading.Event, done: threading.Event) -> None:
@@ -303,6 +322,8 @@ def main(
         reap(sandbox.client, is_alive=owner_process_alive)
         sandbox.close()
         remove_stale_workspaces(WorkerConfig.from_env(os.environ).home)
+        store = store_for(store_url, Settings.from_env(os.environ))
+        getattr(store, "client", None)  # S3: the client made now, once, before any fork
     except ExecutorError as exc:
         click.echo(f"ERROR: {exc}", err=True)
         sys.exit(2 if isinstance(exc, ConfigError) else 3)

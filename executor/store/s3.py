@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 PART_SIZE = 8 * 1024 * 1024  # larger objects go in parts, in parallel (as boto3 does)
 STREAM_RATE = 96 * 1024 * 1024  # bytes/s: a download stream slower than this goes parallel
 HEAD_LIMIT = 2  # up to this many objects are checked by HEAD, more by listing
+ASK_FIRST = 64 * 1024  # bytes above which an upload asks whether the store has it
 SHARD_KEYS = 64  # at least this many wanted keys per listing shard; shards run in parallel
 
 
@@ -136,10 +137,15 @@ class S3Store:
         self, md5: str, src: Path, *, check: bool = True, seen: os.stat_result | None = None
     ) -> None:
         # `seen` is not used: the upload reads every byte anyway, and its md5 is checked.
-        if check and self.exists(md5):
-            return
         try:
             size = os.path.getsize(src)
+        except OSError as exc:
+            raise StoreError(f"cannot read {src} to store it: {exc.strerror}") from exc
+        # A small object is sent without asking first: the HEAD would cost as much as the
+        # PUT, which rewrites the same bytes under the same name if it was there.
+        if check and size > ASK_FIRST and self.exists(md5):
+            return
+        try:
             data = src.read_bytes() if size <= self.part_size else None
         except OSError as exc:
             raise StoreError(f"cannot read {src} to store it: {exc.strerror}") from exc
