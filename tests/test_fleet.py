@@ -346,3 +346,45 @@ def test_the_same_work_submitted_twice_at_once_runs_once(
     for root in (first, second):
         assert (root / "out.txt").read_text() == "done\n"
     assert (first / "dvc.lock").read_text() == (second / "dvc.lock").read_text()
+
+
+SUBDIR_PIPELINE = {
+    "sub/dvc.yaml": """\
+stages:
+  tool:
+    wdir: work
+    cmd: ./run.sh ../data > ../built.txt && echo "$(cat ../built.txt) again" >> ../log.txt
+    deps: [run.sh, ../data]
+    params: [{../params.yaml: [opts.depth]}]
+    outs: [../built.txt, {../log.txt: {persist: true}}]
+  count:
+    cmd: cat built.txt log.txt | wc -l > counts.txt
+    deps: [built.txt, log.txt]
+    outs: [counts.txt]
+    always_changed: true
+""",
+    "sub/work/run.sh": '#!/bin/sh\nls "$1" | sort; cat "$1"/*/*.txt; grep depth ../params.yaml\n',
+    "sub/data/a/one.txt": "1\n",
+    "sub/data/b/two.txt": "2\n",
+    "sub/params.yaml": "opts:\n  depth: 3\n",
+}
+
+
+def test_wdir_params_persist_and_directories_as_dvc_repro_has_them(
+    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, dvc_cli: Any
+) -> None:
+    ours = make_repo(SUBDIR_PIPELINE, "ours")
+    theirs = make_repo(SUBDIR_PIPELINE, "theirs")
+    for root in (ours, theirs):
+        (root / "sub/work/run.sh").chmod(0o755)
+    for turn in range(3):
+        if turn == 1:  # `tool` runs again, appending to its persist output
+            for root in (ours, theirs):
+                (root / "sub/data/a/one.txt").write_text("one\n")
+        done = submit(ours, fleet, busybox_image, "-P")
+        assert done.returncode == 0, done.stderr + fleet.worker_log()
+        repro = dvc_cli(theirs, "repro", "-P")
+        assert repro.returncode == 0, repro.stderr
+        assert (ours / "sub/dvc.lock").read_text() == (theirs / "sub/dvc.lock").read_text()
+        assert outputs(ours) == outputs(theirs)
+    assert (ours / "sub/log.txt").read_text().count("again") == 2  # `tool` ran twice
