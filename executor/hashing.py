@@ -31,6 +31,17 @@ READ_SIZE = 4 * 1024 * 1024
 TEXT_PROBE = 512
 _TEXT_CHARS = bytes(range(32, 127)) + b"\n\r\t\f\b"
 _EXEC_BITS = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+_HEX = frozenset("0123456789abcdef")
+
+
+def is_md5(value: object, *, dir_ok: bool = True) -> bool:
+    """An object name: 32 lowercase hex digits, `.dir` after them for a directory (if
+    `dir_ok`). Names from manifests, job specs, results and run entries are checked with it
+    before any becomes a path."""
+    if not isinstance(value, str):
+        return False
+    digits = value[:-4] if dir_ok and value.endswith(".dir") else value
+    return len(digits) == 32 and _HEX.issuperset(digits)
 # Small files go to the pool in batches: one task per file costs more than hashing it.
 _BATCH_FILES = 64
 _BATCH_BYTES = 8 * 1024 * 1024
@@ -156,8 +167,10 @@ def parse_manifest(data: bytes) -> list[tuple[str, str]]:
     for item in json.loads(data):
         relpath, md5 = item["relpath"], item["md5"]
         parts = relpath.split("/") if isinstance(relpath, str) else [""]
-        if not isinstance(md5, str) or any(p in ("", ".", "..") or "\0" in p for p in parts):
+        if any(p in ("", ".", "..") or "\0" in p for p in parts):
             raise WorkspaceError(f"refusing .dir manifest entry {relpath!r}: not a safe path")
+        if not is_md5(md5, dir_ok=False):
+            raise WorkspaceError(f"refusing .dir manifest entry {relpath!r}: {md5!r} is not an md5")
         pairs.append((relpath, md5))
     return pairs
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from executor.errors import CorruptObject, WorkspaceError
+from executor.errors import CorruptObject, StoreError, WorkspaceError
 from executor.hashing import DirEntry, manifest_bytes
 from executor.store.local import LocalStore
 from worker.localcache import LocalCache, Placement
@@ -136,6 +136,25 @@ def test_directories_expand_and_cannot_escape_the_workspace(
     with pytest.raises(WorkspaceError, match="escapes the workspace"), escaping:
         pass
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("name", ["../../home/secret", "ab/../../x", "A" * 32, "0" * 31, ""])
+def test_an_object_name_that_is_no_md5_never_becomes_a_path(
+    store: LocalStore, tmp_path: Path, name: str
+) -> None:
+    """A manifest only has to hash to its own name: anyone who can upload one chooses the
+    names of its entries, which must never lead out of the cache."""
+    secret = tmp_path / "home" / "secret"
+    secret.parent.mkdir()
+    secret.write_text("keys\n")
+    evil = b'[{"md5": "%s", "relpath": "a.txt"}]' % name.encode()
+    store.put_bytes(md5(evil) + ".dir", evil)
+    cache = LocalCache(tmp_path / "cache", store, max_bytes=10**6)
+    with pytest.raises(WorkspaceError, match="is not an md5"):
+        cache.expand("data", md5(evil) + ".dir")
+    with pytest.raises(StoreError, match="not an md5"):
+        cache.objects.object_path(name)
+    assert secret.read_text() == "keys\n"
 
 
 def test_a_corrupt_object_in_the_store_is_not_cached(store: LocalStore, tmp_path: Path) -> None:

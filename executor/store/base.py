@@ -16,18 +16,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from executor.errors import StoreError
+from executor.hashing import is_md5
+
 EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 COPY_CHUNK = 8 * 1024 * 1024
 
 
 def object_key(md5: str) -> str:
     """Relative key of an object: files/md5/ab/cdef... ('.dir' kept)."""
-    return f"files/md5/{md5[:2]}/{md5[2:]}"
+    return f"files/md5/{checked(md5)[:2]}/{md5[2:]}"
 
 
 def legacy_object_key(md5: str) -> str:
     """Relative key of a DVC 2.x (md5-dos2unix) object: ab/cdef..., at the root."""
-    return f"{md5[:2]}/{md5[2:]}"
+    return f"{checked(md5)[:2]}/{md5[2:]}"
+
+
+def checked(md5: str) -> str:
+    """`md5`, if it is an object name; never a path that leads elsewhere."""
+    if not is_md5(md5):
+        raise StoreError(f"refusing object name {md5!r}: not an md5")
+    return md5
 
 
 def run_key(key: str, value: str | None = None) -> str:

@@ -13,6 +13,7 @@ from executor.errors import CorruptObject, StoreError
 from executor.hashing import Digest, Dos2UnixMd5, file_md5, file_md5_dos2unix
 from executor.store.base import (
     RunFile,
+    checked,
     copy_new,
     record_key,
     run_key,
@@ -124,7 +125,7 @@ class LocalStore:
 
     def object_str(self, md5: str) -> str:
         """`object_path` as a string (no Path object: cheap for thousands of objects)."""
-        return f"{self._objects}/{md5[:2]}/{md5[2:]}"
+        return f"{self._objects}/{checked(md5)[:2]}/{md5[2:]}"
 
     def exists(self, md5: str) -> bool:
         return os.path.isfile(self.object_str(md5))
