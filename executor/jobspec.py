@@ -97,6 +97,10 @@ class JobSpec:
     # persist outputs, by content. Empty for `executor run` (the repository is the workspace).
     inputs: tuple[Input, ...] = ()
 
+    def cmd_lines(self) -> tuple[str, ...]:
+        """The lines `cmd` runs as, by DVC's rule (a string is split into its lines)."""
+        return tuple(self.cmd.splitlines()) if isinstance(self.cmd, str) else tuple(self.cmd)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "address": self.address,
@@ -274,8 +278,9 @@ def failure_to_dict(exc: ExecutorError) -> dict[str, Any]:
     return d
 
 
-class RemoteError(ExecutorError):
-    """A job failed on a worker with an error of no more specific kind."""
+class RemoteError(InfrastructureError):
+    """A job failed on a worker with an error of no more specific kind, or its result
+    could not be used: the fleet's trouble (exit code 3), not the stage's."""
 
 
 class RemoteInfrastructureError(InfrastructureError):

@@ -6,7 +6,8 @@ import os
 
 
 def pid_alive(pid: int) -> bool:
-    """True unless no process `pid` exists here (one of another user counts as alive)."""
+    """True unless no process `pid` runs here (one of another user counts as alive, a
+    zombie as gone)."""
     if pid <= 0:
         return False
     try:
@@ -15,4 +16,10 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A zombie has exited: nobody (an init that does not reap) has collected it yet.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in (b"Z", b"X")

@@ -79,29 +79,39 @@ class RunCache:
     def lookup(self, key: str, image_digest: str) -> RunHit | None:
         """The newest complete entry under `key` made with `image_digest`, if any."""
         for run in self.store.list_runs(key):
-            images = self._record_images(key, run.value)
-            if images is None and not self.trust_dvc_runs:
-                continue
-            if images is not None and image_digest not in images:
-                continue
-            digest = image_digest if images is not None else None
-            raw = self.store.read_run(key, run.value)
-            if raw is None:
-                continue
-            try:
-                entry = plain(yamlio.load_text(raw.decode("utf-8"), run.value))
-            except (ExecutorError, UnicodeDecodeError):
-                log.warning("corrupted run-cache entry %s/%s, ignored", key, run.value)
-                continue
-            if not isinstance(entry, dict) or run_key(entry) != key:
-                log.warning("run-cache entry %s/%s does not match its key, ignored", key, run.value)
-                continue
+            hit = self.check(key, run.value, image_digest)
+            if hit is not None:
+                return hit
+        return None
+
+    def check(
+        self, key: str, value: str, image_digest: str, *, objects: bool = True
+    ) -> RunHit | None:
+        """The entry `value` under `key`, if it is usable for `image_digest` (and, with
+        `objects`, every object its outputs name is in the store)."""
+        images = self._record_images(key, value)
+        if images is None and not self.trust_dvc_runs:
+            return None
+        if images is not None and image_digest not in images:
+            return None
+        digest = image_digest if images is not None else None
+        raw = self.store.read_run(key, value)
+        if raw is None:
+            return None
+        try:
+            entry = plain(yamlio.load_text(raw.decode("utf-8"), value))
+        except (ExecutorError, UnicodeDecodeError):
+            log.warning("corrupted run-cache entry %s/%s, ignored", key, value)
+            return None
+        if not isinstance(entry, dict) or run_key(entry) != key:
+            log.warning("run-cache entry %s/%s does not match its key, ignored", key, value)
+            return None
+        if objects:
             needed = out_objects(self.store, entry.get("outs", []))
             if needed is None or not objects_usable(self.store, needed):
-                log.info("run-cache entry %s/%s has missing objects, not used", key, run.value)
-                continue
-            return RunHit(key, run.value, entry, digest)
-        return None
+                log.info("run-cache entry %s/%s has missing objects, not used", key, value)
+                return None
+        return RunHit(key, value, entry, digest)
 
     def save(self, entry: Entry, *, image: str | None, image_digest: str | None) -> tuple[str, str]:
         """Write the entry (unless present) and executor's record beside it; (key, value).

@@ -294,7 +294,7 @@ def test_a_job_whose_worker_is_lost_runs_again(
     assert list((home / "jobs").iterdir()) == []  # and its workspace removed
 
 
-def test_lookups_use_the_redis_index_and_rebuild_it_from_the_store(
+def test_the_redis_index_names_hits_the_store_confirms_and_is_rebuilt_from_it(
     make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, s3_bucket: Bucket
 ) -> None:
     import redis
@@ -304,26 +304,24 @@ def test_lookups_use_the_redis_index_and_rebuild_it_from_the_store(
     assert submit(first, fleet, busybox_image).returncode == 0, fleet.worker_log()
     indexed = sorted(client.scan_iter("executor:runs:*"))
     assert len(indexed) == 2  # one key per stage, written by the worker
-    # Without the store's runs/ the index alone serves the hits (objects are still there).
-    runs = s3_bucket.keys("fleet/runs/")
-    saved = {
-        k: s3_bucket.client.get_object(Bucket=s3_bucket.name, Key=k)["Body"].read() for k in runs
-    }
+    # The index alone makes nothing cached: without the store's entries the stages run.
+    runs = s3_bucket.keys("fleet/runs/") + s3_bucket.keys("fleet/executor/runs/")
+    assert runs
     s3_bucket.client.delete_objects(
         Bucket=s3_bucket.name, Delete={"Objects": [{"Key": k} for k in runs]}
     )
     second = make_repo(PIPELINE, "second")
     done = submit(second, fleet, busybox_image)
-    assert done.stdout.count("is cached - skipping run") == 2, done.stdout + done.stderr
-    # Without the index (a new Redis), the store serves them and the index is rebuilt.
-    for key, body in saved.items():
-        s3_bucket.client.put_object(Bucket=s3_bucket.name, Key=key, Body=body)
+    assert done.returncode == 0, done.stderr
+    assert "is cached" not in done.stdout
+    assert fleet.jobs_run() == 4
+    # Without the index (a new Redis), the store serves the hits and the index is rebuilt.
     client.delete(*indexed)
     third = make_repo(PIPELINE, "third")
     done = submit(third, fleet, busybox_image)
     assert done.stdout.count("is cached - skipping run") == 2, done.stdout + done.stderr
     assert sorted(client.scan_iter("executor:runs:*")) == indexed
-    assert fleet.jobs_run() == 2
+    assert fleet.jobs_run() == 4
     assert (third / "dvc.lock").read_text() == (first / "dvc.lock").read_text()
 
 
@@ -388,3 +386,140 @@ def test_wdir_params_persist_and_directories_as_dvc_repro_has_them(
         assert (ours / "sub/dvc.lock").read_text() == (theirs / "sub/dvc.lock").read_text()
         assert outputs(ours) == outputs(theirs)
     assert (ours / "sub/log.txt").read_text().count("again") == 2  # `tool` ran twice
+
+
+def _enqueue_raw(fleet: Fleet, spec: dict[str, Any]) -> Any:
+    """A job put on the queue by hand, as anyone who can write to Redis could."""
+    import redis
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    queue = Queue("default", connection=redis.Redis.from_url(fleet.redis_url),
+                  serializer=JSONSerializer)  # fmt: skip
+    return queue.enqueue("worker.fleet.run_job", spec, fleet.store_url)
+
+
+def _returned(job: Any) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while job.get_status(refresh=True).value not in ("finished", "failed"):
+        assert time.monotonic() < deadline, "the job did not end"
+        time.sleep(0.1)
+    value = job.return_value(refresh=True)
+    assert isinstance(value, dict), job.latest_result().exc_string
+    return value
+
+
+def test_a_forged_job_cannot_write_a_run_cache_entry(
+    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, s3_bucket: Bucket
+) -> None:
+    """The entry a worker records is built from the spec, so the spec must be what runs:
+    lines that are not its cmd, a dep claiming content its input does not have, or params
+    its params file does not hold are refused before anything runs."""
+    import hashlib
+
+    from executor.jobspec import JobSpec, OutRequest
+
+    x = hashlib.md5(b"x\n").hexdigest()
+    honest = JobSpec(
+        address="build", dvc_stage="build", cmd="cat in.txt > out.txt",
+        lines=("cat in.txt > out.txt",), image=busybox_image, wdir=".",
+        deps=({"path": "in.txt", "hash": "md5", "md5": x, "size": 2},),
+        params={}, outs=(OutRequest("out.txt", "out.txt", committed=True),), cacheable=True,
+    ).to_dict()  # fmt: skip
+    forged = [
+        ({**honest, "lines": ["echo evil > out.txt"]}, "'lines' is not what its 'cmd' runs"),
+        (honest, "dep 'in.txt' has no input"),  # claims in.txt, ships nothing
+        ({**honest, "inputs": [{"path": "in.txt", "md5": hashlib.md5(b"y\n").hexdigest()}]},
+         "dep 'in.txt' says"),
+        ({**honest, "params": {"params.yaml": {"lr": 1}},
+          "inputs": [{"path": "in.txt", "md5": x}]}, "params differ"),
+    ]  # fmt: skip
+    from executor.settings import Settings
+    from executor.store.open import open_store
+
+    store = open_store(fleet.store_url, Settings(s3_endpoint_url=s3_bucket.endpoint))
+    store.put_bytes(x, b"x\n")
+    store.put_bytes(hashlib.md5(b"y\n").hexdigest(), b"y\n")
+    for spec, words in forged:
+        value = _returned(_enqueue_raw(fleet, spec))
+        assert value["ok"] is False and words in value["failure"]["message"], value
+    assert s3_bucket.keys("fleet/runs/") == []
+
+
+def test_a_forged_result_is_not_checked_out(
+    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str
+) -> None:
+    import json
+
+    import redis
+
+    root = make_repo(
+        {
+            "dvc.yaml": "stages:\n  slow:\n    cmd: echo started; sleep 3; echo ok > out.txt\n"
+            "    deps: [in.txt]\n    outs: [out.txt]\n",
+            "in.txt": "x\n",
+        }
+    )
+    proc = submit_until_started(root, fleet, busybox_image)
+    client = redis.Redis.from_url(fleet.redis_url)
+    [stream] = list(client.scan_iter("executor:job:*:events"))
+    entry = {"cmd": "echo hook", "outs": [{"path": ".git/hooks/post-commit",
+             "md5": "0" * 32, "hash": "md5", "size": 1}]}  # fmt: skip
+    result = {"address": "slow", "entry": entry, "image_digest": "x", "duration": 1}
+    client.xadd(stream, {"t": "end", "v": json.dumps({"ok": True, "result": result})})
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3, err
+    assert "is not the run of what was submitted (another command" in err
+    assert not (root / ".git/hooks/post-commit").exists()
+    assert not (root / "dvc.lock").exists()
+
+
+def test_a_follower_runs_the_work_itself_when_the_job_it_follows_fails(
+    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, tmp_path: Path
+) -> None:
+    """Only a success is adopted: the first submission's own limit (a 2 s timeout) is not
+    the second's, which runs the stage once the first job has failed."""
+    stage = "    cmd: echo started; sleep 4; echo done > out.txt\n    deps: [in.txt]\n    outs: [out.txt]\n"
+    first = make_repo({"dvc.yaml": "stages:\n  slow:\n" + stage +
+                       "    meta: {executor: {timeout: 2s}}\n", "in.txt": "x\n"}, "first")  # fmt: skip
+    second = make_repo({"dvc.yaml": "stages:\n  slow:\n" + stage, "in.txt": "x\n"}, "second")
+    extra = _start_worker(fleet.env, tmp_path / "extra-home", tmp_path / "extra.log")
+    try:
+        proc = submit_until_started(first, fleet, busybox_image)
+        follower = submit(second, fleet, busybox_image)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        extra.send_signal(signal.SIGTERM)
+        extra.wait(60)
+    assert proc.returncode == 1 and "timed out after 2s" in err, err
+    assert follower.returncode == 0, follower.stdout + follower.stderr
+    assert "the same work submitted elsewhere" in follower.stdout
+    assert "running the stage here" in follower.stdout
+    assert (second / "out.txt").read_text() == "done\n"
+
+
+def test_a_stage_that_rewrites_its_dependency_is_refused_on_a_fleet(
+    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, s3_bucket: Bucket
+) -> None:
+    root = make_repo(
+        {
+            "dvc.yaml": "stages:\n  fix:\n    cmd: echo y > t && mv t in.txt && cp in.txt out.txt\n"
+            "    deps: [in.txt]\n    outs: [out.txt]\n",
+            "in.txt": "x\n",
+        }
+    )
+    done = submit(root, fleet, busybox_image)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "stage 'fix' changed its dependency 'in.txt' while it ran" in done.stderr
+    assert "executor run" in done.stderr
+    assert (root / "in.txt").read_text() == "x\n"
+    assert not (root / "dvc.lock").exists()
+    assert s3_bucket.keys("fleet/runs/") == []
+
+
+def test_two_workers_cannot_share_a_folder(fleet: Fleet, tmp_path: Path) -> None:
+    log = tmp_path / "second.log"
+    second = _start_worker(fleet.env, tmp_path / "worker-home", log)
+    assert second.wait(60) == 2
+    assert "another executor-worker uses" in log.read_text()
+    assert fleet.worker.poll() is None  # the first one goes on

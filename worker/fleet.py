@@ -21,6 +21,7 @@ import stat
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,24 +30,28 @@ from typing import Any
 
 import click
 
-from executor.errors import ConfigError, ExecutorError
-from executor.fleet import (
+from executor.errors import ConfigError, ExecutorError, StageCancelled
+from executor.fleet.backend import connect
+from executor.fleet.keys import (
+    ALIVE_EVERY,
+    ALIVE_TTL,
     DEFAULT_QUEUE,
     EVENTS_TTL,
     IMAGES_KEY,
     RunIndex,
+    alive_key,
     cancel_key,
-    connect,
     events_key,
 )
 from executor.hashing import Hasher
 from executor.jobspec import JobResult, JobSpec, failure_to_dict
 from executor.limits import Limits, parse_memory
+from executor.pipeline.params import ParamsReader
 from executor.runcache import RunCache
 from executor.settings import Settings
 from executor.store.base import ObjectStore
 from executor.store.open import open_store
-from worker.job import container_request, execute
+from worker.job import container_request, execute, verify_inputs
 from worker.localcache import LocalCache, Placement
 from worker.sandbox import DockerSandbox, Mount, owner_process_alive, reap
 
@@ -55,6 +60,7 @@ log = logging.getLogger(__name__)
 CANCEL_POLL = 0.25  # seconds between looks for a cancel request
 STREAM_MAX = 100_000  # log events kept per job (the oldest dropped beyond)
 LOCK_NAME = "lock"  # in a job's folder, locked while the job lives
+YOUNG = 60  # seconds a job folder without its lock is left alone
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,8 @@ def run_job(spec: Mapping[str, Any], store_url: str) -> dict[str, Any]:
     job_id = job.id if job is not None else f"local-{uuid.uuid4().hex}"
     redis = job.connection if job is not None else None
     try:
+        if redis is not None and redis.exists(cancel_key(job_id)):
+            raise StageCancelled(str(spec.get("address", "")))  # cancelled while dequeued
         result = _run(JobSpec.from_dict(spec), store_url, job_id, redis)
         outcome = {"ok": True, "result": result.to_dict()}
     except ExecutorError as exc:
@@ -136,8 +144,9 @@ def _run(spec: JobSpec, store_url: str, job_id: str, redis: Any) -> JobResult:
     jobs = config.home / "jobs"
     jobs.mkdir(parents=True, exist_ok=True)
     jobdir = Path(tempfile.mkdtemp(prefix=f"{job_id}-", dir=jobs))
-    held = os.open(jobdir / LOCK_NAME, os.O_RDONLY | os.O_CREAT, 0o600)
+    held = os.open(jobdir / ".lock-new", os.O_RDONLY | os.O_CREAT, 0o600)
     fcntl.flock(held, fcntl.LOCK_EX)  # released when this process ends, however it ends
+    os.rename(jobdir / ".lock-new", jobdir / LOCK_NAME)  # seen only once held
     cancel = threading.Event()
     done = threading.Event()
     watcher = None
@@ -146,7 +155,7 @@ def _run(spec: JobSpec, store_url: str, job_id: str, redis: Any) -> JobResult:
         if redis is not None:
             redis.hset(IMAGES_KEY, spec.image, digest)
             watcher = threading.Thread(
-                target=_watch_cancel, args=(redis, job_id, cancel, done), daemon=True
+                target=_watch, args=(redis, job_id, cancel, done), daemon=True
             )
             watcher.start()
         events = Events(redis, job_id) if redis is not None else None
@@ -164,6 +173,7 @@ def _run(spec: JobSpec, store_url: str, job_id: str, redis: Any) -> JobResult:
             cache.materialised(workspace, placements),
         ):
             hasher.remember([(workspace / p.relpath, p.md5) for p in placements])
+            verify_inputs(spec, workspace, hasher, ParamsReader(workspace))
             (workspace / spec.wdir).mkdir(parents=True, exist_ok=True)
             for out in spec.outs:  # a repository has these folders; a fresh workspace not
                 (workspace / out.repo_path).parent.mkdir(parents=True, exist_ok=True)
@@ -186,6 +196,7 @@ def _run(spec: JobSpec, store_url: str, job_id: str, redis: Any) -> JobResult:
                 sandbox=sandbox,
                 hasher=hasher,
                 request=request,
+                fixed_deps=True,
             )
         if result.run_key is not None and redis is not None:
             try:
@@ -214,15 +225,25 @@ def store_for(url: str, settings: Settings) -> ObjectStore:
     return _stores[url]
 
 
-def _watch_cancel(redis: Any, job_id: str, cancel: threading.Event, done: threading.Event) -> None:
-    key = cancel_key(job_id)
-    while not done.wait(CANCEL_POLL):
+def _watch(redis: Any, job_id: str, cancel: threading.Event, done: threading.Event) -> None:
+    """While the job runs: beat its heartbeat and look for a cancel request."""
+    beat = 0.0
+    while True:
         try:
-            if redis.exists(key):
+            now = time.monotonic()
+            if now - beat >= ALIVE_EVERY:
+                redis.set(alive_key(job_id), "1", ex=ALIVE_TTL)
+                beat = now
+            if redis.exists(cancel_key(job_id)):
                 cancel.set()
-                return
-        except Exception as exc:
-            log.warning("cannot look for a cancel request: %s", exc)
+        except Exception as exc:  # Redis away for a moment: the stage goes on
+            log.warning("cannot reach Redis from job %s: %s", job_id, exc)
+        if done.wait(CANCEL_POLL):
+            break
+    try:
+        redis.delete(alive_key(job_id))
+    except Exception as exc:
+        log.warning("cannot clear job %s's heartbeat: %s", job_id, exc)
 
 
 def _remove_tree(path: Path) -> None:
@@ -243,7 +264,11 @@ def remove_stale_workspaces(home: Path) -> None:
         try:
             fd = os.open(entry / LOCK_NAME, os.O_RDONLY)
         except FileNotFoundError:
-            continue  # being created this instant, or not a job folder
+            # Its job takes the lock before the name appears: a folder without it is being
+            # made this instant, or its job died while making it.
+            if time.time() - entry.stat().st_mtime > YOUNG:
+                _remove_tree(entry)
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -254,19 +279,29 @@ def remove_stale_workspaces(home: Path) -> None:
         _remove_tree(entry)
 
 
-HEARTBEAT_SLACK = 10  # seconds a job's heartbeat may be late before it counts as abandoned
+_home_lock: list[int] = []  # held for the worker's life (and its work horses')
+
+
+def claim_home(home: Path) -> None:
+    """Make `home` this worker's alone: its local cache's eviction and use are decided in
+    one process. ConfigError if another worker holds it."""
+    home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(home / "worker.lock", os.O_RDONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ConfigError(
+            f"another executor-worker uses {home}; give each worker its own --dir"
+        ) from None
+    _home_lock.append(fd)
 
 
 def stage_worker_class() -> type[Any]:
-    """RQ's forking Worker, with a job heartbeat of `job_monitoring_interval` plus a little
-    slack instead of plus 60 s: a killed worker's job is noticed, and run again, within
-    seconds rather than minutes."""
+    """RQ's forking Worker, cleaning up after a work horse that was killed."""
     from rq import Worker
 
     class StageWorker(Worker):
-        def get_heartbeat_ttl(self, job: Any) -> int:
-            return int(self.job_monitoring_interval) + HEARTBEAT_SLACK
-
         def handle_work_horse_killed(
             self, job: Any, retpid: int, ret_val: int, rusage: Any
         ) -> None:
@@ -293,8 +328,6 @@ def stage_worker_class() -> type[Any]:
 @click.option("--dir", "home", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The local cache and workspaces (EXECUTOR_WORKER_DIR).")  # fmt: skip
 @click.option("--cache-size", default=None, help="Local cache limit, e.g. 50g (default 10g).")
-@click.option("--heartbeat", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Seconds between heartbeats of a running job.")  # fmt: skip
 @click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
 def main(
     redis_url: str,
@@ -302,7 +335,6 @@ def main(
     queues: tuple[str, ...],
     home: Path | None,
     cache_size: str | None,
-    heartbeat: int,
     burst: bool,
 ) -> None:
     """Take stage jobs from the fleet's queues and run them in containers on this host."""
@@ -315,19 +347,18 @@ def main(
     if cache_size is not None:
         os.environ["EXECUTOR_WORKER_CACHE_SIZE"] = cache_size
     try:
-        WorkerConfig.from_env(os.environ)
+        config = WorkerConfig.from_env(os.environ)
+        claim_home(config.home)
         redis = connect(redis_url)
         sandbox = DockerSandbox.from_env(os.environ)
         # Containers of a worker on this host that was killed: nothing else removes them.
         reap(sandbox.client, is_alive=owner_process_alive)
         sandbox.close()
-        remove_stale_workspaces(WorkerConfig.from_env(os.environ).home)
+        remove_stale_workspaces(config.home)
         store = store_for(store_url, Settings.from_env(os.environ))
         getattr(store, "client", None)  # S3: the client made now, once, before any fork
     except ExecutorError as exc:
         click.echo(f"ERROR: {exc}", err=True)
         sys.exit(2 if isinstance(exc, ConfigError) else 3)
-    worker = stage_worker_class()(
-        list(queues), connection=redis, serializer=JSONSerializer, job_monitoring_interval=heartbeat
-    )
+    worker = stage_worker_class()(list(queues), connection=redis, serializer=JSONSerializer)
     worker.work(burst=burst, logging_level="INFO")

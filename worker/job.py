@@ -24,9 +24,10 @@ from executor.errors import (
     WorkspaceError,
 )
 from executor.hashing import Hasher
-from executor.jobspec import JobResult, JobSpec
+from executor.jobspec import InvalidJobSpec, JobResult, JobSpec
 from executor.lockentry import build_entry, lock_item
 from executor.outputs import remove_output, store_outputs, unprotect_output
+from executor.pipeline.params import ParamsReader
 from executor.runcache import RunCache
 from executor.store.base import ObjectStore
 from executor.store.local import LocalStore
@@ -83,6 +84,39 @@ def deps_after_run(spec: JobSpec, workspace: Path, hasher: Hasher) -> list[dict[
     return items
 
 
+def verify_inputs(spec: JobSpec, workspace: Path, hasher: Hasher, params: ParamsReader) -> None:
+    """The entry a run records is built from the spec: before running, check that the
+    workspace holds what the spec says (each dep's content, each params value) and that
+    `lines` are what `cmd` runs. InvalidJobSpec, naming the first difference, if not."""
+    if spec.lines != spec.cmd_lines():
+        raise InvalidJobSpec("job spec field 'lines' is not what its 'cmd' runs")
+    for dep in spec.deps:
+        rel = str(dep["path"])
+        path = inside(workspace, posixpath.normpath(posixpath.join(spec.wdir, rel)))
+        if not path.exists():
+            raise InvalidJobSpec(f"job spec dep '{rel}' has no input in the workspace")
+        actual = hasher.hash_path(path).md5 if "hash" in dep else hasher.legacy_md5(path)
+        if actual != dep["md5"]:
+            raise InvalidJobSpec(
+                f"job spec dep '{rel}' says {dep['md5']}, but its input is {actual}"
+            )
+    wrong = params.differences(spec.wdir, spec.params)
+    if wrong:
+        raise InvalidJobSpec(f"job spec params differ from the params files: {', '.join(wrong)}")
+
+
+def _check_deps_kept(spec: JobSpec, after: list[dict[str, Any]]) -> None:
+    before = {str(d["path"]): d.get("md5") for d in spec.deps}
+    for item in after:
+        path = str(item["path"])
+        if before.get(path) != item.get("md5"):
+            raise WorkspaceError(
+                f"stage '{spec.address}' changed its dependency '{path}' while it ran; "
+                "on a fleet a stage's dependencies are read-only inputs: run it with "
+                "`executor run`, or make it write an output instead"
+            )
+
+
 def container_request(
     spec: JobSpec,
     workspace: Path,
@@ -129,11 +163,14 @@ def execute(
     hasher: Hasher,
     request: SandboxRequest,
     prepared: Prepared | None = None,
+    fixed_deps: bool = False,
 ) -> JobResult:
     """Run the stage's command in `workspace`; outputs stored and recorded only on success.
 
     `request` comes from `container_request`; `prepared`, if given, is its container already
-    started (DockerSandbox.prepare) and is used instead of starting one.
+    started (DockerSandbox.prepare) and is used instead of starting one. With `fixed_deps`
+    (a fleet worker, whose changes to deps would never reach the repository) a stage that
+    changed a dep fails instead of being recorded with the changed one, as `dvc repro` does.
     """
     try:
         cache = store.root if isinstance(store, LocalStore) else None
@@ -149,8 +186,11 @@ def execute(
     outcome = sandbox.release(prepared if prepared is not None else sandbox.prepare(request))
     _raise_for(spec, outcome, request.limits)
 
+    deps = deps_after_run(spec, workspace, hasher)
+    if fixed_deps:
+        _check_deps_kept(spec, deps)
     outs = store_outputs(spec.address, spec.outs, workspace, store, hasher, commit=spec.commit)
-    entry = build_entry(spec.cmd, deps_after_run(spec, workspace, hasher), spec.params, outs)
+    entry = build_entry(spec.cmd, deps, spec.params, outs)
     key = None
     if spec.cacheable and spec.commit:
         try:

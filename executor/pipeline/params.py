@@ -23,6 +23,7 @@ from executor.pipeline.model import DEFAULT_PARAMS_FILE, ParamSpec, Stage
 
 _PLAIN = (str, int, float, bool, type(None))
 _GLOB = frozenset("*?[]")
+_MISSING = object()
 
 
 def merge_params(entries: Sequence[Any]) -> tuple[ParamSpec, ...]:
@@ -105,6 +106,21 @@ class ParamsReader:
         if DEFAULT_PARAMS_FILE in block:
             block = {DEFAULT_PARAMS_FILE: block.pop(DEFAULT_PARAMS_FILE), **block}
         return block
+
+    def differences(self, wdir: str, block: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        """`file:key` of each value in a lock entry's `params` block (files relative to
+        `wdir`) that these files do not hold."""
+        wrong = []
+        for name, values in block.items():
+            repo_path = posixpath.normpath(posixpath.join(wdir, name))
+            for key, value in values.items():
+                try:
+                    found = _lookup(self.document(repo_path), str(key), repo_path)
+                except PipelineError:
+                    found = _MISSING
+                if found != value:
+                    wrong.append(f"{name}:{key}")
+        return wrong
 
     def _pick(self, repo_path: str, keys: tuple[str, ...] | None) -> dict[Any, Any]:
         if not self.exists(repo_path):

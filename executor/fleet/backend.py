@@ -1,0 +1,418 @@
+"""The fleet backend of `executor submit`: stages run as RQ jobs on workers elsewhere.
+
+The coordinator still plans, looks up, locks and checks out here, exactly as `executor run`
+does; only a stage that must really run leaves this host. For it, the stage's inputs (deps,
+params files, persist outputs) are put into the fleet's store by content (what the store has
+already is not sent again), the job spec is enqueued as JSON, the worker's log lines come back
+through a Redis stream as they are printed, and the outputs come back from the store into the
+repository's cache and workspace. A run-cache hit in the fleet's store is fetched the same way:
+work another team submitted is checked out, not run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from executor.confine import inside
+from executor.errors import ConfigError, ExecutorError, StageCancelled
+from executor.fleet.jobs import Follow, JobLost
+from executor.fleet.keys import (
+    ALIVE_TTL,
+    DEFAULT_QUEUE,
+    ENDED_EVENTS_TTL,
+    EVENTS_TTL,
+    IMAGES_KEY,
+    JOB_FUNCTION,
+    LEASE_GRACE,
+    LEASE_TTL,
+    RELEASE,
+    WAITING,
+    FleetError,
+    RunIndex,
+    alive_key,
+    events_key,
+    lease_key,
+    redis_errors,
+)
+from executor.hashing import is_md5
+from executor.jobspec import Input, JobResult, JobSpec, RemoteError
+from executor.lockentry import Entry, build_entry, run_key
+from executor.outputs import checkout_output
+from executor.runcache import RunCache, RunHit, out_objects
+from executor.store.base import ObjectStore
+from executor.store.local import OBJECT_MODE
+from executor.store.open import open_store
+from executor.store.pool import Quiet, each
+from executor.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+RETRIES = 2  # runs of a stage again after its worker was lost (a stage's own failure: none)
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    """Where the fleet is: its Redis, its store and the queue to submit to."""
+
+    redis_url: str
+    store_url: str
+    queue: str = DEFAULT_QUEUE
+
+    @classmethod
+    def from_options(
+        cls, redis_url: str | None, store_url: str | None, queue: str | None, env: Mapping[str, str]
+    ) -> FleetConfig:
+        redis_url = redis_url or env.get("EXECUTOR_REDIS_URL")
+        store_url = store_url or env.get("EXECUTOR_STORE")
+        if not redis_url:
+            raise ConfigError(
+                "no fleet to submit to: pass --redis redis://HOST:PORT or set EXECUTOR_REDIS_URL"
+            )
+        if not store_url:
+            raise ConfigError(
+                "the fleet's store is not named: pass --store s3://bucket/prefix (the store "
+                "the workers were started with) or set EXECUTOR_STORE"
+            )
+        return cls(redis_url, store_url, queue or env.get("EXECUTOR_QUEUE") or DEFAULT_QUEUE)
+
+
+def connect(redis_url: str) -> Any:
+    """A Redis client that answered a PING; FleetError (one line) if none answers."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(redis_url, socket_connect_timeout=5, health_check_interval=30)
+        client.ping()
+    except (redis.RedisError, ValueError) as exc:
+        raise FleetError(
+            f"cannot reach Redis at {redis_url} ({exc}); start it or fix --redis"
+        ) from exc
+    return client
+
+
+class FleetBackend:
+    """Submits the stages that must run to the fleet and brings their outputs home."""
+
+    def __init__(self, ws: Workspace, config: FleetConfig, jobs: int = 1) -> None:
+        from rq import Queue
+        from rq.serializers import JSONSerializer
+
+        self.ws = ws
+        self.config = config
+        self.redis = connect(config.redis_url)
+        self.queue = Queue(config.queue, connection=self.redis, serializer=JSONSerializer)
+        self.store: ObjectStore = open_store(config.store_url, ws.settings, base=ws.root)
+        self.runcache = RunCache(self.store, trust_dvc_runs=ws.settings.trust_dvc_runs)
+        self.local_runs = RunCache(ws.store)
+        self.index = RunIndex(self.redis)
+        self._image_names: dict[str, str] = {}  # digest -> the image name resolved to it
+        self._stored: set[str] = set()  # objects known to be in the store, this submission
+        self.jobs = max(1, ws.settings.transfer_workers)
+
+    # -- Backend -------------------------------------------------------------------------------
+    def resolve_image(self, image: str) -> str:
+        """The digest the fleet's workers last resolved `image` to. Unknown until a worker
+        has run it: lookups then miss, and the worker records the digest with its entry."""
+        if image.startswith("sha256:"):
+            self._image_names[image] = image
+            return image
+        with redis_errors("reading image digests"):
+            digest = self.redis.hget(IMAGES_KEY, image)
+        if not digest:
+            return f"unresolved:{image}"
+        self._image_names[digest.decode()] = image
+        return str(digest.decode())
+
+    def lookup(self, key: str, image_digest: str) -> Entry | None:
+        """A usable entry of the fleet's run-cache, its outputs fetched into the local cache.
+
+        The Redis index names candidate entries (saving a listing of the store); each is
+        read and checked in the store, which alone decides. Entries the index lacks are
+        looked for in the store and indexed."""
+        with redis_errors("looking up the run-cache index"):
+            values = self.index.values(key, image_digest)
+        for value in values:
+            hit = self.runcache.check(key, value, image_digest, objects=False)
+            if hit is not None and self._fetched(hit):
+                return hit.entry
+        hit = self.runcache.lookup(key, image_digest)
+        if hit is None or not self._fetched(hit):
+            return None
+        image = self._image_names.get(image_digest)
+        if hit.image_digest is not None and image is not None:
+            with redis_errors("indexing a run"):
+                self.index.add(hit.entry, image, image_digest)
+        return hit.entry
+
+    def _fetched(self, hit: RunHit) -> bool:
+        """Fetch a hit's objects and record it locally; False if the store lacks some."""
+        try:
+            self._fetch(hit.entry.get("outs", []))
+        except (RemoteError, ExecutorError) as exc:
+            log.warning("run %s/%s is not usable (%s)", hit.key, hit.value, exc)
+            return False
+        image = self._image_names.get(hit.image_digest or "")
+        if image is not None and hit.image_digest is not None:
+            # As after a run here: `executor run` and `dvc repro` find it in .dvc/cache.
+            self.local_runs.save(hit.entry, image=image, image_digest=hit.image_digest)
+        else:
+            self.local_runs.save(hit.entry, image=None, image_digest=None)
+        return True
+
+    def execute(
+        self,
+        spec: JobSpec,
+        cancel: threading.Event,
+        on_log: Callable[[str], None],
+        on_line: Callable[[int], None],
+    ) -> JobResult:
+        if not spec.commit:
+            raise ConfigError(
+                f"stage '{spec.address}': --no-commit cannot be used with submit (outputs "
+                "come back through the store); use `executor run --no-commit`"
+            )
+        # Every output travels through the store, `cache: false` ones too.
+        outs = tuple(replace(o, committed=True) for o in spec.outs)
+        spec = replace(spec, outs=outs, inputs=self._push_inputs(spec, cancel))
+        result = self._run(spec, cancel, on_log, on_line)
+        check_result(spec, result)
+        self._fetch(result.entry.get("outs", []))
+        cached = {o.path: o.cached for o in spec.outs}
+        ws = self.ws
+        for item in result.entry.get("outs", []):
+            rel = str(item["path"])
+            path = posixpath.normpath(posixpath.join(spec.wdir, rel))
+            checkout_output(ws.store, ws.root, path, item, ws.hasher, cached=cached.get(rel, True))
+        if spec.cacheable and result.run_key is not None:
+            # As after a local run: `dvc repro` and `executor run` here find it too.
+            self.local_runs.save(result.entry, image=spec.image, image_digest=result.image_digest)
+        return result
+
+    def _run(
+        self,
+        spec: JobSpec,
+        cancel: threading.Event,
+        on_log: Callable[[str], None],
+        on_line: Callable[[int], None],
+    ) -> JobResult:
+        """The stage's result from a job of ours, or from the job of another submission
+        doing the same work right now (followed only to adopt its success)."""
+        deps = [dict(d) for d in spec.deps]
+        paths = [{"path": o.path} for o in spec.outs]
+        key = run_key(build_entry(spec.cmd, deps, spec.params, paths))
+        lease = lease_key(key, spec.image, self.config.queue, self.config.store_url)
+        lost = 0
+        while True:
+            if cancel.is_set():
+                raise StageCancelled(spec.address)
+            job_id = f"executor-{uuid.uuid4().hex}"
+            other = self._claim(lease, job_id, cancel) if spec.cacheable else None
+            if other is None:
+                job = self._enqueue(spec, job_id, lease)
+            else:
+                on_log(f"executor: following job {other.id}, the same work submitted elsewhere")
+                job = other
+            follow = Follow(self.redis, job, spec.address, on_log, on_line)
+            try:
+                return follow.result(cancel, own=other is None, queue=self.queue)
+            except JobLost:
+                if other is None:
+                    lost += 1
+                    if lost > RETRIES:
+                        raise RemoteError(
+                            f"stage '{spec.address}': the workers running it were lost "
+                            f"{lost} times (killed or cut off from Redis); look at the "
+                            "workers, then submit again"
+                        ) from None
+                on_log("executor: the worker running this stage was lost; it runs again")
+            except ExecutorError:
+                if other is None or cancel.is_set():
+                    raise
+                on_log("executor: the job followed did not succeed; running the stage here")
+            finally:
+                if other is None:
+                    self._release(lease, job_id)
+
+    def _enqueue(self, spec: JobSpec, job_id: str, lease: str) -> Any:
+        try:
+            with redis_errors("submitting the job"):
+                return self.queue.enqueue(
+                    JOB_FUNCTION,
+                    spec.to_dict(),
+                    self.config.store_url,
+                    job_id=job_id,
+                    job_timeout=-1,  # the stage's own timeout (meta.executor.timeout) applies
+                    result_ttl=EVENTS_TTL,
+                    failure_ttl=EVENTS_TTL,
+                    description=f"stage {spec.address}",
+                )
+        except BaseException:
+            self._release(lease, job_id)
+            raise
+
+    def _claim(self, lease: str, job_id: str, cancel: threading.Event) -> Any:
+        """Take the lease for `job_id` (None), or the live job already holding it."""
+        with redis_errors("taking the in-flight lease"):
+            while not cancel.is_set():
+                if self.redis.set(lease, job_id, nx=True, ex=LEASE_TTL):
+                    return None
+                holder = self.redis.get(lease)
+                if holder is None:
+                    continue  # released just now
+                job, state = self._holder(holder.decode(), lease)
+                if state == "young":
+                    time.sleep(0.1)  # taken a moment ago; its job is being enqueued
+                elif state == "live":
+                    return job
+                else:
+                    self.redis.eval(RELEASE, 1, lease, holder)  # its job is over or lost
+        raise StageCancelled("")
+
+    def _holder(self, job_id: str, lease: str) -> tuple[Any, str]:
+        """The job holding a lease and whether it is 'live', 'young' (not enqueued yet) or
+        'dead'. A finished job is live (following it adopts its result at once)."""
+        from rq.exceptions import InvalidJobOperation, NoSuchJobError
+        from rq.job import Job
+
+        try:
+            job = Job.fetch(job_id, connection=self.redis, serializer=self.queue.serializer)
+            status = job.get_status().value
+        except (NoSuchJobError, InvalidJobOperation):
+            young = LEASE_TTL - self.redis.ttl(lease) < LEASE_GRACE
+            return None, "young" if young else "dead"
+        if status in WAITING or status == "finished":
+            return job, "live"
+        if status == "started":
+            # Its heartbeat starts as it starts; give a job just taken the time to beat once.
+            deadline = time.monotonic() + ALIVE_TTL
+            while time.monotonic() < deadline:
+                if self.redis.exists(alive_key(job_id)):
+                    return job, "live"
+                time.sleep(0.25)
+        return job, "dead"
+
+    def _release(self, lease: str, job_id: str) -> None:
+        """Drop the lease if `job_id` still holds it; keep the job's stream a little longer
+        for followers still reading it."""
+        with redis_errors("releasing the in-flight lease"):
+            self.redis.eval(RELEASE, 1, lease, job_id)
+            self.redis.expire(events_key(job_id), ENDED_EVENTS_TTL)
+
+    def prestart(
+        self,
+        spec: JobSpec,
+        cancel: threading.Event,
+        on_log: Callable[[str], None],
+        on_line: Callable[[int], None],
+    ) -> None:
+        """Nothing to warm here: the worker that takes the job starts its container."""
+
+    def discard(self, address: str) -> None:
+        """Nothing was started early."""
+
+    def close(self) -> None:
+        self.store.close()
+        self.redis.close()
+
+    # -- inputs and outputs ----------------------------------------------------------------------
+    def _input_paths(self, spec: JobSpec) -> list[str]:
+        """Workspace-relative paths a worker needs before the run: deps, params files and
+        persist outputs (which the command changes in place)."""
+        rels = [str(d["path"]) for d in spec.deps]
+        rels += list(spec.params)
+        paths = [posixpath.normpath(posixpath.join(spec.wdir, r)) for r in rels]
+        paths += [o.repo_path for o in spec.outs if o.persist]
+        return list(dict.fromkeys(p for p in paths if os.path.lexists(self.ws.root / p)))
+
+    def _push_inputs(self, spec: JobSpec, cancel: threading.Event) -> tuple[Input, ...]:
+        """Put every input's objects the store lacks into it; the inputs by content."""
+        hasher = self.ws.hasher
+        inputs: list[Input] = []
+        files: dict[str, str] = {}  # md5 -> a file with that content
+        manifests: dict[str, bytes] = {}
+        for rel in self._input_paths(spec):
+            path = inside(self.ws.root, rel)
+            if path.is_dir():
+                info, entries, manifest = hasher.hash_tree(path)
+                manifests[info.md5] = manifest
+                for e in entries:
+                    files.setdefault(e.md5, os.path.join(path, e.relpath))
+            else:
+                info = hasher.hash_file(path)
+                files.setdefault(info.md5, str(path))
+            inputs.append(Input(rel, info.md5, info.isexec))
+        needed = set(files) | set(manifests)
+        present = (needed & self._stored) | self.store.exists_many(needed - self._stored)
+
+        def upload(md5: str) -> None:
+            if cancel.is_set():
+                raise StageCancelled(spec.address)
+            self.store.put_file(md5, Path(files[md5]), check=False)
+
+        failed: dict[str, str] = {}
+        each([m for m in files if m not in present], upload, self.jobs, Quiet(), failed)
+        if failed:
+            raise RemoteError(
+                f"stage '{spec.address}': inputs could not be stored in the fleet's store: "
+                + "; ".join(sorted(failed.values())[:3])
+            )
+        for md5, data in manifests.items():  # a `.dir` after its files, as DVC pushes them
+            if md5 not in present:
+                self.store.put_bytes(md5, data, check=False)
+        self._stored.update(needed)
+        return tuple(inputs)
+
+    def _fetch(self, outs: Iterable[Mapping[str, Any]]) -> None:
+        """Bring the objects of these lock items from the store into the local cache."""
+        cache = self.ws.store
+        needed = out_objects(self.store, [dict(o) for o in outs])
+        if needed is None:
+            raise RemoteError("a directory's manifest is missing from the fleet's store")
+        missing = set(needed) - cache.exists_many(set(needed))
+
+        def fetch(md5: str) -> None:
+            self.store.get_file(md5, cache.object_path(md5), mode=OBJECT_MODE)
+
+        failed: dict[str, str] = {}
+        each(sorted(missing), fetch, self.jobs, Quiet(), failed)
+        if failed:
+            raise RemoteError(
+                "outputs could not be fetched from the fleet's store: "
+                + "; ".join(sorted(failed.values())[:3])
+            )
+        self._stored.update(needed)  # an upstream output is often a downstream input
+
+
+def check_result(spec: JobSpec, result: JobResult) -> None:
+    """A result is used only if it is the run of what was submitted: same command, deps,
+    params and out paths, well-formed object names. Whoever can write to Redis could
+    otherwise make this repository check out any object at any path."""
+    entry = result.entry
+    problems = []
+    if entry.get("cmd") != spec.cmd:
+        problems.append("another command")
+    deps = sorted((str(d.get("path")), str(d.get("md5"))) for d in entry.get("deps", []))
+    if deps != sorted((str(d["path"]), str(d.get("md5"))) for d in spec.deps):
+        problems.append("other dependencies")
+    if (entry.get("params") or {}) != dict(spec.params):
+        problems.append("other params")
+    outs = entry.get("outs", [])
+    if sorted(str(o.get("path")) for o in outs) != sorted(o.path for o in spec.outs):
+        problems.append("other outputs")
+    if not all(is_md5(o.get("md5")) for o in outs):
+        problems.append("malformed object names")
+    if problems:
+        raise RemoteError(
+            f"stage '{spec.address}': the result that came back is not the run of what was "
+            f"submitted ({', '.join(problems)}); it was not used. Someone else writes to "
+            "the fleet's Redis: find out who, then submit again"
+        )
