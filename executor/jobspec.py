@@ -74,6 +74,7 @@ class Input:
     path: str
     md5: str
     isexec: bool = False
+    executables: tuple[str, ...] = ()  # a directory's files with an exec bit (relpaths)
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,15 @@ class JobSpec:
             "commit": self.commit,
             "executor_meta": dict(self.executor_meta),
             "env": dict(self.env),
-            "inputs": [{"path": i.path, "md5": i.md5, "isexec": i.isexec} for i in self.inputs],
+            "inputs": [
+                {
+                    "path": i.path,
+                    "md5": i.md5,
+                    "isexec": i.isexec,
+                    "executables": list(i.executables),
+                }
+                for i in self.inputs
+            ],
         }
 
     @classmethod
@@ -201,7 +210,12 @@ def _input(item: object) -> Input:
     path = _posix_relative(_str(item, "path"), "inputs.path")
     if path in ("", "."):
         raise InvalidJobSpec("job spec field 'inputs.path' names the workspace itself")
-    return Input(path, md5, bool(item.get("isexec", False)))
+    executables = item.get("executables") or []
+    if not _strings(executables) or not all(
+        e and not e.startswith("/") and not _escapes(e.split("/")) for e in executables
+    ):
+        raise InvalidJobSpec("job spec field 'inputs.executables' must list relative paths")
+    return Input(path, md5, bool(item.get("isexec", False)), tuple(executables))
 
 
 def _out(item: object) -> OutRequest:

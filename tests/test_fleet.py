@@ -523,3 +523,24 @@ def test_two_workers_cannot_share_a_folder(fleet: Fleet, tmp_path: Path) -> None
     assert second.wait(60) == 2
     assert "another executor-worker uses" in log.read_text()
     assert fleet.worker.poll() is None  # the first one goes on
+
+
+def test_dvcignore_rules_and_exec_bits_inside_folders_reach_the_worker(
+    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, dvc_cli: Any
+) -> None:
+    files = {
+        ".dvcignore": "*.log\n",
+        "dvc.yaml": "stages:\n  build:\n    cmd: ./tools/make.sh\n    deps: [tools]\n"
+        "    outs: [out]\n",
+        "tools/make.sh": "#!/bin/sh\nmkdir -p out && echo a > out/a.txt && echo noise > out/x.log\n",
+        "tools/debug.log": "ignored by DVC, so not a part of the dep\n",
+    }
+    ours, theirs = make_repo(files, "ours"), make_repo(files, "theirs")
+    for root in (ours, theirs):
+        (root / "tools/make.sh").chmod(0o755)
+    done = submit(ours, fleet, busybox_image)
+    assert done.returncode == 0, done.stderr + fleet.worker_log()
+    assert dvc_cli(theirs, "repro").returncode == 0
+    assert (ours / "dvc.lock").read_text() == (theirs / "dvc.lock").read_text()
+    status = dvc_cli(ours, "status")
+    assert "Data and pipelines are up to date." in status.stdout, status.stdout

@@ -43,7 +43,7 @@ SPEC = JobSpec(
     cacheable=True,
     executor_meta={"memory": "2g"},
     env={"SEED": "1"},
-    inputs=(Input("data.csv", "0" * 32), Input("sub/tools", "a" * 32 + ".dir", isexec=False)),
+    inputs=(Input("data.csv", "0" * 32), Input("sub/tools", "a" * 32 + ".dir", executables=("bin/run",))),
 )
 
 
@@ -69,6 +69,10 @@ def test_round_trip_through_json() -> None:
         ({"inputs": [{"path": "x", "md5": "../../etc"}]}, "'inputs.md5' is not an md5"),
         ({"inputs": [{"path": "x", "md5": "A" * 32}]}, "'inputs.md5' is not an md5"),
         ({"inputs": ["x"]}, "'inputs' must hold mappings"),
+        (
+            {"inputs": [{"path": "x", "md5": "0" * 32, "executables": ["../../bin/sh"]}]},
+            "'inputs.executables' must list relative paths",
+        ),
     ],
 )
 def test_bad_fields_are_refused_by_name(change: dict[str, Any], message: str) -> None:

@@ -166,7 +166,7 @@ def _run(spec: JobSpec, store_url: str, job_id: str, redis: Any) -> JobResult:
         placements = [
             Placement(p.relpath, p.md5, p.isexec, copy=i.path in persist)
             for i in spec.inputs
-            for p in cache.expand(i.path, i.md5, i.isexec)
+            for p in cache.expand(i.path, i.md5, i.isexec, i.executables)
         ]
         with (
             Hasher(state_path=jobdir / "state.sqlite", root=workspace) as hasher,

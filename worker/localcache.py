@@ -76,13 +76,17 @@ class LocalCache:
                 self._lru[md5] = path.stat().st_size
                 self.size += self._lru[md5]
 
-    def expand(self, relpath: str, md5: str, isexec: bool = False) -> list[Placement]:
-        """The files an input is: itself, or for a `.dir` object every file its manifest lists."""
+    def expand(
+        self, relpath: str, md5: str, isexec: bool = False, executables: Iterable[str] = ()
+    ) -> list[Placement]:
+        """The files an input is: itself, or for a `.dir` object every file its manifest
+        lists (those named in `executables` with their exec bit, which manifests lack)."""
         if not md5.endswith(".dir"):
             return [Placement(relpath, md5, isexec)]
         self.fetch([md5])
         manifest = parse_manifest(self.objects.get_bytes(md5))
-        return [Placement(posixpath.join(relpath, rel), m) for rel, m in manifest]
+        run = set(executables)
+        return [Placement(posixpath.join(relpath, rel), m, rel in run) for rel, m in manifest]
 
     @contextmanager
     def materialised(self, workspace: Path, placements: list[Placement]) -> Iterator[None]:

@@ -56,6 +56,7 @@ from executor.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
+DVCIGNORE = ".dvcignore"
 RETRIES = 2  # runs of a stage again after its worker was lost (a stage's own failure: none)
 
 
@@ -325,12 +326,15 @@ class FleetBackend:
 
     # -- inputs and outputs ----------------------------------------------------------------------
     def _input_paths(self, spec: JobSpec) -> list[str]:
-        """Workspace-relative paths a worker needs before the run: deps, params files and
-        persist outputs (which the command changes in place)."""
+        """Workspace-relative paths a worker needs before the run: deps, params files,
+        persist outputs (which the command changes in place) and the `.dvcignore` files
+        that decide what the deps and outputs hold when they are hashed there."""
         rels = [str(d["path"]) for d in spec.deps]
         rels += list(spec.params)
         paths = [posixpath.normpath(posixpath.join(spec.wdir, r)) for r in rels]
         paths += [o.repo_path for o in spec.outs if o.persist]
+        folders = {posixpath.dirname(p) for p in [*paths, *(o.repo_path for o in spec.outs)]}
+        paths += sorted({ignore for folder in folders for ignore in _ignore_files(folder)})
         return list(dict.fromkeys(p for p in paths if os.path.lexists(self.ws.root / p)))
 
     def _push_inputs(self, spec: JobSpec, cancel: threading.Event) -> tuple[Input, ...]:
@@ -346,10 +350,12 @@ class FleetBackend:
                 manifests[info.md5] = manifest
                 for e in entries:
                     files.setdefault(e.md5, os.path.join(path, e.relpath))
+                runnable = tuple(e.relpath for e in entries if e.isexec)
+                inputs.append(Input(rel, info.md5, info.isexec, runnable))
             else:
                 info = hasher.hash_file(path)
                 files.setdefault(info.md5, str(path))
-            inputs.append(Input(rel, info.md5, info.isexec))
+                inputs.append(Input(rel, info.md5, info.isexec))
         needed = set(files) | set(manifests)
         present = (needed & self._stored) | self.store.exists_many(needed - self._stored)
 
@@ -390,6 +396,16 @@ class FleetBackend:
                 + "; ".join(sorted(failed.values())[:3])
             )
         self._stored.update(needed)  # an upstream output is often a downstream input
+
+
+def _ignore_files(folder: str) -> list[str]:
+    """The `.dvcignore` paths that can apply inside `folder`: its own and its parents'."""
+    found = []
+    while True:
+        found.append(posixpath.join(folder, DVCIGNORE) if folder else DVCIGNORE)
+        if not folder:
+            return found
+        folder = posixpath.dirname(folder)
 
 
 def check_result(spec: JobSpec, result: JobResult) -> None:
