@@ -22,6 +22,7 @@ from executor.errors import ExecutorError, InfrastructureError, StageFailed, Use
 
 if TYPE_CHECKING:
     from executor.fleet import FleetConfig
+    from executor.settings import Settings
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INFRA, EXIT_INTERRUPTED = 1, 2, 3, 130
 SUBMIT_JOBS = 16  # stages `executor submit` keeps in flight unless -j says otherwise
@@ -123,8 +124,8 @@ def submit(redis_url: str | None, store_url: str | None, queue: str | None, **op
     """
     from executor.fleet import FleetConfig
 
-    def fleet() -> FleetConfig:
-        return FleetConfig.from_options(redis_url, store_url, queue, os.environ)
+    def fleet(settings: Settings) -> FleetConfig:
+        return FleetConfig.from_options(redis_url, store_url, queue, os.environ, settings)
 
     if options["no_commit"]:
         _error("--no-commit cannot be used with submit (outputs come back through the store)")
@@ -133,7 +134,7 @@ def submit(redis_url: str | None, store_url: str | None, queue: str | None, **op
 
 
 def _reproduce(
-    fleet: Callable[[], FleetConfig] | None,
+    fleet: Callable[[Settings], FleetConfig] | None,
     targets: tuple[str, ...],
     dry: bool,
     force: bool,
@@ -151,10 +152,10 @@ def _reproduce(
 
     stopped_by = _stop_on_signals()
     try:
-        config = fleet() if fleet is not None else None
         cwd = Path.cwd()
         root = find_root(cwd)
         settings = settings_for(root)
+        config = fleet(settings) if fleet is not None else None
         params = ParamsReader(root)  # each params file parsed once for loading and locking
         dag = build_dag(load_pipeline(root, params))
         options = RunOptions(

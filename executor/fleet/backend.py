@@ -48,6 +48,7 @@ from executor.jobspec import Input, JobResult, JobSpec, RemoteError
 from executor.lockentry import Entry, build_entry, run_key
 from executor.outputs import checkout_output
 from executor.runcache import RunCache, RunHit, out_objects
+from executor.settings import Settings
 from executor.store.base import ObjectStore
 from executor.store.local import OBJECT_MODE
 from executor.store.open import open_store
@@ -70,10 +71,17 @@ class FleetConfig:
 
     @classmethod
     def from_options(
-        cls, redis_url: str | None, store_url: str | None, queue: str | None, env: Mapping[str, str]
+        cls,
+        redis_url: str | None,
+        store_url: str | None,
+        queue: str | None,
+        env: Mapping[str, str],
+        settings: Settings,
     ) -> FleetConfig:
-        redis_url = redis_url or env.get("EXECUTOR_REDIS_URL")
-        store_url = store_url or env.get("EXECUTOR_STORE")
+        """The command line's options, else the environment, else `.executor.yaml`."""
+        redis_url = redis_url or env.get("EXECUTOR_REDIS_URL") or settings.raw.get("redis_url")
+        store_url = store_url or settings.store  # EXECUTOR_STORE, else `store:`
+        queue = queue or env.get("EXECUTOR_QUEUE") or settings.raw.get("queue")
         if not redis_url:
             raise ConfigError(
                 "no fleet to submit to: pass --redis redis://HOST:PORT or set EXECUTOR_REDIS_URL"
@@ -83,7 +91,7 @@ class FleetConfig:
                 "the fleet's store is not named: pass --store s3://bucket/prefix (the store "
                 "the workers were started with) or set EXECUTOR_STORE"
             )
-        return cls(redis_url, store_url, queue or env.get("EXECUTOR_QUEUE") or DEFAULT_QUEUE)
+        return cls(str(redis_url), store_url, str(queue or DEFAULT_QUEUE))
 
 
 def connect(redis_url: str) -> Any:
