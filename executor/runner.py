@@ -66,9 +66,10 @@ class Backend(Protocol):
     ) -> None:
         """Start the stage's container early, held until `execute` (or `discard`)."""
 
-    def lookup(self, key: str, image_digest: str) -> Entry | None:
+    def lookup(self, key: str, image_digest: str, *, fetch: bool = True) -> Entry | None:
         """A run-cache entry found beyond the local cache (the fleet's store), its objects
-        already fetched into the local cache; None where there is no such place."""
+        fetched into the local cache (unless not `fetch`: --dry); None where there is no
+        such place."""
 
     def discard(self, address: str) -> None: ...
 
@@ -510,7 +511,7 @@ class Runner:
             if hit is not None:
                 self.restore(stage, ev, hit.entry, f"run-cache entry {key[:12]}/{hit.value[:12]}")
                 return None
-            found = None if self.options.dry else self.backend.lookup(key, digest)
+            found = self.backend.lookup(key, digest, fetch=not self.options.dry)
             if found is not None:
                 self.restore(stage, ev, found, f"the fleet's run-cache, key {key[:12]}")
                 return None

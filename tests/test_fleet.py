@@ -52,6 +52,18 @@ class Fleet:
     def worker_log(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def wait_for_workers(self, count: int) -> None:
+        """Until `count` workers have registered with Redis (each holds its folder then)."""
+        import redis
+        from rq import Worker
+
+        client = redis.Redis.from_url(self.redis_url)
+        deadline = time.monotonic() + 60
+        while len(Worker.all(connection=client)) < count:
+            assert self.worker.poll() is None, self.worker_log()
+            assert time.monotonic() < deadline, "no worker registered: " + self.worker_log()
+            time.sleep(0.05)
+
     def jobs_run(self) -> int:
         """Jobs the workers finished (successfully or not), from RQ's registries."""
         import redis
@@ -86,6 +98,7 @@ def fleet(redis_url: str, s3_bucket: Bucket, busybox_image: str, tmp_path: Path)
     worker = _start_worker(env, tmp_path / "worker-home", log)
     fleet = Fleet(redis_url, s3_bucket.url("fleet"), env, worker, log)
     try:
+        fleet.wait_for_workers(1)
         yield fleet
     finally:
         worker.send_signal(signal.SIGTERM)  # a warm shutdown: the current job finishes
@@ -148,6 +161,11 @@ def test_a_second_team_gets_the_work_from_the_fleets_run_cache(
     assert submit(first, fleet, busybox_image).returncode == 0, fleet.worker_log()
     assert fleet.jobs_run() == 2
     second = make_repo(PIPELINE, "second")  # another clone: no dvc.lock, no cache
+    dry = submit(second, fleet, busybox_image, "--dry")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.count("is cached - skipping run") == 2, dry.stdout  # keys before bytes
+    assert not (second / "dvc.lock").exists() and not (second / "model.txt").exists()
+    assert not [p for p in (second / ".dvc").rglob("*") if p.is_file() and "cache" in p.parts]
     done = submit(second, fleet, busybox_image)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("is cached - skipping run, checking out outputs") == 2, done.stdout

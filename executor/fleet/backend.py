@@ -141,8 +141,9 @@ class FleetBackend:
         self._image_names[digest.decode()] = image
         return str(digest.decode())
 
-    def lookup(self, key: str, image_digest: str) -> Entry | None:
-        """A usable entry of the fleet's run-cache, its outputs fetched into the local cache.
+    def lookup(self, key: str, image_digest: str, *, fetch: bool = True) -> Entry | None:
+        """A usable entry of the fleet's run-cache, its outputs fetched into the local cache
+        (without `fetch`, as --dry: found and checked only).
 
         The Redis index names candidate entries (saving a listing of the store); each is
         read and checked in the store, which alone decides. Entries the index lacks are
@@ -150,11 +151,13 @@ class FleetBackend:
         with redis_errors("looking up the run-cache index"):
             values = self.index.values(key, image_digest)
         for value in values:
-            hit = self.runcache.check(key, value, image_digest, objects=False)
-            if hit is not None and self._fetched(hit):
+            hit = self.runcache.check(key, value, image_digest, objects=not fetch)
+            if hit is not None and (not fetch or self._fetched(hit)):
                 return hit.entry
         hit = self.runcache.lookup(key, image_digest)
-        if hit is None or not self._fetched(hit):
+        if hit is None or not fetch:
+            return None if hit is None else hit.entry
+        if not self._fetched(hit):
             return None
         image = self._image_names.get(image_digest)
         if hit.image_digest is not None and image is not None:
@@ -220,15 +223,20 @@ class FleetBackend:
         key = run_key(build_entry(spec.cmd, deps, spec.params, paths))
         lease = lease_key(key, spec.image, self.config.queue, self.config.store_url)
         lost = 0
+        followed: set[str] = set()  # jobs of others already followed: never twice
         while True:
             if cancel.is_set():
                 raise StageCancelled(spec.address)
             job_id = f"executor-{uuid.uuid4().hex}"
-            other = self._claim(lease, job_id, cancel) if spec.cacheable else None
+            other = self._claim(lease, job_id, cancel, followed) if spec.cacheable else None
             if other is None:
+                if cancel.is_set():
+                    self._release(lease, job_id)
+                    raise StageCancelled(spec.address)
                 job = self._enqueue(spec, job_id, lease)
             else:
                 on_log(f"executor: following job {other.id}, the same work submitted elsewhere")
+                followed.add(other.id)
                 job = other
             follow = Follow(self.redis, job, spec.address, on_log, on_line)
             try:
@@ -268,8 +276,11 @@ class FleetBackend:
             self._release(lease, job_id)
             raise
 
-    def _claim(self, lease: str, job_id: str, cancel: threading.Event) -> Any:
-        """Take the lease for `job_id` (None), or the live job already holding it."""
+    def _claim(
+        self, lease: str, job_id: str, cancel: threading.Event, followed: set[str]
+    ) -> Any:
+        """Take the lease for `job_id` (None), or the live job already holding it. A job in
+        `followed` did not give us a result once: its lease is taken over, not followed."""
         with redis_errors("taking the in-flight lease"):
             while not cancel.is_set():
                 if self.redis.set(lease, job_id, nx=True, ex=LEASE_TTL):
@@ -280,11 +291,11 @@ class FleetBackend:
                 job, state = self._holder(holder.decode(), lease)
                 if state == "young":
                     time.sleep(0.1)  # taken a moment ago; its job is being enqueued
-                elif state == "live":
+                elif state == "live" and job.id not in followed:
                     return job
                 else:
                     self.redis.eval(RELEASE, 1, lease, holder)  # its job is over or lost
-        raise StageCancelled("")
+        return None  # cancelled: the caller sees it before enqueueing anything
 
     def _holder(self, job_id: str, lease: str) -> tuple[Any, str]:
         """The job holding a lease and whether it is 'live', 'young' (not enqueued yet) or
