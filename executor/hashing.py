@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from executor.dvcignore import walk_files
 from executor.errors import WorkspaceError
@@ -34,7 +34,7 @@ _EXEC_BITS = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
 _HEX = frozenset("0123456789abcdef")
 
 
-def is_md5(value: object, *, dir_ok: bool = True) -> bool:
+def is_md5(value: object, *, dir_ok: bool = True) -> TypeGuard[str]:
     """An object name: 32 lowercase hex digits, `.dir` after them for a directory (if
     `dir_ok`). Names from manifests, job specs, results and run entries are checked with it
     before any becomes a path."""

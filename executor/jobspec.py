@@ -6,6 +6,7 @@ field, because whoever can write to the queue must not be able to make a worker 
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
@@ -98,6 +99,17 @@ class JobSpec:
     # persist outputs, by content. Empty for `executor run` (the repository is the workspace).
     inputs: tuple[Input, ...] = ()
 
+    def input_paths(self) -> list[str]:
+        """Every workspace path a worker may be given before the run (those that exist are
+        sent): deps, params files, persist outputs (changed in place by the command) and
+        the `.dvcignore` files that decide what deps and outputs hold when hashed."""
+        rels = [str(d["path"]) for d in self.deps] + list(self.params)
+        paths = [posixpath.normpath(posixpath.join(self.wdir, r)) for r in rels]
+        paths += [o.repo_path for o in self.outs if o.persist]
+        folders = {posixpath.dirname(p) for p in [*paths, *(o.repo_path for o in self.outs)]}
+        paths += sorted({ignore for folder in folders for ignore in _ignore_files(folder)})
+        return list(dict.fromkeys(paths))
+
     def cmd_lines(self) -> tuple[str, ...]:
         """The lines `cmd` runs as, by DVC's rule (a string is split into its lines)."""
         return tuple(self.cmd.splitlines()) if isinstance(self.cmd, str) else tuple(self.cmd)
@@ -170,6 +182,16 @@ class JobSpec:
             env=env,
             inputs=tuple(_input(i) for i in _list(d, "inputs")),
         )
+
+
+def _ignore_files(folder: str) -> list[str]:
+    """The `.dvcignore` paths that can apply inside `folder`: its own and its parents'."""
+    found = []
+    while True:
+        found.append(posixpath.join(folder, ".dvcignore") if folder else ".dvcignore")
+        if not folder:
+            return found
+        folder = posixpath.dirname(folder)
 
 
 def _strings(value: object) -> TypeGuard[list[str]]:

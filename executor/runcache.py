@@ -16,7 +16,7 @@ from typing import Any
 
 from executor import yamlio
 from executor.errors import ExecutorError
-from executor.hashing import parse_manifest
+from executor.hashing import is_md5, parse_manifest
 from executor.lockentry import Entry, plain, run_key, run_value
 from executor.store.base import ObjectStore
 
@@ -37,7 +37,9 @@ def out_objects(store: ObjectStore, outs: Iterable[dict[str, Any]]) -> list[str]
     """Every object the outs need (dir manifests expanded), or None if a manifest is missing."""
     needed: list[str] = []
     for item in outs:
-        md5 = str(item["md5"])
+        md5 = item.get("md5")
+        if not is_md5(md5):
+            return None  # written by hand or by someone else: names no object we can use
         needed.append(md5)
         if md5.endswith(".dir"):
             if not store.exists(md5):
@@ -113,6 +115,22 @@ class RunCache:
                 return None
         return RunHit(key, value, entry, digest)
 
+    def record(self, entry: Entry, *, image: str, image_digest: str) -> None:
+        """Write executor's record of a run made with `image`, without DVC's entry (never
+        listed, so never a hit): for a stage DVC would not cache, it still says, in the
+        store, that a worker produced exactly this entry. Several images may produce the
+        same outputs: the record lists them all."""
+        key, value = run_key(entry), run_value(entry)
+        images = self._record_images(key, value) or {}
+        images[image_digest] = image
+        record = {"images": images, "updated": time.time()}
+        self.store.write_record(key, value, json.dumps(record, sort_keys=True).encode("utf-8"))
+
+    def produced(self, entry: Entry, image_digest: str) -> bool:
+        """Whether the store records a run that produced exactly `entry` with this image."""
+        images = self._record_images(run_key(entry), run_value(entry))
+        return images is not None and image_digest in images
+
     def save(self, entry: Entry, *, image: str | None, image_digest: str | None) -> tuple[str, str]:
         """Write the entry (unless present) and executor's record beside it; (key, value).
 
@@ -123,12 +141,7 @@ class RunCache:
         if image is not None and image_digest is not None:
             # The record first: a record without its entry is never listed, while an entry
             # without its record would pass as DVC's own and be served for any image.
-            # Several images may produce the same outputs: the record lists them all.
-            images = self._record_images(key, value) or {}
-            images[image_digest] = image
-            record = {"images": images, "updated": time.time()}
-            data = json.dumps(record, sort_keys=True).encode("utf-8")
-            self.store.write_record(key, value, data)
+            self.record(entry, image=image, image_digest=image_digest)
         if self.store.read_run(key, value) is None:
             self.store.write_run(key, value, yamlio.dump(plain(entry)).encode("utf-8"))
         return key, value

@@ -303,7 +303,7 @@ def test_a_job_whose_worker_is_lost_runs_again(
     out, err = proc.communicate(timeout=180)
     logs = fleet.worker_log() + ((tmp_path / "second.log").read_text() if second else "")
     assert proc.returncode == 0, out + err + logs
-    assert "the worker running this stage was lost; it runs again" in out
+    assert "; it runs again" in out
     assert out.splitlines().count("[long] started") == 1  # the second run's: the first was read
     assert (root / "out.txt").read_text() == "ok\n"
     assert "out.txt" in (root / "dvc.lock").read_text()
@@ -445,12 +445,14 @@ def test_a_forged_job_cannot_write_a_run_cache_entry(
         params={}, outs=(OutRequest("out.txt", "out.txt", committed=True),), cacheable=True,
     ).to_dict()  # fmt: skip
     forged = [
-        ({**honest, "lines": ["echo evil > out.txt"]}, "'lines' is not what its 'cmd' runs"),
+        ({**honest, "lines": ["echo evil > out.txt"]}, "lines are not what its cmd runs"),
         (honest, "dep 'in.txt' has no input"),  # claims in.txt, ships nothing
         ({**honest, "inputs": [{"path": "in.txt", "md5": hashlib.md5(b"y\n").hexdigest()}]},
-         "dep 'in.txt' says"),
+         "input 'in.txt' is not the content its dep names"),
+        ({**honest, "inputs": [{"path": "in.txt", "md5": x}, {"path": "other.txt", "md5": x}]},
+         "input 'other.txt' is no dep"),
         ({**honest, "params": {"params.yaml": {"lr": 1}},
-          "inputs": [{"path": "in.txt", "md5": x}]}, "params differ"),
+          "inputs": [{"path": "in.txt", "md5": x}]}, "params params.yaml:lr differ"),
     ]  # fmt: skip
     from executor.settings import Settings
     from executor.store.open import open_store
@@ -490,6 +492,58 @@ def test_a_forged_result_is_not_checked_out(
     assert "is not the run of what was submitted (another command" in err
     assert not (root / ".git/hooks/post-commit").exists()
     assert not (root / "dvc.lock").exists()
+
+
+def test_a_forged_result_of_the_right_command_is_not_used(
+    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str
+) -> None:
+    """Command, deps and out paths right, the output's content another object of the store
+    (the input just uploaded): only what a worker recorded in the store is used."""
+    import hashlib
+    import json
+
+    import redis
+
+    cmd = "echo started; sleep 3; echo ok > out.txt"
+    root = make_repo(
+        {
+            "dvc.yaml": f"stages:\n  slow:\n    cmd: {cmd}\n    deps: [in.txt]\n    outs: [out.txt]\n",
+            "in.txt": "x\n",
+        }
+    )
+    proc = submit_until_started(root, fleet, busybox_image)
+    client = redis.Redis.from_url(fleet.redis_url)
+    [stream] = list(client.scan_iter("executor:job:*:events"))
+    x = hashlib.md5(b"x\n").hexdigest()
+    dep = {"path": "in.txt", "hash": "md5", "md5": x, "size": 2}
+    out = {"path": "out.txt", "hash": "md5", "md5": x, "size": 2, "isexec": True}
+    entry = {"cmd": cmd, "deps": [dep], "outs": [out]}
+    result = {"address": "slow", "entry": entry, "image_digest": "sha256:forged", "duration": 1}
+    client.xadd(stream, {"t": "end", "v": json.dumps({"ok": True, "result": result})})
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3, err
+    assert "is not recorded in the fleet's store as a worker's run" in err
+    assert not (root / "out.txt").exists()
+    assert not (root / "dvc.lock").exists()
+
+
+def test_a_workers_own_failure_is_said_and_not_retried(
+    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, tmp_path: Path
+) -> None:
+    jobs = tmp_path / "worker-home" / "jobs"
+    assert not jobs.exists()  # made at the first job
+    jobs.write_text("not a folder\n")  # every job fails to make its workspace
+    root = make_repo(
+        {
+            "dvc.yaml": "stages:\n  s:\n    cmd: echo hi > out.txt\n    deps: [in.txt]\n    outs: [out.txt]\n",
+            "in.txt": "x\n",
+        }
+    )
+    done = submit(root, fleet, busybox_image)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "stage 's': the worker failed: FileExistsError" in done.stderr
+    assert "runs again" not in done.stdout
+    assert fleet.jobs_run() == 1
 
 
 def test_a_follower_runs_the_work_itself_when_the_job_it_follows_fails(

@@ -44,7 +44,7 @@ from executor.fleet.keys import (
     events_key,
 )
 from executor.hashing import Hasher
-from executor.jobspec import JobResult, JobSpec, failure_to_dict
+from executor.jobspec import JobResult, JobSpec, RemoteError, failure_to_dict
 from executor.limits import Limits, parse_memory
 from executor.pipeline.params import ParamsReader
 from executor.runcache import RunCache
@@ -58,6 +58,7 @@ from worker.sandbox import DockerSandbox, Mount, owner_process_alive, reap
 log = logging.getLogger(__name__)
 
 CANCEL_POLL = 0.25  # seconds between looks for a cancel request
+WATCH_JOIN = 5.0  # seconds the job waits for its watcher to stop (it may be stuck on Redis)
 STREAM_MAX = 100_000  # log events kept per job (the oldest dropped beyond)
 LOCK_NAME = "lock"  # in a job's folder, locked while the job lives
 YOUNG = 60  # seconds a job folder without its lock is left alone
@@ -112,26 +113,46 @@ class Events:
 
 
 def run_job(spec: Mapping[str, Any], store_url: str) -> dict[str, Any]:
-    """The RQ job: run one stage; its result or its failure, as JSON."""
+    """The RQ job: run one stage; its result or its failure, as JSON.
+
+    The job's heartbeat beats from its first moment until its outcome is sent (cleanup
+    included), so a coordinator never takes a job busy finishing for a lost one."""
     from rq import get_current_job
 
     job = get_current_job()
     job_id = job.id if job is not None else f"local-{uuid.uuid4().hex}"
     redis = job.connection if job is not None else None
+    address = str(spec.get("address", "")) if isinstance(spec, Mapping) else ""
+    cancel, done = threading.Event(), threading.Event()
+    watcher = None
+    if redis is not None:
+        watcher = threading.Thread(target=_watch, args=(redis, job_id, cancel, done), daemon=True)
+        watcher.start()
     try:
         if redis is not None and redis.exists(cancel_key(job_id)):
-            raise StageCancelled(str(spec.get("address", "")))  # cancelled while dequeued
-        result = _run(JobSpec.from_dict(spec), store_url, job_id, redis)
+            raise StageCancelled(address)  # cancelled while it was being dequeued
+        result = _run(JobSpec.from_dict(spec), store_url, job_id, redis, cancel)
         outcome = {"ok": True, "result": result.to_dict()}
     except ExecutorError as exc:
         log.info("job %s: %s", job_id, exc)
         outcome = {"ok": False, "failure": failure_to_dict(exc)}
-    if redis is not None:  # the coordinator learns at once, without polling RQ
-        Events(redis, job_id).end(json.dumps(outcome))
+    except Exception as exc:  # a worker's own trouble (disk full, a bug): said, not retried
+        log.exception("job %s failed", job_id)
+        failure = RemoteError(f"stage '{address}': the worker failed: {type(exc).__name__}: {exc}")
+        outcome = {"ok": False, "failure": failure_to_dict(failure)}
+    try:
+        if redis is not None:  # the coordinator learns at once, without polling RQ
+            Events(redis, job_id).end(json.dumps(outcome))
+    finally:
+        done.set()
+        if watcher is not None:
+            watcher.join(WATCH_JOIN)
     return outcome
 
 
-def _run(spec: JobSpec, store_url: str, job_id: str, redis: Any) -> JobResult:
+def _run(
+    spec: JobSpec, store_url: str, job_id: str, redis: Any, cancel: threading.Event
+) -> JobResult:
     config = WorkerConfig.from_env(os.environ)
     if store_url != config.store_url:
         raise ConfigError(
@@ -147,17 +168,10 @@ def _run(spec: JobSpec, store_url: str, job_id: str, redis: Any) -> JobResult:
     held = os.open(jobdir / ".lock-new", os.O_RDONLY | os.O_CREAT, 0o600)
     fcntl.flock(held, fcntl.LOCK_EX)  # released when this process ends, however it ends
     os.rename(jobdir / ".lock-new", jobdir / LOCK_NAME)  # seen only once held
-    cancel = threading.Event()
-    done = threading.Event()
-    watcher = None
     try:
         digest = sandbox.resolve_image(spec.image)
         if redis is not None:
             redis.hset(IMAGES_KEY, spec.image, digest)
-            watcher = threading.Thread(
-                target=_watch, args=(redis, job_id, cancel, done), daemon=True
-            )
-            watcher.start()
         events = Events(redis, job_id) if redis is not None else None
         cache = LocalCache(config.home / "cache", store, config.cache_bytes)
         workspace = jobdir / "ws"
@@ -198,16 +212,18 @@ def _run(spec: JobSpec, store_url: str, job_id: str, redis: Any) -> JobResult:
                 request=request,
                 fixed_deps=True,
             )
-        if result.run_key is not None and redis is not None:
+        if result.run_key is None:
+            # Not cached (as DVC would not), but the coordinator confirms every result in
+            # the store: the record says a worker produced exactly this entry.
+            runs = RunCache(store)
+            runs.record(result.entry, image=spec.image, image_digest=result.image_digest)
+        elif redis is not None:
             try:
                 RunIndex(redis).add(result.entry, spec.image, result.image_digest)
             except Exception as exc:  # the store has the entry: a later lookup indexes it
                 log.warning("cannot index run %s in Redis: %s", result.run_key, exc)
         return result
     finally:
-        done.set()
-        if watcher is not None:
-            watcher.join()
         sandbox.close()
         _remove_tree(jobdir)
         os.close(held)
@@ -226,7 +242,8 @@ def store_for(url: str, settings: Settings) -> ObjectStore:
 
 
 def _watch(redis: Any, job_id: str, cancel: threading.Event, done: threading.Event) -> None:
-    """While the job runs: beat its heartbeat and look for a cancel request."""
+    """While the job lives: beat its heartbeat and look for a cancel request. The beat is
+    left to expire, never deleted: the outcome is in the stream before it could lapse."""
     beat = 0.0
     while True:
         try:
@@ -239,11 +256,7 @@ def _watch(redis: Any, job_id: str, cancel: threading.Event, done: threading.Eve
         except Exception as exc:  # Redis away for a moment: the stage goes on
             log.warning("cannot reach Redis from job %s: %s", job_id, exc)
         if done.wait(CANCEL_POLL):
-            break
-    try:
-        redis.delete(alive_key(job_id))
-    except Exception as exc:
-        log.warning("cannot clear job %s's heartbeat: %s", job_id, exc)
+            return
 
 
 def _remove_tree(path: Path) -> None:

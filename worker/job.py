@@ -86,23 +86,41 @@ def deps_after_run(spec: JobSpec, workspace: Path, hasher: Hasher) -> list[dict[
 
 def verify_inputs(spec: JobSpec, workspace: Path, hasher: Hasher, params: ParamsReader) -> None:
     """The entry a run records is built from the spec: before running, check that the
-    workspace holds what the spec says (each dep's content, each params value) and that
-    `lines` are what `cmd` runs. InvalidJobSpec, naming the first difference, if not."""
+    workspace holds what the spec says (each dep's content, each params value), that it
+    was given nothing else, and that `lines` are what `cmd` runs. InvalidJobSpec, naming
+    the first difference, if not."""
+
+    def refused(what: str) -> InvalidJobSpec:
+        return InvalidJobSpec(
+            f"stage '{spec.address}': {what}; if a dependency changed while submit ran, "
+            "submit again"
+        )
+
     if spec.lines != spec.cmd_lines():
-        raise InvalidJobSpec("job spec field 'lines' is not what its 'cmd' runs")
+        raise refused("the job's lines are not what its cmd runs")
+    allowed = set(spec.input_paths())
+    deps = {
+        posixpath.normpath(posixpath.join(spec.wdir, str(d["path"]))): d
+        for d in spec.deps
+        if "hash" in d
+    }
+    for given in spec.inputs:
+        if given.path not in allowed:
+            raise refused(f"input '{given.path}' is no dep, params, persist or ignore file")
+        dep = deps.get(given.path)
+        if dep is not None and dep["md5"] != given.md5:
+            raise refused(f"input '{given.path}' is not the content its dep names")
     for dep in spec.deps:
         rel = str(dep["path"])
         path = inside(workspace, posixpath.normpath(posixpath.join(spec.wdir, rel)))
         if not path.exists():
-            raise InvalidJobSpec(f"job spec dep '{rel}' has no input in the workspace")
+            raise refused(f"dep '{rel}' has no input in the workspace")
         actual = hasher.hash_path(path).md5 if "hash" in dep else hasher.legacy_md5(path)
         if actual != dep["md5"]:
-            raise InvalidJobSpec(
-                f"job spec dep '{rel}' says {dep['md5']}, but its input is {actual}"
-            )
+            raise refused(f"dep '{rel}' is {actual} in the workspace, not {dep['md5']}")
     wrong = params.differences(spec.wdir, spec.params)
     if wrong:
-        raise InvalidJobSpec(f"job spec params differ from the params files: {', '.join(wrong)}")
+        raise refused(f"params {', '.join(wrong)} differ from the params files")
 
 
 def _check_deps_kept(spec: JobSpec, after: list[dict[str, Any]]) -> None:

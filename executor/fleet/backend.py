@@ -27,6 +27,7 @@ from executor.errors import ConfigError, ExecutorError, StageCancelled
 from executor.fleet.jobs import Follow, JobLost
 from executor.fleet.keys import (
     ALIVE_TTL,
+    CANCEL_TTL,
     DEFAULT_QUEUE,
     ENDED_EVENTS_TTL,
     EVENTS_TTL,
@@ -39,6 +40,7 @@ from executor.fleet.keys import (
     FleetError,
     RunIndex,
     alive_key,
+    cancel_key,
     events_key,
     lease_key,
     redis_errors,
@@ -57,7 +59,8 @@ from executor.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-DVCIGNORE = ".dvcignore"
+REDIS_TIMEOUT = 30.0  # seconds any Redis call of the coordinator may take
+RECHECK_AFTER = 1.0  # seconds after a lookup missed beyond which it is worth asking again
 RETRIES = 2  # runs of a stage again after its worker was lost (a stage's own failure: none)
 
 
@@ -94,12 +97,20 @@ class FleetConfig:
         return cls(str(redis_url), store_url, str(queue or DEFAULT_QUEUE))
 
 
-def connect(redis_url: str) -> Any:
-    """A Redis client that answered a PING; FleetError (one line) if none answers."""
+def connect(redis_url: str, timeout: float | None = None) -> Any:
+    """A Redis client that answered a PING; FleetError (one line) if none answers. With
+    `timeout`, no call waits longer for an answer (not for a worker: RQ's dequeue blocks
+    for minutes on purpose)."""
     import redis
 
     try:
-        client = redis.Redis.from_url(redis_url, socket_connect_timeout=5, health_check_interval=30)
+        client = redis.Redis.from_url(
+            redis_url,
+            socket_connect_timeout=5,
+            socket_timeout=timeout,
+            socket_keepalive=True,
+            health_check_interval=30,
+        )
         client.ping()
     except (redis.RedisError, ValueError) as exc:
         raise FleetError(
@@ -117,7 +128,7 @@ class FleetBackend:
 
         self.ws = ws
         self.config = config
-        self.redis = connect(config.redis_url)
+        self.redis = connect(config.redis_url, timeout=REDIS_TIMEOUT)
         self.queue = Queue(config.queue, connection=self.redis, serializer=JSONSerializer)
         self.store: ObjectStore = open_store(config.store_url, ws.settings, base=ws.root)
         self.runcache = RunCache(self.store, trust_dvc_runs=ws.settings.trust_dvc_runs)
@@ -193,10 +204,17 @@ class FleetBackend:
                 "come back through the store); use `executor run --no-commit`"
             )
         # Every output travels through the store, `cache: false` ones too.
+        looked = time.monotonic()  # the runner's lookup missed just now
         outs = tuple(replace(o, committed=True) for o in spec.outs)
         spec = replace(spec, outs=outs, inputs=self._push_inputs(spec, cancel))
-        result = self._run(spec, cancel, on_log, on_line)
+        result, confirmed = self._run(spec, cancel, on_log, on_line, looked)
         check_result(spec, result)
+        if not confirmed and not self.runcache.produced(result.entry, result.image_digest):
+            raise RemoteError(
+                f"stage '{spec.address}': the result that came back is not recorded in the "
+                "fleet's store as a worker's run; it was not used. Someone else writes to "
+                "the fleet's Redis: find out who, then submit again"
+            )
         self._fetch(result.entry.get("outs", []))
         cached = {o.path: o.cached for o in spec.outs}
         ws = self.ws
@@ -215,9 +233,12 @@ class FleetBackend:
         cancel: threading.Event,
         on_log: Callable[[str], None],
         on_line: Callable[[int], None],
-    ) -> JobResult:
-        """The stage's result from a job of ours, or from the job of another submission
-        doing the same work right now (followed only to adopt its success)."""
+        looked: float,
+    ) -> tuple[JobResult, bool]:
+        """The stage's result, and whether the store already confirmed it: from a job of
+        ours, from the job of another submission doing the same work right now (followed
+        only to adopt its success), or from the run-cache if such a job finished while we
+        were getting ready."""
         deps = [dict(d) for d in spec.deps]
         paths = [{"path": o.path} for o in spec.outs]
         key = run_key(build_entry(spec.cmd, deps, spec.params, paths))
@@ -233,6 +254,12 @@ class FleetBackend:
                 if cancel.is_set():
                     self._release(lease, job_id)
                     raise StageCancelled(spec.address)
+                if spec.cacheable and time.monotonic() - looked > RECHECK_AFTER:
+                    digest = self.resolve_image(spec.image)
+                    entry = self.lookup(key, digest)  # someone's run ended meanwhile?
+                    if entry is not None:
+                        self._release(lease, job_id)
+                        return JobResult(spec.address, entry, digest, 0.0), True
                 job = self._enqueue(spec, job_id, lease)
             else:
                 on_log(f"executor: following job {other.id}, the same work submitted elsewhere")
@@ -240,17 +267,19 @@ class FleetBackend:
                 job = other
             follow = Follow(self.redis, job, spec.address, on_log, on_line)
             try:
-                return follow.result(cancel, own=other is None, queue=self.queue)
-            except JobLost:
+                return follow.result(cancel, own=other is None, queue=self.queue), False
+            except JobLost as exc:
+                self._give_up(job.id)  # should it be alive after all, it stops
                 if other is None:
                     lost += 1
                     if lost > RETRIES:
                         raise RemoteError(
-                            f"stage '{spec.address}': the workers running it were lost "
-                            f"{lost} times (killed or cut off from Redis); look at the "
-                            "workers, then submit again"
+                            f"{exc}, {lost} times (killed or cut off from Redis); look at "
+                            "the workers, then submit again"
                         ) from None
-                on_log("executor: the worker running this stage was lost; it runs again")
+                on_log(f"executor: {str(exc).split(': ', 1)[-1]}; it runs again")
+            except FleetError:
+                raise  # our own trouble with Redis, not the job's
             except ExecutorError:
                 if other is None or cancel.is_set():
                     raise
@@ -258,6 +287,11 @@ class FleetBackend:
             finally:
                 if other is None:
                     self._release(lease, job_id)
+            looked = 0.0  # time has passed: look again before enqueueing
+
+    def _give_up(self, job_id: str) -> None:
+        with redis_errors("cancelling a lost job"):
+            self.redis.set(cancel_key(job_id), "1", ex=CANCEL_TTL)
 
     def _enqueue(self, spec: JobSpec, job_id: str, lease: str) -> Any:
         try:
@@ -276,9 +310,7 @@ class FleetBackend:
             self._release(lease, job_id)
             raise
 
-    def _claim(
-        self, lease: str, job_id: str, cancel: threading.Event, followed: set[str]
-    ) -> Any:
+    def _claim(self, lease: str, job_id: str, cancel: threading.Event, followed: set[str]) -> Any:
         """Take the lease for `job_id` (None), or the live job already holding it. A job in
         `followed` did not give us a result once: its lease is taken over, not followed."""
         with redis_errors("taking the in-flight lease"):
@@ -288,7 +320,7 @@ class FleetBackend:
                 holder = self.redis.get(lease)
                 if holder is None:
                     continue  # released just now
-                job, state = self._holder(holder.decode(), lease)
+                job, state = self._holder(holder.decode(), lease, cancel)
                 if state == "young":
                     time.sleep(0.1)  # taken a moment ago; its job is being enqueued
                 elif state == "live" and job.id not in followed:
@@ -297,7 +329,7 @@ class FleetBackend:
                     self.redis.eval(RELEASE, 1, lease, holder)  # its job is over or lost
         return None  # cancelled: the caller sees it before enqueueing anything
 
-    def _holder(self, job_id: str, lease: str) -> tuple[Any, str]:
+    def _holder(self, job_id: str, lease: str, cancel: threading.Event) -> tuple[Any, str]:
         """The job holding a lease and whether it is 'live', 'young' (not enqueued yet) or
         'dead'. A finished job is live (following it adopts its result at once)."""
         from rq.exceptions import InvalidJobOperation, NoSuchJobError
@@ -314,7 +346,7 @@ class FleetBackend:
         if status == "started":
             # Its heartbeat starts as it starts; give a job just taken the time to beat once.
             deadline = time.monotonic() + ALIVE_TTL
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not cancel.is_set():
                 if self.redis.exists(alive_key(job_id)):
                     return job, "live"
                 time.sleep(0.25)
@@ -344,25 +376,13 @@ class FleetBackend:
         self.redis.close()
 
     # -- inputs and outputs ----------------------------------------------------------------------
-    def _input_paths(self, spec: JobSpec) -> list[str]:
-        """Workspace-relative paths a worker needs before the run: deps, params files,
-        persist outputs (which the command changes in place) and the `.dvcignore` files
-        that decide what the deps and outputs hold when they are hashed there."""
-        rels = [str(d["path"]) for d in spec.deps]
-        rels += list(spec.params)
-        paths = [posixpath.normpath(posixpath.join(spec.wdir, r)) for r in rels]
-        paths += [o.repo_path for o in spec.outs if o.persist]
-        folders = {posixpath.dirname(p) for p in [*paths, *(o.repo_path for o in spec.outs)]}
-        paths += sorted({ignore for folder in folders for ignore in _ignore_files(folder)})
-        return list(dict.fromkeys(p for p in paths if os.path.lexists(self.ws.root / p)))
-
     def _push_inputs(self, spec: JobSpec, cancel: threading.Event) -> tuple[Input, ...]:
         """Put every input's objects the store lacks into it; the inputs by content."""
         hasher = self.ws.hasher
         inputs: list[Input] = []
         files: dict[str, str] = {}  # md5 -> a file with that content
         manifests: dict[str, bytes] = {}
-        for rel in self._input_paths(spec):
+        for rel in (p for p in spec.input_paths() if os.path.lexists(self.ws.root / p)):
             path = inside(self.ws.root, rel)
             if path.is_dir():
                 info, entries, manifest = hasher.hash_tree(path)
@@ -415,16 +435,6 @@ class FleetBackend:
                 + "; ".join(sorted(failed.values())[:3])
             )
         self._stored.update(needed)  # an upstream output is often a downstream input
-
-
-def _ignore_files(folder: str) -> list[str]:
-    """The `.dvcignore` paths that can apply inside `folder`: its own and its parents'."""
-    found = []
-    while True:
-        found.append(posixpath.join(folder, DVCIGNORE) if folder else DVCIGNORE)
-        if not folder:
-            return found
-        folder = posixpath.dirname(folder)
 
 
 def check_result(spec: JobSpec, result: JobResult) -> None:

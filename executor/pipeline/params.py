@@ -118,7 +118,8 @@ class ParamsReader:
                     found = _lookup(self.document(repo_path), str(key), repo_path)
                 except PipelineError:
                     found = _MISSING
-                if found != value:
+                # As the run-cache key sees them: true is not 1, nor 1 the same as 1.0.
+                if found is _MISSING or _as_json(found) != _as_json(value):
                     wrong.append(f"{name}:{key}")
         return wrong
 
@@ -198,6 +199,13 @@ def _lookup(document: Any, key: str, repo_path: str) -> Any:
                 pass
         raise PipelineError(f"param '{key}' is missing from '{repo_path}'")
     return node
+
+
+def _as_json(value: Any) -> str | None:
+    try:
+        return json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError):
+        return None
 
 
 def _type(value: Any) -> str:
