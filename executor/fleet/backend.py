@@ -203,8 +203,8 @@ class FleetBackend:
                 f"stage '{spec.address}': --no-commit cannot be used with submit (outputs "
                 "come back through the store); use `executor run --no-commit`"
             )
-        # Every output travels through the store, `cache: false` ones too.
         looked = time.monotonic()  # the runner's lookup missed just now
+        # Every output travels through the store, `cache: false` ones too.
         outs = tuple(replace(o, committed=True) for o in spec.outs)
         spec = replace(spec, outs=outs, inputs=self._push_inputs(spec, cancel))
         result, confirmed = self._run(spec, cancel, on_log, on_line, looked)
