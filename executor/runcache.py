@@ -7,10 +7,11 @@ and (2) every object its outputs name is present in the store (promise 3 of DESI
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,23 @@ def objects_usable(store: ObjectStore, needed: list[str]) -> bool:
     return verify is None or bool(verify(wanted))
 
 
+def env_digest(env: Mapping[str, str]) -> str:
+    """What identifies the environment variables a stage ran with, in executor's records:
+    two runs under one key with other variables (a seed, a library flag) are not the same."""
+    return hashlib.sha256(json.dumps(dict(env), sort_keys=True).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Record:
+    images: dict[str, str]  # digest -> image reference
+    envs: set[str] | None  # env_digest of each environment; None: not recorded (older)
+
+    def made_with(self, image_digest: str, env: str | None) -> bool:
+        if image_digest not in self.images:
+            return False
+        return env is None or self.envs is None or env in self.envs
+
+
 class RunCache:
     """Lookups and saves of run-cache entries in one object store."""
 
@@ -67,36 +85,50 @@ class RunCache:
         self.store = store
         self.trust_dvc_runs = trust_dvc_runs
 
-    def _record_images(self, key: str, value: str) -> dict[str, str] | None:
-        """digest -> image of every image that produced this entry; None if none recorded."""
+    def _record(self, key: str, value: str) -> Record | None:
+        """Executor's record of an entry: the images that produced it and the digests of
+        the environments they ran with (None for records older than that); None if none."""
         raw = self.store.read_record(key, value)
         if raw is None:
             return None
         try:
-            record = json.loads(raw)
-            return {str(k): str(v) for k, v in dict(record["images"]).items()}
+            doc = json.loads(raw)
+            images = {str(k): str(v) for k, v in dict(doc["images"]).items()}
+            envs = doc.get("envs")
+            return Record(images, None if envs is None else {str(e) for e in envs})
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
 
-    def lookup(self, key: str, image_digest: str) -> RunHit | None:
-        """The newest complete entry under `key` made with `image_digest`, if any."""
+    def _record_images(self, key: str, value: str) -> dict[str, str] | None:
+        record = self._record(key, value)
+        return None if record is None else record.images
+
+    def lookup(self, key: str, image_digest: str, env: str | None = None) -> RunHit | None:
+        """The newest complete entry under `key` made with `image_digest` (and, if given,
+        the environment whose `env_digest` is `env`), if any."""
         for run in self.store.list_runs(key):
-            hit = self.check(key, run.value, image_digest)
+            hit = self.check(key, run.value, image_digest, env)
             if hit is not None:
                 return hit
         return None
 
     def check(
-        self, key: str, value: str, image_digest: str, *, objects: bool = True
+        self,
+        key: str,
+        value: str,
+        image_digest: str,
+        env: str | None = None,
+        *,
+        objects: bool = True,
     ) -> RunHit | None:
-        """The entry `value` under `key`, if it is usable for `image_digest` (and, with
-        `objects`, every object its outputs name is in the store)."""
-        images = self._record_images(key, value)
-        if images is None and not self.trust_dvc_runs:
+        """The entry `value` under `key`, if it is usable for `image_digest` and `env` (and,
+        with `objects`, every object its outputs name is in the store)."""
+        record = self._record(key, value)
+        if record is None and not self.trust_dvc_runs:
             return None
-        if images is not None and image_digest not in images:
+        if record is not None and not record.made_with(image_digest, env):
             return None
-        digest = image_digest if images is not None else None
+        digest = image_digest if record is not None else None
         raw = self.store.read_run(key, value)
         if raw is None:
             return None
@@ -115,23 +147,39 @@ class RunCache:
                 return None
         return RunHit(key, value, entry, digest)
 
-    def record(self, entry: Entry, *, image: str, image_digest: str) -> None:
-        """Write executor's record of a run made with `image`, without DVC's entry (never
-        listed, so never a hit): for a stage DVC would not cache, it still says, in the
-        store, that a worker produced exactly this entry. Several images may produce the
-        same outputs: the record lists them all."""
+    def record(
+        self, entry: Entry, *, image: str, image_digest: str, env: str | None = None
+    ) -> None:
+        """Write executor's record of a run made with `image` (and the environment whose
+        digest is `env`), without DVC's entry (never listed, so never a hit): for a stage
+        DVC would not cache, it still says, in the store, that a worker produced exactly
+        this entry. Several images and environments may produce the same outputs: the
+        record lists them all."""
         key, value = run_key(entry), run_value(entry)
-        images = self._record_images(key, value) or {}
-        images[image_digest] = image
-        record = {"images": images, "updated": time.time()}
-        self.store.write_record(key, value, json.dumps(record, sort_keys=True).encode("utf-8"))
+        old = self._record(key, value)
+        images = {**(old.images if old else {}), image_digest: image}
+        doc: dict[str, Any] = {"images": images, "updated": time.time()}
+        envs = set(old.envs or ()) if old else set()
+        if env is not None:
+            doc["envs"] = sorted(envs | {env})
+        elif old is not None and old.envs is not None:
+            doc["envs"] = sorted(envs)
+        self.store.write_record(key, value, json.dumps(doc, sort_keys=True).encode("utf-8"))
 
-    def produced(self, entry: Entry, image_digest: str) -> bool:
-        """Whether the store records a run that produced exactly `entry` with this image."""
-        images = self._record_images(run_key(entry), run_value(entry))
-        return images is not None and image_digest in images
+    def produced(self, entry: Entry, image_digest: str, env: str | None = None) -> bool:
+        """Whether the store records a run that produced exactly `entry` with this image
+        (and environment)."""
+        record = self._record(run_key(entry), run_value(entry))
+        return record is not None and record.made_with(image_digest, env)
 
-    def save(self, entry: Entry, *, image: str | None, image_digest: str | None) -> tuple[str, str]:
+    def save(
+        self,
+        entry: Entry,
+        *,
+        image: str | None,
+        image_digest: str | None,
+        env: str | None = None,
+    ) -> tuple[str, str]:
         """Write the entry (unless present) and executor's record beside it; (key, value).
 
         Without an image (a frozen stage's outputs, verified but not produced here) only
@@ -141,7 +189,7 @@ class RunCache:
         if image is not None and image_digest is not None:
             # The record first: a record without its entry is never listed, while an entry
             # without its record would pass as DVC's own and be served for any image.
-            self.record(entry, image=image, image_digest=image_digest)
+            self.record(entry, image=image, image_digest=image_digest, env=env)
         if self.store.read_run(key, value) is None:
             self.store.write_run(key, value, yamlio.dump(plain(entry)).encode("utf-8"))
         return key, value

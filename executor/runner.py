@@ -36,7 +36,7 @@ from executor.outputs import checkout_output, commit_data, store_outputs
 from executor.pipeline import Dag, ParamsReader
 from executor.pipeline.model import Stage
 from executor.plan import Evaluation, evaluate, hash_deps, in_cache
-from executor.runcache import RunCache
+from executor.runcache import RunCache, env_digest
 from executor.store.local import LocalStore
 from executor.workspace import Workspace
 
@@ -66,10 +66,12 @@ class Backend(Protocol):
     ) -> None:
         """Start the stage's container early, held until `execute` (or `discard`)."""
 
-    def lookup(self, key: str, image_digest: str, *, fetch: bool = True) -> Entry | None:
-        """A run-cache entry found beyond the local cache (the fleet's store), its objects
-        fetched into the local cache (unless not `fetch`: --dry); None where there is no
-        such place."""
+    def lookup(
+        self, key: str, image_digest: str, *, env: str | None = None, fetch: bool = True
+    ) -> Entry | None:
+        """A run-cache entry made with this image and environment (`env_digest`) found
+        beyond the local cache (the fleet's store), its objects fetched into the local cache
+        (unless not `fetch`: --dry); None where there is no such place."""
 
     def discard(self, address: str) -> None: ...
 
@@ -507,11 +509,12 @@ class Runner:
                     raise
                 # --dry works without a Docker engine, as `dvc repro --dry` does.
                 return Launch(stage, ev, f"{why}; run-cache not checked: {exc}")
-            hit = self.runcache.lookup(key, digest)
+            env = env_digest(self.stage_env(stage))
+            hit = self.runcache.lookup(key, digest, env)
             if hit is not None:
                 self.restore(stage, ev, hit.entry, f"run-cache entry {key[:12]}/{hit.value[:12]}")
                 return None
-            found = self.backend.lookup(key, digest, fetch=not self.options.dry)
+            found = self.backend.lookup(key, digest, env=env, fetch=not self.options.dry)
             if found is not None:
                 self.restore(stage, ev, found, f"the fleet's run-cache, key {key[:12]}")
                 return None

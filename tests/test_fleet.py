@@ -616,3 +616,23 @@ def test_dvcignore_rules_and_exec_bits_inside_folders_reach_the_worker(
     assert (ours / "dvc.lock").read_text() == (theirs / "dvc.lock").read_text()
     status = dvc_cli(ours, "status")
     assert "Data and pipelines are up to date." in status.stdout, status.stdout
+
+
+def test_teams_with_other_environment_variables_do_not_share_runs(
+    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str
+) -> None:
+    stage = (
+        "stages:\n  s:\n    cmd: echo $SEED > out.txt\n    deps: [in.txt]\n    outs: [out.txt]\n"
+    )
+    first = make_repo({"dvc.yaml": stage, "in.txt": "a\n", ".executor.yaml": "env: {SEED: '1'}\n"})
+    second = make_repo({"dvc.yaml": stage, "in.txt": "a\n", ".executor.yaml": "env: {SEED: '2'}\n"})
+    assert submit(first, fleet, busybox_image).returncode == 0
+    done = submit(second, fleet, busybox_image)
+    assert done.returncode == 0, done.stderr
+    assert "is cached" not in done.stdout
+    assert (second / "out.txt").read_text() == "2\n"
+    assert fleet.jobs_run() == 2
+    third = make_repo({"dvc.yaml": stage, "in.txt": "a\n", ".executor.yaml": "env: {SEED: '1'}\n"})
+    done = submit(third, fleet, busybox_image)
+    assert "is cached - skipping run" in done.stdout
+    assert (third / "out.txt").read_text() == "1\n"

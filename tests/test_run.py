@@ -440,3 +440,27 @@ def test_changed_dvc2_data_is_recorded_with_its_dvc3_md5_under_no_commit(
         f"outs:\n- md5: {hashlib.md5(new).hexdigest()}\n  size: 6\n  path: data.csv\n"
         "  hash: md5\n"
     )
+
+
+def test_a_run_cache_entry_made_with_other_environment_variables_is_not_used(
+    make_repo, executor_cli
+) -> None:
+    """DVC's key knows nothing of `.executor.yaml`'s env; executor's record beside the
+    entry does: a seed changed since the entry was made means the stage runs again."""
+    root = make_repo({"dvc.yaml": "stages:\n  s:\n    cmd: echo $SEED > out.txt\n"
+                      "    deps: [in.txt]\n    outs: [out.txt]\n",
+                      "in.txt": "a\n", ".executor.yaml": "env: {SEED: '1'}\n"})  # fmt: skip
+    assert executor_cli(root, "run").returncode == 0
+    (root / "in.txt").write_text("b\n")
+    assert executor_cli(root, "run").returncode == 0
+    (root / ".executor.yaml").write_text("env: {SEED: '2'}\n")
+    (root / "in.txt").write_text("a\n")  # back to inputs the run-cache has an entry for
+    done = executor_cli(root, "run")
+    assert done.returncode == 0, done.stderr
+    assert "Running stage 's'" in done.stdout, done.stdout
+    assert (root / "out.txt").read_text() == "2\n"
+    (root / ".executor.yaml").write_text("env: {SEED: '1'}\n")
+    (root / "in.txt").write_text("b\n")
+    done = executor_cli(root, "run")  # the first environment's entry still serves it
+    assert "is cached - skipping run" in done.stdout, done.stdout
+    assert (root / "out.txt").read_text() == "1\n"

@@ -47,7 +47,7 @@ from executor.hashing import Hasher
 from executor.jobspec import JobResult, JobSpec, RemoteError, failure_to_dict
 from executor.limits import Limits, parse_memory
 from executor.pipeline.params import ParamsReader
-from executor.runcache import RunCache
+from executor.runcache import RunCache, env_digest
 from executor.settings import Settings
 from executor.store.base import ObjectStore
 from executor.store.open import open_store
@@ -216,7 +216,12 @@ def _run(
             # Not cached (as DVC would not), but the coordinator confirms every result in
             # the store: the record says a worker produced exactly this entry.
             runs = RunCache(store)
-            runs.record(result.entry, image=spec.image, image_digest=result.image_digest)
+            runs.record(
+                result.entry,
+                image=spec.image,
+                image_digest=result.image_digest,
+                env=env_digest(spec.env),
+            )
         elif redis is not None:
             try:
                 RunIndex(redis).add(result.entry, spec.image, result.image_digest)

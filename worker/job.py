@@ -28,7 +28,7 @@ from executor.jobspec import InvalidJobSpec, JobResult, JobSpec
 from executor.lockentry import build_entry, lock_item
 from executor.outputs import remove_output, store_outputs, unprotect_output
 from executor.pipeline.params import ParamsReader
-from executor.runcache import RunCache
+from executor.runcache import RunCache, env_digest
 from executor.store.base import ObjectStore
 from executor.store.local import LocalStore
 from worker.sandbox import (
@@ -212,7 +212,12 @@ def execute(
     key = None
     if spec.cacheable and spec.commit:
         try:
-            key, _ = runcache.save(entry, image=spec.image, image_digest=outcome.image_digest)
+            key, _ = runcache.save(
+                entry,
+                image=spec.image,
+                image_digest=outcome.image_digest,
+                env=env_digest(spec.env),
+            )
         except OSError as exc:
             raise SandboxError(f"cannot record the run-cache entry: {exc}") from exc
     return JobResult(spec.address, entry, outcome.image_digest, outcome.duration, key)

@@ -61,7 +61,9 @@ class LocalBackend:
             Mount(source=str(ws.dvc_dir), target=str(ws.dvc_dir), read_only=True),
         )
 
-    def lookup(self, key: str, image_digest: str, *, fetch: bool = True) -> Entry | None:
+    def lookup(
+        self, key: str, image_digest: str, *, env: str | None = None, fetch: bool = True
+    ) -> Entry | None:
         """Nowhere to look beyond the repository's own cache, which the runner has seen."""
         return None
 

@@ -49,7 +49,7 @@ from executor.hashing import is_md5
 from executor.jobspec import Input, JobResult, JobSpec, RemoteError
 from executor.lockentry import Entry, build_entry, run_key
 from executor.outputs import checkout_output
-from executor.runcache import RunCache, RunHit, out_objects
+from executor.runcache import RunCache, RunHit, env_digest, out_objects
 from executor.settings import Settings
 from executor.store.base import ObjectStore
 from executor.store.local import OBJECT_MODE
@@ -152,7 +152,9 @@ class FleetBackend:
         self._image_names[digest.decode()] = image
         return str(digest.decode())
 
-    def lookup(self, key: str, image_digest: str, *, fetch: bool = True) -> Entry | None:
+    def lookup(
+        self, key: str, image_digest: str, *, env: str | None = None, fetch: bool = True
+    ) -> Entry | None:
         """A usable entry of the fleet's run-cache, its outputs fetched into the local cache
         (without `fetch`, as --dry: found and checked only).
 
@@ -162,13 +164,13 @@ class FleetBackend:
         with redis_errors("looking up the run-cache index"):
             values = self.index.values(key, image_digest)
         for value in values:
-            hit = self.runcache.check(key, value, image_digest, objects=not fetch)
-            if hit is not None and (not fetch or self._fetched(hit)):
+            hit = self.runcache.check(key, value, image_digest, env, objects=not fetch)
+            if hit is not None and (not fetch or self._fetched(hit, env)):
                 return hit.entry
-        hit = self.runcache.lookup(key, image_digest)
+        hit = self.runcache.lookup(key, image_digest, env)
         if hit is None or not fetch:
             return None if hit is None else hit.entry
-        if not self._fetched(hit):
+        if not self._fetched(hit, env):
             return None
         image = self._image_names.get(image_digest)
         if hit.image_digest is not None and image is not None:
@@ -176,7 +178,7 @@ class FleetBackend:
                 self.index.add(hit.entry, image, image_digest)
         return hit.entry
 
-    def _fetched(self, hit: RunHit) -> bool:
+    def _fetched(self, hit: RunHit, env: str | None) -> bool:
         """Fetch a hit's objects and record it locally; False if the store lacks some."""
         try:
             self._fetch(hit.entry.get("outs", []))
@@ -186,7 +188,7 @@ class FleetBackend:
         image = self._image_names.get(hit.image_digest or "")
         if image is not None and hit.image_digest is not None:
             # As after a run here: `executor run` and `dvc repro` find it in .dvc/cache.
-            self.local_runs.save(hit.entry, image=image, image_digest=hit.image_digest)
+            self.local_runs.save(hit.entry, image=image, image_digest=hit.image_digest, env=env)
         else:
             self.local_runs.save(hit.entry, image=None, image_digest=None)
         return True
@@ -209,7 +211,8 @@ class FleetBackend:
         spec = replace(spec, outs=outs, inputs=self._push_inputs(spec, cancel))
         result, confirmed = self._run(spec, cancel, on_log, on_line, looked)
         check_result(spec, result)
-        if not confirmed and not self.runcache.produced(result.entry, result.image_digest):
+        env = env_digest(spec.env)
+        if not confirmed and not self.runcache.produced(result.entry, result.image_digest, env):
             raise RemoteError(
                 f"stage '{spec.address}': the result that came back is not recorded in the "
                 "fleet's store as a worker's run; it was not used. Someone else writes to "
@@ -224,7 +227,8 @@ class FleetBackend:
             checkout_output(ws.store, ws.root, path, item, ws.hasher, cached=cached.get(rel, True))
         if spec.cacheable and result.run_key is not None:
             # As after a local run: `dvc repro` and `executor run` here find it too.
-            self.local_runs.save(result.entry, image=spec.image, image_digest=result.image_digest)
+            digest = result.image_digest
+            self.local_runs.save(result.entry, image=spec.image, image_digest=digest, env=env)
         return result
 
     def _run(
@@ -256,7 +260,8 @@ class FleetBackend:
                     raise StageCancelled(spec.address)
                 if spec.cacheable and time.monotonic() - looked > RECHECK_AFTER:
                     digest = self.resolve_image(spec.image)
-                    entry = self.lookup(key, digest)  # someone's run ended meanwhile?
+                    env = env_digest(spec.env)
+                    entry = self.lookup(key, digest, env=env)  # a run ended meanwhile?
                     if entry is not None:
                         self._release(lease, job_id)
                         return JobResult(spec.address, entry, digest, 0.0), True
