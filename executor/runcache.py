@@ -69,13 +69,22 @@ def env_digest(env: Mapping[str, str]) -> str:
 
 @dataclass(frozen=True)
 class Record:
-    images: dict[str, str]  # digest -> image reference
+    images: dict[str, str]  # digest -> the image reference last resolved to it
     envs: set[str] | None  # env_digest of each environment; None: not recorded (older)
+    tags: dict[str, set[str]] | None  # digest -> every reference resolved to it; None: older
 
-    def made_with(self, image_digest: str, env: str | None) -> bool:
+    def made_with(self, image_digest: str, env: str | None, image: str | None = None) -> bool:
+        """Whether a run with this image digest, environment and (if given) image
+        reference produced the entry. The reference counts where digests come from a map
+        others can write (a fleet's Redis): a digest recorded under another name is
+        another image as far as the map is concerned."""
         if image_digest not in self.images:
             return False
-        return env is None or self.envs is None or env in self.envs
+        if env is not None and self.envs is not None and env not in self.envs:
+            return False
+        if image is None or self.tags is None:
+            return True
+        return image in self.tags.get(image_digest, ())
 
 
 class RunCache:
@@ -94,8 +103,12 @@ class RunCache:
         try:
             doc = json.loads(raw)
             images = {str(k): str(v) for k, v in dict(doc["images"]).items()}
-            envs = doc.get("envs")
-            return Record(images, None if envs is None else {str(e) for e in envs})
+            envs, tags = doc.get("envs"), doc.get("tags")
+            return Record(
+                images,
+                None if envs is None else {str(e) for e in envs},
+                None if tags is None else {str(d): {str(n) for n in ns} for d, ns in tags.items()},
+            )
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
 
@@ -103,11 +116,13 @@ class RunCache:
         record = self._record(key, value)
         return None if record is None else record.images
 
-    def lookup(self, key: str, image_digest: str, env: str | None = None) -> RunHit | None:
+    def lookup(
+        self, key: str, image_digest: str, env: str | None = None, image: str | None = None
+    ) -> RunHit | None:
         """The newest complete entry under `key` made with `image_digest` (and, if given,
-        the environment whose `env_digest` is `env`), if any."""
+        the environment whose `env_digest` is `env`, and the reference `image`), if any."""
         for run in self.store.list_runs(key):
-            hit = self.check(key, run.value, image_digest, env)
+            hit = self.check(key, run.value, image_digest, env, image=image)
             if hit is not None:
                 return hit
         return None
@@ -119,6 +134,7 @@ class RunCache:
         image_digest: str,
         env: str | None = None,
         *,
+        image: str | None = None,
         objects: bool = True,
     ) -> RunHit | None:
         """The entry `value` under `key`, if it is usable for `image_digest` and `env` (and,
@@ -126,7 +142,7 @@ class RunCache:
         record = self._record(key, value)
         if record is None and not self.trust_dvc_runs:
             return None
-        if record is not None and not record.made_with(image_digest, env):
+        if record is not None and not record.made_with(image_digest, env, image):
             return None
         digest = image_digest if record is not None else None
         raw = self.store.read_run(key, value)
@@ -158,7 +174,14 @@ class RunCache:
         key, value = run_key(entry), run_value(entry)
         old = self._record(key, value)
         images = {**(old.images if old else {}), image_digest: image}
-        doc: dict[str, Any] = {"images": images, "updated": time.time()}
+        tags = {d: {n} for d, n in (old.images if old else {}).items()}
+        tags.update(old.tags if old and old.tags is not None else {})
+        tags[image_digest] = tags.get(image_digest, set()) | {image}
+        doc: dict[str, Any] = {
+            "images": images,
+            "tags": {d: sorted(names) for d, names in tags.items()},
+            "updated": time.time(),
+        }
         envs = set(old.envs or ()) if old else set()
         if env is not None:
             doc["envs"] = sorted(envs | {env})
@@ -166,11 +189,13 @@ class RunCache:
             doc["envs"] = sorted(envs)
         self.store.write_record(key, value, json.dumps(doc, sort_keys=True).encode("utf-8"))
 
-    def produced(self, entry: Entry, image_digest: str, env: str | None = None) -> bool:
+    def produced(
+        self, entry: Entry, image_digest: str, env: str | None = None, image: str | None = None
+    ) -> bool:
         """Whether the store records a run that produced exactly `entry` with this image
         (and environment)."""
         record = self._record(run_key(entry), run_value(entry))
-        return record is not None and record.made_with(image_digest, env)
+        return record is not None and record.made_with(image_digest, env, image)
 
     def save(
         self,

@@ -636,3 +636,37 @@ def test_teams_with_other_environment_variables_do_not_share_runs(
     done = submit(third, fleet, busybox_image)
     assert "is cached - skipping run" in done.stdout
     assert (third / "out.txt").read_text() == "1\n"
+
+
+def test_a_digest_from_the_tag_map_counts_only_for_the_tag_a_worker_resolved(
+    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, docker_client: Any
+) -> None:
+    """executor:images lives in Redis, which others can write: pointing tag N at the digest
+    runs of image M were recorded under does not make M's runs N's. Here N is really
+    another name of the same image: it runs once, and is then recorded for N as well."""
+    import uuid
+
+    import redis
+
+    alias = f"executor/test-alias-{uuid.uuid4().hex[:8]}:1"
+    docker_client.images.get(busybox_image).tag(alias)
+    try:
+        stage = (
+            "stages:\n  s:\n    cmd: echo hi > out.txt\n    deps: [in.txt]\n    outs: [out.txt]\n"
+        )
+        first = make_repo({"dvc.yaml": stage, "in.txt": "a\n"}, "first")
+        assert submit(first, fleet, busybox_image).returncode == 0
+        client = redis.Redis.from_url(fleet.redis_url)
+        digest = client.hget("executor:images", busybox_image)
+        client.hset("executor:images", alias, digest)  # as a Redis writer could
+        second = make_repo({"dvc.yaml": stage, "in.txt": "a\n"}, "second")
+        done = submit(second, fleet, alias)
+        assert done.returncode == 0, done.stderr
+        assert "is cached" not in done.stdout
+        assert fleet.jobs_run() == 2
+        third = make_repo({"dvc.yaml": stage, "in.txt": "a\n"}, "third")
+        done = submit(third, fleet, alias)
+        assert "is cached - skipping run" in done.stdout, done.stdout
+        assert fleet.jobs_run() == 2
+    finally:
+        docker_client.images.remove(alias)

@@ -161,18 +161,20 @@ class FleetBackend:
         The Redis index names candidate entries (saving a listing of the store); each is
         read and checked in the store, which alone decides. Entries the index lacks are
         looked for in the store and indexed."""
+        # The digest came from Redis: the record must say a worker resolved this very
+        # reference to it (a tag pointed at another image would not match).
+        image = self._image_names.get(image_digest)
         with redis_errors("looking up the run-cache index"):
             values = self.index.values(key, image_digest)
         for value in values:
-            hit = self.runcache.check(key, value, image_digest, env, objects=not fetch)
+            hit = self.runcache.check(key, value, image_digest, env, image=image, objects=not fetch)
             if hit is not None and (not fetch or self._fetched(hit, env)):
                 return hit.entry
-        hit = self.runcache.lookup(key, image_digest, env)
+        hit = self.runcache.lookup(key, image_digest, env, image)
         if hit is None or not fetch:
             return None if hit is None else hit.entry
         if not self._fetched(hit, env):
             return None
-        image = self._image_names.get(image_digest)
         if hit.image_digest is not None and image is not None:
             with redis_errors("indexing a run"):
                 self.index.add(hit.entry, image, image_digest)
@@ -212,7 +214,8 @@ class FleetBackend:
         result, confirmed = self._run(spec, cancel, on_log, on_line, looked)
         check_result(spec, result)
         env = env_digest(spec.env)
-        if not confirmed and not self.runcache.produced(result.entry, result.image_digest, env):
+        made = (result.entry, result.image_digest, env, spec.image)
+        if not confirmed and not self.runcache.produced(*made):
             raise RemoteError(
                 f"stage '{spec.address}': the result that came back is not recorded in the "
                 "fleet's store as a worker's run; it was not used. Someone else writes to "
