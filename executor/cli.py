@@ -120,7 +120,8 @@ def submit(redis_url: str | None, store_url: str | None, queue: str | None, **op
 
     Planning, the run-cache lookup and dvc.lock happen here; a stage that must run is sent
     to a worker with its inputs, and its outputs come back into this repository. A stage
-    another submission already ran (same inputs, same image) is checked out, not run.
+    another submission already ran (same inputs, image and environment) is checked out,
+    not run.
     """
     from executor.fleet import FleetConfig
 
