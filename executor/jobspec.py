@@ -76,6 +76,7 @@ class Input:
     md5: str
     isexec: bool = False
     executables: tuple[str, ...] = ()  # a directory's files with an exec bit (relpaths)
+    folders: tuple[str, ...] = ()  # its empty folders (relpaths), which manifests lack
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ class JobSpec:
                     "md5": i.md5,
                     "isexec": i.isexec,
                     "executables": list(i.executables),
+                    "folders": list(i.folders),
                 }
                 for i in self.inputs
             ],
@@ -232,12 +234,14 @@ def _input(item: object) -> Input:
     path = _posix_relative(_str(item, "path"), "inputs.path")
     if path in ("", "."):
         raise InvalidJobSpec("job spec field 'inputs.path' names the workspace itself")
-    executables = item.get("executables") or []
-    if not _strings(executables) or not all(
-        e and not e.startswith("/") and not _escapes(e.split("/")) for e in executables
-    ):
-        raise InvalidJobSpec("job spec field 'inputs.executables' must list relative paths")
-    return Input(path, md5, bool(item.get("isexec", False)), tuple(executables))
+    lists = {name: item.get(name) or [] for name in ("executables", "folders")}
+    for name, rels in lists.items():
+        if not _strings(rels) or not all(
+            r and not r.startswith("/") and not _escapes(r.split("/")) for r in rels
+        ):
+            raise InvalidJobSpec(f"job spec field 'inputs.{name}' must list relative paths")
+    isexec = bool(item.get("isexec", False))
+    return Input(path, md5, isexec, tuple(lists["executables"]), tuple(lists["folders"]))
 
 
 def _out(item: object) -> OutRequest:

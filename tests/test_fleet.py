@@ -101,12 +101,20 @@ def fleet(redis_url: str, s3_bucket: Bucket, busybox_image: str, tmp_path: Path)
         fleet.wait_for_workers(1)
         yield fleet
     finally:
-        worker.send_signal(signal.SIGTERM)  # a warm shutdown: the current job finishes
-        try:
-            worker.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+        for proc in {worker, fleet.worker}:  # a test may have replaced the worker
+            stop_worker(proc)
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    """A warm shutdown (the current job finishes), a kill if that takes too long."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def submit(root: Path, fleet: Fleet, image: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -561,8 +569,7 @@ def test_a_follower_runs_the_work_itself_when_the_job_it_follows_fails(
         follower = submit(second, fleet, busybox_image)
         _, err = proc.communicate(timeout=120)
     finally:
-        extra.send_signal(signal.SIGTERM)
-        extra.wait(60)
+        stop_worker(extra)
     assert proc.returncode == 1 and "timed out after 2s" in err, err
     assert follower.returncode == 0, follower.stdout + follower.stderr
     assert "the same work submitted elsewhere" in follower.stdout
@@ -592,7 +599,10 @@ def test_a_stage_that_rewrites_its_dependency_is_refused_on_a_fleet(
 def test_two_workers_cannot_share_a_folder(fleet: Fleet, tmp_path: Path) -> None:
     log = tmp_path / "second.log"
     second = _start_worker(fleet.env, tmp_path / "worker-home", log)
-    assert second.wait(60) == 2
+    try:
+        assert second.wait(60) == 2
+    finally:
+        stop_worker(second)
     assert "another executor-worker uses" in log.read_text()
     assert fleet.worker.poll() is None  # the first one goes on
 
@@ -670,3 +680,20 @@ def test_a_digest_from_the_tag_map_counts_only_for_the_tag_a_worker_resolved(
         assert fleet.jobs_run() == 2
     finally:
         docker_client.images.remove(alias)
+
+
+def test_empty_folders_of_a_dep_folder_are_there_on_the_worker(
+    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, dvc_cli: Any
+) -> None:
+    files = {
+        "dvc.yaml": "stages:\n  s:\n    cmd: ls -d data/cache/empty data/nothing && cp data/a.txt out.txt\n"
+        "    deps: [data]\n    outs: [out.txt]\n",
+        "data/a.txt": "a\n",
+        "data/cache/empty/": "",
+        "data/nothing/": "",
+    }
+    ours, theirs = make_repo(files, "ours"), make_repo(files, "theirs")
+    done = submit(ours, fleet, busybox_image)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert dvc_cli(theirs, "repro").returncode == 0
+    assert (ours / "dvc.lock").read_text() == (theirs / "dvc.lock").read_text()

@@ -43,7 +43,10 @@ SPEC = JobSpec(
     cacheable=True,
     executor_meta={"memory": "2g"},
     env={"SEED": "1"},
-    inputs=(Input("data.csv", "0" * 32), Input("sub/tools", "a" * 32 + ".dir", executables=("bin/run",))),
+    inputs=(
+        Input("data.csv", "0" * 32),
+        Input("sub/tools", "a" * 32 + ".dir", executables=("bin/run",), folders=("cache/empty",)),
+    ),
 )
 
 
@@ -72,6 +75,10 @@ def test_round_trip_through_json() -> None:
         (
             {"inputs": [{"path": "x", "md5": "0" * 32, "executables": ["../../bin/sh"]}]},
             "'inputs.executables' must list relative paths",
+        ),
+        (
+            {"inputs": [{"path": "x", "md5": "0" * 32 + ".dir", "folders": ["../../etc"]}]},
+            "'inputs.folders' must list relative paths",
         ),
     ],
 )

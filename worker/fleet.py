@@ -16,6 +16,7 @@ import fcntl
 import json
 import logging
 import os
+import posixpath
 import shutil
 import stat
 import sys
@@ -30,6 +31,7 @@ from typing import Any
 
 import click
 
+from executor.confine import inside
 from executor.errors import ConfigError, ExecutorError, StageCancelled
 from executor.fleet.backend import connect
 from executor.fleet.keys import (
@@ -187,6 +189,12 @@ def _run(
             cache.materialised(workspace, placements),
         ):
             hasher.remember([(workspace / p.relpath, p.md5) for p in placements])
+            for given in spec.inputs:  # folders as the repository has them, empty ones too
+                if given.md5.endswith(".dir"):
+                    for rel in ("", *given.folders):
+                        inside(workspace, posixpath.join(given.path, rel)).mkdir(
+                            parents=True, exist_ok=True
+                        )
             verify_inputs(spec, workspace, hasher, ParamsReader(workspace))
             (workspace / spec.wdir).mkdir(parents=True, exist_ok=True)
             for out in spec.outs:  # a repository has these folders; a fresh workspace not

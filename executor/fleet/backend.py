@@ -398,7 +398,7 @@ class FleetBackend:
                 for e in entries:
                     files.setdefault(e.md5, os.path.join(path, e.relpath))
                 runnable = tuple(e.relpath for e in entries if e.isexec)
-                inputs.append(Input(rel, info.md5, info.isexec, runnable))
+                inputs.append(Input(rel, info.md5, info.isexec, runnable, _empty_folders(path)))
             else:
                 info = hasher.hash_file(path)
                 files.setdefault(info.md5, str(path))
@@ -443,6 +443,16 @@ class FleetBackend:
                 + "; ".join(sorted(failed.values())[:3])
             )
         self._stored.update(needed)  # an upstream output is often a downstream input
+
+
+def _empty_folders(root: Path) -> tuple[str, ...]:
+    """Folders under `root` with nothing in them (relpaths): a `.dir` manifest lists files
+    only, but a stage may expect them, as it finds them with `dvc repro`."""
+    found = []
+    for folder, dirnames, filenames in os.walk(root):
+        if not dirnames and not filenames and folder != str(root):
+            found.append(Path(folder).relative_to(root).as_posix())
+    return tuple(sorted(found))
 
 
 def check_result(spec: JobSpec, result: JobResult) -> None:
