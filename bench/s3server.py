@@ -29,7 +29,8 @@ REQUEST = re.compile(r'"(GET|PUT|POST|HEAD|DELETE) (\S+) HTTP/[\d.]+" (\d+)')
 READY_TIMEOUT = 60.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -42,7 +43,7 @@ class MotoServer:
         binary = shutil.which("moto_server")
         if binary is None:
             raise RuntimeError("moto_server is missing: pip install 'moto[server]'")
-        self.port = _free_port()
+        self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._seen = threading.Condition()
         self._counts: Counter[str] = Counter()

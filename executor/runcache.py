@@ -112,10 +112,6 @@ class RunCache:
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
 
-    def _record_images(self, key: str, value: str) -> dict[str, str] | None:
-        record = self._record(key, value)
-        return None if record is None else record.images
-
     def lookup(
         self, key: str, image_digest: str, env: str | None = None, image: str | None = None
     ) -> RunHit | None:

@@ -136,6 +136,14 @@ def submit_until_started(root: Path, fleet: Fleet, image: str) -> subprocess.Pop
     return proc
 
 
+def one_stage(name: str, cmd: str, out: str = "out.txt") -> dict[str, str]:
+    """A repository's files: one stage `name` running `cmd`, from in.txt to `out`."""
+    return {
+        "dvc.yaml": f"stages:\n  {name}:\n    cmd: {cmd}\n    deps: [in.txt]\n    outs: [{out}]\n",
+        "in.txt": "x\n",
+    }
+
+
 def outputs(root: Path) -> dict[str, str]:
     return {
         p.relative_to(root).as_posix(): p.read_text()
@@ -203,13 +211,7 @@ def test_a_changed_input_runs_only_what_it_changes(
 def test_a_failing_stage_fails_the_submission_and_records_nothing(
     make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, s3_bucket: Bucket
 ) -> None:
-    root = make_repo(
-        {
-            "dvc.yaml": "stages:\n  broken:\n    cmd: echo about to fail; exit 3\n"
-            "    deps: [in.txt]\n    outs: [out.txt]\n",
-            "in.txt": "x\n",
-        }
-    )
+    root = make_repo(one_stage("broken", "echo about to fail; exit 3"))
     done = submit(root, fleet, busybox_image)
     assert done.returncode == 1, done.stdout + done.stderr
     assert (
@@ -225,13 +227,7 @@ def test_a_failing_stage_fails_the_submission_and_records_nothing(
 def test_interrupting_submit_stops_the_stage_on_the_worker(
     make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, docker_client: Any
 ) -> None:
-    root = make_repo(
-        {
-            "dvc.yaml": "stages:\n  slow:\n    cmd: echo started; sleep 300\n"
-            "    deps: [in.txt]\n    outs: [never.txt]\n",
-            "in.txt": "x\n",
-        }
-    )
+    root = make_repo(one_stage("slow", "echo started; sleep 300", out="never.txt"))
     proc = submit_until_started(root, fleet, busybox_image)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -290,13 +286,7 @@ def test_a_job_whose_worker_is_lost_runs_again(
 ) -> None:  # fmt: skip
     """Killed without a word (SIGKILL, the OOM killer): the job is noticed by its stopped
     heartbeat, or by RQ when only the work horse died, and runs again; nothing is left."""
-    root = make_repo(
-        {
-            "dvc.yaml": "stages:\n  long:\n    cmd: echo started; sleep 5; echo ok > out.txt\n"
-            "    deps: [in.txt]\n    outs: [out.txt]\n",
-            "in.txt": "x\n",
-        }
-    )
+    root = make_repo(one_stage("long", "echo started; sleep 5; echo ok > out.txt"))
     proc = submit_until_started(root, fleet, busybox_image)
     horses = _children(fleet.worker.pid)  # each in a process group of its own
     assert horses, "the worker has no work horse while its job runs"
@@ -481,13 +471,7 @@ def test_a_forged_result_is_not_checked_out(
 
     import redis
 
-    root = make_repo(
-        {
-            "dvc.yaml": "stages:\n  slow:\n    cmd: echo started; sleep 3; echo ok > out.txt\n"
-            "    deps: [in.txt]\n    outs: [out.txt]\n",
-            "in.txt": "x\n",
-        }
-    )
+    root = make_repo(one_stage("slow", "echo started; sleep 3; echo ok > out.txt"))
     proc = submit_until_started(root, fleet, busybox_image)
     client = redis.Redis.from_url(fleet.redis_url)
     [stream] = list(client.scan_iter("executor:job:*:events"))
@@ -513,12 +497,7 @@ def test_a_forged_result_of_the_right_command_is_not_used(
     import redis
 
     cmd = "echo started; sleep 3; echo ok > out.txt"
-    root = make_repo(
-        {
-            "dvc.yaml": f"stages:\n  slow:\n    cmd: {cmd}\n    deps: [in.txt]\n    outs: [out.txt]\n",
-            "in.txt": "x\n",
-        }
-    )
+    root = make_repo(one_stage("slow", cmd))
     proc = submit_until_started(root, fleet, busybox_image)
     client = redis.Redis.from_url(fleet.redis_url)
     [stream] = list(client.scan_iter("executor:job:*:events"))
@@ -541,12 +520,7 @@ def test_a_workers_own_failure_is_said_and_not_retried(
     jobs = tmp_path / "worker-home" / "jobs"
     assert not jobs.exists()  # made at the first job
     jobs.write_text("not a folder\n")  # every job fails to make its workspace
-    root = make_repo(
-        {
-            "dvc.yaml": "stages:\n  s:\n    cmd: echo hi > out.txt\n    deps: [in.txt]\n    outs: [out.txt]\n",
-            "in.txt": "x\n",
-        }
-    )
+    root = make_repo(one_stage("s", "echo hi > out.txt"))
     done = submit(root, fleet, busybox_image)
     assert done.returncode == 3, done.stdout + done.stderr
     assert "stage 's': the worker failed: FileExistsError" in done.stderr
@@ -580,13 +554,7 @@ def test_a_follower_runs_the_work_itself_when_the_job_it_follows_fails(
 def test_a_stage_that_rewrites_its_dependency_is_refused_on_a_fleet(
     make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, s3_bucket: Bucket
 ) -> None:
-    root = make_repo(
-        {
-            "dvc.yaml": "stages:\n  fix:\n    cmd: echo y > t && mv t in.txt && cp in.txt out.txt\n"
-            "    deps: [in.txt]\n    outs: [out.txt]\n",
-            "in.txt": "x\n",
-        }
-    )
+    root = make_repo(one_stage("fix", "echo y > t && mv t in.txt && cp in.txt out.txt"))
     done = submit(root, fleet, busybox_image)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "stage 'fix' changed its dependency 'in.txt' while it ran" in done.stderr
@@ -631,18 +599,16 @@ def test_dvcignore_rules_and_exec_bits_inside_folders_reach_the_worker(
 def test_teams_with_other_environment_variables_do_not_share_runs(
     make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str
 ) -> None:
-    stage = (
-        "stages:\n  s:\n    cmd: echo $SEED > out.txt\n    deps: [in.txt]\n    outs: [out.txt]\n"
-    )
-    first = make_repo({"dvc.yaml": stage, "in.txt": "a\n", ".executor.yaml": "env: {SEED: '1'}\n"})
-    second = make_repo({"dvc.yaml": stage, "in.txt": "a\n", ".executor.yaml": "env: {SEED: '2'}\n"})
+    files = one_stage("s", "echo $SEED > out.txt")
+    first = make_repo({**files, ".executor.yaml": "env: {SEED: '1'}\n"})
+    second = make_repo({**files, ".executor.yaml": "env: {SEED: '2'}\n"})
     assert submit(first, fleet, busybox_image).returncode == 0
     done = submit(second, fleet, busybox_image)
     assert done.returncode == 0, done.stderr
     assert "is cached" not in done.stdout
     assert (second / "out.txt").read_text() == "2\n"
     assert fleet.jobs_run() == 2
-    third = make_repo({"dvc.yaml": stage, "in.txt": "a\n", ".executor.yaml": "env: {SEED: '1'}\n"})
+    third = make_repo({**files, ".executor.yaml": "env: {SEED: '1'}\n"})
     done = submit(third, fleet, busybox_image)
     assert "is cached - skipping run" in done.stdout
     assert (third / "out.txt").read_text() == "1\n"
@@ -661,20 +627,18 @@ def test_a_digest_from_the_tag_map_counts_only_for_the_tag_a_worker_resolved(
     alias = f"executor/test-alias-{uuid.uuid4().hex[:8]}:1"
     docker_client.images.get(busybox_image).tag(alias)
     try:
-        stage = (
-            "stages:\n  s:\n    cmd: echo hi > out.txt\n    deps: [in.txt]\n    outs: [out.txt]\n"
-        )
-        first = make_repo({"dvc.yaml": stage, "in.txt": "a\n"}, "first")
+        files = one_stage("s", "echo hi > out.txt")
+        first = make_repo(files, "first")
         assert submit(first, fleet, busybox_image).returncode == 0
         client = redis.Redis.from_url(fleet.redis_url)
         digest = client.hget("executor:images", busybox_image)
         client.hset("executor:images", alias, digest)  # as a Redis writer could
-        second = make_repo({"dvc.yaml": stage, "in.txt": "a\n"}, "second")
+        second = make_repo(files, "second")
         done = submit(second, fleet, alias)
         assert done.returncode == 0, done.stderr
         assert "is cached" not in done.stdout
         assert fleet.jobs_run() == 2
-        third = make_repo({"dvc.yaml": stage, "in.txt": "a\n"}, "third")
+        third = make_repo(files, "third")
         done = submit(third, fleet, alias)
         assert "is cached - skipping run" in done.stdout, done.stdout
         assert fleet.jobs_run() == 2

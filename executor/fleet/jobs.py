@@ -107,12 +107,14 @@ class Follow:
             if status in WAITING:
                 if cancelled:
                     self.cancel()  # requeued after the request: make sure it never starts
-                if not hinted and now - queued > NO_WORKER_HINT and not _workers(queue):
-                    hinted = True
-                    self.on_log(
-                        f"executor: no worker takes jobs from queue '{queue.name}'; start "
-                        f"`executor-worker --queue {queue.name}` (this job waits for one)"
-                    )
+                if not hinted and now - queued > NO_WORKER_HINT:
+                    queued = now  # a busy fleet is asked again only as often
+                    if not _workers(queue):
+                        hinted = True
+                        self.on_log(
+                            f"executor: no worker takes jobs from queue '{queue.name}'; start "
+                            f"`executor-worker --queue {queue.name}` (this job waits for one)"
+                        )
                 continue
             if status == "started":
                 seen_running = seen_running or now
