@@ -68,6 +68,6 @@ def all_hits(config: Config, tools: Tools, inputs: Inputs) -> list[Row]:
     row.scenario = "allhits"
     row.note = (
         "outputs and dvc.lock deleted, cache kept: every key resolved from upstream hashes; "
-        "no target in the issues (DESIGN.md promises milliseconds for the resolution itself)"
+        "no target in the issues (the design promises milliseconds for the resolution itself)"
     )
     return [row]

@@ -1,4 +1,4 @@
-"""File and directory hashes exactly as DVC 3 computes them (spec/dvc-compat.md §3).
+"""File and directory hashes exactly as DVC 3 computes them.
 
 A file is the md5 of its bytes. A directory is the md5 of its `.dir` manifest plus ".dir". The
 files DVC lists are chosen in `executor.dvcignore`; unchanged files are looked up in the state
@@ -289,7 +289,7 @@ class Hasher:
             self.state.put_many(rows, seen_ns)
 
     def legacy_md5(self, path: Path) -> str:
-        """The 2.x `md5-dos2unix` hash, for dvc.lock entries without `hash:` (spec §3.1).
+        """The 2.x `md5-dos2unix` hash, for dvc.lock entries without `hash:`.
 
         Rarely needed (a repository last run by DVC 2), so never cached: every file is read.
         """

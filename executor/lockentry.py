@@ -1,4 +1,4 @@
-"""A stage's dvc.lock entry, and the run-cache key and value computed from it (spec §2.2, §2.3).
+"""A stage's dvc.lock entry, and the run-cache key and value computed from it.
 
 The entry is built from hashes alone, so the coordinator can compute a downstream stage's key
 from the output hashes its upstream stage recorded, without touching any bytes.

@@ -2,7 +2,7 @@
 
 A hit is served only when (1) the newest entry under the key whose recorded image digest
 matches (or, for entries DVC wrote itself, none is recorded and DVC runs are trusted) parses,
-and (2) every object its outputs name is present in the store (promise 3 of DESIGN.md).
+and (2) every object its outputs name is present in the store.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 DVC reads params and dvc.yaml with ruamel's YAML 1.2 safe loader and writes dvc.lock and
 run-cache entries with ruamel's round-trip dumper (block style, width 80, no indented
-sequence dashes). PyYAML differs on both sides (spec/dvc-compat.md §4.2, §4.4).
+sequence dashes). PyYAML differs on both sides.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ class Project:
     files: Mapping[str, str | bytes]  # a key ending in "/" is an empty directory
     features: tuple[str, ...] = ()
     executable: tuple[str, ...] = ()
-    uncached: tuple[str, ...] = ()  # stages DVC never puts in the run-cache (spec §2.1)
+    uncached: tuple[str, ...] = ()  # stages DVC never puts in the run-cache
     # Cached, but no clean copy can hit the entry: its key holds the dep as the command left it.
     unrestorable: tuple[str, ...] = ()
     always_changed: tuple[str, ...] = ()  # stages `dvc status` always reports
@@ -206,7 +206,7 @@ train:
 """
 
 PARAMS_YAML = Project(
-    # `size` inside a whole-dict param is not in the run-cache key (spec §2.3): a hit
+    # `size` inside a whole-dict param is not in the run-cache key: a hit
     change={"params.yaml": YAML_PARAMS.replace("  size: 7", "  size: 8")},
     features=(
         "params.yaml YAML 1.2 values",

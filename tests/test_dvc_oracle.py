@@ -350,7 +350,7 @@ def restored_view(stages: list[StageView], source: Path, cache: Path) -> dict[st
     """What restoring the stages' outputs from `cache` must bring back of the run in
     `source`: a file's content (symlinks followed) and exec bit (both are in the lock), a
     directory's files as its `.dir` object lists them: without .dvcignore'd files and
-    without exec bits (spec §3.2)."""
+    without exec bits."""
     view: dict[str, Any] = {}
     for stage in stages:
         for out, md5 in zip(stage.outs, stage.hashes, strict=True):

@@ -33,7 +33,7 @@ from tests.oracle_projects import (
 )
 
 Proc = subprocess.CompletedProcess[str]
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "dvc-vectors"
+SPEC = Path(__file__).resolve().parent / "data" / "dvc-vectors"
 
 
 class Tools:
@@ -280,7 +280,7 @@ def test_newest_run_cache_entry_wins_both_ways(tools: Tools, tmp_path: Path) -> 
 
 def as_dvc2(root: Path, crlf: dict[str, bytes]) -> None:
     """Turn a DVC 3 result into what DVC 2 left: lock entries without `hash: md5` (so read
-    as md5-dos2unix, spec §3.1), CRLF deps recorded by their dos2unix md5, objects directly
+    as md5-dos2unix), CRLF deps recorded by their dos2unix md5, objects directly
     under the cache root, no run entries (their keys were computed differently)."""
     lock = (root / "dvc.lock").read_text()
     lock = "".join(line for line in lock.splitlines(True) if line.strip() != "hash: md5")

@@ -26,7 +26,7 @@ from executor.hashing import (
     parse_manifest,
 )
 
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "dvc-vectors"
+SPEC = Path(__file__).resolve().parent / "data" / "dvc-vectors"
 VECTORS: dict[str, Any] = json.loads((SPEC / "vectors.json").read_text())
 MiB = 1024 * 1024
 

@@ -22,7 +22,7 @@ from executor.pipeline import (
 )
 from tests.test_pipeline_oracle import dvc_repo, write
 
-SHARED = Path("/work/shared/spec/dvc-vectors")
+SHARED = Path(__file__).resolve().parent / "data" / "dvc-vectors"
 
 PARAMS_YAML = """\
 zeta: last

@@ -1,4 +1,4 @@
-"""The shared DVC vectors (spec/dvc-vectors) reproduced exactly: keys, values, entry and lock bytes."""
+"""The DVC vectors (tests/data/dvc-vectors) reproduced exactly: keys, values, entry and lock bytes."""
 
 from __future__ import annotations
 
@@ -24,8 +24,7 @@ from executor.pipeline import load_pipeline, params_values
 from executor.runcache import RunCache
 from executor.store.local import LocalStore
 
-# shared/ lies beside the repository (in development and in CI alike).
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "dvc-vectors"
+SPEC = Path(__file__).resolve().parent / "data" / "dvc-vectors"
 VECTORS: dict[str, Any] = json.loads((SPEC / "vectors.json").read_text())
 
 

@@ -152,7 +152,7 @@ def container_request(
     wdir = inside(workspace, spec.wdir)
     if not wdir.is_dir():
         raise WorkspaceError(f"stage '{spec.address}': wdir '{spec.wdir}' is not a directory")
-    # DVC sets DVC_ROOT only if unset and always overwrites DVC_STAGE (spec §1.2).
+    # DVC sets DVC_ROOT only if unset and always overwrites DVC_STAGE.
     env = {"DVC_ROOT": str(workspace), **spec.env, "DVC_STAGE": spec.dvc_stage}
     return SandboxRequest(
         stage=spec.address,

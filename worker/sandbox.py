@@ -1,6 +1,6 @@
 """Run a stage's command lines in a hardened Docker container: the only module that imports docker.
 
-Lifecycle (../shared/reference/sandbox-and-rq.md §1-2): `create`, `attach`, `start`, `wait`,
+Lifecycle: `create`, `attach`, `start`, `wait`,
 and `remove(force=True)` in `finally`. Never `containers.run` (it pulls a missing image) and
 never auto-remove (it races with logs and wait). docker-py errors become SandboxError here.
 """

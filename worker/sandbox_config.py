@@ -1,6 +1,6 @@
 """The hardened container a request becomes, as plain arguments for docker-py's low-level API.
 
-See ../shared/reference/sandbox-and-rq.md §1-2 for why each setting is there.
+docs/security.md says what each setting guards against.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The container's command: a POSIX sh driver that runs each line as DVC does.
 
 Every line is its own `$SHELL [flags] -c LINE` process, in order, stopping at the first
-non-zero exit (spec/dvc-compat.md §1.2-1.3). All of them stay in the driver's process group, so
+non-zero exit (as DVC runs them). All of them stay in the driver's process group, so
 tini (with TINI_KILL_PROCESS_GROUP) delivers a stop signal to the whole running tree. The driver
 traps the signal only to remember it: it keeps waiting while the line's own handlers clean up
 (if it died at once, tini would exit and the kernel would SIGKILL the rest), then runs no more

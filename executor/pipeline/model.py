@@ -100,7 +100,7 @@ class Stage:
 
     @property
     def cacheable(self) -> bool:
-        """Whether DVC would save a run-cache entry for this stage (spec §2.1)."""
+        """Whether DVC would save a run-cache entry for this stage."""
         if self.always_changed or not (self.deps or self.params) or not self.outs:
             return False
         return all(out.cache or out.kind != "outs" for out in self.outs) and not any(

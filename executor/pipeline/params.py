@@ -4,7 +4,7 @@ DVC reads `.json` with json, `.toml` as TOML and anything else as YAML 1.2 (ruam
 empty or false document counting as `{}` (`dvc/utils/serialize`). Dotted keys are looked up as
 paths and stored flat (`prep.size: 10`), whole dicts nested, a wholly tracked file in full; the
 default `params.yaml` comes first, then the other files by path, top-level keys sorted
-(`dvc/stage/serialize.py: _serialize_params_values`, spec §2.2).
+(`dvc/stage/serialize.py: _serialize_params_values`).
 """
 
 from __future__ import annotations

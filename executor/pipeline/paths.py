@@ -1,4 +1,4 @@
-"""Paths from dvc.yaml, kept inside the repository (DESIGN: paths can never escape it)."""
+"""Paths from dvc.yaml, kept inside the repository (paths can never escape it)."""
 
 from __future__ import annotations
 

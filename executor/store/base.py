@@ -1,6 +1,6 @@
 """The object store seam: one interface, a folder adapter and an S3 adapter.
 
-Layout (DVC 3's cache and remote layout, spec/dvc-compat.md §3.3, §6):
+Layout (DVC 3's cache and remote layout):
     files/md5/<md5[:2]>/<md5[2:]>        objects (`.dir` manifests keep their suffix)
     runs/<key[:2]>/<key>/<value>         run-cache entries, pure DVC YAML
     executor/runs/<key[:2]>/<key>/<value>.json   executor's record beside each entry (image digest)

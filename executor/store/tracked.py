@@ -146,7 +146,7 @@ def _item(
 ) -> list[Tracked]:
     if "md5" not in item:
         return []
-    legacy = "hash" not in item  # written by DVC 2.x: md5-dos2unix (spec §3.1)
+    legacy = "hash" not in item  # written by DVC 2.x: md5-dos2unix
     if not legacy and item["hash"] != "md5":
         log.warning("%s: '%s' has a hash executor does not know; skipped", file, path)
         return []
