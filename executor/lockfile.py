@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from executor import yamlio
+from executor.durable import publish
 from executor.errors import PipelineError
 from executor.lockentry import Entry, plain
 from executor.processes import pid_alive
@@ -64,11 +65,13 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
         if path.exists():
             os.chmod(tmp, path.stat().st_mode & 0o777)
         else:
             os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        publish(tmp, path, synced=True)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from executor.durable import publish
 from executor.errors import CorruptObject, StoreError
 from executor.hashing import Digest, Dos2UnixMd5, file_md5, file_md5_dos2unix
 from executor.store.base import (
@@ -53,11 +54,13 @@ def _write_atomic(
                     while chunk := src.read(CHUNK):
                         digest.update(chunk)
                         f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
         if expect is not None and digest.hexdigest() != expect:
             where = "the data given" if isinstance(source, bytes) else str(source)
             raise CorruptObject(expect, where, digest.hexdigest())
         os.chmod(tmp, mode)
-        os.replace(tmp, dest)
+        publish(tmp, dest, synced=True)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -73,7 +76,7 @@ def _copy_unread(dest: Path, src: Path, seen: os.stat_result) -> bool:
         if not _same_version(seen, os.stat(src)):
             os.unlink(tmp)
             return False
-        os.replace(tmp, dest)
+        publish(tmp, dest, synced=False)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

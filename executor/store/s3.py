@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from executor.durable import publish
 from executor.errors import CorruptObject, StoreError
 from executor.hashing import Digest, Dos2UnixMd5
 from executor.store.base import (
@@ -197,7 +198,9 @@ class S3Store:
         try:
             with os.fdopen(create(tmp, mode), "wb") as f:
                 self._fetch(md5, f.write)
-            os.replace(tmp, dest)
+                f.flush()
+                os.fsync(f.fileno())
+            publish(tmp, dest, synced=True)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
