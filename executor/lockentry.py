@@ -89,10 +89,14 @@ def run_value(entry: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(doc).encode("utf-8")).hexdigest()
 
 
+_SCALARS = (str, int, float, type(None))  # bool is an int
+
+
 def plain(value: Any) -> Any:
     """Round-trip YAML containers and scalars as plain dicts, lists and builtins."""
     if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
+        # Keys keep their scalar type: DVC locks a params key -2 as `-2:`, not `'-2':`.
+        return {plain(k) if isinstance(k, _SCALARS) else str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     if isinstance(value, bool) or value is None:

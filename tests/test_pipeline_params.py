@@ -183,7 +183,11 @@ def _stage(*params: ParamSpec, wdir: str = ".") -> Stage:
         ({"p.json": "{bad"}, ParamSpec("p.json", None), "unable to read 'p.json'"),
         ({"p.yaml": "a: [1\n"}, ParamSpec("p.yaml", None), "p.yaml:2: invalid YAML"),
         ({"p.py": "A = 1\n"}, ParamSpec("p.py", None), "Python params files"),
-        ({"p.yaml": "a: 1\n"}, ParamSpec("p.yaml", ("a.*",)), "glob"),
+        (
+            {"p.yaml": "a: {b: 1, c: 2}\n"},
+            ParamSpec("p.yaml", ("a.*",)),
+            "param 'a.*' matches more than one value in 'p.yaml'",
+        ),
     ],
 )
 def test_params_errors_name_stage_file_and_key(

@@ -9,6 +9,7 @@ default `params.yaml` comes first, then the other files by path, top-level keys 
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import posixpath
@@ -22,7 +23,7 @@ from executor.pipeline import yamldoc
 from executor.pipeline.model import DEFAULT_PARAMS_FILE, ParamSpec, Stage
 
 _PLAIN = (str, int, float, bool, type(None))
-_GLOB = frozenset("*?[]")
+_FNMATCH = frozenset("*?[")
 _MISSING = object()
 
 
@@ -77,6 +78,7 @@ class ParamsReader:
         self._real_root = os.path.realpath(self.root)
         self._documents: dict[str, Any] = {}
         self._checked: set[tuple[str, str]] = set()  # (file, key) already found plain
+        self._str_keyed: dict[int, bool] = {}  # dicts of the documents above (kept alive)
 
     def exists(self, repo_path: str) -> bool:
         """Whether the repo-relative path names a file."""
@@ -115,7 +117,7 @@ class ParamsReader:
             repo_path = posixpath.normpath(posixpath.join(wdir, name))
             for key, value in values.items():
                 try:
-                    found = _lookup(self.document(repo_path), str(key), repo_path)
+                    found = _lookup(self.document(repo_path), str(key), repo_path, self._str_keyed)
                 except PipelineError:
                     found = _MISSING
                 # As the run-cache key sees them: true is not 1, nor 1 the same as 1.0.
@@ -132,7 +134,7 @@ class ParamsReader:
                 raise PipelineError(f"params file '{repo_path}' is not a mapping")
             picked = document
         else:
-            picked = {key: _lookup(document, key, repo_path) for key in keys}
+            picked = {key: _lookup(document, key, repo_path, self._str_keyed) for key in keys}
         for key, value in picked.items():
             if (repo_path, key) not in self._checked:
                 check_plain(value, f"{repo_path}:{key}")
@@ -177,28 +179,105 @@ def check_plain(value: Any, where: str) -> None:
         raise PipelineError(f"Unsupported value of type '{_type(value)}' in '{where}'")
 
 
-def _lookup(document: Any, key: str, repo_path: str) -> Any:
-    """dpath-style `a.b.0` lookup, as DVC's `read_param_file` does it."""
-    if _GLOB & set(key):
-        raise PipelineError(f"glob patterns in params keys are not supported: '{key}'")
-    node = document
-    for part in key.split("."):
-        if isinstance(node, dict):
-            if part in node:
-                node = node[part]
-                continue
-            matches = [name for name in node if not isinstance(name, str) and str(name) == part]
-            if matches:
-                node = node[matches[0]]
-                continue
-        elif isinstance(node, list):
-            try:
-                node = node[int(part)]
-                continue
-            except (ValueError, IndexError):
-                pass
+def _lookup(
+    document: Any, key: str, repo_path: str, str_keyed: dict[int, bool] | None = None
+) -> Any:
+    """The value of one params key, found as DVC finds it: `dpath.get(doc, key, ".")`.
+
+    Each dot-separated part is an fnmatch pattern matched against the keys (and list indices)
+    at its depth, exactly one node must match, and that node (a whole subtree, if it is one)
+    is the value. As in dpath, an int key or list index matches a part that `int()` reads as
+    the same number (`-1` is the last item), other keys match through `str()` when the part
+    is not a number (`True`, never `true`), and float or null keys match nothing.
+    `str_keyed` caches, by id, which dicts of `document` have only string keys.
+    """
+    if not key or key == "/":  # dpath's own shortcuts
+        return document
+    parts = key.lstrip(".").split(".")
+    if "**" in parts:
+        found = _deep_matches(document, parts)
+    else:
+        found = [document]
+        for part in parts:
+            found = [child for node in found for child in _children(node, part, str_keyed)]
+    if not found:
         raise PipelineError(f"param '{key}' is missing from '{repo_path}'")
-    return node
+    if len(found) > 1:
+        raise PipelineError(
+            f"param '{key}' matches more than one value in '{repo_path}'; DVC takes a glob "
+            "only when it matches exactly one: make the pattern narrower"
+        )
+    return found[0]
+
+
+def _children(node: Any, part: str, str_keyed: dict[int, bool] | None) -> list[Any]:
+    """The children of `node` whose key or index matches the pattern `part`."""
+    if isinstance(node, dict):
+        if not _FNMATCH & set(part) and _only_str_keys(node, str_keyed):
+            return [node[part]] if part in node else []
+        return [value for name, value in node.items() if _part_matches(name, part)]
+    if isinstance(node, list):
+        size = len(node)
+        return [value for index, value in enumerate(node) if _part_matches(index, part, size)]
+    return []
+
+
+def _only_str_keys(node: dict[Any, Any], cache: dict[int, bool] | None) -> bool:
+    if cache is None:
+        return all(type(name) is str for name in node)
+    known = cache.get(id(node))
+    if known is None:
+        known = cache[id(node)] = all(type(name) is str for name in node)
+    return known
+
+
+def _part_matches(name: Any, part: str, size: int | None = None) -> bool:
+    """dpath's `segments.match` for one segment (`size`: the list's, for negative indices)."""
+    if isinstance(name, int):  # bools too, as in dpath
+        try:
+            wanted = int(part)
+        except ValueError:
+            name = str(name)
+        else:
+            if name == wanted or (size is not None and size + wanted == name):
+                return True
+    if not isinstance(name, str):
+        return False  # fnmatch fails on floats, nulls and ints that did not match as numbers
+    return fnmatch.fnmatchcase(name, part)
+
+
+def _deep_matches(document: Any, parts: list[str]) -> list[Any]:
+    """Matches of a pattern holding `**` (any number of parts, at most one `**`)."""
+    if parts.count("**") > 1:
+        raise PipelineError(f"only one '**' is allowed in a params key: '{'.'.join(parts)}'")
+    star = parts.index("**")
+    found: list[Any] = []
+    stack: list[tuple[Any, tuple[tuple[Any, int | None], ...]]] = [(document, ())]
+    while stack:
+        node, path = stack.pop()
+        items: list[tuple[Any, int | None, Any]]
+        if isinstance(node, dict):
+            items = [(name, None, value) for name, value in node.items()]
+        elif isinstance(node, list):
+            items = [(index, len(node), value) for index, value in enumerate(node)]
+        else:
+            continue
+        for name, size, value in items:
+            here = (*path, (name, size))
+            if _path_matches(here, parts, star):
+                found.append(value)
+            stack.append((value, here))
+    return found
+
+
+def _path_matches(path: tuple[tuple[Any, int | None], ...], parts: list[str], star: int) -> bool:
+    if len(path) >= len(parts):
+        glob = parts[:star] + ["*"] * (len(path) - len(parts) + 1) + parts[star + 1 :]
+    elif len(path) == len(parts) - 1:
+        glob = parts[:star] + parts[star + 1 :]
+    else:
+        return False
+    return all(_part_matches(name, g, size) for (name, size), g in zip(path, glob, strict=True))
 
 
 def _as_json(value: Any) -> str | None:
