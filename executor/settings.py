@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,26 +14,70 @@ from executor.errors import ConfigError
 CONFIG_FILE = ".executor.yaml"
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
+def _whole(raw: object, where: str, default: int, minimum: int) -> int:
+    """A whole number >= minimum from the environment (str) or the config file (any YAML)."""
+    value: int | None = None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, str):
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            value = None
+    if value is None or value < minimum:
         raise ConfigError(
-            f"{name}={raw!r} is not a whole number; set it to e.g. {default}"
-        ) from None
+            f"{where}{raw!r} is not a whole number of at least {minimum}; set it to e.g. {default}"
+        )
+    return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _seconds(raw: object, where: str, default: float) -> float:
+    """A finite, non-negative number of seconds from the environment or the config file."""
+    value: float | None = None
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        value = float(raw)
+    elif isinstance(raw, str):
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            value = None
+    if value is None or not math.isfinite(value) or value < 0:
+        raise ConfigError(
+            f"{where}{raw!r} is not a number of seconds (0 or more); set it to e.g. {default:g}"
+        )
+    return value
+
+
+def _int(
+    env: Mapping[str, str],
+    name: str,
+    default: int,
+    config: Mapping[str, Any] | None = None,
+    key: str | None = None,
+    minimum: int = 1,
+) -> int:
+    """The environment variable `name`, else the config file's `key`, else `default`."""
     raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number; set it to e.g. {default}") from None
+    if raw is not None and raw != "":
+        return _whole(raw, f"{name}=", default, minimum)
+    if config is not None and key is not None and config.get(key) is not None:
+        return _whole(config[key], f"{CONFIG_FILE}: {key}: ", default, minimum)
+    return default
+
+
+def _float(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    config: Mapping[str, Any] | None = None,
+    key: str | None = None,
+) -> float:
+    raw = env.get(name)
+    if raw is not None and raw != "":
+        return _seconds(raw, f"{name}=", default)
+    if config is not None and key is not None and config.get(key) is not None:
+        return _seconds(config[key], f"{CONFIG_FILE}: {key}: ", default)
+    return default
 
 
 @dataclass(frozen=True)
@@ -65,11 +110,11 @@ class Settings:
             raise ConfigError(f"{CONFIG_FILE}: `env` must be a mapping of NAME: value")
         return cls(
             image=str(image) if image else None,
-            jobs=_int(env, "EXECUTOR_JOBS", int(config.get("jobs", 1))),
+            jobs=_int(env, "EXECUTOR_JOBS", 1, config, "jobs"),
             store=env.get("EXECUTOR_STORE") or config.get("store"),
             s3_endpoint_url=env.get("EXECUTOR_S3_ENDPOINT_URL") or config.get("s3_endpoint_url"),
             transfer_workers=_int(env, "EXECUTOR_TRANSFER_WORKERS", 16),
-            stop_grace=_float(env, "EXECUTOR_STOP_GRACE", float(config.get("stop_grace", 10.0))),
+            stop_grace=_float(env, "EXECUTOR_STOP_GRACE", 10.0, config, "stop_grace"),
             container_env={str(k): str(v) for k, v in container_env.items()},
             trust_dvc_runs=env.get("EXECUTOR_TRUST_DVC_RUNS", "1") not in ("0", "false", "no"),
             raw=dict(config),
