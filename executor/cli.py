@@ -184,6 +184,9 @@ def _reproduce(
     except ExecutorError as exc:
         _error(str(exc))
         sys.exit(exit_code_for(exc))
+    except RecursionError:  # the loaders name the file; this is the net below them
+        _error("an input (dvc.yaml, dvc.lock or a params file) is nested too deeply; flatten it")
+        sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         _error("interrupted")
         sys.exit(128 + stopped_by[-1] if stopped_by else EXIT_INTERRUPTED)

@@ -173,10 +173,10 @@ def test_dict_cmd_from_a_reference_is_rejected(tmp_path: Path) -> None:
         load_pipeline(tmp_path)
 
 
-def test_generated_name_clashing_with_a_stage_is_an_error(tmp_path: Path) -> None:
+def test_a_name_holding_the_foreach_separator_is_an_error(tmp_path: Path) -> None:
     text = "stages:\n  a@1:\n    cmd: x\n  a:\n    foreach: [1]\n    do: {cmd: y}\n"
     write(tmp_path, {"dvc.yaml": text})
-    with pytest.raises(PipelineError, match=r"dvc.yaml:4: duplicate stage name 'a@1'"):
+    with pytest.raises(PipelineError, match=r"dvc.yaml:2: stage name 'a@1' must not contain '@'"):
         load_pipeline(tmp_path)
 
 

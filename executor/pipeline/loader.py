@@ -57,6 +57,15 @@ def load_dvcfile(
     root: Path, dvcfile: str, reader: ParamsReader, guard: PathGuard | None = None
 ) -> list[Stage]:
     """The stages of one dvc.yaml (repo-relative path), validated and expanded."""
+    try:
+        return _load_dvcfile(root, dvcfile, reader, guard)
+    except RecursionError:  # a document nested deeper than the checks can walk
+        raise yamldoc.too_deep(dvcfile) from None
+
+
+def _load_dvcfile(
+    root: Path, dvcfile: str, reader: ParamsReader, guard: PathGuard | None
+) -> list[Stage]:
     doc = yamldoc.read(root / dvcfile, dvcfile, lines=True)
     if not doc.data:  # DVC reads an empty file as {}
         doc = yamldoc.YamlDoc({}, doc.lines)

@@ -99,6 +99,10 @@ class ParamsReader:
                 picked = self._pick(repo_path, spec.keys)
             except PipelineError as exc:
                 raise PipelineError(f"stage '{stage.address}': {exc}") from None
+            except RecursionError:
+                raise PipelineError(
+                    f"stage '{stage.address}': {yamldoc.too_deep(repo_path)}"
+                ) from None
             try:
                 block[spec.file] = {key: picked[key] for key in sorted(picked)}
             except TypeError:
@@ -160,6 +164,8 @@ class ParamsReader:
             return tomllib.loads(text) or {}
         except (ValueError, OSError) as exc:  # JSONDecodeError and TOMLDecodeError included
             raise PipelineError(f"unable to read '{repo_path}': {exc}") from None
+        except RecursionError:
+            raise yamldoc.too_deep(repo_path) from None
 
 
 def params_values(root: Path, stage: Stage) -> dict[str, dict[str, Any]]:
@@ -167,16 +173,24 @@ def params_values(root: Path, stage: Stage) -> dict[str, dict[str, Any]]:
     return ParamsReader(root).values(stage)
 
 
+MAX_DEPTH = 300  # DVC itself fails (RecursionError) on params nested ~450 levels deep
+
+
 def check_plain(value: Any, where: str) -> None:
-    """Reject values DVC cannot carry (dates, binary, sets), naming `file:dotted.path`."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            check_plain(item, f"{where}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            check_plain(item, f"{where}.{index}")
-    elif not isinstance(value, _PLAIN):
-        raise PipelineError(f"Unsupported value of type '{_type(value)}' in '{where}'")
+    """Reject values DVC cannot carry (dates, binary, sets) or nest (more than MAX_DEPTH
+    levels), naming `file:dotted.path`."""
+    stack: list[tuple[Any, str, int]] = [(value, where, 0)]
+    while stack:
+        node, here, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth >= MAX_DEPTH:
+                raise PipelineError(
+                    f"'{where}' is nested more than {MAX_DEPTH} levels deep; flatten it"
+                )
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            stack.extend((item, f"{here}.{key}", depth + 1) for key, item in items)
+        elif not isinstance(node, _PLAIN):
+            raise PipelineError(f"Unsupported value of type '{_type(node)}' in '{here}'")
 
 
 def _lookup(

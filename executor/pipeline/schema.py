@@ -78,6 +78,12 @@ class Validator:
         where: KeyPath = ("stages", name)
         if not isinstance(name, str) or not name:
             self.fail(f"stage names must be non-empty strings, got {name!r}", where)
+        if "@" in name:  # DVC reads `a@b` as item `b` of a foreach `a`, and finds no such stage
+            self.fail(
+                f"stage name '{name}' must not contain '@' (DVC reserves it for foreach "
+                "and matrix items): rename the stage",
+                where,
+            )
         if not isinstance(definition, dict):
             self.fail(f"stage '{name}' must be a mapping, got {_kind(definition)}", where)
         if "foreach" in definition or "do" in definition:

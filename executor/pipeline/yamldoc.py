@@ -64,12 +64,22 @@ def read(path: Path, where: str, *, lines: bool = False) -> YamlDoc:
 def parse(text: str, where: str, *, lines: bool = False, fast: bool = True) -> YamlDoc:
     """Parse YAML 1.2 text into plain values, exactly as ruamel's safe loader does."""
     libyaml = _libyaml() if fast else None
-    if libyaml is not None:
-        try:
-            return _Builder(lines, libyaml).build(text)
-        except _Unusual:
-            pass
-    return _with_ruamel(text, where, lines)
+    try:
+        if libyaml is not None:
+            try:
+                return _Builder(lines, libyaml).build(text)
+            except _Unusual:
+                pass
+        return _with_ruamel(text, where, lines)
+    except RecursionError:
+        raise too_deep(where) from None
+
+
+def too_deep(where: str) -> PipelineError:
+    """The error for a document nested deeper than Python's recursion allows."""
+    return PipelineError(
+        "is nested too deeply to be read (thousands of levels); flatten it", path=where
+    )
 
 
 class _Unusual(Exception):
