@@ -99,7 +99,11 @@ def hash_deps(
                 f"stage '{stage.address}': dependency '{dep}' does not exist"
                 f" ({repo_path}); create it or add the stage that produces it"
             )
-        items.append(lock_item(dep, hasher.hash_path(path)))
+        try:
+            info = hasher.hash_path(path)
+        except WorkspaceError as exc:  # a FIFO or socket, a .dvcignore inside: name the stage
+            raise WorkspaceError(f"stage '{stage.address}': dependency '{dep}': {exc}") from None
+        items.append(lock_item(dep, info))
     return items
 
 

@@ -131,6 +131,12 @@ class ParamsReader:
 
     def _pick(self, repo_path: str, keys: tuple[str, ...] | None) -> dict[Any, Any]:
         if not self.exists(repo_path):
+            folder = posixpath.dirname(repo_path)
+            if folder and not (self.root / folder).is_dir():
+                raise PipelineError(
+                    f"params file '{repo_path}' does not exist: there is no folder '{folder}'"
+                    " (check the stage's wdir)"
+                )
             raise PipelineError(f"params file '{repo_path}' does not exist")
         document = self.document(repo_path)
         if keys is None:

@@ -161,6 +161,8 @@ class Expander:
         try:
             return work()
         except PipelineError as exc:
+            if exc.path is not None and exc.path != self.dvcfile:
+                raise  # a broken params or vars file: its own path and line say it all
             raise self._error(f"{label}: {exc}", where) from None
 
     def _error(self, message: str, where: KeyPath) -> PipelineError:
