@@ -136,6 +136,21 @@ def _is_ignored(rules: IgnoreRules | None, rel: str, is_dir: bool) -> bool:
     return rules.ignored(rel, is_dir)
 
 
+SUBREPO_MARK = ".dvc"  # a folder holding one is a DVC repository of its own
+
+
+def rules_in(root: str, dir_rel: str, rules: IgnoreRules | None) -> IgnoreRules | None:
+    """`rules` followed by the `.dvcignore` of the folder `dir_rel` ('' for the root)."""
+    return _updated(rules, root, dir_rel)
+
+
+def skipped(rules: IgnoreRules | None, rel: str, is_dir: bool) -> bool:
+    """Whether a walk that has entered the folder of `rel` skips `rel` (a root-relative path)."""
+    if rules is None:
+        return rel.rpartition("/")[2] in (_IGNORED_DIRS if is_dir else _IGNORED_FILES)
+    return rules.matches(rel, is_dir)
+
+
 def walk_files(top: str, root: str | None) -> list[WalkedFile]:
     """Every file DVC would list under the directory `top` of the repository at `root`."""
     rules_top, rel_top = _rules_at(top, root)

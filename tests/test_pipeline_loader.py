@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,9 @@ from executor.pipeline import find_dvcfiles, load_pipeline, yamldoc
 from tests.test_pipeline_oracle import dvc_error, dvc_repo, write
 
 
-def test_finds_every_dvc_yaml_root_first_skipping_hidden_dirs(tmp_path: Path) -> None:
+def test_finds_every_dvc_yaml_root_first_skipping_what_dvc_skips(tmp_path: Path) -> None:
     stage = "stages:\n  s:\n    cmd: echo\n"
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     write(
         tmp_path,
         {
@@ -23,18 +25,46 @@ def test_finds_every_dvc_yaml_root_first_skipping_hidden_dirs(tmp_path: Path) ->
             "a/dvc.yaml": stage,
             "dvc.yaml": stage,
             ".git/dvc.yaml": stage,
-            ".venv/lib/dvc.yaml": stage,
+            ".venv/lib/dvc.yaml": stage,  # git-ignored
+            ".hid/dvc.yaml": stage,  # hidden, not ignored: DVC reads it
             "c/.dvc/dvc.yaml": stage,
             "d/dvc.yaml/not-a-file": "",
+            "sub/.dvc/config": "",  # `dvc init --subdir`: a project of its own
+            "sub/dvc.yaml": stage,
+            "ign/dvc.yaml": stage,
+            "e/.dvcignore": "x\n",
+            "e/x/dvc.yaml": stage,
+            "gi/dvc.yaml": stage,
+            ".gitignore": ".venv/\ngi/\n",
+            ".dvcignore": "ign/\n",
         },
     )
-    expected = ["dvc.yaml", "a/dvc.yaml", "a/z/dvc.yaml", "a-b/dvc.yaml", "b/dvc.yaml"]
+    (tmp_path / "link").symlink_to("b")
+    expected = [
+        "dvc.yaml",
+        ".hid/dvc.yaml",
+        "a/dvc.yaml",
+        "a/z/dvc.yaml",
+        "a-b/dvc.yaml",
+        "b/dvc.yaml",
+    ]
     assert find_dvcfiles(tmp_path) == expected
     pipeline = load_pipeline(tmp_path)
     assert list(pipeline.stages) == ["s", *(f"{path}:s" for path in expected[1:])]
     assert pipeline.stages["a/z/dvc.yaml:s"].dvcfile == "a/z/dvc.yaml"
     assert pipeline.stages["a/z/dvc.yaml:s"].wdir == "a/z"
     assert pipeline.root == str(tmp_path)
+
+
+def test_a_dvc_yaml_inside_an_output_folder_is_not_read(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "dvc.yaml": "stages:\n  s:\n    cmd: echo\n    outs: [out]\n",
+            "out/dvc.yaml": "stages:\n  t:\n    cmd: echo\n    outs: [o]\n",
+        },
+    )
+    assert list(load_pipeline(tmp_path).stages) == ["s"]
 
 
 def test_empty_and_stageless_files_are_fine(tmp_path: Path) -> None:
