@@ -19,6 +19,7 @@ import click
 from executor import __version__
 from executor.commands import transfer
 from executor.errors import ExecutorError, InfrastructureError, StageFailed, UserError
+from executor.terminal import visible
 
 if TYPE_CHECKING:
     from executor.fleet import FleetConfig
@@ -198,7 +199,7 @@ def _reproduce(
         if isinstance(failure, StageFailed) and failure.log_tail:
             click.echo("  last lines of its output:", err=True)
             for line in failure.log_tail.rstrip("\n").splitlines():
-                click.echo(f"  | {line}", err=True)
+                click.echo(f"  | {visible(line)}", err=True)
     if summary.errors:
         sys.exit(max(exit_code_for(e) for e in summary.errors.values()))
     if not dry and all(s == "skipped" for s in summary.status.values()):

@@ -89,6 +89,23 @@ class OutputMissing(StageFailed):
         self.path = path
 
 
+class StageOverstepped(StageFailed):
+    """The command created a file no stage may write: one git, DVC or executor reads on the
+    host (`.executor.yaml`, a `dvc.lock`, `.dvcignore`, `.git`)."""
+
+    def __init__(self, stage: str, path: str) -> None:
+        ExecutorError.__init__(
+            self,
+            f"stage '{stage}' created '{path}', which no stage may write (git, DVC or executor "
+            "reads it on the host); it was removed: make the stage write only its outputs",
+        )
+        self.stage = stage
+        self.exit_code = 0
+        self.line = None
+        self.log_tail = ""
+        self.path = path
+
+
 class StageCancelled(ExecutorError):
     """The stage was cancelled (Ctrl-C or a cancel request) and stopped."""
 

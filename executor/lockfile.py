@@ -128,6 +128,13 @@ class LockWriter:
             self.log(f"Generating lock file '{lockfile}'")
         return data
 
+    def wrote(self, lockfile: str) -> bool:
+        """Whether `lockfile` is still the file this writer last wrote."""
+        cached = self._docs.get(lockfile)
+        return cached is not None and cached[0] is not None and (
+            cached[0] == _stat_key(self.root / lockfile)
+        )
+
     def write(self, lockfile: str, name: str, entry: Mapping[str, Any]) -> bool:
         """Record `entry` for stage `name`; True if the file changed."""
         return self.write_many(lockfile, [(name, entry)])

@@ -38,6 +38,7 @@ from executor.pipeline.model import Stage
 from executor.plan import Evaluation, evaluate, hash_deps, in_cache
 from executor.runcache import RunCache, env_digest
 from executor.store.local import LocalStore
+from executor.terminal import visible
 from executor.workspace import Workspace
 
 BACKEND = "worker.local:LocalBackend"
@@ -165,6 +166,9 @@ class Runner:
         then, so a missing image fails before any stage ran or was restored."""
         if self._backend is None:
             backend = self._backend_factory()
+            protect = getattr(backend, "protect", None)
+            if protect is not None:  # read-only in the containers: dvc.yaml files, outputs
+                protect(self.dag.stages.values(), self.locks.wrote)
             for image, address in self._images.items():
                 try:
                     backend.resolve_image(image)
@@ -417,12 +421,12 @@ class Runner:
 
     def on_log(self, stage: Stage) -> Callable[[str], None]:
         prefix = self._prefix(stage)
-        return lambda text: self.say(f"{prefix}{text}")
+        return lambda text: self.say(f"{prefix}{visible(text)}")
 
     def on_line(self, stage: Stage) -> Callable[[int], None]:
         """DVC prints `> LINE` just before it runs that line."""
         prefix = self._prefix(stage)
-        return lambda index: self.say(f"{prefix}> {stage.lines[index - 1]}")
+        return lambda index: self.say(f"{prefix}> {visible(stage.lines[index - 1])}")
 
     def start(self, launch: Launch, pool: ThreadPoolExecutor) -> Future[JobResult]:
         """Run a stage decided to run: its container (started early, if it was) on the pool."""

@@ -4,13 +4,17 @@ with the repository itself as the workspace and `.dvc/cache` as the store."""
 from __future__ import annotations
 
 import logging
+import os
+import posixpath
+import shutil
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
-from executor.errors import ExecutorError
+from executor.errors import ExecutorError, StageOverstepped
 from executor.jobspec import JobResult, JobSpec
 from executor.lockentry import Entry
 from executor.runcache import RunCache
@@ -21,12 +25,65 @@ from worker.sandbox import (
     Limits,
     Mount,
     Prepared,
+    SandboxOutcome,
     SandboxRequest,
     owner_process_alive,
     reap,
 )
 
 log = logging.getLogger(__name__)
+
+# Read on the host by git, DVC or executor: read-only in every stage's container (a mount
+# point can be neither written, renamed nor deleted). `.dvc` is mounted read-only whole.
+ROOT_PROTECTED = (".git", ".dvcignore", ".executor.yaml")
+DVCFILE_PROTECTED = ("dvc.yaml", "dvc.lock", ".dvcignore")  # beside every dvc.yaml
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What a stage's container must not change: read-only mounts over what exists, and the
+    protected paths that did not exist (no mount can cover those without creating them on
+    the host: they are checked once the container has stopped)."""
+
+    mounts: tuple[Mount, ...]
+    missing: tuple[str, ...]
+
+
+def _ident(st: os.stat_result) -> tuple[int, int]:
+    return (st.st_dev, st.st_ino)
+
+
+class RepoSandbox(DockerSandbox):
+    """The sandbox of `executor run`: after each container, a protected path the stage
+    created is removed and the stage fails (before anything is hashed or recorded)."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.root = ""
+        # id(request) -> (the request, protected paths absent when it was made)
+        self.missing: dict[int, tuple[SandboxRequest, tuple[str, ...]]] = {}
+        self.ours: Callable[[str], bool] = lambda rel: False  # a file executor itself wrote
+
+    def release(self, prepared: Prepared) -> SandboxOutcome:
+        request = prepared.request
+        try:
+            outcome = super().release(prepared)
+        finally:
+            _, missing = self.missing.pop(id(request), (request, ()))
+        for rel in missing:
+            path = os.path.join(self.root, rel)
+            if not os.path.lexists(path) or self.ours(rel):
+                continue
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+            raise StageOverstepped(request.stage, rel)
+        return outcome
+
+    def discard(self, prepared: Prepared) -> None:
+        self.missing.pop(id(prepared.request), None)
+        super().discard(prepared)
 
 
 @dataclass(frozen=True)
@@ -43,9 +100,12 @@ class LocalBackend:
 
     def __init__(self, ws: Workspace, env: Mapping[str, str], jobs: int = 1) -> None:
         self.ws = ws
-        self.sandbox = DockerSandbox.from_env(
+        sandbox = RepoSandbox.from_env(
             env, stop_grace=ws.settings.stop_grace, remove_in_background=True
         )
+        assert isinstance(sandbox, RepoSandbox)
+        sandbox.root = str(ws.root)
+        self.sandbox: RepoSandbox = sandbox
         # Containers of an earlier `executor run` that was SIGKILLed: nothing else removes them.
         reap(self.sandbox.client, is_alive=owner_process_alive)
         self.runcache = RunCache(ws.store, trust_dvc_runs=ws.settings.trust_dvc_runs)
@@ -60,6 +120,50 @@ class LocalBackend:
             Mount(source=root, target=root),
             Mount(source=str(ws.dvc_dir), target=str(ws.dvc_dir), read_only=True),
         )
+        self._protected: tuple[str, ...] = ROOT_PROTECTED + DVCFILE_PROTECTED[:2]
+        self._outputs: tuple[tuple[str, str], ...] = ()  # (stage address, output repo path)
+
+    def protect(self, stages: Iterable[Any], ours: Callable[[str], bool]) -> None:
+        """The pipeline's stages (their dvc.yaml files and outputs) and whether a repo path
+        is a file executor itself wrote (a dvc.lock written while a stage ran)."""
+        stages = list(stages)
+        paths = set(ROOT_PROTECTED)
+        for folder in {posixpath.dirname(s.dvcfile) for s in stages}:
+            paths.update(posixpath.join(folder, name) for name in DVCFILE_PROTECTED)
+        self._protected = tuple(sorted(paths))
+        self._outputs = tuple(
+            (s.address, s.repo_path(out.path)) for s in stages for out in s.outs
+        )
+        self.sandbox.ours = ours
+
+    def _guard(self, spec: JobSpec) -> Guard:
+        """Read-only mounts over the protected paths that exist, and, where the cache links
+        files (cache.type hardlink or symlink), over other stages' outputs: a hard link is
+        the cache object itself, writable through the repository mount once chmodded.
+        A few stats per stage: no walk."""
+        root = str(self.ws.root)
+        mounts: list[Mount] = []
+        missing: list[str] = []
+        candidates = list(self._protected)
+        if self.ws.store.links.links_objects:
+            own = {out.repo_path for out in spec.outs}
+            candidates += [p for a, p in self._outputs if a != spec.address and p not in own]
+        for rel in candidates:
+            path = os.path.join(root, rel)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                if rel in self._protected:
+                    missing.append(rel)
+                continue
+            except NotADirectoryError:
+                continue
+            if os.path.islink(path):
+                # A link's target is what a mount would cover: a symlink into the cache is
+                # read-only already (.dvc); any other is the stage's own business.
+                continue
+            mounts.append(Mount(path, path, read_only=True, ident=_ident(st)))
+        return Guard(tuple(mounts), tuple(missing))
 
     def lookup(
         self, key: str, image_digest: str, *, env: str | None = None, fetch: bool = True
@@ -81,17 +185,20 @@ class LocalBackend:
         on_log: Callable[[str], None],
         on_line: Callable[[int], None],
     ) -> SandboxRequest:
-        return container_request(
+        guard = self._guard(spec)
+        request = container_request(
             spec,
             self.ws.root,
             job_id=job_id,
             image_digest=self.resolve_image(spec.image),
             limits=Limits.from_meta(spec.executor_meta),
-            mounts=self.mounts,
+            mounts=self.mounts + guard.mounts,
             cancel=cancel,
             on_log=on_log,
             on_line=on_line,
         )
+        self.sandbox.missing[id(request)] = (request, guard.missing)
+        return request
 
     def prestart(
         self,
@@ -176,6 +283,17 @@ class LocalBackend:
             warm = self._warm.get(spec.address)
         job_id = warm.job_id if warm is not None else uuid.uuid4().hex[:12]
         request = self._request(spec, job_id, cancel, on_log, on_line)
+        if warm is not None and not warm.request.same_container(request):
+            # Another container (a read-only mount's file was replaced since): another name,
+            # since the prepared one is still being removed.
+            self.sandbox.missing.pop(id(request), None)
+            request = self._request(spec, uuid.uuid4().hex[:12], cancel, on_log, on_line)
+        try:
+            return self._execute(spec, request)
+        finally:
+            self.sandbox.missing.pop(id(request), None)  # if a prepared container ran instead
+
+    def _execute(self, spec: JobSpec, request: SandboxRequest) -> JobResult:
         return execute(
             spec,
             self.ws.root,

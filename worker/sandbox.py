@@ -318,14 +318,13 @@ class DockerSandbox:
                 prepared.settled.set()
 
         def wait() -> int:
-            """The exit code: 0 as soon as the driver's end marker is in (the engine takes
-            tens of milliseconds more to report the exit), else the engine's answer."""
-            threading.Thread(target=engine_wait, name="sandbox-wait", daemon=True).start()
-            prepared.settled.wait()
+            """The engine's exit code, once the container has stopped. The driver's end marker
+            is no proof of success: the stage can read it (/proc/1/cmdline) and print it.
+            Only the engine's answer also means that no process of the stage still runs,
+            so outputs are hashed after every writer is gone."""
+            engine_wait()
             if exited:
                 return exited[0]
-            if collector.ended:
-                return 0
             raise failed[0]
 
         code, stopped = watch(

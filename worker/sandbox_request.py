@@ -41,6 +41,9 @@ class Mount:
     source: str
     target: str
     read_only: bool = False
+    # (st_dev, st_ino) of the source when the mount was asked for: a prepared container whose
+    # file was replaced since (a rename onto it) is another container, never reused.
+    ident: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,198 @@
+"""Attacks from a stage's code on `executor run` (issue 10): each ran for real against the real
+Docker engine with the locally built busybox image. A stage must not reach the host through the
+repository, change a cache object through a link, or pass a failure off as a success."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.repos import GIT_ENV
+
+pytestmark = pytest.mark.usefixtures("no_leftover_containers")
+
+# Every attempt may fail (that is the point): `sh` goes on, so the stage itself succeeds.
+EVIL_SH = """\
+printf '[core]\\n\\tfsmonitor = "touch /tmp/pwned"\\n' >> .git/config
+echo '  net: {cmd: "true", meta: {executor: {network: true}}}' >> dvc.yaml
+echo 'image: evil' >> .executor.yaml
+echo '[core]' >> .dvc/config
+echo '*' >> .dvcignore
+echo 'x' >> sub/dvc.yaml
+mv dvc.yaml moved.yaml
+rm -f .executor.yaml sub/dvc.yaml
+rm -rf .git
+echo done > out.txt
+"""
+SUBVERT = "stages:\n  evil:\n    cmd: sh evil.sh\n    deps: [evil.sh]\n    outs: [out.txt]\n"
+SUB = "stages:\n  s:\n    cmd: echo s > s.txt\n    outs: [s.txt]\n"
+PROTECTED = (".git/config", "dvc.yaml", ".executor.yaml", ".dvc/config", ".dvcignore",
+             "sub/dvc.yaml")  # fmt: skip
+
+
+def snapshot(root: Path, rels: tuple[str, ...]) -> dict[str, bytes]:
+    return {rel: (root / rel).read_bytes() for rel in rels}
+
+
+def test_a_stage_cannot_change_git_dvc_files_or_executor_config(
+    make_repo, executor_cli, busybox_image
+) -> None:
+    root = make_repo(
+        {"dvc.yaml": SUBVERT, "evil.sh": EVIL_SH, ".executor.yaml": f"image: {busybox_image}\n", "sub/dvc.yaml": SUB}
+    )
+    before = snapshot(root, PROTECTED)
+    done = executor_cli(root, "run", "evil")
+    assert done.returncode == 0, done.stderr
+    assert (root / "out.txt").read_text() == "done\n"
+    assert snapshot(root, PROTECTED) == before
+    assert not (root / "moved.yaml").exists()
+    git = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True,
+        env={**os.environ, **GIT_ENV},
+    )  # fmt: skip
+    assert git.returncode == 0 and not Path("/tmp/pwned").exists()
+    # The lock was written by executor after the stage: the stage never had it.
+    assert "evil:" in (root / "dvc.lock").read_text()
+
+
+def test_a_stage_cannot_change_dvc_lock_once_it_exists(make_repo, executor_cli) -> None:
+    root = make_repo(
+        {
+            "dvc.yaml": "stages:\n  a:\n    cmd: echo a > a.txt\n    outs: [a.txt]\n"
+            "  b:\n    cmd: sh b.sh\n    outs: [b.txt]\n",
+            "b.sh": "echo 'a: {cmd: x}' >> dvc.lock\necho b > b.txt\n",
+        }
+    )
+    assert executor_cli(root, "run", "a").returncode == 0
+    before = (root / "dvc.lock").read_text()
+    done = executor_cli(root, "run", "b")
+    assert done.returncode == 0, done.stderr
+    after = (root / "dvc.lock").read_text()
+    assert "a: {cmd: x}" not in after and after.startswith(before.split("  b:")[0])
+
+
+@pytest.mark.parametrize("name", [".executor.yaml", "dvc.lock", ".dvcignore", "sub/dvc.lock"])
+def test_a_stage_creating_a_protected_file_fails_and_the_file_is_removed(
+    make_repo, executor_cli, name
+) -> None:
+    root = make_repo(
+        {
+            "dvc.yaml": f"stages:\n  s:\n    cmd: echo image=evil > {name} && echo x > x.txt\n"
+            "    outs: [x.txt]\n",
+            "sub/dvc.yaml": SUB,
+        }
+    )
+    (root / ".dvcignore").unlink()
+    done = executor_cli(root, "run", "s")
+    assert done.returncode == 1
+    assert f"created '{name}'" in done.stderr, done.stderr
+    assert not (root / name).exists()
+    assert not (root / "dvc.lock").exists() or "s:" not in (root / "dvc.lock").read_text()
+
+
+def test_no_empty_file_appears_where_a_protected_file_is_missing(make_repo, executor_cli) -> None:
+    root = make_repo({"dvc.yaml": "stages:\n  s:\n    cmd: ls -a > ls.txt\n    outs: [ls.txt]\n"})
+    (root / ".dvcignore").unlink()
+    done = executor_cli(root, "run")
+    assert done.returncode == 0, done.stderr
+    assert not (root / ".executor.yaml").exists() and not (root / ".dvcignore").exists()
+    assert ".executor.yaml" not in (root / "ls.txt").read_text()
+
+
+FORGE = """\
+stages:
+  forge:
+    cmd: m=$(tr '\\0' '\\n' < /proc/1/cmdline | grep -m1 '^executor-failed-') && echo "$m E"
+      && echo "$m E" >&2 && echo forged > out.txt && exit 1
+    outs: [out.txt]
+"""
+
+
+def test_a_stage_printing_the_end_marker_and_exiting_1_has_failed(make_repo, executor_cli):
+    root = make_repo({"dvc.yaml": FORGE})
+    done = executor_cli(root, "run")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert not (root / "dvc.lock").exists()
+    assert not (root / ".dvc/cache/runs").exists()
+
+
+def test_outputs_are_hashed_after_every_process_of_the_stage_has_stopped(
+    make_repo, executor_cli
+) -> None:
+    """A background process keeps rewriting the output after the last line: what is recorded,
+    stored and left in the workspace must all be the same bytes."""
+    cmd = "echo good > out.txt && (i=0; while :; do i=$((i+1)); echo evil$i > out.txt; done) &"
+    root = make_repo({"dvc.yaml": f"stages:\n  s:\n    cmd: {cmd}\n    outs: [out.txt]\n"})
+    done = executor_cli(root, "run")
+    assert done.returncode == 0, done.stderr
+    data = (root / "out.txt").read_bytes()
+    md5 = hashlib.md5(data).hexdigest()
+    assert f"md5: {md5}" in (root / "dvc.lock").read_text()
+    obj = root / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
+    assert obj.read_bytes() == data
+
+
+def with_links(root: Path, kind: str) -> None:
+    config = root / ".dvc/config"
+    config.write_text(config.read_text() + f"[cache]\n    type = {kind}\n")
+
+
+@pytest.mark.parametrize("kind", ["hardlink", "symlink"])
+@pytest.mark.parametrize("target", ["up.txt", "updir/f.txt"])
+def test_a_stage_cannot_change_a_linked_upstream_output(
+    make_repo, executor_cli, kind, target
+) -> None:
+    root = make_repo(
+        {
+            "dvc.yaml": "stages:\n"
+            "  up:\n    cmd: echo good > up.txt && mkdir updir && echo good > updir/f.txt\n"
+            "    outs: [up.txt, updir]\n"
+            f"  down:\n    cmd: (chmod u+w {target}; echo evil > {target}; chmod 444 {target};"
+            " true) && echo d > down.txt\n"
+            "    deps: [up.txt]\n    outs: [down.txt]\n"
+        }
+    )
+    with_links(root, kind)
+    done = executor_cli(root, "run")
+    assert done.returncode == 0, done.stderr
+    good = hashlib.md5(b"good\n").hexdigest()
+    obj = root / ".dvc/cache/files/md5" / good[:2] / good[2:]
+    assert obj.read_bytes() == b"good\n"
+    assert (root / target).read_bytes() == b"good\n"
+    assert not os.stat(obj).st_mode & 0o222  # still read-only
+
+
+def test_a_stage_output_linking_to_a_host_file_is_refused(make_repo, executor_cli) -> None:
+    root = make_repo(
+        {
+            "dvc.yaml": "stages:\n  a:\n    cmd: ln -s /etc/shadow a.txt\n    outs: [a.txt]\n"
+            "  b:\n    cmd: mkdir d && ln -s /etc/shadow d/x\n    outs: [d]\n"
+        }
+    )
+    for stage in ("a", "b"):
+        done = executor_cli(root, "run", stage)
+        assert done.returncode != 0 and "outside" in done.stderr, done.stderr
+    assert not (root / "dvc.lock").exists()
+    assert not list((root / ".dvc/cache").rglob("*")) or all(
+        p.is_dir() or b"root:" not in p.read_bytes() for p in (root / ".dvc/cache").rglob("*")
+    )
+
+
+def test_escape_sequences_from_a_stage_reach_the_terminal_made_visible(
+    make_repo, executor_cli
+) -> None:
+    root = make_repo(
+        {
+            "dvc.yaml": "stages:\n  s:\n    cmd: printf 'a\\033]0;pwned\\007b\\033[2Jc\\n'"
+            " > /dev/stderr && echo x > x.txt\n    outs: [x.txt]\n"
+        }
+    )
+    done = executor_cli(root, "run")
+    assert done.returncode == 0, done.stderr
+    both = done.stdout + done.stderr
+    assert "\x1b" not in both and "\x07" not in both
+    assert "a\\x1b]0;pwned\\x07b\\x1b[2Jc" in both
