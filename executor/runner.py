@@ -153,6 +153,7 @@ class Runner:
         self._next = 0  # index in _plan of the first stage whose entry may still be pending
         self._entries: dict[str, tuple[Stage, Entry]] = {}
         self._ready: list[tuple[Stage, Entry]] = []  # settled in plan order, not yet written
+        self._unignored: dict[str, Stage] = {}  # recorded, outputs not yet in .gitignore
         self._last_write = 0.0
         self._images: dict[str, str] = {}  # image -> first stage using it
         self._imageless: set[str] = set()  # stages no image is configured for
@@ -179,7 +180,9 @@ class Runner:
 
     def preflight(self, stages: list[Stage]) -> None:
         """Check what can be checked before anything changes: images named, params keys
-        present, every dep either in the workspace or produced by a stage."""
+        present, every dep either in the workspace or produced by a stage (or a dvc.lock
+        of this pipeline, which DVC writes after each stage it runs)."""
+        lockfiles = {stage.lockfile for stage in stages}
         for stage in stages:
             if stage.frozen:
                 continue
@@ -197,7 +200,7 @@ class Runner:
                 raise ConfigError(f"{stage.dvcfile}: stage '{stage.address}': {exc}") from None
             for dep in stage.deps:
                 path = stage.repo_path(dep)
-                if self.options.allow_missing or self.dag.producers(path):
+                if self.options.allow_missing or self.dag.producers(path) or path in lockfiles:
                     continue  # checked at the stage's turn, against what dvc.lock recorded
                 if not (self.ws.root / path).exists():
                     raise WorkspaceError(
@@ -265,14 +268,16 @@ class Runner:
         self._remember(stage, entry)
         if not self.options.dry:
             self._entries[stage.address] = (stage, entry)
+            self._unignored[stage.address] = stage
 
-    def flush(self, final: bool = False) -> None:
+    def flush(self, final: bool = False, now: bool = False) -> None:
         """Write buffered entries in plan order, as far as every earlier stage is settled.
 
         With -j, stages finish in any order; DVC writes dvc.lock entries in its plan order,
         and a new entry's position in the file is fixed by its first write. While stages
         resolve quickly, writes are batched at most every LOCK_INTERVAL (the loop wakes that
-        often while containers run), and `final` writes the rest at the end.
+        often while containers run), and `final` writes the rest at the end; `now` writes
+        what is settled at once (a stage about to be hashed reads a dvc.lock).
         """
         while self._next < len(self._plan):
             address = self._plan[self._next]
@@ -283,7 +288,7 @@ class Runner:
                 self._ready.append(self._entries.pop(address))
         if not self._ready:
             return
-        if not final and time.monotonic() - self._last_write < LOCK_INTERVAL:
+        if not (final or now) and time.monotonic() - self._last_write < LOCK_INTERVAL:
             return
         by_file: dict[str, list[tuple[Stage, Entry]]] = {}
         for stage, entry in self._ready:
@@ -293,8 +298,47 @@ class Runner:
             for stage, entry in items:
                 self._lock_cache.setdefault(lockfile, {})[stage.name] = entry
             self.ws.ignore_outputs(stage for stage, _ in items)
+            for stage, _ in items:
+                self._unignored.pop(stage.address, None)
         self._ready.clear()  # only once written: an interrupted write is retried at the end
         self._last_write = time.monotonic()
+
+    def as_dvc_left_it(self, stage: Stage) -> None:
+        """Before `stage`'s deps are hashed, write what `dvc repro` would have written by now
+        where they can see it: DVC adds each output to its .gitignore (Output.save) and dumps
+        dvc.lock right after each stage, so a dep folder holding those files hashes them.
+
+        Only files inside one of the stage's deps are written early: their outputs lie inside
+        a dep, so they all come from this stage's upstream stages, which have all finished (the
+        file gets its lines in plan order, complete). The rest waits for `flush`, which writes
+        in plan order, so nothing is written early on a pipeline without such folder deps.
+        """
+        if not self._unignored and not self._entries and not self._ready:
+            return
+        deps = [stage.repo_path(dep) for dep in stage.deps]
+        if not deps:
+            return
+
+        def seen(path: str) -> bool:
+            return any(d == "." or path == d or path.startswith(d + "/") for d in deps)
+
+        pending = {s.lockfile for s, _ in self._ready} | {
+            s.lockfile for s, _ in self._entries.values()
+        }
+        if any(seen(lockfile) for lockfile in pending):
+            self.flush(now=True)
+        if not self._unignored:
+            return
+        order = {address: i for i, address in enumerate(self._plan)}
+        earlier = sorted(self._unignored.values(), key=lambda s: order.get(s.address, -1))
+        paths = [
+            path
+            for up in earlier
+            for path in (up.repo_path(out.path) for out in up.outs if out.cache)
+            if seen(posixpath.join(posixpath.dirname(path), ".gitignore"))
+        ]
+        if paths:
+            self.ws.ignore_paths(paths)
 
     def shown(self, stage: Stage) -> str:
         """A stage as DVC names it in messages: addressed from the current directory."""
@@ -308,6 +352,7 @@ class Runner:
     def decide(self, stage: Stage) -> tuple[str, Evaluation | None]:
         """'skip', 'checkout', 'restore', 'run' (and the evaluation behind it)."""
         recorded = self.recorded(stage)
+        self.as_dvc_left_it(stage)
         if stage.frozen:
             return self.decide_frozen(stage, recorded)
         allowed = recorded if self.options.allow_missing else None

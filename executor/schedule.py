@@ -17,10 +17,31 @@ from executor.pipeline.model import Stage
 from executor.runner import LOCK_INTERVAL, Launch, Runner, RunSummary
 
 
+def plan_waits(runner: Runner, plan: list[Stage]) -> dict[str, list[str]]:
+    """For each stage, the stages of the plan that must finish before it is decided.
+
+    A stage waits for the producers of its deps. DVC cuts a frozen stage's upstream edges, so
+    its plan may visit a frozen stage before the stages producing what it reads; it records
+    the frozen stage's deps as they are at that point. Such a producer then waits for the
+    frozen stage instead: every pair is ordered as DVC's plan orders it.
+    """
+    index = {stage.address: i for i, stage in enumerate(plan)}
+    waits: dict[str, list[str]] = {stage.address: [] for stage in plan}
+    for stage in plan:
+        for up in runner.dag.upstream(stage):
+            if up.address not in index:
+                continue
+            if index[up.address] < index[stage.address]:
+                waits[stage.address].append(up.address)
+            else:
+                waits[up.address].append(stage.address)
+    return waits
+
+
 def run_plan(runner: Runner) -> RunSummary:
     pending = runner.dag.order(runner.options.targets, runner.options.downstream)
     runner._plan = [s.address for s in pending]
-    selected = set(runner._plan)
+    waits = plan_waits(runner, pending)
     jobs = max(1, runner.options.jobs)
     finished: set[str] = set()  # succeeded in any way
     unknown: set[str] = set()  # dry run: would run, so downstream hashes are unknown
@@ -47,7 +68,7 @@ def run_plan(runner: Runner) -> RunSummary:
                 # (skipped, restored) are settled while every slot is busy.
                 if runner.summary.errors or (jobs == 1 and (queued or running)):
                     break
-                ups = [u.address for u in runner.dag.upstream(stage) if u.address in selected]
+                ups = waits[stage.address]
                 if any(u in runner.summary.errors or u in unknown for u in ups) or any(
                     runner.summary.status.get(u) == "not run" for u in ups
                 ):
@@ -78,16 +99,12 @@ def run_plan(runner: Runner) -> RunSummary:
                     queued.append(launch)
                     start_queued()
             start_queued()
-            warm_ahead(runner, queued, pending, selected, finished, running)
+            warm_ahead(runner, queued, pending, waits, finished, running)
             if not running:
                 if runner.summary.errors or not (pending or queued):
                     break
                 if not queued and not any(  # nothing can make progress: only blocked stages
-                    all(
-                        u.address in finished or u.address not in selected
-                        for u in runner.dag.upstream(s)
-                    )
-                    for s in pending
+                    all(u in finished for u in waits[s.address]) for s in pending
                 ):
                     break
                 continue
@@ -120,7 +137,7 @@ def warm_ahead(
     runner: Runner,
     queued: deque[Launch],
     pending: list[Stage],
-    selected: set[str],
+    waits: dict[str, list[str]],
     finished: set[str],
     running: dict[Future[JobResult], Stage],
 ) -> None:
@@ -146,8 +163,7 @@ def warm_ahead(
             return
         if stage.address in runner.warm:
             continue
-        ups = [u.address for u in runner.dag.upstream(stage) if u.address in selected]
-        if all(u in finished or u in busy for u in ups) and runner.prestart(stage):
+        if all(u in finished or u in busy for u in waits[stage.address]) and runner.prestart(stage):
             busy.add(stage.address)
 
 

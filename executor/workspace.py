@@ -144,9 +144,12 @@ class Workspace:
 
     def ignore_outputs(self, stages: Iterable[Stage]) -> None:
         """Add each cached output to the .gitignore beside it, as DVC does in a git repo."""
+        self.ignore_paths(
+            stage.repo_path(out.path) for stage in stages for out in stage.outs if out.cache
+        )
+
+    def ignore_paths(self, paths: Iterable[str]) -> None:
+        """Add each repository-relative output path to the .gitignore beside it (in git)."""
         if not self.in_git():
             return
-        add_entries(
-            self.root,
-            (stage.repo_path(out.path) for stage in stages for out in stage.outs if out.cache),
-        )
+        add_entries(self.root, paths)
