@@ -8,8 +8,8 @@ busybox, byte-stable output, no absolute paths).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 
 @dataclass(frozen=True)

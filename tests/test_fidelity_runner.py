@@ -39,7 +39,9 @@ class Oracle:
         return run_cli([self.dvc_bin, *args], root, {"SHELL": "/bin/sh"})
 
     def executor(self, root: Path, *args: str) -> Proc:
-        return run_cli([sys.executable, "-m", "executor", *args], root, {"EXECUTOR_IMAGE": self.image})
+        return run_cli(
+            [sys.executable, "-m", "executor", *args], root, {"EXECUTOR_IMAGE": self.image}
+        )
 
     def build(self, name: str, label: str) -> Path:
         return build(self.base / name / label, Project(files=CASES[name].files))
@@ -144,11 +146,13 @@ def test_a_run_after_a_change_matches_dvc_repro(oracle: Oracle, name: str) -> No
 
 @pytest.mark.parametrize("name", [n for n in NAMES if CASES[n].fleet])
 def test_submit_matches_dvc_repro(
-    oracle: Oracle, fleet: Fleet, busybox_image: str, name: str  # noqa: F811
+    oracle: Oracle,
+    fleet: Fleet,  # noqa: F811
+    busybox_image: str,
+    name: str,
 ) -> None:
     pair = oracle.fresh(name)
     root = oracle.build(name, "submitted")
     done = submit(root, fleet, busybox_image, "-P")
     assert done.returncode == 0, done.stdout + done.stderr + fleet.worker_log()
     same(pair.dvc, root)
-
