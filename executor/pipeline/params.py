@@ -193,6 +193,15 @@ def check_plain(value: Any, where: str) -> None:
                 raise PipelineError(
                     f"'{where}' is nested more than {MAX_DEPTH} levels deep; flatten it"
                 )
+            if isinstance(node, dict) and not all(type(name) is str for name in node):
+                try:  # the run-cache key sorts them (json sort_keys), as DVC's does
+                    sorted(node)
+                except TypeError:
+                    raise PipelineError(
+                        f"the keys of '{here}' mix types that cannot be sorted "
+                        f"({', '.join(sorted({_type(name) for name in node}))}); DVC fails on "
+                        "them too: make them all strings or all numbers"
+                    ) from None
             items = node.items() if isinstance(node, dict) else enumerate(node)
             stack.extend((item, f"{here}.{key}", depth + 1) for key, item in items)
         elif not isinstance(node, _PLAIN):
