@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from executor.confine import inside
 from executor.errors import ConfigError, ExecutorError, StageCancelled
@@ -103,6 +104,18 @@ def connect(redis_url: str, timeout: float | None = None) -> Any:
     for minutes on purpose)."""
     import redis
 
+    try:  # a malformed URL is the user's to fix (exit 2), not an unreachable fleet (exit 3)
+        parts = urlsplit(redis_url)
+        _ = parts.port  # raises ValueError when out of range
+        redis.connection.parse_url(redis_url)  # type: ignore[no-untyped-call]
+        db = parts.path.strip("/")
+        if parts.scheme in ("redis", "rediss") and db and not db.isdigit():
+            raise ValueError(f"the database '{db}' is not a number")  # redis-py would use 0
+    except ValueError as exc:
+        raise ConfigError(
+            f"--redis is not a Redis URL ({exc}); write redis://HOST:PORT/DB, rediss:// or "
+            "unix://PATH"
+        ) from None
     try:
         client = redis.Redis.from_url(
             redis_url,
