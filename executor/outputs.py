@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,23 @@ def remove_output(root: Path, rel: str) -> None:
         path.unlink()
     elif path.is_dir():
         shutil.rmtree(path)
+
+
+def chown_outputs(root: Path, rels: Iterable[str], uid: int, gid: int) -> None:
+    """Give outputs a stage wrote as another user (a root caller's stages run unprivileged)
+    to the caller, as `dvc repro` leaves them. Links are changed, not what they point to."""
+    for rel in rels:
+        path = inside(root, rel)
+        if not os.path.lexists(path):
+            continue
+        paths = [str(path)]
+        if path.is_dir() and not path.is_symlink():
+            for folder, dirnames, filenames in os.walk(path):
+                paths += [os.path.join(folder, n) for n in (*dirnames, *filenames)]
+        for one in paths:
+            st = os.lstat(one)
+            if (st.st_uid, st.st_gid) != (uid, gid):
+                os.lchown(one, uid, gid)
 
 
 def unprotect_output(root: Path, rel: str, cache: Path | None = None) -> None:

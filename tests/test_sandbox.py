@@ -574,3 +574,12 @@ def test_reaper_removes_the_container_of_a_killed_worker(killed_worker, docker_c
     removed = reap(docker_client, is_alive=owner_process_alive)
     assert name in removed
     assert sandbox_containers(docker_client, name) == []
+
+
+def test_tmp_is_a_tmpfs_of_one_gib_unless_configured(docker_client, make, ws):
+    for sandbox, kib in ((DockerSandbox(docker_client), 1 << 20),
+                         (DockerSandbox(docker_client, tmp_size=64 << 20), 64 << 10)):  # fmt: skip
+        outcome = sandbox.run(make(["df -k /tmp | tail -n 1 > df.txt"], user=f"{UID}:{GID}"))
+        assert outcome.status == "succeeded", outcome.log_tail
+        fields = (ws / "sub/df.txt").read_text().split()
+        assert fields[0] == "tmpfs" and int(fields[1]) == kib, fields

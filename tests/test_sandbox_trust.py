@@ -196,3 +196,42 @@ def test_escape_sequences_from_a_stage_reach_the_terminal_made_visible(
     both = done.stdout + done.stderr
     assert "\x1b" not in both and "\x07" not in both
     assert "a\\x1b]0;pwned\\x07b\\x1b[2Jc" in both
+
+
+def test_visible_writes_out_control_characters_and_keeps_text() -> None:
+    from executor.terminal import visible
+
+    assert visible("a\x1b[31mb\x07\tc\x9bd\u202ee é") == "a\\x1b[31mb\\x07\tc\\x9bd\\u202ee é"
+    assert visible("plain text, 100%\n") == "plain text, 100%\n"
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="the rule for a root caller; others run as themselves")
+def test_a_root_callers_stage_runs_as_the_repository_owner_and_outputs_come_back(
+    make_repo, executor_cli
+) -> None:
+    root = make_repo(
+        {"dvc.yaml": "stages:\n  s:\n    cmd: mkdir -p d && id -u > d/uid && id -g > gid.txt\n"
+         "    outs: [d, gid.txt]\n"}
+    )  # fmt: skip
+    for folder, dirnames, filenames in os.walk(root):
+        for name in (".", *dirnames, *filenames):
+            os.lchown(os.path.join(folder, name), 4321, 4322)
+    done = executor_cli(root, "run")
+    assert done.returncode == 0, done.stderr
+    assert (root / "d/uid").read_text() == "4321\n" and (root / "gid.txt").read_text() == "4322\n"
+    for path in (root / "d", root / "d/uid", root / "gid.txt"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (0, 0), path
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="the rule for a root caller; others run as themselves")
+def test_a_root_callers_stage_runs_as_the_configured_user_and_never_as_root(
+    make_repo, executor_cli
+) -> None:
+    root = make_repo({"dvc.yaml": "stages:\n  s:\n    cmd: id -u > u.txt\n    outs: [u.txt]\n"})
+    os.chmod(root, 0o777)  # what a CI job does for the user it names
+    done = executor_cli(root, "run", env={"EXECUTOR_STAGE_USER": "4321:4321"})
+    assert done.returncode == 0, done.stderr
+    assert (root / "u.txt").read_text() == "4321\n"
+    assert (root / "u.txt").stat().st_uid == 0
+    refused = executor_cli(root, "run", "--force", env={"EXECUTOR_STAGE_USER": "0:0"})
+    assert refused.returncode == 2 and "EXECUTOR_STAGE_USER='0:0'" in refused.stderr

@@ -7,7 +7,6 @@ The same recipe serves `executor run` (the workspace is the repository itself, t
 from __future__ import annotations
 
 import logging
-import os
 import posixpath
 import threading
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from worker.sandbox import (
     Prepared,
     SandboxOutcome,
     SandboxRequest,
+    stage_user,
 )
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ def container_request(
         env=env,
         labels={"executor.job": job_id, "executor.stage": spec.address},
         limits=limits,
-        user=f"{os.getuid()}:{os.getgid()}",
+        user=stage_user(workspace),
         cancel=cancel,
         on_log=on_log,
         on_line=on_line,

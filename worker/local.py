@@ -14,9 +14,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from executor.errors import ExecutorError, StageOverstepped
+from executor.errors import ConfigError, ExecutorError, StageOverstepped
 from executor.jobspec import JobResult, JobSpec
+from executor.limits import parse_memory
 from executor.lockentry import Entry
+from executor.outputs import chown_outputs
 from executor.runcache import RunCache
 from executor.workspace import Workspace
 from worker.job import container_request, execute
@@ -30,11 +32,13 @@ from worker.sandbox import (
     owner_process_alive,
     reap,
 )
+from worker.sandbox_config import TMP_SIZE
 
 log = logging.getLogger(__name__)
 
 # Read on the host by git, DVC or executor: read-only in every stage's container (a mount
 # point can be neither written, renamed nor deleted). `.dvc` is mounted read-only whole.
+TMP_SIZE_ENV = "EXECUTOR_TMP_SIZE"
 ROOT_PROTECTED = (".git", ".dvcignore", ".executor.yaml")
 DVCFILE_PROTECTED = ("dvc.yaml", "dvc.lock", ".dvcignore")  # beside every dvc.yaml
 
@@ -51,6 +55,19 @@ class Guard:
 
 def _ident(st: os.stat_result) -> tuple[int, int]:
     return (st.st_dev, st.st_ino)
+
+
+def tmp_size(env: Mapping[str, str]) -> int:
+    """Bytes of each stage's /tmp: EXECUTOR_TMP_SIZE (e.g. 512m, 4g), else 1g."""
+    value = env.get(TMP_SIZE_ENV, "").strip()
+    if not value:
+        return TMP_SIZE
+    try:
+        return parse_memory(value)
+    except ConfigError:
+        raise ConfigError(
+            f"{TMP_SIZE_ENV}={value!r} is not a size of at least 6m; write e.g. 512m or 4g"
+        ) from None
 
 
 class RepoSandbox(DockerSandbox):
@@ -101,7 +118,10 @@ class LocalBackend:
     def __init__(self, ws: Workspace, env: Mapping[str, str], jobs: int = 1) -> None:
         self.ws = ws
         sandbox = RepoSandbox.from_env(
-            env, stop_grace=ws.settings.stop_grace, remove_in_background=True
+            env,
+            stop_grace=ws.settings.stop_grace,
+            remove_in_background=True,
+            tmp_size=tmp_size(env),
         )
         assert isinstance(sandbox, RepoSandbox)
         sandbox.root = str(ws.root)
@@ -294,13 +314,18 @@ class LocalBackend:
             self.sandbox.missing.pop(id(request), None)  # if a prepared container ran instead
 
     def _execute(self, spec: JobSpec, request: SandboxRequest) -> JobResult:
-        return execute(
-            spec,
-            self.ws.root,
-            store=self.ws.store,
-            runcache=self.runcache,
-            sandbox=self.sandbox,
-            hasher=self.ws.hasher,
-            request=request,
-            prepared=self._take(spec, request),
-        )
+        try:
+            return execute(
+                spec,
+                self.ws.root,
+                store=self.ws.store,
+                runcache=self.runcache,
+                sandbox=self.sandbox,
+                hasher=self.ws.hasher,
+                request=request,
+                prepared=self._take(spec, request),
+            )
+        finally:
+            caller = (os.getuid(), os.getgid())
+            if request.user != "{}:{}".format(*caller):  # a root caller's unprivileged stage
+                chown_outputs(self.ws.root, (o.repo_path for o in spec.outs), *caller)

@@ -29,6 +29,7 @@ from worker.sandbox_config import (
     LABEL,
     LABEL_OWNER,
     LABEL_PID,
+    TMP_SIZE,
     create_args,
     host_config,
     owner_process_alive,
@@ -43,6 +44,7 @@ from worker.sandbox_request import (
     Status,
     check_image_name,
     check_request,
+    stage_user,
 )
 from worker.sandbox_watch import watch
 
@@ -55,6 +57,7 @@ __all__ = [
     "SandboxRequest",
     "owner_process_alive",
     "reap",
+    "stage_user",
 ]
 
 log = logging.getLogger(__name__)
@@ -139,6 +142,7 @@ class DockerSandbox:
         cancel_signal: str = "SIGINT",
         owner: str | None = None,
         remove_in_background: bool = False,
+        tmp_size: int = TMP_SIZE,
     ) -> None:
         self.client = client if client is not None else DockerClient()
         # A finished container's removal is off the stage's critical path; close() waits.
@@ -149,6 +153,7 @@ class DockerSandbox:
         self.stop_grace = stop_grace
         self.cancel_signal = cancel_signal
         self.owner = owner or _default_owner()
+        self.tmp_size = tmp_size  # bytes of each container's /tmp tmpfs
         self._shells: dict[str, str | None] = {}  # image id -> SHELL of its Env
         self._lock = threading.Lock()
 
@@ -203,7 +208,9 @@ class DockerSandbox:
             request, image_id=image_id, user=user, invocation=invocation, owner=self.owner
         )
         with _engine(f"creating container {request.name}"):
-            args["host_config"] = self.api.create_host_config(**host_config(request))
+            args["host_config"] = self.api.create_host_config(
+                **host_config(request, self.tmp_size)
+            )
             try:
                 cid = self.api.create_container(**args)["Id"]
             except docker.errors.APIError as exc:

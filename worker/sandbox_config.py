@@ -41,8 +41,12 @@ def environment(request: SandboxRequest) -> dict[str, str]:
     return {"HOME": "/tmp", **request.env, "TINI_KILL_PROCESS_GROUP": "1"}
 
 
-def host_config(request: SandboxRequest) -> dict[str, Any]:
-    """Keyword arguments for `APIClient.create_host_config`."""
+TMP_SIZE = 1 << 30  # bytes of the /tmp tmpfs unless configured (EXECUTOR_TMP_SIZE)
+
+
+def host_config(request: SandboxRequest, tmp_size: int = TMP_SIZE) -> dict[str, Any]:
+    """Keyword arguments for `APIClient.create_host_config`. `/tmp` is a tmpfs of at most
+    `tmp_size` bytes (its pages also count against the memory limit, if one is set)."""
     limits = request.limits
     config: dict[str, Any] = {
         "init": True,
@@ -50,7 +54,7 @@ def host_config(request: SandboxRequest) -> dict[str, Any]:
         "security_opt": ["no-new-privileges"],
         "read_only": True,
         # Docker puts noexec,nosuid,nodev first; `exec` undoes noexec for tools run from /tmp.
-        "tmpfs": {"/tmp": "rw,exec,mode=1777"},
+        "tmpfs": {"/tmp": f"rw,exec,mode=1777,size={tmp_size}"},
         "ipc_mode": "private",
         "network_mode": "bridge" if limits.network else "none",
         "mounts": [

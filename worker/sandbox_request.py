@@ -13,6 +13,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 from executor.errors import ConfigError, WorkspaceError
@@ -21,6 +22,7 @@ from executor.limits import Limits
 Status = Literal["succeeded", "failed", "cancelled", "timed_out", "out_of_memory"]
 
 NOBODY = "65534:65534"  # the user when there is no mount to take an owner from
+STAGE_USER = "EXECUTOR_STAGE_USER"  # uid:gid of stages when the caller is root
 
 # distribution/reference's grammar (IPv6 domains aside), or a bare image id.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -168,4 +170,23 @@ def check_request(request: SandboxRequest) -> str:
     if not request.mounts:
         return NOBODY
     st = os.stat(request.mounts[0].source)
+    return f"{st.st_uid}:{st.st_gid}"
+
+
+def stage_user(workspace: Path, env: Mapping[str, str] | None = None) -> str:
+    """The "uid:gid" a stage runs as: the caller's, so its outputs are the caller's as with
+    `dvc repro`. A root caller's stages run as $EXECUTOR_STAGE_USER if set, else as the
+    owner of the workspace: root only when root owns it too (the engine gives a non-root
+    user no capability, so no other user could write there), and then with none."""
+    if os.getuid() != 0:
+        return f"{os.getuid()}:{os.getgid()}"
+    configured = (os.environ if env is None else env).get(STAGE_USER, "")
+    if configured:
+        if _USER.fullmatch(configured) is None or configured.split(":")[0] == "0":
+            raise ConfigError(
+                f"{STAGE_USER}={configured!r} is not a non-root numeric 'uid:gid'; "
+                "set it to e.g. 1000:1000 (a user that may write the repository)"
+            )
+        return configured
+    st = os.stat(workspace)
     return f"{st.st_uid}:{st.st_gid}"
