@@ -150,7 +150,7 @@ def _reproduce(
     from executor.pipeline import ParamsReader, build_dag, load_pipeline
     from executor.runner import Backend, Runner, RunOptions, load_backend
     from executor.settings import settings_for
-    from executor.workspace import Workspace, find_root, target_from_cwd
+    from executor.workspace import Workspace, check_targets, find_root, target_from_cwd
 
     stopped_by = _stop_on_signals()
     try:
@@ -160,10 +160,15 @@ def _reproduce(
         config = fleet(settings) if fleet is not None else None
         params = ParamsReader(root)  # each params file parsed once for loading and locking
         dag = build_dag(load_pipeline(root, params))
+        wanted = [
+            target_from_cwd(t, root, cwd) for t in default_targets(targets, cwd, all_pipelines)
+        ]
+        kept = check_targets(wanted, root, dag.stages.values())
+        if (wanted and not kept) or not dag.stages:  # dvc.yaml files without stages
+            click.echo("Data and pipelines are up to date.")
+            return
         options = RunOptions(
-            targets=tuple(
-                target_from_cwd(t, root, cwd) for t in default_targets(targets, cwd, all_pipelines)
-            ),
+            targets=tuple(kept),
             downstream=downstream,
             dry=dry,
             force=force,

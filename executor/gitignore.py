@@ -48,6 +48,27 @@ def ignored_by_git(root: Path, paths: list[str]) -> set[str]:
     return {p.decode() for p in done.stdout.split(b"\0") if p}
 
 
+def tracked_by_git(root: Path, paths: list[str]) -> set[str]:
+    """Which repository-relative `paths` git tracks (a file, or files under a folder): one
+    `git ls-files` call; none without a git executable."""
+    if not paths:
+        return set()
+    try:
+        done = subprocess.run(
+            ["git", "--literal-pathspecs", "-C", str(root), "ls-files", "-z", "--", *paths],
+            capture_output=True,
+            check=False,
+        )
+    except OSError as exc:
+        log.debug("git ls-files unavailable: %s", exc)
+        return set()
+    if done.returncode != 0:
+        log.debug("git ls-files failed: %s", done.stderr.decode(errors="replace").strip())
+        return set()
+    files = [f.decode(errors="surrogateescape") for f in done.stdout.split(b"\0") if f]
+    return {p for p in paths if any(f == p or f.startswith(p + "/") for f in files)}
+
+
 def _lines(path: Path) -> tuple[str, list[str]]:
     try:  # any bytes: git reads .gitignore as bytes, and so may a user's editor write it
         text = path.read_text(encoding="utf-8", errors="surrogateescape")

@@ -55,6 +55,44 @@ def _check_entry(name: str, entry: Any, lockfile: str) -> None:
     params = entry.get("params", {})
     if not isinstance(params, Mapping) or not all(isinstance(v, Mapping) for v in params.values()):
         raise PipelineError(f"{where}: `params` must map files to values", path=lockfile)
+    cmd = entry.get("cmd")
+    if not isinstance(cmd, str | list):
+        raise PipelineError(
+            f"{where}: validation failed: `cmd` must be a string or a list; "
+            "fix or delete dvc.lock (executor run rebuilds it)",
+            path=lockfile,
+        )
+    for part in ("deps", "outs"):
+        for index, item in enumerate(entry.get(part, [])):
+            for key, value in item.items():
+                if not _valid(key, value):
+                    raise PipelineError(
+                        f"{where}: validation failed: {part}[{index}] ({item['path']}): "
+                        f"`{key}: {value!r}` is not a valid {key}; fix or delete dvc.lock "
+                        "(executor run rebuilds it)",
+                        path=lockfile,
+                    )
+
+
+# The field types of DVC's lock schema (dvc/schema.py DATA_SCHEMA): a value DVC refuses
+# ("validation failed") must not be trusted either.
+_INTS = ("size", "nfiles")
+_STRS = ("hash", "version_id")
+_CHECKSUMS = ("md5", "etag", "checksum")
+
+
+def _valid(key: str, value: Any) -> bool:
+    if key in _INTS:
+        return isinstance(value, int)  # a bool too: voluptuous takes it as an int, as DVC
+    if key == "isexec":
+        return isinstance(value, bool)
+    if key in _STRS:
+        return isinstance(value, str)
+    if key in _CHECKSUMS:  # None, "", or at least 3 characters (an int is read as its digits)
+        if value is None or value == "":
+            return True
+        return isinstance(value, str | int) and len(str(value)) >= 3
+    return True
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -131,8 +169,10 @@ class LockWriter:
     def wrote(self, lockfile: str) -> bool:
         """Whether `lockfile` is still the file this writer last wrote."""
         cached = self._docs.get(lockfile)
-        return cached is not None and cached[0] is not None and (
-            cached[0] == _stat_key(self.root / lockfile)
+        return (
+            cached is not None
+            and cached[0] is not None
+            and (cached[0] == _stat_key(self.root / lockfile))
         )
 
     def write(self, lockfile: str, name: str, entry: Mapping[str, Any]) -> bool:

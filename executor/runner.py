@@ -154,6 +154,7 @@ class Runner:
         self._entries: dict[str, tuple[Stage, Entry]] = {}
         self._ready: list[tuple[Stage, Entry]] = []  # settled in plan order, not yet written
         self._unignored: dict[str, Stage] = {}  # recorded, outputs not yet in .gitignore
+        self._tracked: set[str] | None = None  # outputs of the plan that git tracks
         self._last_write = 0.0
         self._images: dict[str, str] = {}  # image -> first stage using it
         self._imageless: set[str] = set()  # stages no image is configured for
@@ -184,6 +185,7 @@ class Runner:
         of this pipeline, which DVC writes after each stage it runs)."""
         lockfiles = {stage.lockfile for stage in stages}
         for stage in stages:
+            self.recorded(stage)  # every dvc.lock read and checked before anything changes
             if stage.frozen:
                 continue
             try:
@@ -530,8 +532,30 @@ class Runner:
             self.discard_warm(stage)
         return launch
 
+    def check_untracked(self, stage: Stage) -> None:
+        """DVC refuses to save an output git tracks (OutputAlreadyTrackedError), after the
+        stage ran; executor refuses before the stage runs or is restored. Git is asked once
+        per command, for every output of the plan, when the first stage does not skip."""
+        if self.options.dry or not self.ws.in_git():
+            return
+        if self._tracked is None:
+            from executor.gitignore import tracked_by_git
+
+            plan = [self.dag.stages[address] for address in self._plan]
+            outs = [s.repo_path(o.path) for s in plan for o in s.outs if o.cache]
+            self._tracked = tracked_by_git(self.ws.root, outs)
+        for out in stage.outs:
+            path = stage.repo_path(out.path)
+            if out.cache and path in self._tracked:
+                raise WorkspaceError(
+                    f"stage '{stage.address}': output '{out.path}' is already tracked by git; "
+                    f"remove it from git (`git rm -r --cached '{path}'`), then run again"
+                )
+
     def _act(self, stage: Stage) -> Launch | None:
         action, ev = self.decide(stage)
+        if action != "skip":
+            self.check_untracked(stage)
         if action == "skip":
             if ev is not None:
                 self.say(f"Stage '{self.shown(stage)}' didn't change, skipping")

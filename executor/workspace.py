@@ -23,16 +23,49 @@ DVC_GITIGNORE = "/config.local\n/tmp\n/cache\n"
 
 
 def find_root(start: Path) -> Path:
-    """The nearest directory at or above `start` holding `.dvc` (else one holding dvc.yaml)."""
+    """The nearest directory at or above `start` holding `.dvc`, as DVC finds its root.
+
+    Without one, executor refuses as `dvc repro` does: initialising is the user's choice
+    (`dvc init`, `--subdir` or `--no-scm`), and a `.dvc/cache` made on the side would be picked
+    up by `git add -A`.
+    """
     start = start.resolve()
     for folder in (start, *start.parents):
         if (folder / ".dvc").is_dir():
             return folder
-    if (start / "dvc.yaml").is_file():
-        return start
     raise UserError(
-        f"no DVC repository at or above {start}: run `dvc init` (or add a dvc.yaml) first"
+        f"you are not inside of a DVC repository (no .dvc folder at or above {start}); "
+        "run `dvc init` first"
     )
+
+
+def check_targets(targets: Iterable[str], root: Path, stages: Iterable[Stage]) -> list[str]:
+    """Targets (repo-relative addresses) as `dvc repro` takes them, minus those naming a
+    dvc.yaml without stages (empty, or a matrix over an empty list: nothing to do, as DVC).
+
+    `FILE:NAME` names stage NAME of FILE, which must be a dvc.yaml; a stage whose own name
+    holds ':' can only be run with its dvc.yaml (or -P), as with DVC.
+    """
+    dvcfiles = {stage.dvcfile for stage in stages}
+    kept = []
+    for target in targets:
+        dvcfile, colon, name = target.rpartition(":")
+        if not colon and posixpath.basename(target) == "dvc.yaml":
+            dvcfile, name = target, ""
+        if colon or name == "":
+            path = posixpath.normpath(dvcfile)
+            if posixpath.basename(path) != "dvc.yaml":
+                raise UserError(
+                    f"bad target '{target}': '{dvcfile}' is not a dvc.yaml (FILE:NAME runs "
+                    "stage NAME of the dvc.yaml FILE; a stage whose name holds ':' runs only "
+                    "with its dvc.yaml as the target, or -P)"
+                )
+            if not (root / path).is_file():
+                raise UserError(f"bad target '{target}': '{path}' does not exist")
+            if not name and path not in dvcfiles:
+                continue  # no stages in it: nothing to do
+        kept.append(target)
+    return kept
 
 
 def target_from_cwd(target: str, root: Path, cwd: Path) -> str:
@@ -91,12 +124,13 @@ class Workspace:
 
     def prepare(self) -> None:
         """Create `.dvc/cache` and `.dvc/tmp` as `dvc init` would, and take the repo lock."""
-        fresh = not self.dvc_dir.exists()
+        ignore = self.dvc_dir / ".gitignore"
+        made = not (self.dvc_dir / "tmp").exists() or not self.cache_dir.exists()
+        if made and not ignore.exists() and self.in_git():
+            # Never a cache or tmp folder that `git add -A` would take (as `dvc init` has it).
+            ignore.write_text(DVC_GITIGNORE)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        if fresh:
-            (self.dvc_dir / ".gitignore").write_text(DVC_GITIGNORE)
-            (self.dvc_dir / "config").touch()
         try:
             self._lock_fds.append(
                 _flock(self.tmp_dir / "lock", f"another executor command is running in {self.root}")
