@@ -24,6 +24,9 @@ from executor.errors import (
     WorkspaceError,
 )
 from executor.lockentry import Entry
+from executor.pipeline.model import run_cacheable
+
+OUT_KINDS = ("outs", "metrics", "plots")
 
 
 class InvalidJobSpec(UserError):
@@ -65,6 +68,7 @@ class OutRequest:
     committed: bool  # its content goes into the store
     persist: bool = False
     cached: bool = True  # False for `cache: false`: stored for the run-cache at most, never a link
+    kind: str = "outs"  # or metrics, plots: DVC's run-cache rule tells them apart
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,7 @@ class JobSpec:
     deps: tuple[Mapping[str, Any], ...]  # lock items, paths relative to wdir
     params: Mapping[str, Mapping[str, Any]]
     outs: tuple[OutRequest, ...]
-    cacheable: bool  # DVC would write a run-cache entry
+    cacheable: bool  # the submitter says DVC would write a run-cache entry (see run_cacheable)
     commit: bool = True  # False for --no-commit
     executor_meta: Mapping[str, Any] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
@@ -110,6 +114,13 @@ class JobSpec:
         folders = {posixpath.dirname(p) for p in [*paths, *(o.repo_path for o in self.outs)]}
         paths += sorted({ignore for folder in folders for ignore in _ignore_files(folder)})
         return list(dict.fromkeys(paths))
+
+    def run_cacheable(self) -> bool:
+        """Whether this run may make a run-cache entry: the submitter must say so, and DVC's
+        rule must say so on the outputs as the job names them (a persist or `cache: false`
+        output never makes one), whatever the submitter said."""
+        outs = ((o.kind, o.cached, o.persist) for o in self.outs)
+        return self.cacheable and run_cacheable(bool(self.deps or self.params), outs)
 
     def cmd_lines(self) -> tuple[str, ...]:
         """The lines `cmd` runs as, by DVC's rule (a string is split into its lines)."""
@@ -132,6 +143,7 @@ class JobSpec:
                     "committed": o.committed,
                     "persist": o.persist,
                     "cached": o.cached,
+                    "kind": o.kind,
                 }
                 for o in self.outs
             ],
@@ -168,16 +180,17 @@ class JobSpec:
         params = _mapping(d, "params")
         if not all(isinstance(v, Mapping) for v in params.values()):
             raise InvalidJobSpec("job spec field 'params' must map files to mappings")
+        wdir = _posix_relative(_str(d, "wdir"), "wdir")
         return cls(
             address=_str(d, "address"),
             dvc_stage=_str(d, "dvc_stage"),
             cmd=cmd,
             lines=tuple(lines),
             image=_str(d, "image"),
-            wdir=_posix_relative(_str(d, "wdir"), "wdir"),
+            wdir=wdir,
             deps=tuple(_dep(x) for x in _list(d, "deps")),
             params={k: dict(v) for k, v in params.items()},
-            outs=tuple(_out(o) for o in _list(d, "outs")),
+            outs=tuple(_out(o, wdir) for o in _list(d, "outs")),
             cacheable=bool(d.get("cacheable", False)),
             commit=bool(d.get("commit", True)),
             executor_meta=_mapping(d, "executor_meta"),
@@ -244,15 +257,29 @@ def _input(item: object) -> Input:
     return Input(path, md5, isexec, tuple(lists["executables"]), tuple(lists["folders"]))
 
 
-def _out(item: object) -> OutRequest:
+def _out(item: object, wdir: str) -> OutRequest:
     if not isinstance(item, Mapping):
         raise InvalidJobSpec("job spec field 'outs' must hold mappings")
+    path = _str(item, "path")
+    if path.startswith("/") or "\x00" in path:
+        raise InvalidJobSpec(f"job spec field 'outs.path' is not a relative path: {path!r}")
+    repo_path = _posix_relative(_str(item, "repo_path"), "outs.repo_path")
+    # What the worker hashes is what the entry names: never a path of the sender's choosing.
+    if repo_path != posixpath.normpath(posixpath.join(wdir, path)):
+        raise InvalidJobSpec(
+            f"job spec field 'outs.repo_path' {repo_path!r} is not the output {path!r} "
+            f"in wdir {wdir!r}"
+        )
+    kind = item.get("kind", "outs")
+    if kind not in OUT_KINDS:
+        raise InvalidJobSpec(f"job spec field 'outs.kind' must be one of {', '.join(OUT_KINDS)}")
     return OutRequest(
-        path=_str(item, "path"),
-        repo_path=_posix_relative(_str(item, "repo_path"), "outs.repo_path"),
+        path=path,
+        repo_path=repo_path,
         committed=bool(item.get("committed", True)),
         persist=bool(item.get("persist", False)),
         cached=bool(item.get("cached", True)),
+        kind=str(kind),
     )
 
 

@@ -453,8 +453,9 @@ class Runner:
             outs=tuple(
                 # DVC commits a cache: false metric or plot only with a run-cache entry.
                 OutRequest(
-                    o.path, stage.repo_path(o.path), o.cache or stage.cacheable, o.persist, o.cache
-                )
+                    o.path, stage.repo_path(o.path), o.cache or stage.cacheable, o.persist,
+                    o.cache, o.kind,
+                )  # fmt: skip
                 for o in stage.outs
             ),
             cacheable=stage.cacheable,

@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,29 +40,34 @@ from executor.fleet.keys import (
     DEFAULT_QUEUE,
     EVENTS_TTL,
     IMAGES_KEY,
+    JOB_FUNCTION,
     RunIndex,
     alive_key,
     cancel_key,
     events_key,
+    is_job_id,
 )
 from executor.hashing import Hasher
 from executor.jobspec import JobResult, JobSpec, RemoteError, failure_to_dict
-from executor.limits import Limits, parse_memory
+from executor.limits import Ceilings, Limits, parse_memory
 from executor.pipeline.params import ParamsReader
+from executor.redact import redact
 from executor.runcache import RunCache, env_digest
 from executor.settings import Settings
 from executor.store.base import ObjectStore
 from executor.store.open import open_store
 from worker.job import container_request, execute, verify_inputs
-from worker.localcache import LocalCache, Placement
+from worker.localcache import LocalCache, Placement, verify_objects
 from worker.sandbox import DockerSandbox, Mount, owner_process_alive, reap
 
 log = logging.getLogger(__name__)
 
 CANCEL_POLL = 0.25  # seconds between looks for a cancel request
 WATCH_JOIN = 5.0  # seconds the job waits for its watcher to stop (it may be stuck on Redis)
-STREAM_MAX = 100_000  # log events kept per job (the oldest dropped beyond)
+STREAM_MAX = 20_000  # log events kept per job (a backstop behind the byte budget)
+LOG_BYTES = 1 << 20  # default byte budget of a job's log stream (--log-bytes)
 LOCK_NAME = "lock"  # in a job's folder, locked while the job lives
+PLACED_NAME = "placed"  # in a job's folder: the local cache objects it linked into its workspace
 YOUNG = 60  # seconds a job folder without its lock is left alone
 
 
@@ -73,6 +78,8 @@ class WorkerConfig:
     store_url: str
     home: Path  # the local cache and the jobs' workspaces
     cache_bytes: int
+    ceilings: Ceilings = field(default_factory=Ceilings)
+    log_bytes: int = LOG_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WorkerConfig:
@@ -87,15 +94,24 @@ class WorkerConfig:
             raise ConfigError(
                 f"EXECUTOR_WORKER_CACHE_SIZE={raw!r} (--cache-size) is not a size; write e.g. 50g"
             ) from None
-        return cls(store, home, size)
+        raw = env.get("EXECUTOR_WORKER_LOG_BYTES") or str(LOG_BYTES)
+        if not raw.isdigit():
+            raise ConfigError(
+                f"EXECUTOR_WORKER_LOG_BYTES={raw!r} (--log-bytes) is not a number of bytes"
+            )
+        return cls(store, home, size, Ceilings.from_env(env), int(raw))
 
 
 class Events:
-    """The job's side of its Redis stream."""
+    """The job's side of its Redis stream. Log lines have a byte budget: past it the stream
+    says once that it was cut, and the stage runs on (its failure still carries the end of
+    its output, which the sandbox keeps apart)."""
 
-    def __init__(self, redis: Any, job_id: str) -> None:
+    def __init__(self, redis: Any, job_id: str, budget: int = LOG_BYTES) -> None:
         self.redis = redis
         self.key = events_key(job_id)
+        self.left = budget
+        self.budget = budget
 
     def _add(self, kind: str, value: str) -> None:
         try:
@@ -105,7 +121,17 @@ class Events:
             log.warning("cannot send a log line to Redis: %s", exc)
 
     def log(self, text: str) -> None:
-        self._add("log", text)
+        if self.left < 0:
+            return
+        self.left -= len(text.encode("utf-8", "replace")) + 1
+        if self.left >= 0:
+            self._add("log", text)
+        else:
+            self._add(
+                "log",
+                f"executor: the rest of this stage's log is not relayed (over the worker's "
+                f"{self.budget} bytes, executor-worker --log-bytes); the stage runs on",
+            )
 
     def line(self, index: int) -> None:
         self._add("line", str(index))
@@ -123,6 +149,8 @@ def run_job(spec: Mapping[str, Any], store_url: str) -> dict[str, Any]:
 
     job = get_current_job()
     job_id = job.id if job is not None else f"local-{uuid.uuid4().hex}"
+    if not is_job_id(job_id):  # StageJob refused it already; it names a folder below
+        raise RefusedJob("refused job: its id is not a job id")
     redis = job.connection if job is not None else None
     address = str(spec.get("address", "")) if isinstance(spec, Mapping) else ""
     cancel, done = threading.Event(), threading.Event()
@@ -157,10 +185,13 @@ def _run(
 ) -> JobResult:
     config = WorkerConfig.from_env(os.environ)
     if store_url != config.store_url:
+        ours, theirs = redact(config.store_url), redact(store_url)
         raise ConfigError(
-            f"this worker serves the store {config.store_url}, the job was submitted for "
-            f"{store_url}: submit with --store {config.store_url} or start workers for it"
+            f"this worker serves the store {ours}, the job was submitted for "
+            f"{theirs}: submit with --store {ours} or start workers for it"
         )
+    # Refused before anything is fetched or started: what the job asks is over a ceiling.
+    limits = config.ceilings.apply(Limits.from_meta(spec.executor_meta), spec.address)
     settings = Settings.from_env(os.environ)
     store = store_for(store_url, settings)
     sandbox = DockerSandbox.from_env(os.environ, stop_grace=settings.stop_grace)
@@ -174,16 +205,27 @@ def _run(
         digest = sandbox.resolve_image(spec.image)
         if redis is not None:
             redis.hset(IMAGES_KEY, spec.image, digest)
-        events = Events(redis, job_id) if redis is not None else None
+        events = Events(redis, job_id, config.log_bytes) if redis is not None else None
         cache = LocalCache(config.home / "cache", store, config.cache_bytes)
         workspace = jobdir / "ws"
         workspace.mkdir()
-        persist = {o.repo_path for o in spec.outs if o.persist}
+        # Inputs are links to the local cache, bind-mounted read-only: a stage cannot chmod
+        # (EROFS) nor link out of (EXDEV) them. Persist outputs, and an input an output
+        # lies in, are writable copies of the stage's own.
+        writable = {i.path for i in spec.inputs if _written(i.path, spec)}
         placements = [
-            Placement(p.relpath, p.md5, p.isexec, copy=i.path in persist)
+            Placement(p.relpath, p.md5, p.isexec, copy=i.path in writable)
             for i in spec.inputs
             for p in cache.expand(i.path, i.md5, i.isexec, i.executables)
         ]
+        # Should this job die unseen, whoever removes its folder re-hashes these first.
+        linked = sorted({p.md5 for p in placements if not p.copy})
+        (jobdir / PLACED_NAME).write_text(json.dumps(linked))
+        mounts = [Mount(source=str(workspace), target=str(workspace))]
+        for given in spec.inputs:
+            if given.path not in writable:
+                where = str(inside(workspace, given.path))
+                mounts.append(Mount(source=where, target=where, read_only=True))
         with (
             Hasher(state_path=jobdir / "state.sqlite", root=workspace) as hasher,
             cache.materialised(workspace, placements),
@@ -204,8 +246,8 @@ def _run(
                 workspace,
                 job_id=job_id,
                 image_digest=digest,
-                limits=Limits.from_meta(spec.executor_meta),
-                mounts=(Mount(source=str(workspace), target=str(workspace)),),
+                limits=limits,
+                mounts=tuple(mounts),
                 cancel=cancel,
                 on_log=events.log if events else None,
                 on_line=events.line if events else None,
@@ -240,6 +282,15 @@ def _run(
         sandbox.close()
         _remove_tree(jobdir)
         os.close(held)
+
+
+def _written(path: str, spec: JobSpec) -> bool:
+    """Whether the stage may write at `path` or inside it: a persist output's input, or an
+    input an output lies in (or is)."""
+    for out in spec.outs:
+        if out.repo_path == path or out.repo_path.startswith(path.rstrip("/") + "/"):
+            return True
+    return False
 
 
 _stores: dict[str, ObjectStore] = {}
@@ -302,7 +353,21 @@ def remove_stale_workspaces(home: Path) -> None:
         finally:
             os.close(fd)
         log.info("removing %s, the folder of a job that died", entry)
+        _reverify(home, entry)
         _remove_tree(entry)
+
+
+def _reverify(home: Path, jobdir: Path) -> None:
+    """Hash again the local cache objects a dead job had linked into its workspace; drop
+    those that changed (its stage could have reached them had a mount failed)."""
+    try:
+        md5s = json.loads((jobdir / PLACED_NAME).read_text())
+    except (OSError, ValueError):
+        return  # it died before placing anything
+    if isinstance(md5s, list):
+        dropped = verify_objects(home / "cache", [m for m in md5s if isinstance(m, str)])
+        for md5 in dropped:
+            log.warning("object %s changed while a job that died used it; dropped", md5)
 
 
 _home_lock: list[int] = []  # held for the worker's life (and its work horses')
@@ -321,6 +386,81 @@ def claim_home(home: Path) -> None:
             f"another executor-worker uses {home}; give each worker its own --dir"
         ) from None
     _home_lock.append(fd)
+
+
+class RefusedJob(Exception):
+    """A job that is not a stage job: failed by RQ, nothing of it run."""
+
+
+def refusal(job: Any) -> str | None:
+    """Why `job` is not a stage job the worker may run, or None. Whoever can write to Redis
+    can put any job on the queue: only `run_job(spec, store_url)` runs, with no callback
+    (RQ imports and calls those by name), no webhook and no dependency."""
+    if not isinstance(job.id, str) or not is_job_id(job.id):
+        return "its id is not a job id"
+    try:
+        name, instance, args, kwargs = job.func_name, job.instance, job.args, job.kwargs
+    except Exception:  # a pickled job (never unpickled: the serializer is JSON), or garbage
+        return "its data is not a JSON job"
+    if name != JOB_FUNCTION or instance is not None:
+        return f"it calls {str(name)[:100]!r}, not the stage entry point {JOB_FUNCTION}"
+    if kwargs or len(args) != 2 or not isinstance(args[0], dict) or not isinstance(args[1], str):
+        return "its arguments are not a job spec and a store URL"
+    for kind in ("success", "failure", "stopped"):
+        if getattr(job, f"_{kind}_callback_name", None):
+            return f"it names an on_{kind} callback"
+    if getattr(job, "webhooks", None):
+        return "it names webhooks"
+    if getattr(job, "_dependency_ids", None):
+        return "it depends on other jobs"
+    return None
+
+
+def stage_job_class() -> type[Any]:
+    """RQ's Job that resolves to `run_job` or to nothing: a refused job raises RefusedJob
+    where RQ would import its function, and no callback or webhook is ever resolved, also
+    where RQ's registries clean up after a job (a failure callback) on their own."""
+    from rq.job import Job
+
+    class StageJob(Job):
+        @classmethod
+        def fetch(cls, id: str, connection: Any = None, serializer: Any = None) -> Any:
+            # RQ's worker quits on any error here (an id RQ itself rejects, a hash that does
+            # not load): as "no such job", it is skipped and dropped by RQ's cleanup.
+            from rq.exceptions import NoSuchJobError
+
+            try:
+                return super().fetch(id, connection=connection, serializer=serializer)
+            except NoSuchJobError:
+                raise
+            except Exception as exc:
+                log.error("refused job %r: it cannot be read (%s)", str(id)[:100], exc)
+                raise NoSuchJobError(f"job {str(id)[:100]!r} cannot be read") from None
+
+        @property
+        def func(self) -> Any:
+            problem = refusal(self)
+            if problem is not None:
+                log.error("refused job %r: %s", str(self.id)[:100], problem)
+                raise RefusedJob(f"refused job: {problem}")
+            return run_job
+
+        @property
+        def success_callback(self) -> None:
+            return None
+
+        @property
+        def failure_callback(self) -> None:
+            return None
+
+        @property
+        def stopped_callback(self) -> None:
+            return None
+
+        def send_webhooks(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    return StageJob
 
 
 def stage_worker_class() -> type[Any]:
@@ -354,6 +494,45 @@ def stage_worker_class() -> type[Any]:
 @click.option("--dir", "home", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The local cache and workspaces (EXECUTOR_WORKER_DIR).")  # fmt: skip
 @click.option("--cache-size", default=None, help="Local cache limit, e.g. 50g (default 10g).")
+@click.option("--max-memory", default=None,
+              help="Most memory a job may ask for, e.g. 16g; also the limit of a job that "
+                   "names none (EXECUTOR_WORKER_MAX_MEMORY; default: none).")  # fmt: skip
+@click.option("--max-cpus", default=None,
+              help="Most CPUs a job may ask for; also the limit of a job that names none "
+                   "(EXECUTOR_WORKER_MAX_CPUS; default: none).")  # fmt: skip
+@click.option(
+    "--max-pids",
+    default=None,
+    help="Most processes a job may ask for (EXECUTOR_WORKER_MAX_PIDS; default 4096).",
+)
+@click.option(
+    "--max-timeout",
+    default=None,
+    help="Longest timeout a job may ask for (EXECUTOR_WORKER_MAX_TIMEOUT; default 168h).",
+)
+@click.option("--default-timeout", default=None,
+              help="Timeout of a job that names none (EXECUTOR_WORKER_DEFAULT_TIMEOUT; "
+                   "default 24h).")  # fmt: skip
+@click.option(
+    "--allow-network",
+    is_flag=True,
+    default=None,
+    help="Let jobs ask for network: true (EXECUTOR_WORKER_ALLOW_NETWORK; default no).",
+)
+@click.option(
+    "--allow-gpus",
+    is_flag=True,
+    default=None,
+    help="Let jobs ask for GPUs (EXECUTOR_WORKER_ALLOW_GPUS; default no).",
+)
+@click.option(
+    "--tmp-size",
+    default=None,
+    help="Size of a stage's /tmp (EXECUTOR_WORKER_TMP_SIZE; default 1g).",
+)
+@click.option("--log-bytes", default=None,
+              help="Bytes of a job's log relayed through Redis (EXECUTOR_WORKER_LOG_BYTES; "
+                   "default 1048576); the rest is cut, the stage runs on.")  # fmt: skip
 @click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
 def main(
     redis_url: str,
@@ -362,6 +541,7 @@ def main(
     home: Path | None,
     cache_size: str | None,
     burst: bool,
+    **settings: Any,
 ) -> None:
     """Take stage jobs from the fleet's queues and run them in containers on this host."""
     from rq.serializers import JSONSerializer
@@ -372,6 +552,10 @@ def main(
         os.environ["EXECUTOR_WORKER_DIR"] = str(home.resolve())
     if cache_size is not None:
         os.environ["EXECUTOR_WORKER_CACHE_SIZE"] = cache_size
+    for name, value in settings.items():  # over the environment, as --cache-size
+        if value is not None and value is not False:
+            var = "EXECUTOR_WORKER_" + name.upper()
+            os.environ[var] = "1" if value is True else str(value)
     try:
         config = WorkerConfig.from_env(os.environ)
         claim_home(config.home)
@@ -384,7 +568,9 @@ def main(
         store = store_for(store_url, Settings.from_env(os.environ))
         getattr(store, "client", None)  # S3: the client made now, once, before any fork
     except ExecutorError as exc:
-        click.echo(f"ERROR: {exc}", err=True)
+        click.echo(f"ERROR: {redact(str(exc))}", err=True)
         sys.exit(2 if isinstance(exc, ConfigError) else 3)
-    worker = stage_worker_class()(list(queues), connection=redis, serializer=JSONSerializer)
+    worker = stage_worker_class()(
+        list(queues), connection=redis, serializer=JSONSerializer, job_class=stage_job_class()
+    )
     worker.work(burst=burst, logging_level="INFO")

@@ -210,7 +210,7 @@ def execute(
     outs = store_outputs(spec.address, spec.outs, workspace, store, hasher, commit=spec.commit)
     entry = build_entry(spec.cmd, deps, spec.params, outs)
     key = None
-    if spec.cacheable and spec.commit:
+    if spec.run_cacheable() and spec.commit:
         try:
             key, _ = runcache.save(
                 entry,

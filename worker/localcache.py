@@ -3,10 +3,11 @@ size limit, least recently used evicted first, and materialised into workspaces.
 
 Inputs are hardlinked, read-only (0444), so placing a 10 GB dataset costs no copy; where a
 link is impossible (another filesystem, link limit) or the file must be executable (the mode
-belongs to the inode the cache shares), it is copied instead. A stage running as the worker's
-uid could still `chmod` a linked input and write to it, so each use records every object's
-inode change time and, when the job is done, drops any object whose inode changed: a damaged
-object is never served again.
+belongs to the inode the cache shares), it is copied instead. The worker bind-mounts every
+linked input read-only into the stage's container, so the stage can neither `chmod` nor write
+nor link it. Behind that: each use records every object's inode change time and, when the job
+is done, drops any object whose inode changed; a job that died is followed by a re-hash of
+the objects it had linked (`verify_objects`). A damaged object is never served again.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from executor.errors import WorkspaceError
-from executor.hashing import parse_manifest
+from executor.hashing import file_md5, is_md5, parse_manifest
 from executor.store.base import ObjectStore
 from executor.store.local import OBJECT_MODE, LocalStore
 
@@ -158,6 +159,25 @@ class LocalCache:
             if size is not None:
                 self.size -= size
         self.objects.object_path(md5).unlink(missing_ok=True)
+
+
+def verify_objects(root: Path, md5s: Iterable[str]) -> list[str]:
+    """Hash the objects `md5s` of the local cache at `root` again; remove (and return) those
+    whose content or mode is not what they should be."""
+    objects = LocalStore(root)
+    dropped = []
+    for md5 in md5s:
+        if not is_md5(md5, dir_ok=False):
+            continue
+        path = objects.object_path(md5)
+        try:
+            intact = path.stat().st_mode & 0o777 == OBJECT_MODE and file_md5(path) == md5
+        except FileNotFoundError:
+            continue
+        if not intact:
+            path.unlink(missing_ok=True)
+            dropped.append(md5)
+    return dropped
 
 
 def _link(src: Path, dest: Path) -> bool:

@@ -43,6 +43,8 @@ from executor.fleet.keys import (
     alive_key,
     cancel_key,
     events_key,
+    is_image_digest,
+    is_job_id,
     lease_key,
     redis_errors,
 )
@@ -50,6 +52,7 @@ from executor.hashing import is_md5
 from executor.jobspec import Input, JobResult, JobSpec, RemoteError
 from executor.lockentry import Entry, build_entry, run_key
 from executor.outputs import checkout_output
+from executor.redact import redact
 from executor.runcache import RunCache, RunHit, env_digest, out_objects
 from executor.settings import Settings
 from executor.store.base import ObjectStore
@@ -113,8 +116,8 @@ def connect(redis_url: str, timeout: float | None = None) -> Any:
             raise ValueError(f"the database '{db}' is not a number")  # redis-py would use 0
     except ValueError as exc:
         raise ConfigError(
-            f"--redis is not a Redis URL ({exc}); write redis://HOST:PORT/DB, rediss:// or "
-            "unix://PATH"
+            f"{redact(redis_url)} is not a Redis URL ({redact(str(exc))}); write "
+            "redis://HOST:PORT/DB, rediss:// or unix://PATH"
         ) from None
     try:
         client = redis.Redis.from_url(
@@ -127,8 +130,9 @@ def connect(redis_url: str, timeout: float | None = None) -> Any:
         client.ping()
     except (redis.RedisError, ValueError) as exc:
         raise FleetError(
-            f"cannot reach Redis at {redis_url} ({exc}); start it or fix --redis"
-        ) from exc
+            f"cannot reach Redis at {redact(redis_url)} ({redact(str(exc))}); start it or "
+            "fix --redis"
+        ) from None
     return client
 
 
@@ -160,10 +164,11 @@ class FleetBackend:
             return image
         with redis_errors("reading image digests"):
             digest = self.redis.hget(IMAGES_KEY, image)
-        if not digest:
+        text = digest.decode("utf-8", "replace") if digest else ""
+        if not is_image_digest(text):  # none yet, or not what a worker writes: unknown
             return f"unresolved:{image}"
-        self._image_names[digest.decode()] = image
-        return str(digest.decode())
+        self._image_names[text] = image
+        return text
 
     def lookup(
         self, key: str, image_digest: str, *, env: str | None = None, fetch: bool = True
@@ -341,6 +346,9 @@ class FleetBackend:
                 holder = self.redis.get(lease)
                 if holder is None:
                     continue  # released just now
+                if not is_job_id(holder.decode("utf-8", "replace")):
+                    self.redis.eval(RELEASE, 1, lease, holder)  # not a job's: not followed
+                    continue
                 job, state = self._holder(holder.decode(), lease, cancel)
                 if state == "young":
                     time.sleep(0.1)  # taken a moment ago; its job is being enqueued

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,6 +31,21 @@ RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+
+
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_RUN_VALUE = re.compile(r"[0-9a-f]{64}")
+
+
+def is_job_id(value: str) -> bool:
+    """A job id as coordinators make them: safe in a Redis key, a folder name, a label."""
+    return _JOB_ID.fullmatch(value) is not None
+
+
+def is_image_digest(value: str) -> bool:
+    """An image digest as a worker resolves one (`sha256:` and 64 hex digits)."""
+    return _DIGEST.fullmatch(value) is not None
 
 
 def events_key(job_id: str) -> str:
@@ -95,7 +111,7 @@ class RunIndex:
         """Names (run values) of entries under `key` made with `image_digest`."""
         found = []
         for field in self.redis.hkeys(index_key(key)):
-            value, _, digest = field.decode().partition(":")
-            if digest == image_digest and len(value) == 64:
+            value, _, digest = field.decode("utf-8", "replace").partition(":")
+            if digest == image_digest and _RUN_VALUE.fullmatch(value):
                 found.append(value)
         return found

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -101,11 +101,22 @@ class Stage:
     @property
     def cacheable(self) -> bool:
         """Whether DVC would save a run-cache entry for this stage."""
-        if self.always_changed or not (self.deps or self.params) or not self.outs:
+        if self.always_changed:
             return False
-        return all(out.cache or out.kind != "outs" for out in self.outs) and not any(
-            out.persist for out in self.outs
-        )
+        outs = ((out.kind, out.cache, out.persist) for out in self.outs)
+        return run_cacheable(bool(self.deps or self.params), outs)
+
+
+def run_cacheable(has_inputs: bool, outs: Iterable[tuple[str, bool, bool]]) -> bool:
+    """DVC's rule for a run-cache entry, on (kind, cache, persist) of each output: deps or
+    params, outputs, every `outs` output cached, none persisted. A fleet worker applies it
+    to the job it was given, so the submitter's word is not what decides."""
+    found = list(outs)
+    if not has_inputs or not found:
+        return False
+    return all(cache or kind != "outs" for kind, cache, _ in found) and not any(
+        persist for _, _, persist in found
+    )
 
 
 @dataclass(frozen=True)
