@@ -93,11 +93,12 @@ class StageOverstepped(StageFailed):
     """The command created a file no stage may write: one git, DVC or executor reads on the
     host (`.executor.yaml`, a `dvc.lock`, `.dvcignore`, `.git`)."""
 
-    def __init__(self, stage: str, path: str) -> None:
+    def __init__(self, stage: str, path: str, undone: str = "it was removed") -> None:
         ExecutorError.__init__(
             self,
-            f"stage '{stage}' created '{path}', which no stage may write (git, DVC or executor "
-            "reads it on the host); it was removed: make the stage write only its outputs",
+            f"'{path}' was written while stage '{stage}' ran (by it, or by a stage running "
+            "beside it), and no stage may write it (git, DVC or executor reads it on the host); "
+            f"{undone}: make the stage write only its outputs",
         )
         self.stage = stage
         self.exit_code = 0

@@ -6,7 +6,7 @@ import glob
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +146,12 @@ class LockWriter:
         self.log = log
         self._lock = threading.Lock()
         self._docs: dict[str, tuple[tuple[int, int, int] | None, Any]] = {}
+        self._empty: set[str] = set()  # absent when the run began: the first write starts anew
+
+    def start_empty(self, lockfiles: Iterable[str]) -> None:
+        """Those of `lockfiles` absent now are first written from an empty document: a file
+        that appears meanwhile (a stage's, when none existed to mount read-only) is no base."""
+        self._empty.update(f for f in lockfiles if not (self.root / f).exists())
 
     def _document(self, lockfile: str) -> Any:
         path = self.root / lockfile
@@ -154,7 +160,7 @@ class LockWriter:
         if cached is not None and cached[0] == key and key is not None:
             return cached[1]
         try:
-            text = yamlio.read_text(path, lockfile)
+            text = "" if lockfile in self._empty else yamlio.read_text(path, lockfile)
         except FileNotFoundError:
             text = ""
         data = yamlio.load_roundtrip(text, lockfile) if text.strip() else None
@@ -174,6 +180,18 @@ class LockWriter:
             and cached[0] is not None
             and (cached[0] == _stat_key(self.root / lockfile))
         )
+
+    def rewrite(self, lockfile: str) -> bool:
+        """Put back the file this writer last wrote, changed by someone else since (a stage
+        that had no read-only mount of it); False if this writer wrote none."""
+        with self._lock:
+            cached = self._docs.get(lockfile)
+            if cached is None:
+                return False
+            path = self.root / lockfile
+            write_atomic(path, yamlio.dump(cached[1]))
+            self._docs[lockfile] = (_stat_key(path), cached[1])
+            return True
 
     def write(self, lockfile: str, name: str, entry: Mapping[str, Any]) -> bool:
         """Record `entry` for stage `name`; True if the file changed."""
@@ -201,4 +219,5 @@ class LockWriter:
                 self._docs.pop(lockfile, None)  # the document no longer matches the file
                 raise
             self._docs[lockfile] = (_stat_key(path), data)
+            self._empty.discard(lockfile)
             return True

@@ -145,6 +145,7 @@ class Runner:
         self.hasher: Hasher = ws.hasher
         self.params = params or ParamsReader(ws.root)
         self.locks = LockWriter(ws.root, echo)
+        self.locks.start_empty({stage.lockfile for stage in dag.stages.values()})
         self._lock_cache: dict[str, dict[str, Entry]] = {}
         self.known_outs: dict[str, Mapping[str, Any]] = {}  # repo path -> out item, this run
         self.cancel = threading.Event()
@@ -170,7 +171,7 @@ class Runner:
             backend = self._backend_factory()
             protect = getattr(backend, "protect", None)
             if protect is not None:  # read-only in the containers: dvc.yaml files, outputs
-                protect(self.dag.stages.values(), self.locks.wrote)
+                protect(self.dag.stages.values(), self.locks)
             for image, address in self._images.items():
                 try:
                     backend.resolve_image(image)

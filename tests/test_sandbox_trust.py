@@ -89,7 +89,8 @@ def test_a_stage_creating_a_protected_file_fails_and_the_file_is_removed(
     (root / ".dvcignore").unlink()
     done = executor_cli(root, "run", "s")
     assert done.returncode == 1
-    assert f"created '{name}'" in done.stderr, done.stderr
+    assert f"'{name}' was written while stage 's' ran" in done.stderr, done.stderr
+    assert "it was removed" in done.stderr
     assert not (root / name).exists()
     assert not (root / "dvc.lock").exists() or "s:" not in (root / "dvc.lock").read_text()
 
@@ -235,3 +236,56 @@ def test_a_root_callers_stage_runs_as_the_configured_user_and_never_as_root(
     assert (root / "u.txt").stat().st_uid == 0
     refused = executor_cli(root, "run", "--force", env={"EXECUTOR_STAGE_USER": "0:0"})
     assert refused.returncode == 2 and "EXECUTOR_STAGE_USER='0:0'" in refused.stderr
+
+
+def test_a_dvc_lock_written_while_stages_run_fails_the_run_and_is_not_kept(
+    make_repo, executor_cli
+) -> None:
+    """No dvc.lock to mount read-only yet: `b` writes one at once while `a` runs too."""
+    root = make_repo(
+        {
+            "dvc.yaml": "stages:\n  a:\n    cmd: sleep 1 && echo a > a.txt\n    outs: [a.txt]\n"
+            "  b:\n    cmd: sh b.sh\n    outs: [b.txt]\n",
+            "b.sh": f"{FORGED_LOCK}\nsleep 4\necho b > b.txt\n",
+        }
+    )
+    done = executor_cli(root, "run", "-j", "2")
+    assert done.returncode == 1 and "'dvc.lock' was written while stage" in done.stderr
+    assert "forged" not in (root / "dvc.lock").read_text(), (done.stdout, done.stderr)
+
+
+def test_the_first_dvc_lock_executor_writes_is_not_based_on_one_that_appeared(tmp_path):
+    """A dvc.lock absent when the run began and made by someone else (a stage whose
+    container could not have it read-only) before executor's first write is no base."""
+    from executor.lockfile import LockWriter
+
+    writer = LockWriter(tmp_path)
+    writer.start_empty(["dvc.lock", "sub/dvc.lock"])
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages:\n  forged:\n    cmd: evil\n")
+    assert writer.write("dvc.lock", "a", {"cmd": "echo a"})
+    text = (tmp_path / "dvc.lock").read_text()
+    assert "forged" not in text and "echo a" in text
+    (tmp_path / "dvc.lock").write_text(text + "  other:\n    cmd: x\n")  # then: read again
+    assert writer.write("dvc.lock", "b", {"cmd": "echo b"})
+    assert "other:" in (tmp_path / "dvc.lock").read_text()
+
+
+def test_a_dvc_lock_executor_wrote_while_a_stage_ran_is_put_back(make_repo, executor_cli):
+    """`b`'s container was made before dvc.lock existed; it overwrites the one executor
+    wrote for `a` meanwhile: `b` fails and executor's file is put back."""
+    root = make_repo(
+        {
+            "dvc.yaml": "stages:\n  a:\n    cmd: echo a > a.txt\n    outs: [a.txt]\n"
+            "  b:\n    cmd: sh b.sh\n    outs: [b.txt]\n",
+            "b.sh": f"sleep 3\n{FORGED_LOCK}\necho b > b.txt\n",
+        }
+    )
+    done = executor_cli(root, "run", "-j", "2")
+    assert done.returncode == 1
+    assert "'dvc.lock' was written while stage 'b' ran" in done.stderr, done.stderr
+    assert "executor's own was put back" in done.stderr
+    lock = (root / "dvc.lock").read_text()
+    assert "forged" not in lock and "a.txt" in lock and "b.txt" not in lock
+
+
+FORGED_LOCK = "printf 'schema: \"2.0\"\\nstages:\\n  forged:\\n    cmd: evil\\n' > dvc.lock"

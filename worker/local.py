@@ -18,6 +18,7 @@ from executor.errors import ConfigError, ExecutorError, StageOverstepped
 from executor.jobspec import JobResult, JobSpec
 from executor.limits import parse_memory
 from executor.lockentry import Entry
+from executor.lockfile import LockWriter
 from executor.outputs import chown_outputs
 from executor.runcache import RunCache
 from executor.workspace import Workspace
@@ -79,7 +80,7 @@ class RepoSandbox(DockerSandbox):
         self.root = ""
         # id(request) -> (the request, protected paths absent when it was made)
         self.missing: dict[int, tuple[SandboxRequest, tuple[str, ...]]] = {}
-        self.ours: Callable[[str], bool] = lambda rel: False  # a file executor itself wrote
+        self.locks: LockWriter | None = None  # executor's own dvc.lock files
 
     def release(self, prepared: Prepared) -> SandboxOutcome:
         request = prepared.request
@@ -89,8 +90,12 @@ class RepoSandbox(DockerSandbox):
             _, missing = self.missing.pop(id(request), (request, ()))
         for rel in missing:
             path = os.path.join(self.root, rel)
-            if not os.path.lexists(path) or self.ours(rel):
+            if not os.path.lexists(path) or (self.locks is not None and self.locks.wrote(rel)):
                 continue
+            # A dvc.lock executor wrote while the stage ran (after its container was made)
+            # is put back as written; anything else the stage made goes.
+            if self.locks is not None and self.locks.rewrite(rel):
+                raise StageOverstepped(request.stage, rel, "executor's own was put back")
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path)
             else:
@@ -143,9 +148,9 @@ class LocalBackend:
         self._protected: tuple[str, ...] = ROOT_PROTECTED + DVCFILE_PROTECTED[:2]
         self._outputs: tuple[tuple[str, str], ...] = ()  # (stage address, output repo path)
 
-    def protect(self, stages: Iterable[Any], ours: Callable[[str], bool]) -> None:
-        """The pipeline's stages (their dvc.yaml files and outputs) and whether a repo path
-        is a file executor itself wrote (a dvc.lock written while a stage ran)."""
+    def protect(self, stages: Iterable[Any], locks: LockWriter) -> None:
+        """The pipeline's stages (their dvc.yaml files and outputs) and the writer of their
+        dvc.lock files (one it wrote while a stage ran is no stage's doing)."""
         stages = list(stages)
         paths = set(ROOT_PROTECTED)
         for folder in {posixpath.dirname(s.dvcfile) for s in stages}:
@@ -154,7 +159,7 @@ class LocalBackend:
         self._outputs = tuple(
             (s.address, s.repo_path(out.path)) for s in stages for out in s.outs
         )
-        self.sandbox.ours = ours
+        self.sandbox.locks = locks
 
     def _guard(self, spec: JobSpec) -> Guard:
         """Read-only mounts over the protected paths that exist, and, where the cache links
