@@ -182,9 +182,17 @@ class Runner:
 
     def preflight(self, stages: list[Stage]) -> None:
         """Check what can be checked before anything changes: images named, params keys
-        present, every dep either in the workspace or produced by a stage (or a dvc.lock
-        of this pipeline, which DVC writes after each stage it runs)."""
-        lockfiles = {stage.lockfile for stage in stages}
+        present, every dep either in the workspace or produced by a stage (or a file DVC
+        writes after each stage it runs: a dvc.lock of this pipeline, or the .gitignore
+        beside a cached output)."""
+        written = {stage.lockfile for stage in stages}
+        if self.ws.in_git():
+            written.update(
+                posixpath.join(posixpath.dirname(stage.repo_path(out.path)), ".gitignore")
+                for stage in stages
+                for out in stage.outs
+                if out.cache
+            )
         for stage in stages:
             self.recorded(stage)  # every dvc.lock read and checked before anything changes
             if stage.frozen:
@@ -203,7 +211,7 @@ class Runner:
                 raise ConfigError(f"{stage.dvcfile}: stage '{stage.address}': {exc}") from None
             for dep in stage.deps:
                 path = stage.repo_path(dep)
-                if self.options.allow_missing or self.dag.producers(path) or path in lockfiles:
+                if self.options.allow_missing or self.dag.producers(path) or path in written:
                     continue  # checked at the stage's turn, against what dvc.lock recorded
                 if not (self.ws.root / path).exists():
                     raise WorkspaceError(

@@ -142,9 +142,33 @@ stages:
     change={"in.txt": "2\n"},
 )
 
+# A relative: the repository's own .gitignore as a dep, before any stage made it.
+ROOT_GITIGNORE_AS_A_DEP = Case(
+    files={
+        "in.txt": "1\n",
+        "dvc.yaml": """\
+stages:
+  a:
+    cmd: cat in.txt > a.txt
+    deps: [in.txt]
+    outs: [a.txt]
+""",
+        "sub/dvc.yaml": """\
+stages:
+  r:
+    cmd: cat ../a.txt ../.gitignore > r.txt
+    deps: [../a.txt, ../.gitignore]
+    outs: [r.txt]
+""",
+    },
+    restorable=("a", "sub/dvc.yaml:r"),
+    change={"in.txt": "2\n"},
+)
+
 CASES: dict[str, Case] = {
     "gitignore_in_a_dep_folder": GITIGNORE_IN_A_DEP_FOLDER,
     "gitignore_shared_in_a_subfolder": GITIGNORE_SHARED_IN_A_SUBFOLDER,
     "frozen_visited_first": FROZEN_VISITED_FIRST,
     "dvc_lock_as_a_dep": DVC_LOCK_AS_A_DEP,
+    "root_gitignore_as_a_dep": ROOT_GITIGNORE_AS_A_DEP,
 }
