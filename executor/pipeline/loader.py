@@ -58,13 +58,15 @@ def find_dvcfiles(root: Path) -> list[str]:
     found: list[tuple[tuple[str, ...], str]] = []
     hidden: list[tuple[str, dvcignore.IgnoreRules | None]] = []  # not searched yet
     pending = [("", dvcignore.rules_in(top, "", None))]
+    asked: set[str] = {DVCFILE}  # a git-ignored ./dvc.yaml is too odd to cost a git call
     while True:
         while pending:
             rel, rules = pending.pop()
             _scan(top, rel, rules, found, hidden, pending)
-        candidates = [dvcfile for _, dvcfile in found if dvcfile != DVCFILE]
-        asked = [f"{rel}/" for rel, _ in hidden] + candidates
-        ignored = gitignore.ignored_by_git(root, asked) if asked else set()
+        question = [f"{rel}/" for rel, _ in hidden]
+        question += [dvcfile for _, dvcfile in found if dvcfile not in asked]
+        asked.update(question)
+        ignored = gitignore.ignored_by_git(root, question) if question else set()
         found = [(key, dvcfile) for key, dvcfile in found if dvcfile not in ignored]
         pending = [(rel, rules) for rel, rules in hidden if f"{rel}/" not in ignored]
         hidden = []
