@@ -92,6 +92,13 @@ def _valid(key: str, value: Any) -> bool:
         if value is None or value == "":
             return True
         return isinstance(value, str | int) and len(str(value)) >= 3
+    if key == "files":  # a directory's listing: entries with a relpath and valid fields
+        return isinstance(value, list) and all(
+            isinstance(f, Mapping)
+            and isinstance(f.get("relpath"), str)
+            and all(_valid(str(k), v) for k, v in f.items() if k != "files")
+            for f in value
+        )
     return True
 
 

@@ -90,6 +90,15 @@ def test_a_fresh_run_matches_dvc_repro(oracle: Oracle, name: str) -> None:
     same(pair.dvc, pair.ours)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_a_fresh_run_with_parallel_stages_matches_dvc_repro(oracle: Oracle, name: str) -> None:
+    """With -j, stages finish in any order: what each dep sees is still DVC's."""
+    pair = oracle.fresh(name)
+    root = oracle.build(name, "ours-parallel")
+    ok(oracle.executor(root, "run", "-P", "-j", "4"))
+    same(pair.dvc, root)
+
+
 def _outputs(root: Path) -> list[str]:
     """The outputs of every stage that is not frozen, as DVC loads them."""
     from dvc.repo import Repo
