@@ -208,7 +208,8 @@ def execute(
     if fixed_deps:
         _check_deps_kept(spec, deps)
     outs = store_outputs(spec.address, spec.outs, workspace, store, hasher, commit=spec.commit)
-    entry = build_entry(spec.cmd, deps, spec.params, outs)
+    # The spec's params came through JSON; the run-cache entry holds the files' key types.
+    entry = build_entry(spec.cmd, deps, ParamsReader(workspace).typed(spec.wdir, spec.params), outs)
     key = None
     if spec.run_cacheable() and spec.commit:
         try:

@@ -52,6 +52,7 @@ from executor.hashing import is_md5
 from executor.jobspec import Input, JobResult, JobSpec, RemoteError
 from executor.lockentry import Entry, build_entry, run_key
 from executor.outputs import checkout_output
+from executor.pipeline.params import same_values
 from executor.redact import redact
 from executor.runcache import RunCache, RunHit, env_digest, out_objects
 from executor.settings import Settings
@@ -231,6 +232,8 @@ class FleetBackend:
         spec = replace(spec, outs=outs, inputs=self._push_inputs(spec, cancel))
         result, confirmed = self._run(spec, cancel, on_log, on_line, looked)
         check_result(spec, result)
+        if result.entry.get("params"):  # through JSON its int keys became strings: ours back
+            result = replace(result, entry={**result.entry, "params": dict(spec.params)})
         env = env_digest(spec.env)
         made = (result.entry, result.image_digest, env, spec.image)
         if not confirmed and not self.runcache.produced(*made):
@@ -487,7 +490,7 @@ def check_result(spec: JobSpec, result: JobResult) -> None:
     deps = sorted((str(d.get("path")), str(d.get("md5"))) for d in entry.get("deps", []))
     if deps != sorted((str(d["path"]), str(d.get("md5"))) for d in spec.deps):
         problems.append("other dependencies")
-    if (entry.get("params") or {}) != dict(spec.params):
+    if not same_values(entry.get("params") or {}, dict(spec.params)):
         problems.append("other params")
     outs = entry.get("outs", [])
     if sorted(str(o.get("path")) for o in outs) != sorted(o.path for o in spec.outs):

@@ -124,10 +124,26 @@ class ParamsReader:
                     found = _lookup(self.document(repo_path), str(key), repo_path, self._str_keyed)
                 except PipelineError:
                     found = _MISSING
-                # As the run-cache key sees them: true is not 1, nor 1 the same as 1.0.
-                if found is _MISSING or _as_json(found) != _as_json(value):
+                if found is _MISSING or not same_values(found, value):
                     wrong.append(f"{name}:{key}")
         return wrong
+
+    def typed(self, wdir: str, block: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        """A `params` block that came through JSON (a job spec) with the files' values put
+        back where they are the same: JSON makes a key `-2` the string `'-2'`, DVC locks
+        it as the int. Values the files do not hold stay as they came."""
+        typed: dict[str, dict[str, Any]] = {}
+        for name, values in block.items():
+            repo_path = posixpath.normpath(posixpath.join(wdir, name))
+            typed[name] = {}
+            for key, value in values.items():
+                try:
+                    found = _lookup(self.document(repo_path), str(key), repo_path, self._str_keyed)
+                except PipelineError:
+                    found = _MISSING
+                same = found is not _MISSING and same_values(found, value)
+                typed[name][key] = found if same else value
+        return typed
 
     def _pick(self, repo_path: str, keys: tuple[str, ...] | None) -> dict[Any, Any]:
         if not self.exists(repo_path):
@@ -172,6 +188,19 @@ class ParamsReader:
             raise PipelineError(f"unable to read '{repo_path}': {exc}") from None
         except RecursionError:
             raise yamldoc.too_deep(repo_path) from None
+
+
+def same_values(a: Any, b: Any) -> bool:
+    """Whether two params values are the same once sent as JSON (as a job spec sends them):
+    true is not 1, nor 1 the same as 1.0, but the key -2 is the key '-2'."""
+    return _as_json(_through_json(a)) == _as_json(_through_json(b))
+
+
+def _through_json(value: Any) -> Any:
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError):
+        return value
 
 
 def params_values(root: Path, stage: Stage) -> dict[str, dict[str, Any]]:
