@@ -156,6 +156,8 @@ def walk_files(top: str, root: str | None) -> list[WalkedFile]:
     rules_top, rel_top = _rules_at(top, root)
     if rules_top is not None and rel_top and rules_top.ignored(rel_top, True):
         return []  # DVC filters out every file below an ignored directory
+    if rel_top and "/" not in rel_top and os.path.exists(os.path.join(top, SUBREPO_MARK)):
+        return []  # DVC ignores the subrepos directly below the root from the start
     found: list[WalkedFile] = []
     stack: list[tuple[str, str, IgnoreRules | None]] = [(top, "", rules_top)]
     while stack:
@@ -163,8 +165,8 @@ def walk_files(top: str, root: str | None) -> list[WalkedFile]:
         with os.scandir(path) as it:
             entries = list(it)
         names = {entry.name for entry in entries}
-        # A nested DVC repository. `top` itself is not checked: DVC does so only when it is
-        # a direct child of the root, and an output that is a repository makes no sense.
+        # A nested DVC repository. `top` itself was checked above only when it is a direct
+        # child of the root: DVC finds the others only from the folder above them.
         if prefix and ".dvc" in names:
             continue
         rel_dir = _rel(rel_top, prefix.rstrip("/")) if rel_top is not None else ""

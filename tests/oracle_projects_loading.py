@@ -23,7 +23,8 @@ SUBREPOS = Project(
     features=(
         "a subrepo's dvc.yaml is not collected (its outs overlap the parent's)",
         "a subrepo inside a dep folder is not hashed",
-        "a subrepo at the root of a dep folder's sibling",
+        "a dep folder that is a subrepo directly below the root: hashed as empty",
+        "a file dep inside a subrepo: hashed",
     ),
     dvc_targets=("-P",),
     change={"data/a.txt": "a2\n", "data/nested/more.txt": "not part of the dep\n"},
@@ -37,6 +38,7 @@ SUBREPOS = Project(
         "sub/.dvc/.gitignore": "/config.local\n/tmp\n/cache\n",
         "sub/.dvcignore": "",
         "sub/dvc.yaml": SUBREPO_STAGE,
+        "sub/data.txt": "in the subrepo\n",
         "dvc.yaml": """\
 stages:
   train:
@@ -51,6 +53,13 @@ stages:
       - model.txt
     outs:
       - summary.txt
+  peek:
+    cmd: echo peek > peek.txt
+    deps:
+      - sub
+      - sub/data.txt
+    outs:
+      - peek.txt
 """,
     },
 )
