@@ -185,14 +185,6 @@ class Runner:
         present, every dep either in the workspace or produced by a stage (or a file DVC
         writes after each stage it runs: a dvc.lock of this pipeline, or the .gitignore
         beside a cached output)."""
-        written = {stage.lockfile for stage in stages}
-        if self.ws.in_git():
-            written.update(
-                posixpath.join(posixpath.dirname(stage.repo_path(out.path)), ".gitignore")
-                for stage in stages
-                for out in stage.outs
-                if out.cache
-            )
         for stage in stages:
             self.recorded(stage)  # every dvc.lock read and checked before anything changes
             if stage.frozen:
@@ -211,13 +203,26 @@ class Runner:
                 raise ConfigError(f"{stage.dvcfile}: stage '{stage.address}': {exc}") from None
             for dep in stage.deps:
                 path = stage.repo_path(dep)
-                if self.options.allow_missing or self.dag.producers(path) or path in written:
+                if self.options.allow_missing or self.dag.producers(path):
                     continue  # checked at the stage's turn, against what dvc.lock recorded
-                if not (self.ws.root / path).exists():
+                if not (self.ws.root / path).exists() and path not in self._written(stages):
                     raise WorkspaceError(
                         f"stage '{stage.address}': dependency '{dep}' does not exist ({path}); "
                         "create it or add the stage that produces it"
                     )
+
+    def _written(self, stages: list[Stage]) -> set[str]:
+        """Files DVC writes after a stage ran: each dvc.lock, each cached output's .gitignore
+        (in git). Only asked about a missing dep, so the no-op path never builds it."""
+        written = {stage.lockfile for stage in stages}
+        if self.ws.in_git():
+            written.update(
+                posixpath.join(posixpath.dirname(stage.repo_path(out.path)), ".gitignore")
+                for stage in stages
+                for out in stage.outs
+                if out.cache
+            )
+        return written
 
     def verify_data_sources(self, stages: list[Stage]) -> None:
         """As `dvc repro`: each `.dvc` output a stage depends on is checked first; a changed
