@@ -467,9 +467,13 @@ class Runner:
             outs=tuple(
                 # DVC commits a cache: false metric or plot only with a run-cache entry.
                 OutRequest(
-                    o.path, stage.repo_path(o.path), o.cache or stage.cacheable, o.persist,
-                    o.cache, o.kind,
-                )  # fmt: skip
+                    o.path,
+                    stage.repo_path(o.path),
+                    o.cache or stage.cacheable,
+                    o.persist,
+                    o.cache,
+                    o.kind,
+                )
                 for o in stage.outs
             ),
             cacheable=stage.cacheable,
