@@ -168,13 +168,16 @@ WALK_RELATIVES = Project(
         "a dvc.yaml in a git-ignored folder is not collected",
         "a dvc.yaml in a hidden folder is collected",
         "a link to a folder inside a dep folder",
+        "a dep that is a link to a folder",
+        "a git-ignored file inside a dep folder (hashed: DVC's walk ignores .gitignore)",
     ),
     dvc_targets=("-P",),
     change={"data/sub/kept.txt": "kept2\n", "data/sub/skip.log": "still skipped\n"},
-    links={"data/sub/linked": "deeper"},
+    links={"data/sub/linked": "deeper", "alias": "data/sub"},
     files={
         ".dvcignore": "ignored/\n",
-        ".gitignore": "gitignored/\n",
+        ".gitignore": "gitignored/\n*.tmp\n",
+        "data/sub/scratch.tmp": "git ignores me, DVC hashes me\n",
         "data/.dvcignore": "*.log\n",  # above the dep folder: DVC refuses one inside it
         "data/sub/kept.txt": "kept\n",
         "data/sub/skip.log": "skipped\n",
@@ -200,6 +203,12 @@ stages:
       - data/sub
     outs:
       - model.txt
+  through_alias:
+    cmd: echo alias > alias.txt
+    deps:
+      - alias
+    outs:
+      - alias.txt
 """,
     },
 )
