@@ -80,6 +80,31 @@ def _float(
     return default
 
 
+_TEXT_KEYS = ("image", "store", "s3_endpoint_url", "redis_url", "queue")
+
+
+def _text(config: Mapping[str, Any], key: str) -> str | None:
+    """A config value that must be a string (a number is taken as its text)."""
+    value = config.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ConfigError(
+            f"{CONFIG_FILE}: {key}: {value!r} is not a text value; write e.g. "
+            f"{key}: {_EXAMPLES[key]}"
+        )
+    return str(value)
+
+
+_EXAMPLES = {
+    "image": "python:3.11-slim",
+    "store": "s3://bucket/prefix",
+    "s3_endpoint_url": "http://minio:9000",
+    "redis_url": "redis://host:6379/0",
+    "queue": "default",
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything executor reads from the environment (and `.executor.yaml`)."""
@@ -104,15 +129,22 @@ class Settings:
             if loaded is not None and not isinstance(loaded, Mapping):
                 raise ConfigError(f"{CONFIG_FILE}: expected a mapping of settings")
             config = loaded or {}
-        image = env.get("EXECUTOR_IMAGE") or config.get("image")
+        for key in _TEXT_KEYS:
+            _text(config, key)
+        image = env.get("EXECUTOR_IMAGE") or _text(config, "image")
         container_env = config.get("env") or {}
         if not isinstance(container_env, Mapping):
             raise ConfigError(f"{CONFIG_FILE}: `env` must be a mapping of NAME: value")
+        for name, value in container_env.items():
+            if isinstance(value, Mapping | list) or not isinstance(name, str) or not name:
+                raise ConfigError(
+                    f"{CONFIG_FILE}: `env` must map names to plain values; '{name}' does not"
+                )
         return cls(
             image=str(image) if image else None,
             jobs=_int(env, "EXECUTOR_JOBS", 1, config, "jobs"),
-            store=env.get("EXECUTOR_STORE") or config.get("store"),
-            s3_endpoint_url=env.get("EXECUTOR_S3_ENDPOINT_URL") or config.get("s3_endpoint_url"),
+            store=env.get("EXECUTOR_STORE") or _text(config, "store"),
+            s3_endpoint_url=env.get("EXECUTOR_S3_ENDPOINT_URL") or _text(config, "s3_endpoint_url"),
             transfer_workers=_int(env, "EXECUTOR_TRANSFER_WORKERS", 16),
             stop_grace=_float(env, "EXECUTOR_STOP_GRACE", 10.0, config, "stop_grace"),
             container_env={str(k): str(v) for k, v in container_env.items()},

@@ -81,6 +81,13 @@ BAD: dict[str, Bad] = {
     "config_grace_negative": Bad(
         (".executor.yaml", "stop_grace", "-1"), {".executor.yaml": "stop_grace: -1\n"}
     ),
+    "config_image_list": Bad(
+        (".executor.yaml", "image", "[1]"), {".executor.yaml": "image: [1]\n"}
+    ),
+    "config_env_nested": Bad(
+        (".executor.yaml", "env", "'A'"), {".executor.yaml": "env: {A: [1]}\n"}
+    ),
+    "config_queue_mapping": Bad((".executor.yaml", "queue"), {".executor.yaml": "queue: {a: 1}\n"}),
     "env_jobs_zero": Bad(("EXECUTOR_JOBS", "'0'"), env={"EXECUTOR_JOBS": "0"}),
     "env_jobs_negative": Bad(("EXECUTOR_JOBS", "'-1'"), env={"EXECUTOR_JOBS": "-1"}),
     "env_grace_word": Bad(("EXECUTOR_STOP_GRACE", "'soon'"), env={"EXECUTOR_STOP_GRACE": "soon"}),
