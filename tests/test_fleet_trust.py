@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.repos import run_cli
 from tests.fixtures.s3_server import Bucket
 from tests.test_fleet import (
     Fleet,
@@ -28,6 +30,7 @@ from tests.test_fleet import (
 
 SECRET = f"worker-secret-{uuid.uuid4().hex}"  # in the worker's environment only
 MARK_ENV = "EXECUTOR_TEST_MARK_DIR"
+CEILINGS = {"EXECUTOR_WORKER_MAX_MEMORY": "512m", "EXECUTOR_WORKER_LOG_BYTES": "4096"}
 
 
 def hostile_callback(job: Any, connection: Any, *rest: Any) -> None:
@@ -58,7 +61,7 @@ def hostile_fleet(
         "EXECUTOR_STOP_GRACE": "3",
     }
     log = tmp_path / "worker.log"
-    worker_env = {**env, "EXECUTOR_TEST_SECRET": SECRET, MARK_ENV: str(marks)}
+    worker_env = {**env, "EXECUTOR_TEST_SECRET": SECRET, MARK_ENV: str(marks), **CEILINGS}
     worker = _start_worker(worker_env, tmp_path / "worker-home", log)
     fleet = Fleet(redis_url, s3_bucket.url("fleet"), env, worker, log)
     try:
@@ -210,6 +213,12 @@ def test_crafted_jobs_cannot_make_a_fresh_clone_check_out_forged_bytes(
     assert _ended(job, fleet) == "finished"
     assert job.return_value()["ok"], job.return_value()
     assert s3_bucket.keys(f"fleet/files/md5/{evil[:2]}/{evil[2:]}")
+    # The victim's input is in the store (any submission of it put it there).
+    from executor.settings import Settings
+    from executor.store.open import open_store
+
+    store = open_store(fleet.store_url, Settings(s3_endpoint_url=s3_bucket.endpoint))
+    store.put_bytes(hashlib.md5(b"x\n").hexdigest(), b"x\n")
     # Job 2: the victim's stage, recorded with those bytes as its output.
     out = {"path": "out.txt", "committed": True, **forgery}
     inputs = [{"path": "in.txt", "md5": hashlib.md5(b"x\n").hexdigest()},
@@ -217,6 +226,8 @@ def test_crafted_jobs_cannot_make_a_fresh_clone_check_out_forged_bytes(
     forged = _spec(busybox_image, outs=[out], inputs=inputs)
     job = queue.enqueue("worker.fleet.run_job", forged, fleet.store_url)
     _ended(job)
+    refused = job.return_value()
+    assert not refused["ok"] or refused["result"]["run_key"] is None, refused
     victim = make_repo(one_stage("build", "cat in.txt > out.txt"))
     done = submit(victim, fleet, busybox_image)
     assert done.returncode == 0, done.stderr + fleet.worker_log()
@@ -259,10 +270,93 @@ def test_a_stage_killed_mid_run_leaves_no_changed_input_in_the_workers_cache(
     proc.communicate()
     fleet.worker.wait()
     home = tmp_path / "worker-home"
-    worker_env = {**fleet.env, MARK_ENV: str(tmp_path / "marks")}
+    worker_env = {**fleet.env, MARK_ENV: str(tmp_path / "marks"), **CEILINGS}
     fleet.worker = _start_worker(worker_env, home, tmp_path / "second.log")
     fleet.wait_for_workers(1)
     other = make_repo(one_stage("read", "cat in.txt > out.txt"))
     done = submit(other, fleet, busybox_image)
     assert done.returncode == 0, done.stderr + (tmp_path / "second.log").read_text()
     assert (other / "out.txt").read_text() == "x\n"
+
+
+@pytest.mark.parametrize(
+    ("meta", "words"),
+    [
+        ("{memory: 1g}", "asks for memory 1g, over this worker's ceiling of 512m; lower "
+         "meta.executor.memory or start workers with --max-memory"),
+        ("{network: true}", "asks for network true, over this worker's ceiling of no network"),
+        ("{gpus: 1}", "start workers with --allow-gpus"),
+        ("{timeout: 200h}", "over this worker's ceiling of 168h"),
+    ],
+)  # fmt: skip
+def test_a_job_over_a_workers_ceiling_is_refused_before_anything_runs(
+    make_repo: Callable[..., Path], hostile_fleet: Fleet, busybox_image: str, meta: str,
+    words: str,
+) -> None:  # fmt: skip
+    files = {
+        "dvc.yaml": "stages:\n  big:\n    cmd: echo ran; cat in.txt > out.txt\n"
+        f"    deps: [in.txt]\n    outs: [out.txt]\n    meta: {{executor: {meta}}}\n",
+        "in.txt": "x\n",
+    }
+    root = make_repo(files)
+    done = submit(root, hostile_fleet, busybox_image)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert words in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "ran" not in done.stdout.split()
+    assert not (root / "out.txt").exists()
+
+
+def test_a_job_within_the_ceilings_gets_them_as_limits(
+    make_repo: Callable[..., Path], hostile_fleet: Fleet, busybox_image: str
+) -> None:
+    """No memory asked: the worker's ceiling is its limit (cgroup v2 or v1)."""
+    cmd = (
+        "cat /sys/fs/cgroup/memory.max 2>/dev/null || "
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; cp in.txt out.txt"
+    )
+    root = make_repo(one_stage("limited", cmd))
+    done = submit(root, hostile_fleet, busybox_image)
+    assert done.returncode == 0, done.stderr
+    assert str(512 << 20) in done.stdout, done.stdout
+
+
+def test_a_jobs_log_in_redis_has_a_byte_budget(
+    make_repo: Callable[..., Path], hostile_fleet: Fleet, busybox_image: str
+) -> None:
+    """Past the worker's budget (4096 bytes here) the stream says so once; the stage runs to
+    its end, whose last lines still come with its failure."""
+    root = make_repo(one_stage("chatty", "seq 1 20000 | sed s/^/line-/; echo the-end; exit 1"))
+    done = submit(root, hostile_fleet, busybox_image)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.count("of this stage's log is not relayed") == 1, done.stdout
+    assert "--log-bytes" in done.stdout
+    assert "line-1\n" in done.stdout and "line-19999" not in done.stdout
+    assert "| the-end" in done.stderr, done.stderr
+    relayed = [line for line in done.stdout.splitlines() if line.startswith("[chatty] line-")]
+    assert 4096 - 200 < sum(len(line) - len("[chatty] ") + 1 for line in relayed) <= 4096
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis://:pa55-word@127.0.0.1:9/0", "redis://user:pa55-word@127.0.0.1:9/0",
+     "rediss://default:pa55-word@127.0.0.1:9/0"],
+)  # fmt: skip
+def test_a_redis_password_is_never_printed(
+    make_repo: Callable[..., Path], tmp_path: Path, url: str
+) -> None:
+    root = make_repo(one_stage("s", "cp in.txt out.txt"))
+    env = {"EXECUTOR_REDIS_URL": url, "EXECUTOR_STORE": str(tmp_path / "store"),
+           "EXECUTOR_IMAGE": "busybox"}  # fmt: skip
+    for argv in (["submit"], ["submit", "--dry"]):
+        done = run_cli([sys.executable, "-m", "executor", *argv], root, env)
+        assert done.returncode == 3, done.stderr
+        assert "cannot reach Redis at" in done.stderr and ":***@127.0.0.1:9/0" in done.stderr
+        assert "pa55-word" not in done.stdout + done.stderr
+    worker = run_cli(
+        [sys.executable, "-m", "worker", "--redis", url, "--store", str(tmp_path / "store"),
+         "--dir", str(tmp_path / "home"), "--burst"], root, {},
+    )  # fmt: skip
+    assert worker.returncode == 3, worker.stderr
+    assert ":***@127.0.0.1:9/0" in worker.stderr
+    assert "pa55-word" not in worker.stdout + worker.stderr

@@ -166,3 +166,36 @@ def test_a_corrupt_object_in_the_store_is_not_cached(store: LocalStore, tmp_path
     with pytest.raises(CorruptObject), cache.materialised(tmp_path / "ws", [Placement("x", oid)]):
         pass
     assert not cache.objects.exists(oid) and not (tmp_path / "ws/x").exists()
+
+
+def test_a_dead_jobs_linked_objects_are_hashed_again_before_the_cache_is_trusted(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    """A job killed while its stage had (somehow) rewritten a linked input: the folder it
+    leaves names the objects it linked, and removing it drops those that changed."""
+    import fcntl
+    import json
+
+    from worker.fleet import LOCK_NAME, PLACED_NAME, remove_stale_workspaces
+
+    home = tmp_path / "home"
+    good, bad = put(store, b"good\n"), put(store, b"bad\n")
+    cache = LocalCache(home / "cache", store, max_bytes=10**6)
+    cache.fetch([good, bad])
+    victim = cache.objects.object_path(bad)
+    os.chmod(victim, 0o644)
+    victim.write_bytes(b"changed\n")
+    os.chmod(victim, 0o444)  # as it was, but for its bytes
+    jobdir = home / "jobs" / "job-1"
+    jobdir.mkdir(parents=True)
+    (jobdir / LOCK_NAME).touch()
+    (jobdir / PLACED_NAME).write_text(json.dumps([good, bad, "../../etc/passwd"]))
+    held = os.open(jobdir / LOCK_NAME, os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    remove_stale_workspaces(home)  # its job holds it: left alone, nothing verified
+    assert jobdir.exists() and victim.exists()
+    os.close(held)
+    remove_stale_workspaces(home)
+    assert not jobdir.exists()
+    assert not victim.exists()  # fetched again, verified, when next needed
+    assert cache.objects.object_path(good).read_bytes() == b"good\n"
