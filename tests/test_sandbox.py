@@ -372,7 +372,7 @@ def test_container_is_created_hardened_with_limits_and_gpus(sandbox, make, docke
     assert host["Memory"] == host["MemorySwap"] == 64 << 20
     assert host["NanoCpus"] == 1_500_000_000
     assert host["PidsLimit"] == 99
-    assert host["Tmpfs"] == {"/tmp": "rw,exec,mode=1777"}
+    assert host["Tmpfs"] == {"/tmp": f"rw,exec,mode=1777,size={1 << 30}"}
     assert [(m["Type"], m["Source"], m["Target"]) for m in host["Mounts"]] == [
         ("bind", str(ws), "/ws")
     ]
