@@ -30,7 +30,11 @@ from tests.test_fleet import (
 
 SECRET = f"worker-secret-{uuid.uuid4().hex}"  # in the worker's environment only
 MARK_ENV = "EXECUTOR_TEST_MARK_DIR"
-CEILINGS = {"EXECUTOR_WORKER_MAX_MEMORY": "512m", "EXECUTOR_WORKER_LOG_BYTES": "4096"}
+CEILINGS = {
+    "EXECUTOR_WORKER_MAX_MEMORY": "512m",
+    "EXECUTOR_WORKER_LOG_BYTES": "4096",
+    "EXECUTOR_WORKER_TMP_SIZE": "64m",
+}
 
 
 def hostile_callback(job: Any, connection: Any, *rest: Any) -> None:
@@ -310,15 +314,18 @@ def test_a_job_over_a_workers_ceiling_is_refused_before_anything_runs(
 def test_a_job_within_the_ceilings_gets_them_as_limits(
     make_repo: Callable[..., Path], hostile_fleet: Fleet, busybox_image: str
 ) -> None:
-    """No memory asked: the worker's ceiling is its limit (cgroup v2 or v1)."""
+    """No memory asked: the worker's ceiling is its limit (cgroup v2 or v1); /tmp is the
+    worker's size."""
     cmd = (
         "cat /sys/fs/cgroup/memory.max 2>/dev/null || "
-        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; cp in.txt out.txt"
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; grep ' /tmp ' /proc/mounts;"
+        " cp in.txt out.txt"
     )
     root = make_repo(one_stage("limited", cmd))
     done = submit(root, hostile_fleet, busybox_image)
     assert done.returncode == 0, done.stderr
     assert str(512 << 20) in done.stdout, done.stdout
+    assert "size=65536k" in done.stdout, done.stdout
 
 
 def test_a_jobs_log_in_redis_has_a_byte_budget(

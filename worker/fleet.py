@@ -194,7 +194,9 @@ def _run(
     limits = config.ceilings.apply(Limits.from_meta(spec.executor_meta), spec.address)
     settings = Settings.from_env(os.environ)
     store = store_for(store_url, settings)
-    sandbox = DockerSandbox.from_env(os.environ, stop_grace=settings.stop_grace)
+    sandbox = DockerSandbox.from_env(
+        os.environ, stop_grace=settings.stop_grace, tmp_size=config.ceilings.tmp_size
+    )
     jobs = config.home / "jobs"
     jobs.mkdir(parents=True, exist_ok=True)
     jobdir = Path(tempfile.mkdtemp(prefix=f"{job_id}-", dir=jobs))
