@@ -126,7 +126,7 @@ def test_outputs_are_hashed_after_every_process_of_the_stage_has_stopped(
 ) -> None:
     """A background process keeps rewriting the output after the last line: what is recorded,
     stored and left in the workspace must all be the same bytes."""
-    cmd = "echo good > out.txt && (i=0; while :; do i=$((i+1)); echo evil$i > out.txt; done) &"
+    cmd = "echo good > out.txt; (i=0; while :; do i=$((i+1)); echo evil$i > out.txt; done) &"
     root = make_repo({"dvc.yaml": f"stages:\n  s:\n    cmd: {cmd}\n    outs: [out.txt]\n"})
     done = executor_cli(root, "run")
     assert done.returncode == 0, done.stderr
@@ -289,3 +289,21 @@ def test_a_dvc_lock_executor_wrote_while_a_stage_ran_is_put_back(make_repo, exec
 
 
 FORGED_LOCK = "printf 'schema: \"2.0\"\\nstages:\\n  forged:\\n    cmd: evil\\n' > dvc.lock"
+
+
+def test_a_stage_moving_the_folder_of_a_dvc_yaml_away_fails_the_run(make_repo, executor_cli):
+    """Only the file is a mount point: its folder can be renamed and a new dvc.yaml put in
+    its place. That is seen once the container has stopped."""
+    root = make_repo(
+        {
+            "dvc.yaml": "stages:\n  evil:\n    cmd: sh evil.sh\n    outs: [out.txt]\n",
+            "evil.sh": "mv sub sub_old && mkdir sub && echo 'stages: {}' > sub/dvc.yaml\n"
+            "echo x > out.txt\n",
+            "sub/dvc.yaml": SUB,
+        }
+    )
+    done = executor_cli(root, "run", "evil")
+    assert done.returncode == 1
+    assert "'sub/dvc.yaml' was written while stage 'evil' ran" in done.stderr, done.stderr
+    assert "moved away or replaced" in done.stderr
+    assert not (root / "dvc.lock").exists()

@@ -52,6 +52,9 @@ class Guard:
 
     mounts: tuple[Mount, ...]
     missing: tuple[str, ...]
+    # Protected paths that exist, with their (device, inode): the folder holding one can still
+    # be renamed (only the file is a mount point), and a new file put in its place.
+    present: tuple[tuple[str, tuple[int, int]], ...] = ()
 
 
 def _ident(st: os.stat_result) -> tuple[int, int]:
@@ -79,7 +82,7 @@ class RepoSandbox(DockerSandbox):
         super().__init__(*args, **kw)
         self.root = ""
         # id(request) -> (the request, protected paths absent when it was made)
-        self.missing: dict[int, tuple[SandboxRequest, tuple[str, ...]]] = {}
+        self.guards: dict[int, tuple[SandboxRequest, Guard]] = {}
         self.locks: LockWriter | None = None  # executor's own dvc.lock files
 
     def release(self, prepared: Prepared) -> SandboxOutcome:
@@ -87,8 +90,18 @@ class RepoSandbox(DockerSandbox):
         try:
             outcome = super().release(prepared)
         finally:
-            _, missing = self.missing.pop(id(request), (request, ()))
-        for rel in missing:
+            _, guard = self.guards.pop(id(request), (request, Guard((), ())))
+        for rel, ident in guard.present:
+            path = os.path.join(self.root, rel)
+            try:
+                moved = _ident(os.lstat(path)) != ident
+            except OSError:
+                moved = True
+            if moved and not (self.locks is not None and self.locks.wrote(rel)):
+                raise StageOverstepped(
+                    request.stage, rel, "it was moved away or replaced: see `git status`"
+                )
+        for rel in guard.missing:
             path = os.path.join(self.root, rel)
             if not os.path.lexists(path) or (self.locks is not None and self.locks.wrote(rel)):
                 continue
@@ -104,7 +117,7 @@ class RepoSandbox(DockerSandbox):
         return outcome
 
     def discard(self, prepared: Prepared) -> None:
-        self.missing.pop(id(prepared.request), None)
+        self.guards.pop(id(prepared.request), None)
         super().discard(prepared)
 
 
@@ -169,6 +182,7 @@ class LocalBackend:
         root = str(self.ws.root)
         mounts: list[Mount] = []
         missing: list[str] = []
+        present: list[tuple[str, tuple[int, int]]] = []
         candidates = list(self._protected)
         if self.ws.store.links.links_objects:
             own = {out.repo_path for out in spec.outs}
@@ -188,7 +202,9 @@ class LocalBackend:
                 # read-only already (.dvc); any other is the stage's own business.
                 continue
             mounts.append(Mount(path, path, read_only=True, ident=_ident(st)))
-        return Guard(tuple(mounts), tuple(missing))
+            if rel in self._protected:
+                present.append((rel, _ident(st)))
+        return Guard(tuple(mounts), tuple(missing), tuple(present))
 
     def lookup(
         self, key: str, image_digest: str, *, env: str | None = None, fetch: bool = True
@@ -222,7 +238,7 @@ class LocalBackend:
             on_log=on_log,
             on_line=on_line,
         )
-        self.sandbox.missing[id(request)] = (request, guard.missing)
+        self.sandbox.guards[id(request)] = (request, guard)
         return request
 
     def prestart(
@@ -311,12 +327,12 @@ class LocalBackend:
         if warm is not None and not warm.request.same_container(request):
             # Another container (a read-only mount's file was replaced since): another name,
             # since the prepared one is still being removed.
-            self.sandbox.missing.pop(id(request), None)
+            self.sandbox.guards.pop(id(request), None)
             request = self._request(spec, uuid.uuid4().hex[:12], cancel, on_log, on_line)
         try:
             return self._execute(spec, request)
         finally:
-            self.sandbox.missing.pop(id(request), None)  # if a prepared container ran instead
+            self.sandbox.guards.pop(id(request), None)  # if a prepared container ran instead
 
     def _execute(self, spec: JobSpec, request: SandboxRequest) -> JobResult:
         try:
