@@ -307,3 +307,29 @@ def test_a_stage_moving_the_folder_of_a_dvc_yaml_away_fails_the_run(make_repo, e
     assert "'sub/dvc.yaml' was written while stage 'evil' ran" in done.stderr, done.stderr
     assert "moved away or replaced" in done.stderr
     assert not (root / "dvc.lock").exists()
+
+
+@pytest.mark.parametrize("target", ["raw.txt", "rawdir/f.txt"])
+def test_a_stage_cannot_change_hardlinked_data_that_dvc_add_tracks(
+    make_repo, executor_cli, dvc_cli, target
+) -> None:
+    root = make_repo(
+        {
+            "raw.txt": "good\n",
+            "rawdir/f.txt": "good\n",
+            "dvc.yaml": "stages:\n  use:\n    cmd: cat raw.txt rawdir/f.txt > a.txt\n"
+            "    deps: [raw.txt, rawdir]\n    outs: [a.txt]\n"
+            f"  evil:\n    cmd: (chmod u+w {target}; echo evil > {target}; chmod 444 {target};"
+            " true) && echo e > e.txt\n    outs: [e.txt]\n",
+        }
+    )
+    with_links(root, "hardlink")
+    for rel in ("raw.txt", "rawdir"):
+        added = dvc_cli(root, "add", rel)
+        assert added.returncode == 0, added.stderr
+    assert (root / target).stat().st_nlink > 1  # the object itself
+    done = executor_cli(root, "run")
+    assert done.returncode == 0, done.stderr
+    good = hashlib.md5(b"good\n").hexdigest()
+    obj = root / ".dvc/cache/files/md5" / good[:2] / good[2:]
+    assert obj.read_bytes() == b"good\n" and (root / target).read_bytes() == b"good\n"

@@ -7,6 +7,7 @@ import logging
 import os
 import posixpath
 import shutil
+import stat
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -55,6 +56,15 @@ class Guard:
     # Protected paths that exist, with their (device, inode): the folder holding one can still
     # be renamed (only the file is a mount point), and a new file put in its place.
     present: tuple[tuple[str, tuple[int, int]], ...] = ()
+
+
+def _inside(path: str, folders: set[str]) -> bool:
+    """Whether `path` lies inside one of `folders` (repo-relative, normalised)."""
+    while "/" in path:
+        path = posixpath.dirname(path)
+        if path in folders:
+            return True
+    return False
 
 
 def _ident(st: os.stat_result) -> tuple[int, int]:
@@ -160,6 +170,7 @@ class LocalBackend:
         )
         self._protected: tuple[str, ...] = ROOT_PROTECTED + DVCFILE_PROTECTED[:2]
         self._outputs: tuple[tuple[str, str], ...] = ()  # (stage address, output repo path)
+        self._sources: tuple[str, ...] = ()  # deps no stage produces (`dvc add`ed data too)
 
     def protect(self, stages: Iterable[Any], locks: LockWriter) -> None:
         """The pipeline's stages (their dvc.yaml files and outputs) and the writer of their
@@ -171,6 +182,17 @@ class LocalBackend:
         self._protected = tuple(sorted(paths))
         self._outputs = tuple(
             (s.address, s.repo_path(out.path)) for s in stages for out in s.outs
+        )
+        # Folders holding an output (or being one): never mounted read-only as a source.
+        holding = {"."}
+        for _, path in self._outputs:
+            while path not in holding:
+                holding.add(path)
+                path = posixpath.dirname(path) or "."
+        deps = {s.repo_path(dep) for s in stages for dep in s.deps}
+        outs = {path for _, path in self._outputs}
+        self._sources = tuple(
+            sorted(d for d in deps if d not in holding and not _inside(d, outs))
         )
         self.sandbox.locks = locks
 
@@ -184,9 +206,12 @@ class LocalBackend:
         missing: list[str] = []
         present: list[tuple[str, tuple[int, int]]] = []
         candidates = list(self._protected)
+        sources: frozenset[str] = frozenset()
         if self.ws.store.links.links_objects:
             own = {out.repo_path for out in spec.outs}
             candidates += [p for a, p in self._outputs if a != spec.address and p not in own]
+            sources = frozenset(self._sources)
+            candidates += self._sources
         for rel in candidates:
             path = os.path.join(root, rel)
             try:
@@ -201,6 +226,8 @@ class LocalBackend:
                 # A link's target is what a mount would cover: a symlink into the cache is
                 # read-only already (.dvc); any other is the stage's own business.
                 continue
+            if rel in sources and stat.S_ISREG(st.st_mode) and st.st_nlink < 2:
+                continue  # a source file of its own (no link to an object): DVC parity
             mounts.append(Mount(path, path, read_only=True, ident=_ident(st)))
             if rel in self._protected:
                 present.append((rel, _ident(st)))
