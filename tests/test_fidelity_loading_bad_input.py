@@ -132,6 +132,16 @@ BAD: dict[str, Bad] = {
         ("first", "p.*", "more than one"),
         {"dvc.yaml": STAGE.replace("- p.a", "- p.*"), "params.yaml": "p:\n  a: 1\n  b: 2\n"},
     ),
+    "params_date_key": Bad(
+        ("first", "params.yaml:p.a", "date"), {"params.yaml": "p:\n  a: {2020-01-01: 1}\n"}
+    ),
+    "params_date_key_in_a_whole_file": Bad(
+        ("first", "'whole.yaml'", "date"),
+        {
+            "dvc.yaml": STAGE.replace("- p.a\n", "- p.a\n      - whole.yaml:\n"),
+            "whole.yaml": "2020-01-01: 1\n",
+        },
+    ),
     "params_keys_of_mixed_types": Bad(
         ("first", "params.yaml"),
         {"params.yaml": "p:\n  a: {true: 1, null: 2}\n"},

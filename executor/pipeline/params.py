@@ -158,6 +158,7 @@ class ParamsReader:
         if keys is None:
             if not isinstance(document, dict):
                 raise PipelineError(f"params file '{repo_path}' is not a mapping")
+            _check_keys(document, repo_path)  # its values are checked below, key by key
             picked = document
         else:
             picked = {key: _lookup(document, key, repo_path, self._str_keyed) for key in keys}
@@ -222,19 +223,32 @@ def check_plain(value: Any, where: str) -> None:
                 raise PipelineError(
                     f"'{where}' is nested more than {MAX_DEPTH} levels deep; flatten it"
                 )
-            if isinstance(node, dict) and not all(type(name) is str for name in node):
-                try:  # the run-cache key sorts them (json sort_keys), as DVC's does
-                    sorted(node)
-                except TypeError:
-                    raise PipelineError(
-                        f"the keys of '{here}' mix types that cannot be sorted "
-                        f"({', '.join(sorted({_type(name) for name in node}))}); DVC fails on "
-                        "them too: make them all strings or all numbers"
-                    ) from None
+            if isinstance(node, dict):
+                _check_keys(node, here)
             items = node.items() if isinstance(node, dict) else enumerate(node)
             stack.extend((item, f"{here}.{key}", depth + 1) for key, item in items)
         elif not isinstance(node, _PLAIN):
             raise PipelineError(f"Unsupported value of type '{_type(node)}' in '{here}'")
+
+
+def _check_keys(node: dict[Any, Any], where: str) -> None:
+    """Keys the run-cache key can carry: scalars, of types json's sort_keys can order."""
+    if all(type(name) is str for name in node):
+        return
+    for name in node:
+        if not isinstance(name, _PLAIN):  # a date or binary key
+            raise PipelineError(
+                f"Unsupported key of type '{_type(name)}' in '{where}': {name!r}; DVC cannot "
+                "carry it either: quote it"
+            )
+    try:  # the run-cache key sorts them (json sort_keys), as DVC's does
+        sorted(node)
+    except TypeError:
+        raise PipelineError(
+            f"the keys of '{where}' mix types that cannot be sorted "
+            f"({', '.join(sorted({_type(name) for name in node}))}); DVC fails on them too: "
+            "make them all strings or all numbers"
+        ) from None
 
 
 def _lookup(
