@@ -192,7 +192,7 @@ def _reproduce(
         _error(str(exc))
         sys.exit(exit_code_for(exc))
     except RecursionError:  # the loaders name the file; this is the net below them
-        _error("an input (dvc.yaml, dvc.lock or a params file) is nested too deeply; flatten it")
+        _error("an input file (dvc.yaml, dvc.lock, a params file) is nested too deeply; flatten it")
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         _error("interrupted")

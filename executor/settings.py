@@ -125,7 +125,10 @@ class Settings:
         if repo is not None and (repo / CONFIG_FILE).is_file():
             from executor import yamlio
 
-            loaded = yamlio.load_file(repo / CONFIG_FILE, CONFIG_FILE)
+            try:
+                loaded = yamlio.load_file(repo / CONFIG_FILE, CONFIG_FILE)
+            except RecursionError:
+                raise ConfigError(f"{CONFIG_FILE} is nested too deeply to be read") from None
             if loaded is not None and not isinstance(loaded, Mapping):
                 raise ConfigError(f"{CONFIG_FILE}: expected a mapping of settings")
             config = loaded or {}

@@ -95,6 +95,19 @@ BAD: dict[str, Bad] = {
         ("dvc.yaml", "nested too deeply"),
         {"dvc.yaml": _stage("    meta: " + "[" * 5000 + "]" * 5000 + "\n")},
     ),
+    "deep_config": Bad(
+        (".executor.yaml", "nested too deeply"),
+        {".executor.yaml": "x: " + "[" * 5000 + "]" * 5000 + "\n"},
+    ),
+    "deep_dvc_lock": Bad(
+        ("nested too deeply",),
+        {
+            "dvc.lock": "schema: '2.0'\nstages:\n  first:\n    cmd: "
+            + "[" * 5000
+            + "]" * 5000
+            + "\n"
+        },
+    ),
     "deep_params_json": Bad(
         ("deep.json", "first", "nested too deeply"),
         {"dvc.yaml": STAGE.replace("- p.a\n", "- p.a\n      - deep.json:\n          - a\n")},
