@@ -364,7 +364,7 @@ class FleetBackend:
     def _holder(self, job_id: str, lease: str, cancel: threading.Event) -> tuple[Any, str]:
         """The job holding a lease and whether it is 'live', 'young' (not enqueued yet) or
         'dead'. A finished job is live (following it adopts its result at once)."""
-        from rq.exceptions import InvalidJobOperation, NoSuchJobError
+        from rq.exceptions import DeserializationError, InvalidJobOperation, NoSuchJobError
         from rq.job import Job
 
         try:
@@ -373,6 +373,8 @@ class FleetBackend:
         except (NoSuchJobError, InvalidJobOperation):
             young = LEASE_TTL - self.redis.ttl(lease) < LEASE_GRACE
             return None, "young" if young else "dead"
+        except (DeserializationError, ValueError):
+            return None, "dead"  # not a job RQ can read (written by hand): never followed
         if status in WAITING or status == "finished":
             return job, "live"
         if status == "started":
