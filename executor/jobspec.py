@@ -7,6 +7,7 @@ field, because whoever can write to the queue must not be able to make a worker 
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
@@ -27,6 +28,8 @@ from executor.lockentry import Entry
 from executor.pipeline.model import run_cacheable
 
 OUT_KINDS = ("outs", "metrics", "plots")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")  # an image id, as a worker's engine gives it
+_RUN_KEY = re.compile(r"[0-9a-f]{64}")
 
 
 class InvalidJobSpec(UserError):
@@ -309,12 +312,17 @@ class JobResult:
             raise InvalidJobSpec("job result field 'entry' must be a mapping")
         key = d.get("run_key")
         duration = d.get("duration")
+        digest = _str(d, "image_digest")
+        if not _DIGEST.fullmatch(digest):
+            raise InvalidJobSpec(f"job result field 'image_digest' is not an image id: {digest!r}")
+        if key is not None and not (isinstance(key, str) and _RUN_KEY.fullmatch(key)):
+            raise InvalidJobSpec("job result field 'run_key' is not a run-cache key")
         return cls(
             address=_str(d, "address"),
             entry=dict(entry),
-            image_digest=_str(d, "image_digest"),
+            image_digest=digest,
             duration=float(duration) if isinstance(duration, int | float) else 0.0,
-            run_key=key if isinstance(key, str) else None,
+            run_key=key,
         )
 
 

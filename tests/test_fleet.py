@@ -477,7 +477,8 @@ def test_a_forged_result_is_not_checked_out(
     [stream] = list(client.scan_iter("executor:job:*:events"))
     entry = {"cmd": "echo hook", "outs": [{"path": ".git/hooks/post-commit",
              "md5": "0" * 32, "hash": "md5", "size": 1}]}  # fmt: skip
-    result = {"address": "slow", "entry": entry, "image_digest": "x", "duration": 1}
+    result = {"address": "slow", "entry": entry, "image_digest": "sha256:" + "0" * 64,
+              "duration": 1}  # fmt: skip
     client.xadd(stream, {"t": "end", "v": json.dumps({"ok": True, "result": result})})
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 3, err
@@ -505,7 +506,8 @@ def test_a_forged_result_of_the_right_command_is_not_used(
     dep = {"path": "in.txt", "hash": "md5", "md5": x, "size": 2}
     out = {"path": "out.txt", "hash": "md5", "md5": x, "size": 2, "isexec": True}
     entry = {"cmd": cmd, "deps": [dep], "outs": [out]}
-    result = {"address": "slow", "entry": entry, "image_digest": "sha256:forged", "duration": 1}
+    digest = "sha256:" + "0" * 64  # well-formed: a malformed one is refused before
+    result = {"address": "slow", "entry": entry, "image_digest": digest, "duration": 1}
     client.xadd(stream, {"t": "end", "v": json.dumps({"ok": True, "result": result})})
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 3, err

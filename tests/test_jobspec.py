@@ -60,6 +60,9 @@ def test_round_trip_through_json() -> None:
         ({"outs": [3]}, "'outs' must hold mappings"),
         ({"outs": [{"path": "o", "repo_path": "../o"}]}, "'outs.repo_path' escapes"),
         ({"wdir": "../.."}, "'wdir' escapes"),
+        ({"outs": [{"path": "o", "repo_path": "other"}]}, "'outs.repo_path' 'other' is not"),
+        ({"wdir": "sub", "outs": [{"path": "o", "repo_path": "o"}]}, "is not the output 'o'"),
+        ({"outs": [{"path": "o", "repo_path": "sub/o", "kind": "x"}]}, "'outs.kind' must be"),
         ({"deps": [{"path": "/etc/passwd", "md5": "x"}]}, "'deps.path' is not a relative"),
         ({"deps": "x"}, "'deps' must be a list"),
         ({"env": {"A": 1}}, "'env' must map strings to strings"),
@@ -89,12 +92,35 @@ def test_bad_fields_are_refused_by_name(change: dict[str, Any], message: str) ->
 
 
 def test_results_round_trip_through_json() -> None:
+    digest = "sha256:" + "ab" * 32
     result = JobResult(
-        "train", {"cmd": "x", "outs": [{"path": "o", "md5": "1" * 32}]}, "sha256:ab", 1.5, "k" * 64
+        "train", {"cmd": "x", "outs": [{"path": "o", "md5": "1" * 32}]}, digest, 1.5, "e" * 64
     )
     assert JobResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
     with pytest.raises(InvalidJobSpec, match="'entry' must be a mapping"):
         JobResult.from_dict({**result.to_dict(), "entry": []})
+    with pytest.raises(InvalidJobSpec, match="'image_digest' is not an image id"):
+        JobResult.from_dict({**result.to_dict(), "image_digest": "sha256:../../x"})
+    with pytest.raises(InvalidJobSpec, match="'run_key' is not a run-cache key"):
+        JobResult.from_dict({**result.to_dict(), "run_key": "../" * 20})
+
+
+@pytest.mark.parametrize(
+    ("outs", "cacheable"),
+    [
+        ([{"path": "o", "repo_path": "sub/o"}], True),
+        ([{"path": "o", "repo_path": "sub/o", "persist": True}], False),
+        ([{"path": "o", "repo_path": "sub/o", "cached": False}], False),
+        ([{"path": "o", "repo_path": "sub/o"}, {"path": "m", "repo_path": "sub/m",
+          "cached": False, "kind": "metrics"}], True),
+    ],
+)  # fmt: skip
+def test_whether_a_run_is_cached_is_dvcs_rule_not_the_senders_word(
+    outs: list[dict[str, Any]], cacheable: bool
+) -> None:
+    spec = JobSpec.from_dict({**SPEC.to_dict(), "outs": outs, "cacheable": True})
+    assert spec.run_cacheable() is cacheable
+    assert JobSpec.from_dict({**spec.to_dict(), "cacheable": False}).run_cacheable() is False
 
 
 @pytest.mark.parametrize(
