@@ -367,3 +367,14 @@ def test_a_redis_password_is_never_printed(
     assert worker.returncode == 3, worker.stderr
     assert ":***@127.0.0.1:9/0" in worker.stderr
     assert "pa55-word" not in worker.stdout + worker.stderr
+
+
+def test_a_root_workers_stages_run_as_nobody_who_owns_no_cache_file(
+    make_repo: Callable[..., Path], hostile_fleet: Fleet, busybox_image: str
+) -> None:
+    root = make_repo(one_stage("who", "id -u > out.txt; stat -c %u in.txt"))
+    done = submit(root, hostile_fleet, busybox_image)
+    assert done.returncode == 0, done.stderr
+    expected = "65534" if os.getuid() == 0 else str(os.getuid())
+    assert (root / "out.txt").read_text() == f"{expected}\n"
+    assert f"[who] {os.getuid()}" in done.stdout  # the input is the worker's, not the stage's

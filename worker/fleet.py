@@ -59,6 +59,7 @@ from executor.store.open import open_store
 from worker.job import container_request, execute, verify_inputs
 from worker.localcache import LocalCache, Placement, verify_objects
 from worker.sandbox import DockerSandbox, Mount, owner_process_alive, reap
+from worker.sandbox_request import NOBODY, STAGE_USER, stage_user
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +244,7 @@ def _run(
             (workspace / spec.wdir).mkdir(parents=True, exist_ok=True)
             for out in spec.outs:  # a repository has these folders; a fresh workspace not
                 (workspace / out.repo_path).parent.mkdir(parents=True, exist_ok=True)
+            _hand_over(workspace, [workspace / p.relpath for p in placements if p.copy])
             request = container_request(
                 spec,
                 workspace,
@@ -284,6 +286,21 @@ def _run(
         sandbox.close()
         _remove_tree(jobdir)
         os.close(held)
+
+
+def _hand_over(workspace: Path, copies: list[Path]) -> None:
+    """A root worker's stages never run as root, nor as the owner of its cache: the
+    workspace's folders and the stage's own copies (persist outputs) go to
+    $EXECUTOR_STAGE_USER, else to nobody, which the sandbox then runs the stage as (the
+    workspace's owner). Linked inputs stay root's, read-only."""
+    if os.getuid() != 0:
+        return
+    user = stage_user(workspace) if os.environ.get(STAGE_USER) else NOBODY
+    uid, gid = (int(n) for n in user.split(":"))
+    for folder, _, _ in os.walk(workspace):
+        os.chown(folder, uid, gid)
+    for path in copies:
+        os.chown(path, uid, gid)
 
 
 def _written(path: str, spec: JobSpec) -> bool:
