@@ -1,10 +1,14 @@
 """The fleet worker: an RQ worker whose jobs run one stage each (`executor-worker`).
 
-A job gets a JSON job spec (validated field by field) and the URL of the store it was
-submitted for, which must be the store this worker serves. Its inputs are fetched into the
-worker's local cache (least recently used evicted beyond a size limit) and linked, read-only,
-into a fresh workspace; the command runs in the Docker sandbox as in `executor run`; the
-outputs go to the store, then the run-cache entry. Log lines and line starts go to a Redis
+Only `run_job` runs (`stage_job_class`: no other function, callback, webhook or dependent
+job, whatever a Redis writer enqueues). A job gets a JSON job spec (validated field by field)
+and the URL of the store it was submitted for, which must be the store this worker serves;
+what it asks for must be within the worker's ceilings (`limits.Ceilings`). Its inputs are
+fetched into the worker's local cache (least recently used evicted beyond a size limit),
+linked into a fresh workspace and bind-mounted read-only into the container; the command
+runs in the Docker sandbox as in `executor run` (never as root: a root worker hands the
+workspace to EXECUTOR_STAGE_USER or nobody); the outputs go to the store, then the run-cache
+entry, if DVC's rule says the run makes one. Log lines and line starts go to a Redis
 stream the coordinator relays; a cancel request in Redis stops the container. The job returns
 `{"ok": true, "result": ...}` or `{"ok": false, "failure": ...}` (an error the coordinator
 raises as its own), so RQ's own failures mean only a crash or a killed work horse.
