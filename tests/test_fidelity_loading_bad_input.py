@@ -148,6 +148,13 @@ BAD: dict[str, Bad] = {
     "params_date_key": Bad(
         ("first", "params.yaml:p.a", "date"), {"params.yaml": "p:\n  a: {2020-01-01: 1}\n"}
     ),
+    "params_int_key_in_a_whole_file": Bad(
+        ("first", "'whole.yaml'", "key 1", "not a string"),
+        {
+            "dvc.yaml": STAGE.replace("- p.a\n", "- p.a\n      - whole.yaml:\n"),
+            "whole.yaml": "1: one\n-2: minus two\n",
+        },
+    ),
     "params_date_key_in_a_whole_file": Bad(
         ("first", "'whole.yaml'", "date"),
         {

@@ -135,10 +135,14 @@ class ParamsReader:
         typed: dict[str, dict[str, Any]] = {}
         for name, values in block.items():
             repo_path = posixpath.normpath(posixpath.join(wdir, name))
+            try:
+                document = self.document(repo_path)
+            except PipelineError:
+                document = _MISSING
             typed[name] = {}
             for key, value in values.items():
                 try:
-                    found = _lookup(self.document(repo_path), str(key), repo_path, self._str_keyed)
+                    found = _lookup(document, str(key), repo_path, self._str_keyed)
                 except PipelineError:
                     found = _MISSING
                 same = found is not _MISSING and same_values(found, value)
@@ -158,7 +162,12 @@ class ParamsReader:
         if keys is None:
             if not isinstance(document, dict):
                 raise PipelineError(f"params file '{repo_path}' is not a mapping")
-            _check_keys(document, repo_path)  # its values are checked below, key by key
+            for key in document:
+                if not isinstance(key, str):  # dvc.lock's schema: `expected str @ params`
+                    raise PipelineError(
+                        f"params file '{repo_path}' has a top-level key {key!r} that is not a "
+                        "string; DVC refuses it when it tracks the whole file: quote it"
+                    )
             picked = document
         else:
             picked = {key: _lookup(document, key, repo_path, self._str_keyed) for key in keys}
