@@ -153,6 +153,9 @@ class LockWriter:
         self.log = log
         self._lock = threading.Lock()
         self._docs: dict[str, tuple[tuple[int, int, int] | None, Any]] = {}
+        # Documents read and left as they were: not "ours" (see `wrote`), but not parsed again
+        # while the file keeps that stat (a restore that changes no entry writes nothing).
+        self._read: dict[str, tuple[tuple[int, int, int], Any]] = {}
         self._empty: set[str] = set()  # absent when the run began: the first write starts anew
 
     def start_empty(self, lockfiles: Iterable[str]) -> None:
@@ -166,6 +169,9 @@ class LockWriter:
         cached = self._docs.get(lockfile)
         if cached is not None and cached[0] == key and key is not None:
             return cached[1]
+        seen = self._read.get(lockfile)
+        if seen is not None and seen[0] == key and lockfile not in self._empty:
+            return seen[1]
         try:
             text = "" if lockfile in self._empty else yamlio.read_text(path, lockfile)
         except FileNotFoundError:
@@ -208,12 +214,15 @@ class LockWriter:
         """Record several stages' entries with one rewrite; True if the file changed."""
         path = self.root / lockfile
         with self._lock:
+            before = _stat_key(path)  # taken first: a change while reading is seen next time
             data = self._document(lockfile)
             stages = data.get("stages")
             if stages is None:
                 data["stages"] = stages = {}
             changed = [(n, e) for n, e in entries if plain(stages.get(n)) != plain(e)]
             if not changed:
+                if before is not None and lockfile not in self._empty:
+                    self._read[lockfile] = (before, data)
                 return False
             self.log(f"Updating lock file '{lockfile}'")
             for name, entry in changed:
@@ -226,5 +235,6 @@ class LockWriter:
                 self._docs.pop(lockfile, None)  # the document no longer matches the file
                 raise
             self._docs[lockfile] = (_stat_key(path), data)
+            self._read.pop(lockfile, None)
             self._empty.discard(lockfile)
             return True

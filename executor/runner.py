@@ -151,10 +151,12 @@ class Runner:
         self.cancel = threading.Event()
         self.summary = RunSummary()
         self._plan: list[str] = []
+        self._plan_index: dict[str, int] = {}
         self._next = 0  # index in _plan of the first stage whose entry may still be pending
         self._entries: dict[str, tuple[Stage, Entry]] = {}
         self._ready: list[tuple[Stage, Entry]] = []  # settled in plan order, not yet written
         self._unignored: dict[str, Stage] = {}  # recorded, outputs not yet in .gitignore
+        self._visible: set[str] | None = None  # paths from which a dep sees such a file
         self._tracked: set[str] | None = None  # outputs of the plan that git tracks
         self._last_write = 0.0
         self._images: dict[str, str] = {}  # image -> first stage using it
@@ -332,7 +334,7 @@ class Runner:
         if not self._unignored and not self._entries and not self._ready:
             return
         deps = [stage.repo_path(dep) for dep in stage.deps]
-        if not deps:
+        if not deps or not any(d in self._seeing() for d in deps):
             return
 
         def seen(path: str) -> bool:
@@ -345,7 +347,7 @@ class Runner:
             self.flush(now=True)
         if not self._unignored:
             return
-        order = {address: i for i, address in enumerate(self._plan)}
+        order = self._order()
         earlier = sorted(self._unignored.values(), key=lambda s: order.get(s.address, -1))
         paths = [
             path
@@ -355,6 +357,29 @@ class Runner:
         ]
         if paths:
             self.ws.ignore_paths(paths)
+
+    def _seeing(self) -> set[str]:
+        """Every path a dep could be to see a dvc.lock or an output's .gitignore of the plan:
+        such a file and each folder above it. Built once; most deps are in no such place."""
+        if self._visible is None:
+            files = {stage.lockfile for stage in self.dag.stages.values()}
+            files.update(
+                posixpath.join(posixpath.dirname(stage.repo_path(out.path)), ".gitignore")
+                for stage in self.dag.stages.values()
+                for out in stage.outs
+                if out.cache
+            )
+            self._visible = {"."}
+            for path in files:
+                while path and path not in self._visible:
+                    self._visible.add(path)
+                    path = posixpath.dirname(path)
+        return self._visible
+
+    def _order(self) -> dict[str, int]:
+        if len(self._plan_index) != len(self._plan):
+            self._plan_index = {address: i for i, address in enumerate(self._plan)}
+        return self._plan_index
 
     def shown(self, stage: Stage) -> str:
         """A stage as DVC names it in messages: addressed from the current directory."""
