@@ -151,8 +151,15 @@ def skipped(rules: IgnoreRules | None, rel: str, is_dir: bool) -> bool:
     return rules.matches(rel, is_dir)
 
 
-def walk_files(top: str, root: str | None) -> list[WalkedFile]:
-    """Every file DVC would list under the directory `top` of the repository at `root`."""
+def walk_files(
+    top: str, root: str | None, within: tuple[str, ...] | None = None
+) -> list[WalkedFile]:
+    """Every file DVC would list under the directory `top` of the repository at `root`.
+
+    `within`: real paths a symlink among the files may lead into (the repository and its
+    cache); one leading elsewhere is a WorkspaceError, never followed. A stage can plant
+    such a link in a folder it may write, and hashing happens on the host: following it
+    would put a host file's md5 in dvc.lock, or its bytes in the cache and remotes."""
     rules_top, rel_top = _rules_at(top, root)
     if rules_top is not None and rel_top and rules_top.ignored(rel_top, True):
         return []  # DVC filters out every file below an ignored directory
@@ -198,8 +205,20 @@ def walk_files(top: str, root: str | None) -> list[WalkedFile]:
                 raise WorkspaceError(
                     f"{DVCIGNORE} file should not be in collected dir path: '{path}'"
                 )
+            if within is not None and entry.is_symlink():
+                check_link(entry.path, within)
             st = entry.stat()
             if not stat.S_ISREG(st.st_mode):
                 raise WorkspaceError(f"'{entry.path}' is not a regular file; DVC cannot hash it")
             found.append((prefix + name, entry.path, st))
     return found
+
+
+def check_link(path: str, within: tuple[str, ...]) -> None:
+    """WorkspaceError unless the symlink `path` resolves inside one of `within` (real paths)."""
+    real = os.path.realpath(path)
+    if not any(real == top or real.startswith(top.rstrip(os.sep) + os.sep) for top in within):
+        raise WorkspaceError(
+            f"'{path}' is a symlink leading outside the repository (to {os.readlink(path)}); "
+            "executor never follows it: replace it with the data or a link inside the repository"
+        )

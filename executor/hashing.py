@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypeGuard
 
-from executor.dvcignore import walk_files
+from executor.dvcignore import check_link, walk_files
 from executor.errors import WorkspaceError
 from executor.state import RACY_NS, StateDB
 
@@ -205,10 +205,13 @@ class Hasher:
         state_path: Path | None = None,
         workers: int | None = None,
         root: Path | None = None,
+        within: tuple[Path, ...] | None = None,
     ) -> None:
         self.state = StateDB(state_path) if state_path is not None else None
         self.workers = workers or min(32, (os.cpu_count() or 1) * 4)
         self.root = os.path.abspath(root) if root is not None else None
+        # Where symlinks among hashed files may lead (see dvcignore.walk_files); None: anywhere.
+        self.within = tuple(os.path.realpath(p) for p in within) if within is not None else None
         self.files_read = 0  # files whose content was read, for tests and benchmarks
         self.bytes_read = 0
         self._lock = threading.Lock()
@@ -225,6 +228,10 @@ class Hasher:
         stat of each file read now (as it was before the read), by absolute path; not of one
         whose md5 the state database remembered, which nobody has read against it."""
         seen_ns = self._seen_ns()
+        if self.within is not None:
+            for given in paths:
+                if os.path.islink(given):
+                    check_link(os.fspath(given), self.within)
         stats = [(os.path.abspath(p), os.stat(p)) for p in paths]
         files = [(p, st) for p, st in stats if not stat.S_ISDIR(st.st_mode)]
         for p, st in files:
@@ -244,7 +251,7 @@ class Hasher:
         """The directory's hash, its files sorted by relpath, and its `.dir` object (`seen`:
         as in hash_many)."""
         seen_ns = self._seen_ns()
-        walked = walk_files(os.path.abspath(path), self.root)
+        walked = walk_files(os.path.abspath(path), self.root, self.within)
         for rel, p, _ in walked:
             if not rel.isascii() and not _utf8(rel):
                 shown = os.fsencode(p).decode("utf-8", "backslashreplace")

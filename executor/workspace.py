@@ -109,7 +109,9 @@ class Workspace:
         self.cache_dir = cache_dir(self.dvc_dir)
         self.tmp_dir = self.dvc_dir / "tmp" / "executor"
         self.store = LocalStore(self.cache_dir, _links(root, self.cache_dir, self.dvc_dir))
-        self.hasher = Hasher(self.tmp_dir / "state.sqlite", root=root)
+        self.hasher = Hasher(
+            self.tmp_dir / "state.sqlite", root=root, within=(root, self.cache_dir)
+        )
         self._lock_fds: list[int] = []
         self._in_git: bool | None = None
 

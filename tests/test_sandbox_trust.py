@@ -333,3 +333,51 @@ def test_a_stage_cannot_change_hardlinked_data_that_dvc_add_tracks(
     good = hashlib.md5(b"good\n").hexdigest()
     obj = root / ".dvc/cache/files/md5" / good[:2] / good[2:]
     assert obj.read_bytes() == b"good\n" and (root / target).read_bytes() == b"good\n"
+
+
+HOST_FILE = "/etc/hostname"  # exists on every host, and its md5 is easy to look for
+
+
+@pytest.mark.parametrize(
+    "dvc_yaml",
+    [
+        # A stage plants a link to a host file in a folder it depends on: DVC hashes deps
+        # again after a run, and that hash happens on the host.
+        "stages:\n  a:\n    cmd: ln -s /etc/hostname src/leak && echo a > a.txt\n"
+        "    deps: [src]\n    outs: [a.txt]\n",
+        # ... or replaces a file dep by such a link.
+        "stages:\n  a:\n    cmd: rm src/f && ln -s /etc/hostname src/f && echo a > a.txt\n"
+        "    deps: [src/f]\n    outs: [a.txt]\n",
+    ],
+)
+def test_a_link_to_a_host_file_planted_in_a_dep_is_never_followed(
+    make_repo, executor_cli, dvc_yaml
+) -> None:
+    root = make_repo({"dvc.yaml": dvc_yaml, "src/f": "source\n"})
+    host_md5 = hashlib.md5(Path(HOST_FILE).read_bytes()).hexdigest()
+    done = executor_cli(root, "run")
+    assert done.returncode != 0, done.stdout
+    assert "outside" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    lock = root / "dvc.lock"
+    assert not lock.exists() or host_md5 not in lock.read_text()
+    assert not list((root / ".dvc/cache").rglob(host_md5[2:]))
+
+
+def test_a_link_to_a_host_file_in_dvc_added_data_never_reaches_the_cache(
+    make_repo, executor_cli, dvc_cli
+) -> None:
+    """The link is made outside any stage (as a stage of an earlier run could): data that
+    `dvc add` tracks is committed before the stage that uses it runs, and must not take the
+    host file along."""
+    root = make_repo(
+        {"data/f": "data\n", "dvc.yaml": "stages:\n  use:\n    cmd: ls data > l.txt\n"
+         "    deps: [data]\n    outs: [l.txt]\n"}
+    )  # fmt: skip
+    assert dvc_cli(root, "add", "data").returncode == 0
+    (root / "data/leak").symlink_to(HOST_FILE)
+    done = executor_cli(root, "run")
+    assert done.returncode == 2, done.stderr
+    assert "symlink leading outside the repository" in done.stderr, done.stderr
+    host_md5 = hashlib.md5(Path(HOST_FILE).read_bytes()).hexdigest()
+    assert not list((root / ".dvc/cache").rglob(host_md5[2:]))
+    assert host_md5 not in (root / "data.dvc").read_text()

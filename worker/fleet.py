@@ -234,7 +234,7 @@ def _run(
                 where = str(inside(workspace, given.path))
                 mounts.append(Mount(source=where, target=where, read_only=True))
         with (
-            Hasher(state_path=jobdir / "state.sqlite", root=workspace) as hasher,
+            Hasher(jobdir / "state.sqlite", root=workspace, within=(workspace,)) as hasher,
             cache.materialised(workspace, placements),
         ):
             hasher.remember([(workspace / p.relpath, p.md5) for p in placements])
