@@ -47,6 +47,7 @@ def check_targets(targets: Iterable[str], root: Path, stages: Iterable[Stage]) -
     holds ':' can only be run with its dvc.yaml (or -P), as with DVC.
     """
     dvcfiles = {stage.dvcfile for stage in stages}
+    collected: list[str] | None = None  # every dvc.yaml read, stages or not: walked on need
     kept = []
     for target in targets:
         dvcfile, colon, name = target.rpartition(":")
@@ -63,6 +64,15 @@ def check_targets(targets: Iterable[str], root: Path, stages: Iterable[Stage]) -
             if not (root / path).is_file():
                 raise UserError(f"bad target '{target}': '{path}' does not exist")
             if not name and path not in dvcfiles:
+                if collected is None:
+                    from executor.pipeline.loader import find_dvcfiles
+
+                    collected = find_dvcfiles(root)
+                if path not in collected:
+                    raise UserError(
+                        f"bad target '{target}': '{path}' is not part of this DVC repository "
+                        "(inside a nested DVC repository, an output, or ignored)"
+                    )
                 continue  # no stages in it: nothing to do
         kept.append(target)
     return kept

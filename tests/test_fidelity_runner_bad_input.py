@@ -188,3 +188,20 @@ def test_a_target_in_a_missing_dvc_yaml_says_so(
 ) -> None:
     root = make_repo({"dvc.yaml": ONE_STAGE, "in.txt": "x\n"})
     refused(executor_cli(root, "run", "sub/dvc.yaml:s"), "'sub/dvc.yaml' does not exist")
+
+
+def test_a_dvc_yaml_target_in_a_nested_dvc_repository_is_refused_not_taken_as_empty(
+    make_repo: Callable[..., Path], executor_cli: Run, dvc_cli: Run
+) -> None:
+    root = make_repo(
+        {
+            "dvc.yaml": ONE_STAGE,
+            "in.txt": "x\n",
+            "sub/.dvc/config": "",
+            "sub/dvc.yaml": "stages:\n  b:\n    cmd: echo hi > b.txt\n    outs: [b.txt]\n",
+        }
+    )
+    assert dvc_cli(root, "repro", "sub/dvc.yaml").returncode != 0  # the oracle refuses too
+    before = snapshot(opened(root))
+    refused(executor_cli(root, "run", "sub/dvc.yaml"), "'sub/dvc.yaml' is not part of")
+    assert snapshot(root) == before
