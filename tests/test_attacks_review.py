@@ -4,13 +4,15 @@ fleet). Each test asserts the guarantee and is expected to fail until the hole i
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.s3_server import Bucket
 from tests.test_fleet import Fleet, one_stage, submit
-from tests.test_fleet_trust import hostile_fleet  # noqa: F401  (a fixture)
+from tests.test_fleet_trust import _ended, _queue, hostile_fleet  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.usefixtures("no_leftover_containers")
 
@@ -135,3 +137,50 @@ def test_a_sibling_stage_cannot_race_the_hashing_into_following_a_link_out(
         if leaked:
             break
     assert not leaked, leaked
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a job spec's inputs.folders (empty folders, which no DVC hash or run-cache key "
+    "covers) are made in a dep folder as asked: a Redis writer has the worker record, "
+    "under the victim stage's genuine key, image and environment, an output the victim's "
+    "inputs never give; a fresh clone's submit checks it out as 'cached'",
+)
+def test_a_redis_writer_cannot_forge_a_cached_output_through_empty_folders(
+    make_repo: Callable[..., Path],
+    hostile_fleet: Fleet,  # noqa: F811  (the fixture imported above)
+    busybox_image: str,
+    s3_bucket: Bucket,
+) -> None:
+    from executor.hashing import DirEntry, manifest_bytes
+    from executor.jobspec import JobSpec, OutRequest
+    from executor.settings import Settings
+    from executor.store.open import open_store
+
+    fleet = hostile_fleet
+    cmd = "ls data > out.txt"  # any stage whose output depends on a listing of a dep folder
+    a = hashlib.md5(b"a\n").hexdigest()
+    manifest = manifest_bytes([DirEntry("a", a, 2, False)])
+    data = hashlib.md5(manifest).hexdigest() + ".dir"
+    # The victim's inputs are in the store (any earlier submission of them put them there).
+    store = open_store(fleet.store_url, Settings(s3_endpoint_url=s3_bucket.endpoint))
+    store.put_bytes(a, b"a\n")
+    store.put_bytes(data, manifest)
+    spec = JobSpec(
+        address="list", dvc_stage="list", cmd=cmd, lines=(cmd,), image=busybox_image, wdir=".",
+        deps=({"path": "data", "hash": "md5", "md5": data, "size": 2, "nfiles": 1},),
+        params={}, outs=(OutRequest("out.txt", "out.txt", committed=True),), cacheable=True,
+    ).to_dict()  # fmt: skip
+    spec["inputs"] = [{"path": "data", "md5": data, "folders": ["EVIL-FORGED"]}]
+    job = _queue(fleet).enqueue("worker.fleet.run_job", spec, fleet.store_url)
+    _ended(job, fleet)
+    victim = make_repo(
+        {
+            "dvc.yaml": f"stages:\n  list:\n    cmd: {cmd}\n    deps: [data]\n"
+            "    outs: [out.txt]\n",
+            "data/a": "a\n",
+        }
+    )
+    done = submit(victim, fleet, busybox_image)
+    assert done.returncode == 0, done.stderr + fleet.worker_log()
+    assert "EVIL" not in (victim / "out.txt").read_text(), done.stdout
