@@ -5,6 +5,8 @@ fleet). Each test asserts the guarantee and is expected to fail until the hole i
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -184,3 +186,46 @@ def test_a_redis_writer_cannot_forge_a_cached_output_through_empty_folders(
     done = submit(victim, fleet, busybox_image)
     assert done.returncode == 0, done.stderr + fleet.worker_log()
     assert "EVIL" not in (victim / "out.txt").read_text(), done.stdout
+
+
+A_PY = """\
+import os
+mode = open('mode').read().strip()
+if mode == '1':  # rewrite b.sh in place, same size, and put its mtime back to the nanosecond
+    st = os.stat('b.sh')
+    with open('b.sh', 'r+b') as f:
+        f.write(b'echo EVIL')
+    os.utime('b.sh', ns=(st.st_atime_ns, st.st_mtime_ns))
+open('a.txt', 'w').write(mode)
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the state cache's key is (inode, size, mtime_ns): a stage rewrites another stage's "
+    "dep in place and sets its mtime back (utimensat needs no capability); that stage then "
+    "runs on the changed file and its run-cache entry is recorded under the genuine md5",
+)
+def test_a_stage_cannot_poison_another_stages_run_cache_entry_through_the_state_cache(
+    make_repo: Callable[..., Path], executor_cli: Callable[..., object], python_image: str
+) -> None:
+    root = make_repo(
+        {
+            "dvc.yaml": "stages:\n  a:\n    cmd: python3 a.py\n    deps: [a.py, mode]\n"
+            f"    outs: [a.txt]\n    meta: {{executor: {{image: {python_image}}}}}\n"
+            "  b:\n    cmd: sh b.sh\n    deps: [b.sh, a.txt]\n    outs: [b.txt]\n",
+            "b.sh": "echo good > b.txt\n",
+            "a.py": A_PY,
+            "mode": "0\n",
+        }
+    )
+    old = time.time() - 3600  # a file checked out a while ago: the state cache remembers it
+    os.utime(root / "b.sh", (old, old))
+    assert executor_cli(root, "run").returncode == 0  # type: ignore[attr-defined]
+    (root / "mode").write_text("1\n")  # a now rewrites b.sh unseen
+    assert executor_cli(root, "run").returncode == 0  # type: ignore[attr-defined]
+    # b.sh back as git has it; b's output gone: the run-cache answers for the genuine b.sh.
+    (root / "b.sh").write_text("echo good > b.txt\n")
+    (root / "b.txt").unlink()
+    assert executor_cli(root, "run", "b").returncode == 0  # type: ignore[attr-defined]
+    assert (root / "b.txt").read_text() == "good\n"
