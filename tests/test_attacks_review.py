@@ -4,8 +4,10 @@ fleet). Each test asserts the guarantee and is expected to fail until the hole i
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +16,7 @@ import pytest
 
 from tests.fixtures.s3_server import Bucket
 from tests.test_fleet import Fleet, one_stage, submit
-from tests.test_fleet_trust import _ended, _queue, hostile_fleet  # noqa: F401  (a fixture)
+from tests.test_fleet_trust import _ended, _queue, _spec, hostile_fleet  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.usefixtures("no_leftover_containers")
 
@@ -229,3 +231,122 @@ def test_a_stage_cannot_poison_another_stages_run_cache_entry_through_the_state_
     (root / "b.txt").unlink()
     assert executor_cli(root, "run", "b").returncode == 0  # type: ignore[attr-defined]
     assert (root / "b.txt").read_text() == "good\n"
+
+
+# A stage's first move: kill the driver's watchdog (a sibling of this line's shell, same uid),
+# which would otherwise stop the stage once the work horse holding its stdin is gone.
+KILL_WATCHDOG = (
+    'pp=$PPID; for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = "$$" ] && continue; '
+    "read -r l < $d/stat || continue; set -- ${l##*) }; "
+    '[ "$2" = "$pp" ] && kill -KILL $p; done; '
+)
+
+
+def _started(job: object, fleet: Fleet) -> None:
+    deadline = time.monotonic() + 60
+    while job.get_status(refresh=True).value != "started":  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, fleet.worker_log()
+        time.sleep(0.1)
+
+
+def _remove_job_containers(docker_client: object, job_id: str) -> None:
+    found = docker_client.containers.list(  # type: ignore[attr-defined]
+        all=True, filters={"label": f"executor.job={job_id}"}
+    )
+    for container in found:
+        container.remove(force=True)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="RQ's stop-job command (any Redis writer) SIGKILLs the work horse; a stage that "
+    "killed its watchdog keeps its container running past the worker's timeout ceiling, and "
+    "a stopped job (unlike a killed horse) is never reaped",
+)
+def test_a_stopped_jobs_stage_does_not_outlive_its_timeout(
+    hostile_fleet: Fleet,  # noqa: F811  (the fixture imported above)
+    busybox_image: str,
+    docker_client: object,
+) -> None:
+    import redis
+    from rq.command import send_stop_job_command
+    from rq.serializers import JSONSerializer
+
+    fleet = hostile_fleet
+    cmd = KILL_WATCHDOG + "sleep 120"
+    spec = _spec(busybox_image, cmd=cmd, lines=[cmd], deps=[], inputs=[],
+                 outs=[{"path": "o", "repo_path": "o"}], executor_meta={"timeout": "5s"})  # fmt: skip
+    job = _queue(fleet).enqueue("worker.fleet.run_job", spec, fleet.store_url)
+    try:
+        _started(job, fleet)
+        time.sleep(2)  # the watchdog is dead
+        send_stop_job_command(redis.Redis.from_url(fleet.redis_url), job.id, JSONSerializer)
+        time.sleep(15)  # 5 s of timeout, 3 s of grace, and some
+        running = docker_client.containers.list(  # type: ignore[attr-defined]
+            filters={"label": f"executor.job={job.id}"}
+        )
+        assert not running, fleet.worker_log()
+    finally:
+        _remove_job_containers(docker_client, job.id)
+
+
+FLIP_PY = """\
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+pairs = []
+for i in range(16):
+    for j in range(300):
+        os.makedirs(f"d{i}/n{j}")
+    os.symlink(os.environ["T"], f"l{i}")
+    pairs.append((f"d{i}".encode(), f"l{i}".encode()))
+open("ready", "w").close()
+while True:  # swap each folder and its link to the host folder, atomically, for ever
+    for a, b in pairs:
+        libc.renameat2(-100, a, -100, b, 2)  # RENAME_EXCHANGE
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="after a killed work horse (RQ's kill-horse command: any Redis writer) the worker "
+    "removes the job's folder before it reaps the container; the stage, alive (watchdog "
+    "killed), swaps its folders for links and _remove_tree's os.walk + chmod follow them: "
+    "a root worker chmods host folders 0700",
+)
+def test_a_killed_jobs_stage_cannot_make_the_worker_chmod_host_folders(
+    hostile_fleet: Fleet,  # noqa: F811  (the fixture imported above)
+    python_image: str,
+    docker_client: object,
+    tmp_path: Path,
+) -> None:
+    import redis
+    from rq import Worker
+    from rq.command import send_kill_horse_command
+
+    fleet = hostile_fleet
+    host = tmp_path / "host-folder"  # think /etc, /usr: names the stage knows
+    for j in range(300):
+        (host / f"n{j}").mkdir(parents=True)
+        os.chmod(host / f"n{j}", 0o755)
+    flip = base64.b64encode(FLIP_PY.encode()).decode()
+    cmd = KILL_WATCHDOG + f"python3 -c \"import base64; exec(base64.b64decode('{flip}'))\""
+    spec = _spec(python_image, cmd=cmd, lines=[cmd], deps=[], inputs=[],
+                 outs=[{"path": "o", "repo_path": "o"}], env={"T": str(host)})  # fmt: skip
+    job = _queue(fleet).enqueue("worker.fleet.run_job", spec, fleet.store_url)
+    try:
+        deadline = time.monotonic() + 60
+        while not list((tmp_path / "worker-home/jobs").glob("*/ws/ready")):
+            assert time.monotonic() < deadline, fleet.worker_log()
+            time.sleep(0.1)
+        time.sleep(1)
+        client = redis.Redis.from_url(fleet.redis_url)
+        (worker,) = Worker.all(connection=client)
+        send_kill_horse_command(client, worker.name)
+        deadline = time.monotonic() + 60
+        while "reaped container" not in fleet.worker_log():
+            assert time.monotonic() < deadline, fleet.worker_log()
+            time.sleep(0.2)
+        changed = [p.name for p in host.iterdir() if stat.S_IMODE(p.stat().st_mode) != 0o755]
+        assert not changed, f"{len(changed)} host folders chmodded"
+    finally:
+        _remove_job_containers(docker_client, job.id)
