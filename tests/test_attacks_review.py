@@ -350,3 +350,25 @@ def test_a_killed_jobs_stage_cannot_make_the_worker_chmod_host_folders(
         assert not changed, f"{len(changed)} host folders chmodded"
     finally:
         _remove_job_containers(docker_client, job.id)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the whole .dvc folder is mounted (read-only, but readable): a stage reads the "
+    "remote's keys from .dvc/config.local, where the README suggests putting them, and "
+    "writes them to an output (which `executor push` uploads) or, with network, anywhere",
+)
+def test_a_stage_cannot_read_the_remotes_keys_in_dvc_config_local(
+    make_repo: Callable[..., Path], executor_cli: Callable[..., object]
+) -> None:
+    root = make_repo(
+        {"dvc.yaml": "stages:\n  s:\n    cmd: cat .dvc/config.local > out.txt\n"
+                     "    outs: [out.txt]\n"}
+    )  # fmt: skip
+    (root / ".dvc/config.local").write_text(
+        "['remote \"s3\"']\n    access_key_id = AKIAREVIEW\n    secret_access_key = s3cr3t-key\n"
+    )
+    os.chmod(root / ".dvc/config.local", 0o600)
+    executor_cli(root, "run")
+    out = root / "out.txt"
+    assert not out.exists() or "s3cr3t-key" not in out.read_text()
