@@ -186,13 +186,15 @@ class LockWriter:
         return data
 
     def wrote(self, lockfile: str) -> bool:
-        """Whether `lockfile` is still the file this writer last wrote."""
-        cached = self._docs.get(lockfile)
-        return (
-            cached is not None
-            and cached[0] is not None
-            and (cached[0] == _stat_key(self.root / lockfile))
-        )
+        """Whether `lockfile` is still the file this writer last wrote. Under the writer's
+        lock: between a write's rename and its record, the new file would look foreign."""
+        with self._lock:
+            cached = self._docs.get(lockfile)
+            return (
+                cached is not None
+                and cached[0] is not None
+                and (cached[0] == _stat_key(self.root / lockfile))
+            )
 
     def rewrite(self, lockfile: str) -> bool:
         """Put back the file this writer last wrote, changed by someone else since (a stage

@@ -202,18 +202,6 @@ def test_same_output_twice_in_one_stage(tmp_path: Path) -> None:
         load_pipeline(tmp_path)
 
 
-def test_dvc_yaml_inside_an_output_is_an_error(tmp_path: Path) -> None:
-    write(
-        tmp_path,
-        {
-            "dvc.yaml": "stages:\n  a:\n    cmd: x\n    outs: [sub]\n",
-            "sub/dvc.yaml": "stages:\n  b:\n    cmd: y\n",
-        },
-    )
-    with pytest.raises(PipelineError, match=r"'sub/dvc.yaml' is inside output 'sub' of stage 'a'"):
-        load_pipeline(tmp_path)
-
-
 def test_dvc_agrees_on_graph_errors(tmp_path: Path) -> None:
     from dvc.repo import Repo
 
