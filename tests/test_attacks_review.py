@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import shutil
 import stat
 import sys
 import time
@@ -392,3 +393,30 @@ def test_a_redis_password_in_the_query_string_is_never_printed(
     for done in (submitted, worker):
         assert done.returncode != 0
         assert "REVIEW-SECRET-PW" not in done.stdout + done.stderr, done.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="no .dvcignore needed: an empty .dvc folder a stage makes in a sub-folder of another "
+    "stage's dep makes it a 'nested DVC repository' that hashing skips, so the files planted "
+    "there change that stage's output but not its run-cache key",
+)
+def test_a_stage_cannot_hide_planted_dep_files_behind_a_nested_dvc_folder(
+    make_repo: Callable[..., Path], executor_cli: Callable[..., object]
+) -> None:
+    plant = "mkdir -p data/raw/sub/.dvc && echo EVIL > data/raw/sub/evil && echo a > a.txt"
+    root = make_repo(
+        {
+            "dvc.yaml": f"stages:\n  a:\n    cmd: {plant}\n    outs: [a.txt]\n"
+            "  b:\n    cmd: find data/raw -type f | sort | xargs cat > b.txt\n"
+            "    deps: [data/raw, a.txt]\n    outs: [b.txt]\n",
+            "data/raw/good": "good\n",
+        }
+    )
+    done = executor_cli(root, "run")
+    if done.returncode != 0:  # type: ignore[attr-defined]
+        return  # the plant was refused
+    shutil.rmtree(root / "data/raw/sub")  # data/raw as git has it again
+    (root / "b.txt").unlink()
+    assert executor_cli(root, "run", "b").returncode == 0  # type: ignore[attr-defined]
+    assert "EVIL" not in (root / "b.txt").read_text()
