@@ -420,3 +420,56 @@ def test_a_stage_cannot_hide_planted_dep_files_behind_a_nested_dvc_folder(
     (root / "b.txt").unlink()
     assert executor_cli(root, "run", "b").returncode == 0  # type: ignore[attr-defined]
     assert "EVIL" not in (root / "b.txt").read_text()
+
+
+# Stage b, beside a (-j 2), swaps the folder above a's output and a link to a host folder,
+# atomically and for ever, while executor removes a's output before running a.
+RM_FLIP_PY = """\
+import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+os.makedirs("outA/sub", exist_ok=True)
+os.symlink(os.environ["X"], "lnk")
+end = time.time() + 6
+while time.time() < end:
+    for _ in range(1000):
+        libc.renameat2(-100, b"outA", -100, b"lnk", 2)  # RENAME_EXCHANGE
+if os.path.islink("outA"):
+    libc.renameat2(-100, b"outA", -100, b"lnk", 2)
+open("b.txt", "w").write("b")
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="remove_output checks inside() and then rmtree()s by path: a sibling stage (-j 2) "
+    "swapping a parent folder for a link between the two makes executor delete a host "
+    "folder named like the output (a race: won about 1 run in 4 in review)",
+)
+def test_a_sibling_stage_cannot_make_executor_delete_a_host_folder(
+    make_repo: Callable[..., Path],
+    executor_cli: Callable[..., object],
+    python_image: str,
+    tmp_path: Path,
+) -> None:
+    flip = base64.b64encode(RM_FLIP_PY.encode()).decode()
+    deleted = []
+    for attempt in range(20):
+        host = tmp_path / f"host{attempt}"  # think /usr for an output named x/lib
+        (host / "sub").mkdir(parents=True)
+        (host / "sub/precious").write_text("keep me\n")
+        root = make_repo(
+            {
+                "dvc.yaml": "stages:\n  c:\n    cmd: echo c > c.txt\n    outs: [c.txt]\n"
+                "  a:\n    cmd: mkdir -p outA/sub && echo a > outA/sub/f\n    deps: [c.txt]\n"
+                "    outs: [outA/sub]\n"
+                f"  b:\n    cmd: python3 -c \"import base64; exec(base64.b64decode('{flip}'))\"\n"
+                f"    outs: [b.txt]\n    meta: {{executor: {{image: {python_image}, "
+                f"env: {{X: '{host}'}}}}}}\n",
+            },
+            f"rm{attempt}",
+        )
+        executor_cli(root, "run", "-j", "2")
+        if not (host / "sub/precious").exists():
+            deleted.append(host / "sub/precious")
+            break
+    assert not deleted, deleted
