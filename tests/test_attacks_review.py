@@ -275,15 +275,21 @@ def test_a_stopped_jobs_stage_does_not_outlive_its_timeout(
     from rq.command import send_stop_job_command
     from rq.serializers import JSONSerializer
 
+    from executor.fleet.keys import events_key
+
     fleet = hostile_fleet
-    cmd = KILL_WATCHDOG + "sleep 120"
+    cmd = KILL_WATCHDOG + "echo watchdog-dead; sleep 120"
     spec = _spec(busybox_image, cmd=cmd, lines=[cmd], deps=[], inputs=[],
                  outs=[{"path": "o", "repo_path": "o"}], executor_meta={"timeout": "5s"})  # fmt: skip
     job = _queue(fleet).enqueue("worker.fleet.run_job", spec, fleet.store_url)
     try:
         _started(job, fleet)
-        time.sleep(2)  # the watchdog is dead
-        send_stop_job_command(redis.Redis.from_url(fleet.redis_url), job.id, JSONSerializer)
+        client = redis.Redis.from_url(fleet.redis_url)
+        deadline = time.monotonic() + 60
+        while b"watchdog-dead" not in repr(client.xrange(events_key(job.id))).encode():
+            assert time.monotonic() < deadline, fleet.worker_log()
+            time.sleep(0.1)
+        send_stop_job_command(client, job.id, JSONSerializer)
         time.sleep(15)  # 5 s of timeout, 3 s of grace, and some
         running = docker_client.containers.list(  # type: ignore[attr-defined]
             filters={"label": f"executor.job={job.id}"}
@@ -429,7 +435,7 @@ import ctypes, os, time
 libc = ctypes.CDLL(None, use_errno=True)
 os.makedirs("outA/sub", exist_ok=True)
 os.symlink(os.environ["X"], "lnk")
-end = time.time() + 6
+end = time.time() + 8
 while time.time() < end:
     for _ in range(1000):
         libc.renameat2(-100, b"outA", -100, b"lnk", 2)  # RENAME_EXCHANGE
@@ -443,7 +449,7 @@ open("b.txt", "w").write("b")
     strict=True,
     reason="remove_output checks inside() and then rmtree()s by path: a sibling stage (-j 2) "
     "swapping a parent folder for a link between the two makes executor delete a host "
-    "folder named like the output (a race: won about 1 run in 4 in review)",
+    "folder named like the output (a race: c waits so that b flips before a's output is removed; up to 25 tries)",
 )
 def test_a_sibling_stage_cannot_make_executor_delete_a_host_folder(
     make_repo: Callable[..., Path],
@@ -453,13 +459,13 @@ def test_a_sibling_stage_cannot_make_executor_delete_a_host_folder(
 ) -> None:
     flip = base64.b64encode(RM_FLIP_PY.encode()).decode()
     deleted = []
-    for attempt in range(20):
+    for attempt in range(25):
         host = tmp_path / f"host{attempt}"  # think /usr for an output named x/lib
         (host / "sub").mkdir(parents=True)
         (host / "sub/precious").write_text("keep me\n")
         root = make_repo(
             {
-                "dvc.yaml": "stages:\n  c:\n    cmd: echo c > c.txt\n    outs: [c.txt]\n"
+                "dvc.yaml": "stages:\n  c:\n    cmd: sleep 1.5 && echo c > c.txt\n    outs: [c.txt]\n"
                 "  a:\n    cmd: mkdir -p outA/sub && echo a > outA/sub/f\n    deps: [c.txt]\n"
                 "    outs: [outA/sub]\n"
                 f"  b:\n    cmd: python3 -c \"import base64; exec(base64.b64decode('{flip}'))\"\n"
@@ -470,6 +476,6 @@ def test_a_sibling_stage_cannot_make_executor_delete_a_host_folder(
         )
         executor_cli(root, "run", "-j", "2")
         if not (host / "sub/precious").exists():
-            deleted.append(host / "sub/precious")
+            deleted.append((attempt, host / "sub/precious"))
             break
     assert not deleted, deleted
