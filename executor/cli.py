@@ -19,8 +19,7 @@ import click
 from executor import __version__
 from executor.commands import transfer
 from executor.errors import ExecutorError, InfrastructureError, StageFailed, UserError
-from executor.redact import redact
-from executor.terminal import visible
+from executor.terminal import shown, visible
 
 if TYPE_CHECKING:
     from executor.fleet import FleetConfig
@@ -31,7 +30,7 @@ SUBMIT_JOBS = 16  # stages `executor submit` keeps in flight unless -j says othe
 
 
 def _error(message: str) -> None:
-    click.echo(f"ERROR: {redact(message)}", err=True)
+    click.echo(f"ERROR: {shown(message)}", err=True)
 
 
 def _stop_on_signals() -> list[int]:
@@ -49,7 +48,7 @@ def _stop_on_signals() -> list[int]:
 
 
 def _warn(message: str) -> None:
-    click.echo(f"WARNING: {redact(message)}", err=True)
+    click.echo(f"WARNING: {shown(message)}", err=True)
 
 
 def default_targets(targets: tuple[str, ...], cwd: Path, all_pipelines: bool) -> tuple[str, ...]:

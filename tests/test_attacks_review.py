@@ -27,11 +27,6 @@ pytestmark = pytest.mark.usefixtures("no_leftover_containers")
 ESCAPE_LINK = "ln -s \"$(printf '/x\\033]0;pwned\\007')\" {out}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="error messages are redacted but not made visible: a stage-chosen symlink target "
-    "reaches the terminal raw through inside()'s 'resolves outside' error",
-)
 def test_escape_sequences_in_an_error_message_reach_the_terminal_made_visible(
     make_repo: Callable[..., Path], executor_cli: Callable[..., object]
 ) -> None:
@@ -45,11 +40,6 @@ def test_escape_sequences_in_an_error_message_reach_the_terminal_made_visible(
     assert "\x1b" not in both and "\x07" not in both, repr(both)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a worker's failure message (here holding a stage-chosen symlink target) is "
-    "printed by the submitter without visible(): raw escapes in its terminal",
-)
 def test_escape_sequences_in_a_workers_error_reach_the_submitter_made_visible(
     make_repo: Callable[..., Path],
     hostile_fleet: Fleet,  # noqa: F811  (the fixture imported above)
@@ -383,11 +373,6 @@ def test_a_stage_cannot_read_the_remotes_keys_in_dvc_config_local(
     assert not out.exists() or "s3cr3t-key" not in out.read_text()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="redact() hides only user:password@; redis-py also takes the password from the "
-    "query string (?password=...), which submit and the worker print in their errors",
-)
 def test_a_redis_password_in_the_query_string_is_never_printed(
     make_repo: Callable[..., Path], tmp_path: Path
 ) -> None:

@@ -60,6 +60,7 @@ from executor.runcache import RunCache, env_digest
 from executor.settings import Settings
 from executor.store.base import ObjectStore
 from executor.store.open import open_store
+from executor.terminal import shown
 from worker.job import container_request, execute, verify_inputs
 from worker.localcache import LocalCache, Placement, verify_objects
 from worker.sandbox import DockerSandbox, Mount, owner_process_alive, reap
@@ -591,7 +592,7 @@ def main(
         store = store_for(store_url, Settings.from_env(os.environ))
         getattr(store, "client", None)  # S3: the client made now, once, before any fork
     except ExecutorError as exc:
-        click.echo(f"ERROR: {redact(str(exc))}", err=True)
+        click.echo(f"ERROR: {shown(str(exc))}", err=True)
         sys.exit(2 if isinstance(exc, ConfigError) else 3)
     worker = stage_worker_class()(
         list(queues), connection=redis, serializer=JSONSerializer, job_class=stage_job_class()

@@ -169,11 +169,12 @@ def _main(
     force: bool = False,
 ) -> None:
     from executor.errors import ExecutorError, InfrastructureError, UserError
+    from executor.terminal import shown
 
     try:
         report = _transfer(action, targets, where, run_cache, jobs, force)
     except ExecutorError as exc:
-        click.echo(f"ERROR: {exc}", err=True)
+        click.echo(f"ERROR: {shown(str(exc))}", err=True)
         # executor/cli.py's exit codes: 2 bad input, 3 infrastructure (storage)
         infra = 3 if isinstance(exc, InfrastructureError) else 1
         sys.exit(2 if isinstance(exc, UserError) else infra)
