@@ -351,12 +351,6 @@ def test_a_killed_jobs_stage_cannot_make_the_worker_chmod_host_folders(
         _remove_job_containers(docker_client, job.id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the whole .dvc folder is mounted (read-only, but readable): a stage reads the "
-    "remote's keys from .dvc/config.local, where the README suggests putting them, and "
-    "writes them to an output (which `executor push` uploads) or, with network, anywhere",
-)
 def test_a_stage_cannot_read_the_remotes_keys_in_dvc_config_local(
     make_repo: Callable[..., Path], executor_cli: Callable[..., object]
 ) -> None:

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from executor.errors import ConfigError, ExecutorError, StageOverstepped
@@ -131,6 +132,20 @@ class RepoSandbox(DockerSandbox):
         super().discard(prepared)
 
 
+# DVC's place for a remote's keys and passwords (`dvc remote modify --local`): no stage
+# needs them, and any stage could copy them into an output.
+SECRET_CONFIGS = ("config.local",)
+
+
+def _hidden_secrets(dvc_dir: Path) -> tuple[Mount, ...]:
+    """Empty files over the DVC config files that hold credentials, where they exist."""
+    return tuple(
+        Mount(source=os.devnull, target=str(dvc_dir / name), read_only=True)
+        for name in SECRET_CONFIGS
+        if (dvc_dir / name).is_file()
+    )
+
+
 @dataclass(frozen=True)
 class Warm:
     """A stage's container being prepared ahead of its turn."""
@@ -167,6 +182,7 @@ class LocalBackend:
         self.mounts = (
             Mount(source=root, target=root),
             Mount(source=str(ws.dvc_dir), target=str(ws.dvc_dir), read_only=True),
+            *_hidden_secrets(ws.dvc_dir),
         )
         self._protected: tuple[str, ...] = ROOT_PROTECTED + DVCFILE_PROTECTED[:2]
         self._outputs: tuple[tuple[str, str], ...] = ()  # (stage address, output repo path)
