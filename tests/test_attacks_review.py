@@ -305,13 +305,6 @@ while True:  # swap each folder and its link to the host folder, atomically, for
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after a killed work horse (RQ's kill-horse command: any Redis writer) the worker "
-    "removes the job's folder before it reaps the container; the stage, alive (watchdog "
-    "killed), swaps its folders for links and _remove_tree's os.walk + chmod follow them: "
-    "a root worker chmods host folders 0700",
-)
 def test_a_killed_jobs_stage_cannot_make_the_worker_chmod_host_folders(
     hostile_fleet: Fleet,  # noqa: F811  (the fixture imported above)
     python_image: str,

@@ -495,15 +495,22 @@ def stage_worker_class() -> type[Any]:
         def handle_work_horse_killed(
             self, job: Any, retpid: int, ret_val: int, rusage: Any
         ) -> None:
-            # Its `finally` never ran: the folder is left, the container stopped by its
-            # own watchdog but not removed.
+            # Its `finally` never ran: the folder is left, the container perhaps still
+            # running (the stage can kill its own watchdog). The container goes first: the
+            # folder is walked only once no process of the stage is left to swap a folder
+            # for a link while it is walked.
             super().handle_work_horse_killed(job, retpid, ret_val, rusage)  # type: ignore[no-untyped-call]
-            remove_stale_workspaces(WorkerConfig.from_env(os.environ).home)
             try:
                 sandbox = DockerSandbox.from_env(os.environ)
                 reap(sandbox.client, is_alive=owner_process_alive)
             except ExecutorError as exc:
-                log.warning("cannot remove the killed job's container: %s", exc)
+                log.warning(
+                    "cannot remove the killed job's container: %s; its folder is left for "
+                    "the next start of a worker with this --dir",
+                    exc,
+                )
+                return
+            remove_stale_workspaces(WorkerConfig.from_env(os.environ).home)
 
     return StageWorker
 
