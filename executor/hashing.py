@@ -80,10 +80,20 @@ def file_md5(path: str | os.PathLike[str]) -> str:
     return _md5(os.fspath(path))
 
 
-def _md5(path: str, size_hint: int = -1) -> str:
+def _md5(path: str, size_hint: int = -1, walked: os.stat_result | None = None) -> str:
+    """`walked`: the file's stat when it was listed (and its links checked). The file opened
+    must be that one: a stage running beside the hashing (`-j`) could otherwise swap it, or
+    a folder above it, for a link to a host file between the check and the read."""
     digest = hashlib.md5(usedforsecurity=False)
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
+        if walked is not None:
+            opened = os.fstat(fd)
+            if (opened.st_dev, opened.st_ino) != (walked.st_dev, walked.st_ino):
+                raise WorkspaceError(
+                    f"'{path}' was replaced while it was being hashed; if nothing else "
+                    "writes there, run again"
+                )
         if 0 <= size_hint < READ_SIZE:
             # One read that also sees EOF: no buffer to allocate for a small file.
             data = os.read(fd, size_hint + 1)
@@ -188,7 +198,7 @@ def _isexec(st: os.stat_result) -> bool:
 
 
 def _hash_batch(batch: Sequence[_Stat]) -> list[str]:
-    return [_md5(path, st.st_size) for path, st in batch]
+    return [_md5(path, st.st_size, st) for path, st in batch]
 
 
 class Hasher:

@@ -102,12 +102,6 @@ echo b > b.txt
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with -j 2 a sibling stage is still running while a finished stage's outputs are "
-    "hashed: it swaps a file for a symlink after the walk's check and _md5/put_file follow "
-    "it (no O_NOFOLLOW, no fstat check): a host file's bytes land in .dvc/cache",
-)
 def test_a_sibling_stage_cannot_race_the_hashing_into_following_a_link_out(
     make_repo: Callable[..., Path], executor_cli: Callable[..., object], tmp_path: Path
 ) -> None:
