@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from executor.confine import inside
+from executor.confine import inside, parent_fd
 from executor.errors import OutputMissing, WorkspaceError
 from executor.hashing import Hasher, HashInfo, Seen
 from executor.jobspec import OutRequest
@@ -22,30 +23,52 @@ from executor.store.local import LocalStore
 from executor.store.tracked import Tracked
 
 
+def _lstat_at(fd: int, name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
 def remove_output(root: Path, rel: str) -> None:
-    """Delete an output before its stage runs (a file, a link or a whole directory)."""
-    path = inside(root, rel)
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.is_dir():
-        shutil.rmtree(path)
+    """Delete an output before its stage runs (a file, a link or a whole directory), through
+    descriptors (`parent_fd`): other stages may be running in the same repository."""
+    with parent_fd(root, rel) as found:
+        if found is None:
+            return
+        fd, name = found
+        st = _lstat_at(fd, name)
+        if st is None:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(name, dir_fd=fd)
+        else:
+            os.unlink(name, dir_fd=fd)
 
 
 def chown_outputs(root: Path, rels: Iterable[str], uid: int, gid: int) -> None:
     """Give outputs a stage wrote as another user (a root caller's stages run unprivileged)
-    to the caller, as `dvc repro` leaves them. Links are changed, not what they point to."""
+    to the caller, as `dvc repro` leaves them. Links are changed, not what they point to,
+    and folders are walked through descriptors, never through a link."""
+
+    def give(name: str, fd: int) -> None:
+        st = _lstat_at(fd, name)
+        if st is not None and (st.st_uid, st.st_gid) != (uid, gid):
+            os.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
+
     for rel in rels:
-        path = inside(root, rel)
-        if not os.path.lexists(path):
-            continue
-        paths = [str(path)]
-        if path.is_dir() and not path.is_symlink():
-            for folder, dirnames, filenames in os.walk(path):
-                paths += [os.path.join(folder, n) for n in (*dirnames, *filenames)]
-        for one in paths:
-            st = os.lstat(one)
-            if (st.st_uid, st.st_gid) != (uid, gid):
-                os.lchown(one, uid, gid)
+        with parent_fd(root, rel) as found:
+            if found is None:
+                continue
+            fd, name = found
+            st = _lstat_at(fd, name)
+            if st is None:
+                continue
+            give(name, fd)
+            if stat.S_ISDIR(st.st_mode):
+                for _, dirnames, filenames, dirfd in os.fwalk(name, dir_fd=fd):
+                    for child in (*dirnames, *filenames):
+                        give(child, dirfd)
 
 
 def unprotect_output(root: Path, rel: str, cache: Path | None = None) -> None:

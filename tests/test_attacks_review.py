@@ -411,12 +411,6 @@ open("b.txt", "w").write("b")
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="remove_output checks inside() and then rmtree()s by path: a sibling stage (-j 2) "
-    "swapping a parent folder for a link between the two makes executor delete a host "
-    "folder named like the output (a race: c waits so that b flips before a's output is removed; up to 25 tries)",
-)
 def test_a_sibling_stage_cannot_make_executor_delete_a_host_folder(
     make_repo: Callable[..., Path],
     executor_cli: Callable[..., object],
