@@ -245,7 +245,7 @@ def _remove_job_containers(docker_client: object, job_id: str) -> None:
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # a race: the stage's container sometimes goes before the check
     reason="RQ's stop-job command (any Redis writer) SIGKILLs the work horse; a stage that "
     "killed its watchdog keeps its container running past the worker's timeout ceiling, and "
     "a stopped job (unlike a killed horse) is never reaped",
