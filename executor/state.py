@@ -1,8 +1,10 @@
 """Remembered file hashes, so that unchanged files are not read again (DVC's state database).
 
-A row maps a path to the (inode, size, mtime_ns) it had when hashed, and its md5. A hit needs all
-three to match. SQLite in WAL mode with short transactions lets threads and processes share one
-file. It is only a cache: a locked, corrupt or unwritable database never fails a run.
+A row maps a path to the (inode, size, mtime_ns, ctime_ns) it had when hashed, and its md5. A hit
+needs all four to match: a process can set a file's mtime back after rewriting it (utimensat),
+but not its ctime, so a stage cannot pass a rewritten file off as the one remembered. SQLite in
+WAL mode with short transactions lets threads and processes share one file. It is only a cache:
+a locked, corrupt or unwritable database never fails a run.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TypeVar
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: ctime_ns in the key
 FLUSH_EVERY = 2000
 BUSY_TIMEOUT_S = 5.0
 # A file modified within this window before it was looked at may change again with the same
@@ -28,15 +30,15 @@ RACY_NS = 2_000_000_000
 _QUERY_CHUNK = 500
 _BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
-_Key = tuple[int, int, int]  # inode, size, mtime_ns
-_Row = tuple[bytes, int, int, int, str]
+_Key = tuple[int, int, int, int]  # inode, size, mtime_ns, ctime_ns
+_Row = tuple[bytes, int, int, int, int, str]
 T = TypeVar("T")
 
 
 def _key(st: os.stat_result) -> _Key:
     # SQLite integers are signed 64-bit; some filesystems hand out inodes above 2**63.
     ino = st.st_ino - (1 << 64) if st.st_ino >= 1 << 63 else st.st_ino
-    return ino, st.st_size, st.st_mtime_ns
+    return ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 class StateDB:
@@ -53,7 +55,7 @@ class StateDB:
     def get_many(
         self, items: Sequence[tuple[str, os.stat_result]], under: str | None = None
     ) -> dict[str, str]:
-        """md5 of each path whose inode, size and mtime are those remembered.
+        """md5 of each path whose inode, size, mtime and ctime are those remembered.
 
         `under`: the directory these are all the files of, read in one range scan instead of
         lookups; rows of other paths under it are of files that are gone, and are forgotten.
@@ -71,16 +73,16 @@ class StateDB:
         with self._lock:
             for query in queries:
                 rows = self._run(query) or []
-                for raw, ino, size, mtime_ns, md5 in rows:
+                for raw, ino, size, mtime_ns, ctime_ns, md5 in rows:
                     path, key = wanted.get(raw, ("", None))
-                    if key == (ino, size, mtime_ns):
+                    if key == (ino, size, mtime_ns, ctime_ns):
                         found[path] = md5
                     elif key is None:
                         self._stale.add(raw)
             for raw, (path, key) in wanted.items():
                 row = self._pending.get(raw)
-                if row is not None and row[1:4] == key:
-                    found[path] = row[4]
+                if row is not None and row[1:5] == key:
+                    found[path] = row[5]
         return found
 
     def put_many(self, items: Iterable[tuple[str, os.stat_result, str]], seen_ns: int) -> None:
@@ -163,13 +165,16 @@ def _encode(path: str) -> bytes:
 
 
 def _select_range(low: bytes, high: bytes) -> Callable[[sqlite3.Connection], list[_Row]]:
-    sql = "SELECT path, inode, size, mtime_ns, md5 FROM files WHERE path >= ? AND path < ?"
+    sql = (
+        "SELECT path, inode, size, mtime_ns, ctime_ns, md5 FROM files"
+        " WHERE path >= ? AND path < ?"
+    )
     return lambda conn: conn.execute(sql, (low, high)).fetchall()
 
 
 def _select(keys: list[bytes]) -> Callable[[sqlite3.Connection], list[_Row]]:
     marks = ",".join("?" * len(keys))
-    sql = f"SELECT path, inode, size, mtime_ns, md5 FROM files WHERE path IN ({marks})"
+    sql = f"SELECT path, inode, size, mtime_ns, ctime_ns, md5 FROM files WHERE path IN ({marks})"
     return lambda conn: conn.execute(sql, keys).fetchall()
 
 
@@ -177,7 +182,7 @@ def _write(rows: list[_Row], stale: set[bytes]) -> Callable[[sqlite3.Connection]
     def write(conn: sqlite3.Connection) -> None:
         with _transaction(conn):
             conn.executemany("DELETE FROM files WHERE path = ?", [(raw,) for raw in stale])
-            conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", rows)
+            conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", rows)
 
     return write
 
@@ -218,7 +223,8 @@ def _connect(path: Path) -> sqlite3.Connection:
                     conn.execute("DROP TABLE IF EXISTS files")
                     conn.execute(
                         "CREATE TABLE files (path BLOB PRIMARY KEY, inode INTEGER NOT NULL,"
-                        " size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, md5 TEXT NOT NULL)"
+                        " size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+                        " ctime_ns INTEGER NOT NULL, md5 TEXT NOT NULL)"
                         " WITHOUT ROWID"
                     )
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -189,12 +189,6 @@ open('a.txt', 'w').write(mode)
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the state cache's key is (inode, size, mtime_ns): a stage rewrites another stage's "
-    "dep in place and sets its mtime back (utimensat needs no capability); that stage then "
-    "runs on the changed file and its run-cache entry is recorded under the genuine md5",
-)
 def test_a_stage_cannot_poison_another_stages_run_cache_entry_through_the_state_cache(
     make_repo: Callable[..., Path], executor_cli: Callable[..., object], python_image: str
 ) -> None:
