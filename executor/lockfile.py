@@ -131,12 +131,14 @@ def _remove_leftovers(path: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def _stat_key(path: Path) -> tuple[int, int, int] | None:
+def _stat_key(path: Path) -> tuple[int, int, int, int] | None:
+    """The file's version; with the ctime, which no process can set back, so a stage that
+    rewrites dvc.lock in place and restores its mtime is still seen to have changed it."""
     try:
         st = path.stat()
     except FileNotFoundError:
         return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 class LockWriter:
@@ -152,10 +154,10 @@ class LockWriter:
         self.root = root
         self.log = log
         self._lock = threading.Lock()
-        self._docs: dict[str, tuple[tuple[int, int, int] | None, Any]] = {}
+        self._docs: dict[str, tuple[tuple[int, int, int, int] | None, Any]] = {}
         # Documents read and left as they were: not "ours" (see `wrote`), but not parsed again
         # while the file keeps that stat (a restore that changes no entry writes nothing).
-        self._read: dict[str, tuple[tuple[int, int, int], Any]] = {}
+        self._read: dict[str, tuple[tuple[int, int, int, int], Any]] = {}
         self._empty: set[str] = set()  # absent when the run began: the first write starts anew
 
     def start_empty(self, lockfiles: Iterable[str]) -> None:

@@ -228,6 +228,11 @@ class LocalBackend:
             candidates += [p for a, p in self._outputs if a != spec.address and p not in own]
             sources = frozenset(self._sources)
             candidates += self._sources
+        # A mount shows the file as it was when the container was made. Only a stage that
+        # declares the file a dep must see it as it is now (a dvc.lock that executor rewrote
+        # meanwhile): its prepared container is then not reused. Tying every mount to its
+        # inode would throw away every container prepared ahead at each dvc.lock write.
+        deps = {posixpath.normpath(posixpath.join(spec.wdir, str(d["path"]))) for d in spec.deps}
         for rel in candidates:
             path = os.path.join(root, rel)
             try:
@@ -244,7 +249,8 @@ class LocalBackend:
                 continue
             if rel in sources and stat.S_ISREG(st.st_mode) and st.st_nlink < 2:
                 continue  # a source file of its own (no link to an object): DVC parity
-            mounts.append(Mount(path, path, read_only=True, ident=_ident(st)))
+            ident = _ident(st) if rel in deps else None
+            mounts.append(Mount(path, path, read_only=True, ident=ident))
             if rel in self._protected:
                 present.append((rel, _ident(st)))
         return Guard(tuple(mounts), tuple(missing), tuple(present))
