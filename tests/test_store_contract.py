@@ -243,9 +243,10 @@ def test_local_store_copies_a_hashed_file_without_reading_it_again(
 
 
 def test_a_remembered_md5_is_verified_not_trusted_when_committing(tmp_path: Path) -> None:
-    """The state database vouches for (inode, size, mtime) only: a file rewritten in place
-    with its mtime put back keeps its old md5 there. Committing it must not store the new
-    bytes under that md5: only an md5 computed from a read now is trusted."""
+    """Whatever the state database vouches for (it keys on inode, size, mtime and ctime, but
+    it is a cache anyone with the repository can write), committing must not store new bytes
+    under a remembered md5: only an md5 computed from a read now is trusted. The stale md5
+    is planted as a stale database would hold it."""
     from executor.hashing import Hasher
     from executor.outputs import commit_output
 
@@ -259,6 +260,7 @@ def test_a_remembered_md5_is_verified_not_trusted_when_committing(tmp_path: Path
     os.utime(src, ns=(10**18, 10**18))
     store = LocalStore(tmp_path / "store")
     with Hasher(tmp_path / "state.sqlite") as hasher, pytest.raises(CorruptObject):
+        hasher.remember([(src, old)])
         assert hasher.hash_file(src).md5 == old  # remembered, not read
         commit_output(store, hasher, src)
     assert not store.exists(old)
