@@ -61,16 +61,19 @@ class Fleet:
     def workers(self, count: int) -> Iterator[None]:
         """`count` workers serving the current bucket, registered before the block starts."""
         procs = []
+        logs = []
         for i in range(count):
             home = self.inputs.fresh(f"worker-{i}")
-            procs.append(
-                subprocess.Popen(
-                    [*console("executor-worker", "worker"), "--dir", str(home)],
-                    env=self.env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
+            logs.append(home.with_name(f"{home.name}.log"))
+            with open(logs[-1], "wb") as log:  # the child keeps its own descriptor
+                procs.append(
+                    subprocess.Popen(
+                        [*console("executor-worker", "worker"), "--dir", str(home)],
+                        env=self.env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
                 )
-            )
         try:
             deadline = time.monotonic() + READY_TIMEOUT
             while self.redis.workers() < count:
@@ -81,8 +84,16 @@ class Fleet:
         finally:
             for proc in procs:
                 proc.terminate()
-            for proc in procs:
-                proc.wait(60)
+            for proc, log in zip(procs, logs, strict=True):
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    tail = log.read_text(errors="replace").splitlines()[-15:]
+                    raise RuntimeError(
+                        "executor-worker did not stop within 60 s of SIGTERM; its log ends:\n"
+                        + "\n".join(tail)
+                    ) from None
 
     def close(self) -> None:
         if self.bucket:

@@ -492,6 +492,15 @@ def stage_worker_class() -> type[Any]:
     from rq import Worker
 
     class StageWorker(Worker):
+        def subscribe(self) -> None:
+            """RQ's commands over pubsub (kill-horse, stop-job, shutdown) are not taken: any
+            Redis writer can send them, a killed horse skips executor's cleanup, and a
+            stage is cancelled through executor's own key instead. (RQ's listener also held
+            a warm shutdown for up to a minute with redis-py 8.)"""
+
+        def unsubscribe(self) -> None:
+            """Nothing subscribed."""
+
         def handle_work_horse_killed(
             self, job: Any, retpid: int, ret_val: int, rusage: Any
         ) -> None:
