@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +94,8 @@ class Rerun:
 class Oracle:
     """Runs each project once per tool, then its phases, several projects at a time."""
 
+    projects: Mapping[str, Project] = PROJECTS  # a subclass may bring its own
+
     def __init__(self, base: Path, image: str, dvc_bin: str) -> None:
         self.base, self.image, self.dvc_bin = base, image, dvc_bin
         self.pool = ThreadPoolExecutor(max_workers=3)  # first runs: never wait on anything
@@ -115,7 +117,7 @@ class Oracle:
 
     def start(self, name: str) -> None:
         if name not in self.started:
-            project = PROJECTS[name]
+            project = self.projects[name]
             a = build(self.base / name / "dvc", project)
             b = build(self.base / name / "executor", project)
             self.started[name] = (
@@ -128,7 +130,9 @@ class Oracle:
         a, b = (future.result() for future in self.started[name])
         assert a.returncode == 0, f"dvc repro failed:\n{a.stdout}{a.stderr}"
         assert b.returncode == 0, f"executor run failed:\n{b.stdout}{b.stderr}"
-        return Pair(PROJECTS[name], self.base / name / "dvc", a, self.base / name / "executor", b)
+        return Pair(
+            self.projects[name], self.base / name / "dvc", a, self.base / name / "executor", b
+        )
 
     def phase(self, phase: str, name: str) -> Future[Any]:
         """The named follow-up (see PHASES) on project `name`, started once."""

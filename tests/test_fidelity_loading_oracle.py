@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from tests.oracle_projects import (
-    build,
     cache_objects,
     containers_using,
     lock_files,
@@ -23,7 +22,6 @@ from tests.oracle_projects import (
 from tests.oracle_projects_loading import PROJECTS
 from tests.test_dvc_oracle import (
     Oracle,
-    Pair,
     assert_restored_without_running,
     is_lock_or_ignore,
 )
@@ -32,22 +30,7 @@ from tests.test_dvc_oracle import (
 class LoadingOracle(Oracle):
     """The oracle of tests/test_dvc_oracle.py over this module's projects."""
 
-    def start(self, name: str) -> None:
-        if name not in self.started:
-            project = PROJECTS[name]
-            a = build(self.base / name / "dvc", project)
-            b = build(self.base / name / "executor", project)
-            self.started[name] = (
-                self.pool.submit(self.repro, a, project),
-                self.pool.submit(self.executor, b, "run", "-P"),
-            )
-
-    def pair(self, name: str) -> Pair:
-        self.start(name)
-        a, b = (future.result() for future in self.started[name])
-        assert a.returncode == 0, f"dvc repro failed:\n{a.stdout}{a.stderr}"
-        assert b.returncode == 0, f"executor run failed:\n{b.stdout}{b.stderr}"
-        return Pair(PROJECTS[name], self.base / name / "dvc", a, self.base / name / "executor", b)
+    projects = PROJECTS
 
 
 @pytest.fixture(scope="module")
