@@ -101,7 +101,9 @@ def _rel(rel_dir: str, name: str) -> str:
     return f"{rel_dir}/{name}"
 
 
-def _rules_at(top: str, root: str | None) -> tuple[IgnoreRules | None, str | None]:
+def _rules_at(
+    top: str, root: str | None, fresh_after: int | None = None
+) -> tuple[IgnoreRules | None, str | None]:
     """Rules in force in `top` (None: only the defaults) and `top` relative to the root."""
     if root is None:
         return None, None
@@ -115,14 +117,17 @@ def _rules_at(top: str, root: str | None) -> tuple[IgnoreRules | None, str | Non
     parts = rel.split("/") if rel else []
     for depth in range(len(parts)):
         here = "/".join(parts[:depth])
-        rules = _updated(rules, root, here)
+        rules = _updated(rules, root, here, fresh_after)
     return rules, rel
 
 
-def _updated(rules: IgnoreRules | None, root: str, dir_rel: str) -> IgnoreRules | None:
+def _updated(
+    rules: IgnoreRules | None, root: str, dir_rel: str, fresh_after: int | None = None
+) -> IgnoreRules | None:
     path = os.path.join(root, dir_rel, DVCIGNORE)
     if not os.path.isfile(path) or _is_ignored(rules, _rel(dir_rel, DVCIGNORE), False):
         return rules
+    _check_settled(path, fresh_after)
     lines = _read_lines(path)
     if not lines:  # `dvc init` writes one holding only comments
         return rules
@@ -144,6 +149,24 @@ def rules_in(root: str, dir_rel: str, rules: IgnoreRules | None) -> IgnoreRules 
     return _updated(rules, root, dir_rel)
 
 
+def _check_settled(path: str, fresh_after: int | None) -> None:
+    """WorkspaceError if the `.dvcignore` or `.dvc` at `path` changed after `fresh_after`.
+
+    Either one hides files from hashing. Made by a stage in another stage's dependency folder,
+    it would hide files planted there: that stage's command would read them while its
+    run-cache key, computed without them, names the genuine inputs. The inode's ctime is the
+    kernel's and no process can set it back."""
+    if fresh_after is None:
+        return
+    if os.lstat(path).st_ctime_ns >= fresh_after:
+        name = os.path.basename(path)
+        raise WorkspaceError(
+            f"'{path}' was created or changed while this run's stages ran; a {name} "
+            "decides which files DVC hashes, so no stage may write one: remove it (and any "
+            "file it hides) and make the stage write only its outputs"
+        )
+
+
 def skipped(rules: IgnoreRules | None, rel: str, is_dir: bool) -> bool:
     """Whether a walk that has entered the folder of `rel` skips `rel` (a root-relative path)."""
     if rules is None:
@@ -152,18 +175,25 @@ def skipped(rules: IgnoreRules | None, rel: str, is_dir: bool) -> bool:
 
 
 def walk_files(
-    top: str, root: str | None, within: tuple[str, ...] | None = None
+    top: str,
+    root: str | None,
+    within: tuple[str, ...] | None = None,
+    fresh_after: int | None = None,
 ) -> list[WalkedFile]:
     """Every file DVC would list under the directory `top` of the repository at `root`.
 
     `within`: real paths a symlink among the files may lead into (the repository and its
     cache); one leading elsewhere is a WorkspaceError, never followed. A stage can plant
     such a link in a folder it may write, and hashing happens on the host: following it
-    would put a host file's md5 in dvc.lock, or its bytes in the cache and remotes."""
-    rules_top, rel_top = _rules_at(top, root)
+    would put a host file's md5 in dvc.lock, or its bytes in the cache and remotes.
+
+    `fresh_after`: a time (ns) since when no `.dvcignore` or nested `.dvc` that hides files may
+    have appeared or changed (see _check_settled); None: no such check."""
+    rules_top, rel_top = _rules_at(top, root, fresh_after)
     if rules_top is not None and rel_top and rules_top.ignored(rel_top, True):
         return []  # DVC filters out every file below an ignored directory
     if rel_top and "/" not in rel_top and os.path.exists(os.path.join(top, SUBREPO_MARK)):
+        _check_settled(os.path.join(top, SUBREPO_MARK), fresh_after)
         return []  # DVC ignores the subrepos directly below the root from the start
     found: list[WalkedFile] = []
     stack: list[tuple[str, str, IgnoreRules | None]] = [(top, "", rules_top)]
@@ -174,11 +204,12 @@ def walk_files(
         names = {entry.name for entry in entries}
         # A nested DVC repository. `top` itself was checked above only when it is a direct
         # child of the root: DVC finds the others only from the folder above them.
-        if prefix and ".dvc" in names:
+        if prefix and SUBREPO_MARK in names:
+            _check_settled(os.path.join(path, SUBREPO_MARK), fresh_after)
             continue
         rel_dir = _rel(rel_top, prefix.rstrip("/")) if rel_top is not None else ""
         if root is not None and rel_top is not None and DVCIGNORE in names:
-            rules = _updated(rules, root, rel_dir)
+            rules = _updated(rules, root, rel_dir, fresh_after)
         # Directories above were checked before entering them, so each name needs only its own
         # match: rules from a deeper .dvcignore are anchored below it.
         for entry in entries:

@@ -216,12 +216,15 @@ class Hasher:
         workers: int | None = None,
         root: Path | None = None,
         within: tuple[Path, ...] | None = None,
+        fresh_after: int | None = None,
     ) -> None:
         self.state = StateDB(state_path) if state_path is not None else None
         self.workers = workers or min(32, (os.cpu_count() or 1) * 4)
         self.root = os.path.abspath(root) if root is not None else None
         # Where symlinks among hashed files may lead (see dvcignore.walk_files); None: anywhere.
         self.within = tuple(os.path.realpath(p) for p in within) if within is not None else None
+        # Since when no .dvcignore or nested .dvc may have changed (dvcignore._check_settled).
+        self.fresh_after = fresh_after
         self.files_read = 0  # files whose content was read, for tests and benchmarks
         self.bytes_read = 0
         self._lock = threading.Lock()
@@ -261,7 +264,7 @@ class Hasher:
         """The directory's hash, its files sorted by relpath, and its `.dir` object (`seen`:
         as in hash_many)."""
         seen_ns = self._seen_ns()
-        walked = walk_files(os.path.abspath(path), self.root, self.within)
+        walked = walk_files(os.path.abspath(path), self.root, self.within, self.fresh_after)
         for rel, p, _ in walked:
             if not rel.isascii() and not _utf8(rel):
                 shown = os.fsencode(p).decode("utf-8", "backslashreplace")

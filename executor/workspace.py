@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import posixpath
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -119,8 +120,12 @@ class Workspace:
         self.cache_dir = cache_dir(self.dvc_dir)
         self.tmp_dir = self.dvc_dir / "tmp" / "executor"
         self.store = LocalStore(self.cache_dir, _links(root, self.cache_dir, self.dvc_dir))
+        # The stages of this command run after this moment: none may add a .dvcignore.
         self.hasher = Hasher(
-            self.tmp_dir / "state.sqlite", root=root, within=(root, self.cache_dir)
+            self.tmp_dir / "state.sqlite",
+            root=root,
+            within=(root, self.cache_dir),
+            fresh_after=time.time_ns(),
         )
         self._lock_fds: list[int] = []
         self._in_git: bool | None = None

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.repos import run_cli
+from tests.fixtures.repos import run_cli, write_tree
 from tests.fixtures.s3_server import Bucket
 from tests.test_fleet import Fleet, one_stage, submit
 from tests.test_fleet_trust import _ended, _queue, _spec, hostile_fleet  # noqa: F401  (a fixture)
@@ -54,34 +54,78 @@ def test_escape_sequences_in_a_workers_error_reach_the_submitter_made_visible(
     assert "\x1b" not in both and "\x07" not in both, repr(both)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a stage may create a .dvcignore in a folder without dvc.yaml (README: 'every "
-    ".dvcignore ... a stage that creates one fails'); it hides a file it plants in "
-    "another stage's dep, whose run-cache entry is then recorded under the genuine key",
-)
-def test_a_stage_cannot_hide_a_planted_dep_file_with_a_dvcignore(
-    make_repo: Callable[..., Path], executor_cli: Callable[..., object]
+# A stage that plants a file in another stage's dependency folder and hides it from hashing:
+# the other stage's command reads it while its run-cache key names the genuine inputs.
+HIDERS = {  # how the stage plants, what else the repository holds
+    "a new .dvcignore": ("printf 'raw/evil\\n' > data/.dvcignore && echo EVIL > data/raw/evil", {}),
+    "a changed .dvcignore": (
+        "echo raw/evil >> data/.dvcignore && echo EVIL > data/raw/evil",
+        {"data/.dvcignore": "# nothing ignored\n"},
+    ),
+    "a nested .dvc": ("mkdir -p data/raw/sub/.dvc && echo EVIL > data/raw/sub/evil", {}),
+    "a .dvc below the root": ("mkdir -p data/.dvc && echo EVIL > data/raw/evil", {}),
+}
+
+
+@pytest.mark.parametrize(("plant", "files"), HIDERS.values(), ids=HIDERS.keys())
+def test_a_stage_cannot_hide_a_planted_dep_file_from_hashing(
+    plant: str,
+    files: dict[str, str],
+    make_repo: Callable[..., Path],
+    executor_cli: Callable[..., object],
 ) -> None:
-    plant = "printf 'raw/evil\\n' > data/.dvcignore && echo EVIL > data/raw/evil && echo a > a.txt"
+    dep = "data" if "data/.dvc " in plant else "data/raw"
+    data = {"data/raw/good": "good\n", **files}
     root = make_repo(
         {
-            "dvc.yaml": f"stages:\n  a:\n    cmd: {plant}\n    outs: [a.txt]\n"
-            "  b:\n    cmd: cat data/raw/* > b.txt\n    deps: [data/raw, a.txt]\n"
-            "    outs: [b.txt]\n",
-            "data/raw/good": "good\n",
+            "dvc.yaml": f"stages:\n  a:\n    cmd: {plant} && echo a > a.txt\n    outs: [a.txt]\n"
+            "  b:\n    cmd: find data -type f -name '[ge]*' | sort | xargs cat > b.txt\n"
+            f"    deps: [{dep}, a.txt]\n    outs: [b.txt]\n",
+            **data,
         }
     )
     done = executor_cli(root, "run")
-    if done.returncode != 0:  # type: ignore[attr-defined]
-        return  # the stage that created the .dvcignore failed, as the README says
-    # Undo the plant: data/raw is what git has. The run-cache still answers for its key.
-    (root / "data/.dvcignore").unlink()
-    (root / "data/raw/evil").unlink()
-    (root / "b.txt").unlink()
+    assert done.returncode != 0, done.stdout  # type: ignore[attr-defined]
+    assert "no stage may write one" in done.stderr, done.stderr  # type: ignore[attr-defined]
+    assert "b:" not in (root / "dvc.lock").read_text()
+    assert not (root / "b.txt").exists()
+    # The user removes the plant: the run-cache has nothing for b to answer with.
+    shutil.rmtree(root / "data")
+    write_tree(root, data)
     again = executor_cli(root, "run", "b")
     assert again.returncode == 0, again.stderr  # type: ignore[attr-defined]
-    assert "EVIL" not in (root / "b.txt").read_text()
+    assert (root / "b.txt").read_text() == "good\n"
+
+
+def test_a_stage_cannot_hide_files_in_its_own_output_from_the_next_stage(
+    make_repo: Callable[..., Path], executor_cli: Callable[..., object]
+) -> None:
+    """The hidden part of an output reaches its consumer, but not its hash: the consumer's
+    entry would be keyed on an output that, restored from the cache, lacks it."""
+    root = make_repo(
+        {
+            "dvc.yaml": "stages:\n  a:\n    cmd: mkdir -p out/sub/.dvc && echo EVIL > "
+            "out/sub/evil && echo ok > out/ok\n    outs: [out]\n"
+            "  b:\n    cmd: cat out/sub/evil > b.txt\n    deps: [out]\n    outs: [b.txt]\n",
+        }
+    )
+    done = executor_cli(root, "run")
+    assert done.returncode != 0, done.stdout  # type: ignore[attr-defined]
+    assert "out/sub/.dvc" in done.stderr, done.stderr  # type: ignore[attr-defined]
+    assert not (root / "b.txt").exists()
+
+
+def test_a_fleet_stage_cannot_hide_files_in_its_output_from_the_next_stage(
+    make_repo: Callable[..., Path],
+    hostile_fleet: Fleet,  # noqa: F811  (the fixture imported above)
+    busybox_image: str,
+) -> None:
+    hide = "mkdir -p out/sub/.dvc && echo EVIL > out/sub/evil && echo ok > out/ok"
+    root = make_repo(one_stage("hide", hide, out="out"))
+    done = submit(root, hostile_fleet, busybox_image)
+    assert done.returncode != 0, done.stdout
+    assert "no stage may write one" in done.stderr, done.stderr
+    assert not (root / "dvc.lock").exists()
 
 
 A_SH = """\
@@ -362,33 +406,6 @@ def test_a_redis_password_in_the_query_string_is_never_printed(
     for done in (submitted, worker):
         assert done.returncode != 0
         assert "REVIEW-SECRET-PW" not in done.stdout + done.stderr, done.stderr
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="no .dvcignore needed: an empty .dvc folder a stage makes in a sub-folder of another "
-    "stage's dep makes it a 'nested DVC repository' that hashing skips, so the files planted "
-    "there change that stage's output but not its run-cache key",
-)
-def test_a_stage_cannot_hide_planted_dep_files_behind_a_nested_dvc_folder(
-    make_repo: Callable[..., Path], executor_cli: Callable[..., object]
-) -> None:
-    plant = "mkdir -p data/raw/sub/.dvc && echo EVIL > data/raw/sub/evil && echo a > a.txt"
-    root = make_repo(
-        {
-            "dvc.yaml": f"stages:\n  a:\n    cmd: {plant}\n    outs: [a.txt]\n"
-            "  b:\n    cmd: find data/raw -type f | sort | xargs cat > b.txt\n"
-            "    deps: [data/raw, a.txt]\n    outs: [b.txt]\n",
-            "data/raw/good": "good\n",
-        }
-    )
-    done = executor_cli(root, "run")
-    if done.returncode != 0:  # type: ignore[attr-defined]
-        return  # the plant was refused
-    shutil.rmtree(root / "data/raw/sub")  # data/raw as git has it again
-    (root / "b.txt").unlink()
-    assert executor_cli(root, "run", "b").returncode == 0  # type: ignore[attr-defined]
-    assert "EVIL" not in (root / "b.txt").read_text()
 
 
 # Stage b, beside a (-j 2), swaps the folder above a's output and a link to a host folder,

@@ -250,6 +250,7 @@ def _run(
             for out in spec.outs:  # a repository has these folders; a fresh workspace not
                 (workspace / out.repo_path).parent.mkdir(parents=True, exist_ok=True)
             _hand_over(workspace, [workspace / p.relpath for p in placements if p.copy])
+            hasher.fresh_after = time.time_ns()  # the stage adds no .dvcignore from here on
             request = container_request(
                 spec,
                 workspace,
