@@ -6,6 +6,8 @@ field, because whoever can write to the queue must not be able to make a worker 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import posixpath
 import re
 from collections.abc import Mapping
@@ -117,6 +119,18 @@ class JobSpec:
         folders = {posixpath.dirname(p) for p in [*paths, *(o.repo_path for o in self.outs)]}
         paths += sorted({ignore for folder in folders for ignore in _ignore_files(folder)})
         return list(dict.fromkeys(paths))
+
+    def layout(self) -> str:
+        """A digest of what this job gives its stage beyond DVC's run-cache key: `wdir`,
+        `DVC_STAGE`, and every input by content with its exec bits and empty folders (a
+        params file's other keys, a `.dvcignore`). A worker records it with its run; a
+        lookup accepts that run only for a job that would be given the same."""
+        inputs = sorted(
+            [i.path, i.md5, i.isexec, sorted(i.executables), sorted(i.folders)]
+            for i in self.inputs
+        )
+        doc = {"wdir": self.wdir, "stage": self.dvc_stage, "inputs": inputs}
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode("utf-8")).hexdigest()
 
     def run_cacheable(self) -> bool:
         """Whether this run may make a run-cache entry: the submitter must say so, and DVC's

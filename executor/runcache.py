@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,11 @@ from executor.lockentry import Entry, plain, run_key, run_value
 from executor.store.base import ObjectStore
 
 log = logging.getLogger(__name__)
+
+# The layout digest of the runs a caller would accept (JobSpec.layout), computed only if a
+# record asks for it: hashing a stage's inputs again costs a walk of its folders. None: not
+# knowable yet (--dry, before upstream outputs exist), any layout passes for the prediction.
+LayoutOf = Callable[[], str | None]
 
 
 @dataclass(frozen=True)
@@ -72,16 +77,32 @@ class Record:
     images: dict[str, str]  # digest -> the image reference last resolved to it
     envs: set[str] | None  # env_digest of each environment; None: not recorded (older)
     tags: dict[str, set[str]] | None  # digest -> every reference resolved to it; None: older
+    # JobSpec.layout of each worker run that produced it; None: only runs in a repository
+    layouts: set[str] | None = None
 
-    def made_with(self, image_digest: str, env: str | None, image: str | None = None) -> bool:
+    def made_with(
+        self,
+        image_digest: str,
+        env: str | None,
+        image: str | None = None,
+        layout: LayoutOf | None = None,
+    ) -> bool:
         """Whether a run with this image digest, environment and (if given) image
         reference produced the entry. The reference counts where digests come from a map
         others can write (a fleet's Redis): a digest recorded under another name is
-        another image as far as the map is concerned."""
+        another image as far as the map is concerned.
+
+        A worker's run also needs the layout: what its job spec said beyond DVC's key
+        (empty folders and exec bits of the inputs, other keys of params files, wdir,
+        DVC_STAGE), which whoever writes to Redis chooses. Without `layout` it is refused."""
         if image_digest not in self.images:
             return False
         if env is not None and self.envs is not None and env not in self.envs:
             return False
+        if self.layouts is not None:
+            mine = layout() if layout is not None else ""
+            if mine is not None and mine not in self.layouts:
+                return False
         if image is None or self.tags is None:
             return True
         return image in self.tags.get(image_digest, ())
@@ -103,22 +124,29 @@ class RunCache:
         try:
             doc = json.loads(raw)
             images = {str(k): str(v) for k, v in dict(doc["images"]).items()}
-            envs, tags = doc.get("envs"), doc.get("tags")
+            envs, tags, layouts = doc.get("envs"), doc.get("tags"), doc.get("layouts")
             return Record(
                 images,
                 None if envs is None else {str(e) for e in envs},
                 None if tags is None else {str(d): {str(n) for n in ns} for d, ns in tags.items()},
+                None if layouts is None else {str(x) for x in layouts},
             )
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
 
     def lookup(
-        self, key: str, image_digest: str, env: str | None = None, image: str | None = None
+        self,
+        key: str,
+        image_digest: str,
+        env: str | None = None,
+        image: str | None = None,
+        layout: LayoutOf | None = None,
     ) -> RunHit | None:
         """The newest complete entry under `key` made with `image_digest` (and, if given,
-        the environment whose `env_digest` is `env`, and the reference `image`), if any."""
+        the environment whose `env_digest` is `env`, the reference `image` and, for a
+        worker's run, the layout `layout` gives), if any."""
         for run in self.store.list_runs(key):
-            hit = self.check(key, run.value, image_digest, env, image=image)
+            hit = self.check(key, run.value, image_digest, env, image=image, layout=layout)
             if hit is not None:
                 return hit
         return None
@@ -131,14 +159,16 @@ class RunCache:
         env: str | None = None,
         *,
         image: str | None = None,
+        layout: LayoutOf | None = None,
         objects: bool = True,
     ) -> RunHit | None:
-        """The entry `value` under `key`, if it is usable for `image_digest` and `env` (and,
-        with `objects`, every object its outputs name is in the store)."""
+        """The entry `value` under `key`, if it is usable for `image_digest` and `env` (and
+        `layout`: see Record.made_with; and, with `objects`, every object its outputs name
+        is in the store)."""
         record = self._record(key, value)
         if record is None and not self.trust_dvc_runs:
             return None
-        if record is not None and not record.made_with(image_digest, env, image):
+        if record is not None and not record.made_with(image_digest, env, image, layout):
             return None
         digest = image_digest if record is not None else None
         raw = self.store.read_run(key, value)
@@ -160,13 +190,19 @@ class RunCache:
         return RunHit(key, value, entry, digest)
 
     def record(
-        self, entry: Entry, *, image: str, image_digest: str, env: str | None = None
+        self,
+        entry: Entry,
+        *,
+        image: str,
+        image_digest: str,
+        env: str | None = None,
+        layout: str | None = None,
     ) -> None:
         """Write executor's record of a run made with `image` (and the environment whose
-        digest is `env`), without DVC's entry (never listed, so never a hit): for a stage
-        DVC would not cache, it still says, in the store, that a worker produced exactly
-        this entry. Several images and environments may produce the same outputs: the
-        record lists them all."""
+        digest is `env`; and, by a worker, the job's `layout`), without DVC's entry (never
+        listed, so never a hit): for a stage DVC would not cache, it still says, in the
+        store, that a worker produced exactly this entry. Several images, environments and
+        layouts may produce the same outputs: the record lists them all."""
         key, value = run_key(entry), run_value(entry)
         old = self._record(key, value)
         images = {**(old.images if old else {}), image_digest: image}
@@ -183,15 +219,25 @@ class RunCache:
             doc["envs"] = sorted(envs | {env})
         elif old is not None and old.envs is not None:
             doc["envs"] = sorted(envs)
+        # Once a worker made it, the entry is served only to a matching layout; a run in a
+        # repository (no layout) never lifts that.
+        layouts = set(old.layouts or ()) if old else set()
+        if layout is not None or (old is not None and old.layouts is not None):
+            doc["layouts"] = sorted(layouts | ({layout} if layout is not None else set()))
         self.store.write_record(key, value, json.dumps(doc, sort_keys=True).encode("utf-8"))
 
     def produced(
-        self, entry: Entry, image_digest: str, env: str | None = None, image: str | None = None
+        self,
+        entry: Entry,
+        image_digest: str,
+        env: str | None = None,
+        image: str | None = None,
+        layout: LayoutOf | None = None,
     ) -> bool:
         """Whether the store records a run that produced exactly `entry` with this image
-        (and environment)."""
+        (and environment, and layout)."""
         record = self._record(run_key(entry), run_value(entry))
-        return record is not None and record.made_with(image_digest, env, image)
+        return record is not None and record.made_with(image_digest, env, image, layout)
 
     def save(
         self,
@@ -200,6 +246,7 @@ class RunCache:
         image: str | None,
         image_digest: str | None,
         env: str | None = None,
+        layout: str | None = None,
     ) -> tuple[str, str]:
         """Write the entry (unless present) and executor's record beside it; (key, value).
 
@@ -210,7 +257,7 @@ class RunCache:
         if image is not None and image_digest is not None:
             # The record first: a record without its entry is never listed, while an entry
             # without its record would pass as DVC's own and be served for any image.
-            self.record(entry, image=image, image_digest=image_digest, env=env)
+            self.record(entry, image=image, image_digest=image_digest, env=env, layout=layout)
         if self.store.read_run(key, value) is None:
             self.store.write_run(key, value, yamlio.dump(plain(entry)).encode("utf-8"))
         return key, value

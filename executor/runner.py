@@ -8,6 +8,7 @@ dvc.lock entry is written as soon as every stage before it in the plan is settle
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import posixpath
@@ -28,6 +29,7 @@ from executor.errors import (
     os_error,
 )
 from executor.hashing import Hasher
+from executor.inputs import layout_in
 from executor.jobspec import JobResult, JobSpec, OutRequest
 from executor.limits import Limits
 from executor.lockentry import Entry, build_entry
@@ -36,7 +38,7 @@ from executor.outputs import checkout_output, commit_data, store_outputs
 from executor.pipeline import Dag, ParamsReader
 from executor.pipeline.model import Stage
 from executor.plan import Evaluation, evaluate, hash_deps, in_cache
-from executor.runcache import RunCache, env_digest
+from executor.runcache import LayoutOf, RunCache, env_digest
 from executor.store.local import LocalStore
 from executor.terminal import visible
 from executor.workspace import Workspace
@@ -68,11 +70,18 @@ class Backend(Protocol):
         """Start the stage's container early, held until `execute` (or `discard`)."""
 
     def lookup(
-        self, key: str, image_digest: str, *, env: str | None = None, fetch: bool = True
+        self,
+        key: str,
+        image_digest: str,
+        *,
+        env: str | None = None,
+        fetch: bool = True,
+        layout: LayoutOf | None = None,
     ) -> Entry | None:
-        """A run-cache entry made with this image and environment (`env_digest`) found
-        beyond the local cache (the fleet's store), its objects fetched into the local cache
-        (unless not `fetch`: --dry); None where there is no such place."""
+        """A run-cache entry made with this image and environment (`env_digest`) (and, if a
+        worker made it, `layout`: RunCache.check) found beyond the local cache (the
+        fleet's store), its objects fetched into the local cache (unless not `fetch`:
+        --dry); None where there is no such place."""
 
     def discard(self, address: str) -> None: ...
 
@@ -507,6 +516,17 @@ class Runner:
             env=self.stage_env(stage),
         )
 
+    def layout(self, stage: Stage, ev: Evaluation) -> str | None:
+        """The layout a worker's run must have recorded to stand for this stage's
+        (runcache.Record.made_with); None under --dry while a dep is still missing: the
+        upstream stage that makes it would run or be restored first."""
+        spec = self.job_spec(stage, ev)
+        if self.options.dry and any(
+            not os.path.lexists(self.ws.root / stage.repo_path(str(d["path"]))) for d in ev.deps
+        ):
+            return None
+        return layout_in(spec, self.ws.root, self.ws.hasher)
+
     def _prefix(self, stage: Stage) -> str:
         return f"[{self.shown(stage)}] " if self.options.jobs > 1 else ""
 
@@ -627,11 +647,14 @@ class Runner:
                 # --dry works without a Docker engine, as `dvc repro --dry` does.
                 return Launch(stage, ev, f"{why}; run-cache not checked: {exc}")
             env = env_digest(self.stage_env(stage))
-            hit = self.runcache.lookup(key, digest, env)
+            layout = functools.cache(lambda: self.layout(stage, ev))
+            hit = self.runcache.lookup(key, digest, env, layout=layout)
             if hit is not None:
                 self.restore(stage, ev, hit.entry, f"run-cache entry {key[:12]}/{hit.value[:12]}")
                 return None
-            found = self.backend.lookup(key, digest, env=env, fetch=not self.options.dry)
+            found = self.backend.lookup(
+                key, digest, env=env, fetch=not self.options.dry, layout=layout
+            )
             if found is not None:
                 self.restore(stage, ev, found, f"the fleet's run-cache, key {key[:12]}")
                 return None

@@ -176,51 +176,79 @@ def test_a_sibling_stage_cannot_race_the_hashing_into_following_a_link_out(
     assert not leaked, leaked
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a job spec's inputs.folders (empty folders, which no DVC hash or run-cache key "
-    "covers) are made in a dep folder as asked: a Redis writer has the worker record, "
-    "under the victim stage's genuine key, image and environment, an output the victim's "
-    "inputs never give; a fresh clone's submit checks it out as 'cached'",
-)
-def test_a_redis_writer_cannot_forge_a_cached_output_through_empty_folders(
+def _dir_object(files: dict[str, bytes]) -> tuple[str, bytes]:
+    from executor.hashing import DirEntry, manifest_bytes
+
+    entries = [DirEntry(n, hashlib.md5(b).hexdigest(), len(b), False) for n, b in files.items()]
+    manifest = manifest_bytes(entries)
+    return hashlib.md5(manifest).hexdigest() + ".dir", manifest
+
+
+# Fields of a job spec that DVC's run-cache key does not cover, each forged by a Redis writer
+# for a stage whose output shows it: (the victim's dvc.yaml stage, its files, the forgery).
+DATA_A = {"a": b"a\n"}
+FORGERIES = {
+    "empty folders": (
+        "cmd: ls data > out.txt\n    deps: [data]", {"data/a": "a\n"},
+        {"inputs": [{"path": "data", "md5": _dir_object(DATA_A)[0], "folders": ["EVIL"]}]},
+    ),
+    "exec bits": (
+        "cmd: test -x data/a && echo EVIL > out.txt || echo ok > out.txt\n    deps: [data]",
+        {"data/a": "a\n"},
+        {"inputs": [{"path": "data", "md5": _dir_object(DATA_A)[0], "executables": ["a"]}]},
+    ),
+    "DVC_STAGE": (
+        "cmd: echo $DVC_STAGE > out.txt\n    deps: [data]", {"data/a": "a\n"},
+        {"dvc_stage": "EVIL", "inputs": [{"path": "data", "md5": _dir_object(DATA_A)[0]}]},
+    ),
+    "a params file's other keys": (
+        "cmd: cat params.yaml > out.txt\n    params: [lr]", {"params.yaml": "lr: 1\n"},
+        {"params": {"params.yaml": {"lr": 1}},
+         "inputs": [{"path": "params.yaml", "md5": hashlib.md5(b"lr: 1\nEVIL: 1\n").hexdigest()}]},
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("stage", "files", "forged"), FORGERIES.values(), ids=FORGERIES.keys())
+def test_a_redis_writer_cannot_forge_a_cached_output_outside_the_run_cache_key(
+    stage: str,
+    files: dict[str, str],
+    forged: dict[str, object],
     make_repo: Callable[..., Path],
     hostile_fleet: Fleet,  # noqa: F811  (the fixture imported above)
     busybox_image: str,
     s3_bucket: Bucket,
 ) -> None:
-    from executor.hashing import DirEntry, manifest_bytes
+    """The worker runs the forged job and records its output under the victim stage's
+    genuine key, image and environment; the victim's submit must not take it as cached."""
     from executor.jobspec import JobSpec, OutRequest
     from executor.settings import Settings
     from executor.store.open import open_store
+    from executor.yamlio import load_text
 
     fleet = hostile_fleet
-    cmd = "ls data > out.txt"  # any stage whose output depends on a listing of a dep folder
-    a = hashlib.md5(b"a\n").hexdigest()
-    manifest = manifest_bytes([DirEntry("a", a, 2, False)])
-    data = hashlib.md5(manifest).hexdigest() + ".dir"
-    # The victim's inputs are in the store (any earlier submission of them put them there).
+    victim = make_repo({"dvc.yaml": f"stages:\n  list:\n    {stage}\n    outs: [out.txt]\n", **files})
+    definition = load_text((victim / "dvc.yaml").read_text(), "dvc.yaml")["stages"]["list"]
+    # The objects the forged job names are in the store (as an earlier submission leaves them).
     store = open_store(fleet.store_url, Settings(s3_endpoint_url=s3_bucket.endpoint))
-    store.put_bytes(a, b"a\n")
-    store.put_bytes(data, manifest)
-    spec = JobSpec(
-        address="list", dvc_stage="list", cmd=cmd, lines=(cmd,), image=busybox_image, wdir=".",
-        deps=({"path": "data", "hash": "md5", "md5": data, "size": 2, "nfiles": 1},),
-        params={}, outs=(OutRequest("out.txt", "out.txt", committed=True),), cacheable=True,
-    ).to_dict()  # fmt: skip
-    spec["inputs"] = [{"path": "data", "md5": data, "folders": ["EVIL-FORGED"]}]
-    job = _queue(fleet).enqueue("worker.fleet.run_job", spec, fleet.store_url)
-    _ended(job, fleet)
-    victim = make_repo(
-        {
-            "dvc.yaml": f"stages:\n  list:\n    cmd: {cmd}\n    deps: [data]\n"
-            "    outs: [out.txt]\n",
-            "data/a": "a\n",
-        }
+    for body in (b"a\n", b"lr: 1\nEVIL: 1\n"):
+        store.put_bytes(hashlib.md5(body).hexdigest(), body)
+    store.put_bytes(*_dir_object(DATA_A))
+    deps = tuple(
+        {"path": "data", "hash": "md5", "md5": _dir_object(DATA_A)[0], "size": 2, "nfiles": 1}
+        for _ in definition.get("deps", [])
     )
+    spec = JobSpec(
+        address="list", dvc_stage="list", cmd=definition["cmd"], lines=(definition["cmd"],),
+        image=busybox_image, wdir=".", deps=deps, params={},
+        outs=(OutRequest("out.txt", "out.txt", committed=True),), cacheable=True,
+    ).to_dict()  # fmt: skip
+    job = _queue(fleet).enqueue("worker.fleet.run_job", {**spec, **forged}, fleet.store_url)
+    assert _ended(job, fleet) == "finished", fleet.worker_log()  # the forged run was recorded
     done = submit(victim, fleet, busybox_image)
     assert done.returncode == 0, done.stderr + fleet.worker_log()
     assert "EVIL" not in (victim / "out.txt").read_text(), done.stdout
+    assert "cached" not in done.stdout, done.stdout
 
 
 A_PY = """\

@@ -271,6 +271,7 @@ def _run(
                 hasher=hasher,
                 request=request,
                 fixed_deps=True,
+                layout=spec.layout(),
             )
         if result.run_key is None:
             # Not cached (as DVC would not), but the coordinator confirms every result in
@@ -281,6 +282,7 @@ def _run(
                 image=spec.image,
                 image_digest=result.image_digest,
                 env=env_digest(spec.env),
+                layout=spec.layout(),
             )
         elif redis is not None:
             try:

@@ -182,6 +182,7 @@ def execute(
     request: SandboxRequest,
     prepared: Prepared | None = None,
     fixed_deps: bool = False,
+    layout: str | None = None,
 ) -> JobResult:
     """Run the stage's command in `workspace`; outputs stored and recorded only on success.
 
@@ -189,6 +190,7 @@ def execute(
     started (DockerSandbox.prepare) and is used instead of starting one. With `fixed_deps`
     (a fleet worker, whose changes to deps would never reach the repository) a stage that
     changed a dep fails instead of being recorded with the changed one, as `dvc repro` does.
+    `layout` (a worker's: JobSpec.layout) goes into the record of the run.
     """
     try:
         cache = store.root if isinstance(store, LocalStore) else None
@@ -218,6 +220,7 @@ def execute(
                 image=spec.image,
                 image_digest=outcome.image_digest,
                 env=env_digest(spec.env),
+                layout=layout,
             )
         except OSError as exc:
             raise SandboxError(f"cannot record the run-cache entry: {exc}") from exc

@@ -22,7 +22,7 @@ from executor.limits import parse_memory
 from executor.lockentry import Entry
 from executor.lockfile import LockWriter
 from executor.outputs import chown_outputs
-from executor.runcache import RunCache
+from executor.runcache import LayoutOf, RunCache
 from executor.workspace import Workspace
 from worker.job import container_request, execute
 from worker.sandbox import (
@@ -256,7 +256,13 @@ class LocalBackend:
         return Guard(tuple(mounts), tuple(missing), tuple(present))
 
     def lookup(
-        self, key: str, image_digest: str, *, env: str | None = None, fetch: bool = True
+        self,
+        key: str,
+        image_digest: str,
+        *,
+        env: str | None = None,
+        fetch: bool = True,
+        layout: LayoutOf | None = None,
     ) -> Entry | None:
         """Nowhere to look beyond the repository's own cache, which the runner has seen."""
         return None

@@ -12,7 +12,6 @@ work another team submitted is checked out, not run.
 from __future__ import annotations
 
 import logging
-import os
 import posixpath
 import threading
 import time
@@ -23,7 +22,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from executor.confine import inside
 from executor.errors import ConfigError, ExecutorError, StageCancelled
 from executor.fleet.jobs import Follow, JobLost
 from executor.fleet.keys import (
@@ -49,12 +47,13 @@ from executor.fleet.keys import (
     redis_errors,
 )
 from executor.hashing import is_md5
+from executor.inputs import describe_inputs
 from executor.jobspec import Input, JobResult, JobSpec, RemoteError
 from executor.lockentry import Entry, build_entry, run_key
 from executor.outputs import checkout_output
 from executor.pipeline.params import same_values
 from executor.redact import redact
-from executor.runcache import RunCache, RunHit, env_digest, out_objects
+from executor.runcache import LayoutOf, RunCache, RunHit, env_digest, out_objects
 from executor.settings import Settings
 from executor.store.base import ObjectStore
 from executor.store.local import OBJECT_MODE
@@ -172,10 +171,16 @@ class FleetBackend:
         return text
 
     def lookup(
-        self, key: str, image_digest: str, *, env: str | None = None, fetch: bool = True
+        self,
+        key: str,
+        image_digest: str,
+        *,
+        env: str | None = None,
+        fetch: bool = True,
+        layout: LayoutOf | None = None,
     ) -> Entry | None:
         """A usable entry of the fleet's run-cache, its outputs fetched into the local cache
-        (without `fetch`, as --dry: found and checked only).
+        (without `fetch`, as --dry: found and checked only); `layout` as RunCache.check.
 
         The Redis index names candidate entries (saving a listing of the store); each is
         read and checked in the store, which alone decides. Entries the index lacks are
@@ -186,20 +191,22 @@ class FleetBackend:
         with redis_errors("looking up the run-cache index"):
             values = self.index.values(key, image_digest)
         for value in values:
-            hit = self.runcache.check(key, value, image_digest, env, image=image, objects=not fetch)
-            if hit is not None and (not fetch or self._fetched(hit, env)):
+            hit = self.runcache.check(
+                key, value, image_digest, env, image=image, layout=layout, objects=not fetch
+            )
+            if hit is not None and (not fetch or self._fetched(hit, env, layout)):
                 return hit.entry
-        hit = self.runcache.lookup(key, image_digest, env, image)
+        hit = self.runcache.lookup(key, image_digest, env, image, layout)
         if hit is None or not fetch:
             return None if hit is None else hit.entry
-        if not self._fetched(hit, env):
+        if not self._fetched(hit, env, layout):
             return None
         if hit.image_digest is not None and image is not None:
             with redis_errors("indexing a run"):
                 self.index.add(hit.entry, image, image_digest)
         return hit.entry
 
-    def _fetched(self, hit: RunHit, env: str | None) -> bool:
+    def _fetched(self, hit: RunHit, env: str | None, layout: LayoutOf | None) -> bool:
         """Fetch a hit's objects and record it locally; False if the store lacks some."""
         try:
             self._fetch(hit.entry.get("outs", []))
@@ -209,7 +216,14 @@ class FleetBackend:
         image = self._image_names.get(hit.image_digest or "")
         if image is not None and hit.image_digest is not None:
             # As after a run here: `executor run` and `dvc repro` find it in .dvc/cache.
-            self.local_runs.save(hit.entry, image=image, image_digest=hit.image_digest, env=env)
+            # With the layout it was checked against: a worker's run stays one.
+            self.local_runs.save(
+                hit.entry,
+                image=image,
+                image_digest=hit.image_digest,
+                env=env,
+                layout=layout() if layout is not None else None,
+            )
         else:
             self.local_runs.save(hit.entry, image=None, image_digest=None)
         return True
@@ -234,8 +248,8 @@ class FleetBackend:
         check_result(spec, result)
         if result.entry.get("params"):  # through JSON its int keys became strings: ours back
             result = replace(result, entry={**result.entry, "params": dict(spec.params)})
-        env = env_digest(spec.env)
-        made = (result.entry, result.image_digest, env, spec.image)
+        env, layout = env_digest(spec.env), spec.layout()
+        made = (result.entry, result.image_digest, env, spec.image, lambda: layout)
         if not confirmed and not self.runcache.produced(*made):
             raise RemoteError(
                 f"stage '{spec.address}': the result that came back is not recorded in the "
@@ -252,7 +266,9 @@ class FleetBackend:
         if spec.cacheable and result.run_key is not None:
             # As after a local run: `dvc repro` and `executor run` here find it too.
             digest = result.image_digest
-            self.local_runs.save(result.entry, image=spec.image, image_digest=digest, env=env)
+            self.local_runs.save(
+                result.entry, image=spec.image, image_digest=digest, env=env, layout=layout
+            )
         return result
 
     def _run(
@@ -270,7 +286,9 @@ class FleetBackend:
         deps = [dict(d) for d in spec.deps]
         paths = [{"path": o.path} for o in spec.outs]
         key = run_key(build_entry(spec.cmd, deps, spec.params, paths))
-        lease = lease_key(key, spec.image, self.config.queue, self.config.store_url)
+        env, layout = env_digest(spec.env), spec.layout()
+        where = (self.config.queue, self.config.store_url, f"{env}:{layout}")
+        lease = lease_key(key, spec.image, *where)
         lost = 0
         followed: set[str] = set()  # jobs of others already followed: never twice
         while True:
@@ -284,8 +302,8 @@ class FleetBackend:
                     raise StageCancelled(spec.address)
                 if spec.cacheable and time.monotonic() - looked > RECHECK_AFTER:
                     digest = self.resolve_image(spec.image)
-                    env = env_digest(spec.env)
-                    entry = self.lookup(key, digest, env=env)  # a run ended meanwhile?
+                    # a run ended meanwhile?
+                    entry = self.lookup(key, digest, env=env, layout=lambda: layout)
                     if entry is not None:
                         self._release(lease, job_id)
                         return JobResult(spec.address, entry, digest, 0.0), True
@@ -412,23 +430,8 @@ class FleetBackend:
     # -- inputs and outputs ----------------------------------------------------------------------
     def _push_inputs(self, spec: JobSpec, cancel: threading.Event) -> tuple[Input, ...]:
         """Put every input's objects the store lacks into it; the inputs by content."""
-        hasher = self.ws.hasher
-        inputs: list[Input] = []
-        files: dict[str, str] = {}  # md5 -> a file with that content
-        manifests: dict[str, bytes] = {}
-        for rel in (p for p in spec.input_paths() if os.path.lexists(self.ws.root / p)):
-            path = inside(self.ws.root, rel)
-            if path.is_dir():
-                info, entries, manifest = hasher.hash_tree(path)
-                manifests[info.md5] = manifest
-                for e in entries:
-                    files.setdefault(e.md5, os.path.join(path, e.relpath))
-                runnable = tuple(e.relpath for e in entries if e.isexec)
-                inputs.append(Input(rel, info.md5, info.isexec, runnable, _empty_folders(path)))
-            else:
-                info = hasher.hash_file(path)
-                files.setdefault(info.md5, str(path))
-                inputs.append(Input(rel, info.md5, info.isexec))
+        described = describe_inputs(spec, self.ws.root, self.ws.hasher)
+        files, manifests = described.files, described.manifests
         needed = set(files) | set(manifests)
         present = (needed & self._stored) | self.store.exists_many(needed - self._stored)
 
@@ -448,7 +451,7 @@ class FleetBackend:
             if md5 not in present:
                 self.store.put_bytes(md5, data, check=False)
         self._stored.update(needed)
-        return tuple(inputs)
+        return described.inputs
 
     def _fetch(self, outs: Iterable[Mapping[str, Any]]) -> None:
         """Bring the objects of these lock items from the store into the local cache."""
@@ -469,16 +472,6 @@ class FleetBackend:
                 + "; ".join(sorted(failed.values())[:3])
             )
         self._stored.update(needed)  # an upstream output is often a downstream input
-
-
-def _empty_folders(root: Path) -> tuple[str, ...]:
-    """Folders under `root` with nothing in them (relpaths): a `.dir` manifest lists files
-    only, but a stage may expect them, as it finds them with `dvc repro`."""
-    found = []
-    for folder, dirnames, filenames in os.walk(root):
-        if not dirnames and not filenames and folder != str(root):
-            found.append(Path(folder).relative_to(root).as_posix())
-    return tuple(sorted(found))
 
 
 def check_result(spec: JobSpec, result: JobResult) -> None:

@@ -64,10 +64,12 @@ def alive_key(job_id: str) -> str:
     return f"executor:job:{job_id}:alive"
 
 
-def lease_key(key: str, image: str, queue: str, store_url: str) -> str:
+def lease_key(key: str, image: str, queue: str, store_url: str, context: str = "") -> str:
     """Held (by a job id) while a job does the work of run-cache key `key`, with `image`,
-    on `queue`, for the store `store_url`: only such a job's result can stand for ours."""
-    where = hashlib.sha256(f"{image}\0{queue}\0{store_url}".encode()).hexdigest()[:16]
+    on `queue`, for the store `store_url`, in `context` (the environment's and the layout's
+    digests): only such a job's result can stand for ours."""
+    text = f"{image}\0{queue}\0{store_url}\0{context}"
+    where = hashlib.sha256(text.encode()).hexdigest()[:16]
     return f"executor:lease:{key}:{where}"
 
 
