@@ -18,14 +18,14 @@ import click
 
 from executor import __version__
 from executor.commands import transfer
-from executor.errors import ExecutorError, InfrastructureError, StageFailed, UserError
+from executor.errors import ExecutorError, StageFailed, UserError
 from executor.terminal import shown, visible
 
 if TYPE_CHECKING:
     from executor.fleet import FleetConfig
     from executor.settings import Settings
 
-EXIT_FAILED, EXIT_USAGE, EXIT_INFRA, EXIT_INTERRUPTED = 1, 2, 3, 130
+EXIT_USAGE, EXIT_INTERRUPTED = UserError.exit_status, 130
 SUBMIT_JOBS = 16  # stages `executor submit` keeps in flight unless -j says otherwise
 
 
@@ -58,14 +58,6 @@ def default_targets(targets: tuple[str, ...], cwd: Path, all_pipelines: bool) ->
     if not (cwd / "dvc.yaml").is_file():
         raise UserError(f"no dvc.yaml in {cwd}: name the stages to run, or use -P/--all-pipelines")
     return ("dvc.yaml",)
-
-
-def exit_code_for(exc: ExecutorError) -> int:
-    if isinstance(exc, UserError):
-        return EXIT_USAGE
-    if isinstance(exc, InfrastructureError):
-        return EXIT_INFRA
-    return EXIT_FAILED
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -189,7 +181,7 @@ def _reproduce(
             summary = runner.run()
     except ExecutorError as exc:
         _error(str(exc))
-        sys.exit(exit_code_for(exc))
+        sys.exit(exc.exit_status)
     except RecursionError:  # the loaders name the file; this is the net below them
         _error("an input file (dvc.yaml, dvc.lock, a params file) is nested too deeply; flatten it")
         sys.exit(EXIT_USAGE)
@@ -206,7 +198,7 @@ def _reproduce(
             for line in failure.log_tail.rstrip("\n").splitlines():
                 click.echo(f"  | {visible(line)}", err=True)
     if summary.errors:
-        sys.exit(max(exit_code_for(e) for e in summary.errors.values()))
+        sys.exit(max(e.exit_status for e in summary.errors.values()))
     if not dry and all(s == "skipped" for s in summary.status.values()):
         click.echo("Data and pipelines are up to date.")
 

@@ -1,33 +1,67 @@
 """Every error executor raises on purpose.
 
-    ExecutorError                    base; str(e) is a one-line message a user can act on
-    ├── UserError                    the input is wrong; fixing the input fixes it (final)
+    ExecutorError                    base; str(e) is a one-line message a user can act on  1
+    ├── UserError                    the input is wrong; fixing the input fixes it (final)  2
     │   ├── PipelineError            dvc.yaml / params / templating / DAG problems
     │   ├── ConfigError              settings, image names, limits
+    │   ├── InvalidJobSpec           a job spec that does not validate (a worker refuses it)
+    │   │   └── RefusedJob           a job that is no stage job (another function, callbacks)
     │   └── WorkspaceError           paths escaping the repository, missing deps
     │       └── UnsavedChanges       a checkout would lose files that are in no cache
     ├── StageFailed                  the stage's own command exited non-zero (final)
-    │   └── OutputMissing            ... but did not create one of its outputs
+    │   ├── OutputMissing            ... but did not create one of its outputs
+    │   └── StageOverstepped         ... or wrote a file no stage may write
     ├── StageCancelled               Ctrl-C / cancel reached the stage
     ├── StageTimedOut                the stage ran past its deadline
     ├── StageOutOfMemory             the container was OOM-killed
-    └── InfrastructureError          Docker, storage, network: may be retried
+    └── InfrastructureError          Docker, storage, network: may be retried               3
         ├── SandboxError             the Docker engine or an image
-        └── StoreError               the object store (local folder or S3)
-            └── CorruptObject        an object's content does not match its md5
+        ├── StoreError               the object store (local folder or S3)
+        │   ├── CorruptObject        an object's content does not match its md5
+        │   ├── ObjectMissing        the store does not have an object
+        │   ├── StoreAccessDenied    403, bad or missing credentials (final)
+        │   ├── StoreNotFound        the bucket or folder does not exist (final)
+        │   ├── StoreUnreachable     the endpoint did not answer, after retries
+        │   └── TransferIncomplete   push/pull moved what it could; some objects failed
+        ├── FleetError               Redis or the queue could not be used
+        ├── RemoteInfrastructureError  a worker met an infrastructure problem
+        └── RemoteError              a job failed on a worker, or its result is unusable
+            ├── JobVanished          a job's record left Redis while it was followed
+            └── JobLost              a running job's heartbeat stopped
+
+The number after a branch is the exit status (`exit_status`) of every error below it: the
+CLI, the transfer commands and the worker all exit with it (130 for Ctrl-C is not an
+error). A job's failure crosses to its coordinator in the wire form of jobspec.py.
 
 Raise where the cause is known; catch in the CLI and in the worker's job entry.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar, TypeVar
+
+E = TypeVar("E", bound="ExecutorError")
+
 
 class ExecutorError(Exception):
     """Base of every error executor raises on purpose."""
 
+    exit_status: ClassVar[int] = 1  # a stage failed, or was stopped
+
+    def prefixed(self: E, where: str) -> E:
+        """The same error, its message led by `where` (e.g. "stage 'train'"), whatever the
+        class's own constructor takes."""
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.args = (f"{where}: {self}",)
+        clone.__cause__ = self
+        return clone
+
 
 class UserError(ExecutorError):
     """The input is wrong. Final: fixing the input is the only way forward."""
+
+    exit_status = 2
 
 
 class PipelineError(UserError):
@@ -44,6 +78,14 @@ class PipelineError(UserError):
 
 class ConfigError(UserError):
     """A setting, an image name or a limit is not usable."""
+
+
+class InvalidJobSpec(UserError):
+    """A job spec that does not validate; the worker refuses it."""
+
+
+class RefusedJob(InvalidJobSpec):
+    """A job that is not a stage job: failed by RQ, nothing of it run."""
 
 
 class WorkspaceError(UserError):
@@ -68,9 +110,16 @@ class UnsavedChanges(WorkspaceError):
 class StageFailed(ExecutorError):
     """The stage's own command exited non-zero. Final: retrying will not help."""
 
-    def __init__(self, stage: str, exit_code: int, line: str | None, log_tail: str) -> None:
+    def __init__(
+        self,
+        stage: str,
+        exit_code: int,
+        line: str | None,
+        log_tail: str,
+        message: str | None = None,
+    ) -> None:
         where = f"failed to run: {line}, " if line is not None else ""
-        super().__init__(f"stage '{stage}' {where}exited with {exit_code}")
+        super().__init__(message or f"stage '{stage}' {where}exited with {exit_code}")
         self.stage = stage
         self.exit_code = exit_code
         self.line = line
@@ -81,11 +130,7 @@ class OutputMissing(StageFailed):
     """An output is missing: the command did not create it, or a frozen stage lacks it."""
 
     def __init__(self, stage: str, path: str) -> None:
-        ExecutorError.__init__(self, f"stage '{stage}': output '{path}' does not exist")
-        self.stage = stage
-        self.exit_code = 0
-        self.line = None
-        self.log_tail = ""
+        super().__init__(stage, 0, None, "", f"stage '{stage}': output '{path}' does not exist")
         self.path = path
 
 
@@ -94,16 +139,15 @@ class StageOverstepped(StageFailed):
     host (`.executor.yaml`, a `dvc.lock`, `.dvcignore`, `.git`)."""
 
     def __init__(self, stage: str, path: str, undone: str = "it was removed") -> None:
-        ExecutorError.__init__(
-            self,
+        super().__init__(
+            stage,
+            0,
+            None,
+            "",
             f"'{path}' was written while stage '{stage}' ran (by it, or by a stage running "
             "beside it), and no stage may write it (git, DVC or executor reads it on the host); "
             f"{undone}: make the stage write only its outputs",
         )
-        self.stage = stage
-        self.exit_code = 0
-        self.line = None
-        self.log_tail = ""
         self.path = path
 
 
@@ -137,6 +181,8 @@ class StageOutOfMemory(ExecutorError):
 class InfrastructureError(ExecutorError):
     """Something outside the stage failed (engine, storage, network). May be retried."""
 
+    exit_status = 3
+
 
 class SandboxError(InfrastructureError):
     """The Docker engine is unreachable, an image is missing, or a container misbehaved."""
@@ -154,6 +200,67 @@ class CorruptObject(StoreError):
         self.oid = oid
         self.where = where
         self.actual = actual
+
+
+class ObjectMissing(StoreError):
+    """The store does not hold an object that was asked for."""
+
+    def __init__(self, oid: str, where: str) -> None:
+        super().__init__(f"object {oid} is missing from {where}")
+        self.oid = oid
+        self.where = where
+
+
+class StoreAccessDenied(StoreError):
+    """The store refused the request (HTTP 403, bad or missing credentials)."""
+
+
+class StoreNotFound(StoreError):
+    """The bucket (or the folder) the store URL names does not exist."""
+
+
+class StoreUnreachable(StoreError):
+    """The store's endpoint did not answer, even after retries."""
+
+
+class TransferIncomplete(StoreError):
+    """A push or pull finished, but some objects could not be moved (each with its reason)."""
+
+    def __init__(self, action: str, failed: dict[str, str], kept: list[str] | None = None) -> None:
+        first = next(iter(failed.values()), "")
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        also = ""
+        if kept:
+            shown = ", ".join(kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
+            also = (
+                f"; also kept {len(kept)} changed file(s) that are in no cache ({shown}): "
+                "--force discards them"
+            )
+        super().__init__(f"{action}: {len(failed)} object(s) failed: {first}{more}{also}")
+        self.action = action
+        self.failed = failed
+        self.kept = kept or []
+
+
+class FleetError(InfrastructureError):
+    """Redis or the queue could not be used."""
+
+
+class RemoteInfrastructureError(InfrastructureError):
+    """A worker met an infrastructure problem (its engine, the store) running a job."""
+
+
+class RemoteError(InfrastructureError):
+    """A job failed on a worker with an error of no more specific kind, or its result
+    could not be used: the fleet's trouble (exit code 3), not the stage's."""
+
+
+class JobVanished(RemoteError):
+    """A job's record left Redis while it was followed."""
+
+
+class JobLost(RemoteError):
+    """A running job's heartbeat stopped: its worker was killed or cut off."""
 
 
 def os_error(stage: str, exc: OSError) -> WorkspaceError:

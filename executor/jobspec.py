@@ -18,7 +18,10 @@ from executor.errors import (
     ConfigError,
     ExecutorError,
     InfrastructureError,
+    InvalidJobSpec,
     OutputMissing,
+    RemoteError,
+    RemoteInfrastructureError,
     StageCancelled,
     StageFailed,
     StageOutOfMemory,
@@ -27,15 +30,12 @@ from executor.errors import (
     WorkspaceError,
 )
 from executor.lockentry import Entry
+from executor.pipeline.model import repo_path as in_wdir
 from executor.pipeline.model import run_cacheable
 
 OUT_KINDS = ("outs", "metrics", "plots")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")  # an image id, as a worker's engine gives it
 _RUN_KEY = re.compile(r"[0-9a-f]{64}")
-
-
-class InvalidJobSpec(UserError):
-    """A job spec that does not validate; the worker refuses it."""
 
 
 def _str(d: Mapping[str, Any], name: str) -> str:
@@ -114,7 +114,7 @@ class JobSpec:
         sent): deps, params files, persist outputs (changed in place by the command) and
         the `.dvcignore` files that decide what deps and outputs hold when hashed."""
         rels = [str(d["path"]) for d in self.deps] + list(self.params)
-        paths = [posixpath.normpath(posixpath.join(self.wdir, r)) for r in rels]
+        paths = [in_wdir(self.wdir, r) for r in rels]
         paths += [o.repo_path for o in self.outs if o.persist]
         folders = {posixpath.dirname(p) for p in [*paths, *(o.repo_path for o in self.outs)]}
         paths += sorted({ignore for folder in folders for ignore in _ignore_files(folder)})
@@ -282,7 +282,7 @@ def _out(item: object, wdir: str) -> OutRequest:
         raise InvalidJobSpec(f"job spec field 'outs.path' is not a relative path: {path!r}")
     repo_path = _posix_relative(_str(item, "repo_path"), "outs.repo_path")
     # What the worker hashes is what the entry names: never a path of the sender's choosing.
-    if repo_path != posixpath.normpath(posixpath.join(wdir, path)):
+    if repo_path != in_wdir(wdir, path):
         raise InvalidJobSpec(
             f"job spec field 'outs.repo_path' {repo_path!r} is not the output {path!r} "
             f"in wdir {wdir!r}"
@@ -365,15 +365,6 @@ def failure_to_dict(exc: ExecutorError) -> dict[str, Any]:
     elif isinstance(exc, InfrastructureError):
         d["kind"] = "infrastructure"
     return d
-
-
-class RemoteError(InfrastructureError):
-    """A job failed on a worker with an error of no more specific kind, or its result
-    could not be used: the fleet's trouble (exit code 3), not the stage's."""
-
-
-class RemoteInfrastructureError(InfrastructureError):
-    """A worker met an infrastructure problem (its engine, the store) running a job."""
 
 
 def failure_from_dict(d: Mapping[str, Any], address: str) -> ExecutorError:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from executor.hashing import HashInfo
@@ -30,14 +30,6 @@ def lock_item(path: str, info: HashInfo, *, legacy: bool = False) -> dict[str, A
     return item
 
 
-def item_hash(item: Mapping[str, Any]) -> HashInfo:
-    """The HashInfo recorded in a lock item."""
-    return HashInfo(
-        md5=str(item["md5"]),
-        size=int(item.get("size", 0)),
-        nfiles=int(item["nfiles"]) if item.get("nfiles") is not None else None,
-        isexec=bool(item.get("isexec", False)),
-    )
 
 
 def build_entry(
@@ -81,6 +73,18 @@ def key_document(entry: Mapping[str, Any]) -> Any:
 def run_key(entry: Mapping[str, Any]) -> str:
     """sha256 of the canonical key document: the same for the same inputs."""
     return hashlib.sha256(canonical_json(key_document(entry)).encode("utf-8")).hexdigest()
+
+
+def stage_key(
+    cmd: str | list[str],
+    deps: Iterable[Mapping[str, Any]],
+    params: Mapping[str, Mapping[str, Any]],
+    out_paths: Iterable[str],
+) -> str:
+    """The run-cache key of a stage about to run: DVC's, from its cmd, dep hashes, params
+    and out paths (what the key covers is known before any output is)."""
+    outs = [{"path": path} for path in out_paths]
+    return run_key(build_entry(cmd, [dict(d) for d in deps], params, outs))
 
 
 def run_value(entry: Mapping[str, Any]) -> str:

@@ -9,17 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from executor.confine import inside
 from executor.errors import WorkspaceError
 from executor.hashing import Hasher
-from executor.lockentry import Entry, build_entry, lock_item, run_key
+from executor.lockentry import Entry, lock_item, stage_key
 from executor.pipeline.model import Stage
 from executor.runcache import objects_usable, out_objects
 from executor.store.base import ObjectStore
-
-Action = Literal["skip", "checkout", "lookup", "run", "frozen"]
 
 
 @dataclass
@@ -54,13 +52,9 @@ class Evaluation:
         parts += [f"out '{p}' not in the cache" for p in self.uncached_outs]
         return "; ".join(parts) or "nothing changed"
 
-    def entry_without_outs(self) -> Entry:
-        return build_entry(self.cmd, self.deps, self.params, [])
-
     def key(self) -> str:
         """The run-cache key: DVC's, from cmd, dep hashes, params and out paths."""
-        outs = [{"path": out.path} for out in self.stage.outs]
-        return run_key(build_entry(self.cmd, self.deps, self.params, outs))
+        return stage_key(self.cmd, self.deps, self.params, [o.path for o in self.stage.outs])
 
 
 def _recorded_items(entry: Entry | None, part: str) -> dict[str, Mapping[str, Any]]:

@@ -39,6 +39,7 @@ from executor.pipeline import Dag, ParamsReader
 from executor.pipeline.model import Stage
 from executor.plan import Evaluation, evaluate, hash_deps, in_cache
 from executor.runcache import LayoutOf, RunCache, env_digest
+from executor.stageio import StageIO
 from executor.store.local import LocalStore
 from executor.terminal import visible
 from executor.workspace import Workspace
@@ -55,17 +56,13 @@ class Backend(Protocol):
     def execute(
         self,
         spec: JobSpec,
-        cancel: threading.Event,
-        on_log: Callable[[str], None],
-        on_line: Callable[[int], None],
+        io: StageIO,
     ) -> JobResult: ...
 
     def prestart(
         self,
         spec: JobSpec,
-        cancel: threading.Event,
-        on_log: Callable[[str], None],
-        on_line: Callable[[int], None],
+        io: StageIO,
     ) -> None:
         """Start the stage's container early, held until `execute` (or `discard`)."""
 
@@ -187,7 +184,7 @@ class Runner:
                 try:
                     backend.resolve_image(image)
                 except (ConfigError, SandboxError) as exc:
-                    raise type(exc)(f"stage '{address}': {exc}") from exc
+                    raise exc.prefixed(f"stage '{address}'") from exc
             self._backend = backend
         return self._backend
 
@@ -530,14 +527,15 @@ class Runner:
     def _prefix(self, stage: Stage) -> str:
         return f"[{self.shown(stage)}] " if self.options.jobs > 1 else ""
 
-    def on_log(self, stage: Stage) -> Callable[[str], None]:
+    def io(self, stage: Stage) -> StageIO:
+        """The run's cancel; the stage's output and, as DVC prints it just before it runs
+        that line, `> LINE`, on the terminal."""
         prefix = self._prefix(stage)
-        return lambda text: self.say(f"{prefix}{visible(text)}")
-
-    def on_line(self, stage: Stage) -> Callable[[int], None]:
-        """DVC prints `> LINE` just before it runs that line."""
-        prefix = self._prefix(stage)
-        return lambda index: self.say(f"{prefix}> {visible(stage.lines[index - 1])}")
+        return StageIO(
+            self.cancel,
+            lambda text: self.say(f"{prefix}{visible(text)}"),
+            lambda index: self.say(f"{prefix}> {visible(stage.lines[index - 1])}"),
+        )
 
     def start(self, launch: Launch, pool: ThreadPoolExecutor) -> Future[JobResult]:
         """Run a stage decided to run: its container (started early, if it was) on the pool."""
@@ -554,9 +552,7 @@ class Runner:
             return done
         assert backend is not None
         self.warm.discard(stage.address)  # execute takes its container
-        return pool.submit(
-            backend.execute, spec, self.cancel, self.on_log(stage), self.on_line(stage)
-        )
+        return pool.submit(backend.execute, spec, self.io(stage))
 
     def prestart(self, stage: Stage) -> bool:
         """Start the container of a stage that will probably run once its upstream finishes.
@@ -572,7 +568,7 @@ class Runner:
         if any(wdir == p.path or wdir.startswith(p.path + "/") for p in self.dag.producers(wdir)):
             return False  # its wdir is (inside) an output, replaced when that stage runs
         spec = self.job_spec(stage, Evaluation(stage, [], {}, None))
-        self._backend.prestart(spec, self.cancel, self.on_log(stage), self.on_line(stage))
+        self._backend.prestart(spec, self.io(stage))
         self.warm.add(stage.address)
         return True
 

@@ -181,12 +181,11 @@ def interrupt(runner: Runner, running: dict[Future[JobResult], Stage]) -> None:
         for future in done:
             stage = running.pop(future)
             try:
-                future.result()
+                result = future.result()
             except StageCancelled:
                 runner.summary.status[stage.address] = "cancelled"
-            except ExecutorError as exc:
-                runner.summary.errors[stage.address] = exc
-                runner.summary.status[stage.address] = "failed"
+            except (ExecutorError, OSError) as exc:  # OSError: e.g. a full disk on an output
+                runner.fail(stage, exc)
             else:
-                runner._record(stage, future.result().entry)
+                runner._record(stage, result.entry)
                 runner.summary.status[stage.address] = "ran"

@@ -19,11 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from executor.confine import inside
-from executor.errors import CorruptObject, UnsavedChanges, WorkspaceError
+from executor.errors import (
+    CorruptObject,
+    ObjectMissing,
+    TransferIncomplete,
+    UnsavedChanges,
+    WorkspaceError,
+)
 from executor.hashing import Hasher, parse_manifest
 from executor.store.base import ObjectStore
 from executor.store.checkout import HashMany, checkout, files_of, hashes_of, place
-from executor.store.errors import ObjectMissing, TransferIncomplete
 from executor.store.hints import DirHints
 from executor.store.local import OBJECT_MODE, LocalStore
 from executor.store.pool import Progress, Quiet, each

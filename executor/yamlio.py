@@ -75,16 +75,3 @@ def dump(data: Any) -> str:
     buffer = io.StringIO()
     _roundtrip().dump(data, buffer)
     return buffer.getvalue()
-
-
-def line_of(node: Any, key: str | int) -> int | None:
-    """The 1-based line of `key` in a round-trip-loaded mapping or sequence, if known."""
-    lc = getattr(node, "lc", None)
-    if lc is None:
-        return None
-    try:
-        if isinstance(key, int):
-            return int(lc.item(key)[0]) + 1
-        return int(lc.key(key)[0]) + 1
-    except (KeyError, IndexError, TypeError, AttributeError):
-        return None

@@ -10,7 +10,10 @@ import pytest
 from executor.errors import (
     ConfigError,
     ExecutorError,
+    InvalidJobSpec,
     OutputMissing,
+    RemoteError,
+    RemoteInfrastructureError,
     StageCancelled,
     StageFailed,
     StageOutOfMemory,
@@ -20,12 +23,9 @@ from executor.errors import (
 )
 from executor.jobspec import (
     Input,
-    InvalidJobSpec,
     JobResult,
     JobSpec,
     OutRequest,
-    RemoteError,
-    RemoteInfrastructureError,
     failure_from_dict,
     failure_to_dict,
 )

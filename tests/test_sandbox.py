@@ -19,6 +19,7 @@ import pytest
 
 from executor.errors import ConfigError, SandboxError, WorkspaceError
 from executor.limits import Limits
+from executor.stageio import StageIO
 from worker.sandbox import (
     DockerSandbox,
     Mount,
@@ -85,7 +86,7 @@ class Background:
     def __init__(self, sandbox: DockerSandbox, make: Callable[..., SandboxRequest], **kw: Any):
         self.ready = threading.Event()
         self.cancel = threading.Event()
-        self.request = make(cancel=self.cancel, on_log=self._log, **kw)
+        self.request = make(io=StageIO(self.cancel, self._log), **kw)
         self.outcome: SandboxOutcome | None = None
         self.returned_at = 0.0
         self._thread = threading.Thread(target=self._run, args=(sandbox,), daemon=True)
@@ -164,7 +165,7 @@ def test_a_command_exiting_143_by_itself_is_a_failure_not_a_timeout(sandbox, mak
 
 def test_log_lines_streamed_and_tail_bounded(sandbox, make):
     seen: list[str] = []
-    outcome = sandbox.run(make(["seq 1 100; printf 'no newline'; exit 1"], on_log=seen.append))
+    outcome = sandbox.run(make(["seq 1 100; printf 'no newline'; exit 1"], io=StageIO(on_log=seen.append)))
     assert seen == [str(i) for i in range(1, 101)] + ["no newline"]
     tail = outcome.log_tail.splitlines()
     assert tail == [str(i) for i in range(82, 101)] + ["no newline"]
@@ -177,7 +178,7 @@ def test_all_output_of_a_successful_run_is_in_when_it_returns(sandbox, make):
     output written just before it, on both streams, must be in already."""
     seen: list[str] = []
     line = "seq 1 3000; echo to-stderr >&2; printf 'no newline'"
-    outcome = sandbox.run(make([line], on_log=seen.append))
+    outcome = sandbox.run(make([line], io=StageIO(on_log=seen.append)))
     assert outcome.status == "succeeded", outcome
     assert [x for x in seen if x != "to-stderr"] == [str(i) for i in range(1, 3001)] + [
         "no newline"
@@ -441,7 +442,7 @@ def test_a_discarded_container_runs_nothing_and_is_gone(sandbox, make, ws, docke
 
 def test_cancel_before_release_runs_nothing(sandbox, make, ws, docker_client):
     cancel = threading.Event()
-    request = make(["echo ran > ran.txt"], cancel=cancel)
+    request = make(["echo ran > ran.txt"], io=StageIO(cancel))
     prepared = sandbox.prepare(request)
     cancel.set()
     assert sandbox.release(prepared).status == "cancelled"
@@ -520,13 +521,14 @@ def test_bad_limits_are_rejected(meta):
 
 WORKER = """
 import os, sys, threading
+from executor.stageio import StageIO
 from worker.sandbox import DockerSandbox, Limits, Mount, SandboxRequest
 name, image, ws, line = sys.argv[1:5]
 def on_log(line):
     print(line, flush=True)
 DockerSandbox.from_env(os.environ, stop_grace=600).run(SandboxRequest(
     stage="reaped", name=name, image=image, lines=(line,), workdir="/ws",
-    mounts=(Mount(ws, "/ws"),), env={}, labels={}, limits=Limits(), on_log=on_log))
+    mounts=(Mount(ws, "/ws"),), env={}, labels={}, limits=Limits(), io=StageIO(on_log=on_log)))
 """
 
 

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from executor.errors import CorruptObject
+from executor.errors import CorruptObject, ObjectMissing
 from executor.hashing import Dos2UnixMd5
 from executor.store.base import ObjectStore, object_key, record_key, run_key
-from executor.store.errors import ObjectMissing
 from executor.store.local import LocalStore
 from executor.store.s3 import S3Store
 from executor.store.s3client import make_client

@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from executor.errors import CorruptObject
+from executor.errors import CorruptObject, StoreAccessDenied, StoreNotFound, StoreUnreachable
 from executor.settings import Settings
-from executor.store.errors import StoreAccessDenied, StoreNotFound, StoreUnreachable
 from executor.store.open import open_store
 from executor.store.s3 import S3Store
 from executor.store.s3client import make_client

@@ -17,10 +17,9 @@ from click.testing import CliRunner
 from executor import yamlio
 from executor.commands.transfer import pull as pull_command
 from executor.commands.transfer import push as push_command
-from executor.errors import UnsavedChanges, UserError
+from executor.errors import TransferIncomplete, UnsavedChanges, UserError
 from executor.hashing import DirEntry, Hasher, manifest_bytes
 from executor.store.base import ObjectStore, object_key
-from executor.store.errors import TransferIncomplete
 from executor.store.hints import DirHints
 from executor.store.local import LocalStore
 from executor.store.s3 import S3Store

@@ -29,6 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,13 @@ from typing import Any
 import click
 
 from executor.confine import inside
-from executor.errors import ConfigError, ExecutorError, StageCancelled
+from executor.errors import (
+    ConfigError,
+    ExecutorError,
+    RefusedJob,
+    RemoteError,
+    StageCancelled,
+)
 from executor.fleet.backend import connect
 from executor.fleet.keys import (
     ALIVE_EVERY,
@@ -52,12 +59,13 @@ from executor.fleet.keys import (
     is_job_id,
 )
 from executor.hashing import Hasher
-from executor.jobspec import JobResult, JobSpec, RemoteError, failure_to_dict
+from executor.jobspec import JobResult, JobSpec, failure_to_dict
 from executor.limits import Ceilings, Limits, parse_memory
 from executor.pipeline.params import ParamsReader
 from executor.redact import redact
 from executor.runcache import RunCache, env_digest
 from executor.settings import Settings
+from executor.stageio import StageIO
 from executor.store.base import ObjectStore
 from executor.store.open import open_store
 from executor.terminal import shown
@@ -79,13 +87,15 @@ YOUNG = 60  # seconds a job folder without its lock is left alone
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """What a worker serves, read from its environment (the CLI sets it)."""
+    """What a worker serves: read once at its start, from its flags over its environment,
+    and handed to each job (work horses are forked from the worker: see `worker_config`)."""
 
     store_url: str
     home: Path  # the local cache and the jobs' workspaces
     cache_bytes: int
     ceilings: Ceilings = field(default_factory=Ceilings)
     log_bytes: int = LOG_BYTES
+    env: Mapping[str, str] = field(default_factory=dict)  # what it was read from
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WorkerConfig:
@@ -105,7 +115,16 @@ class WorkerConfig:
             raise ConfigError(
                 f"EXECUTOR_WORKER_LOG_BYTES={raw!r} (--log-bytes) is not a number of bytes"
             )
-        return cls(store, home, size, Ceilings.from_env(env), int(raw))
+        return cls(store, home, size, Ceilings.from_env(env), int(raw), dict(env))
+
+
+_config: WorkerConfig | None = None  # set by `main` before RQ forks any work horse
+
+
+def worker_config() -> WorkerConfig:
+    """This worker's configuration; outside a started worker (run_job called on its own),
+    read from the environment."""
+    return _config if _config is not None else WorkerConfig.from_env(os.environ)
 
 
 class Events:
@@ -189,7 +208,7 @@ def run_job(spec: Mapping[str, Any], store_url: str) -> dict[str, Any]:
 def _run(
     spec: JobSpec, store_url: str, job_id: str, redis: Any, cancel: threading.Event
 ) -> JobResult:
-    config = WorkerConfig.from_env(os.environ)
+    config = worker_config()
     if store_url != config.store_url:
         ours, theirs = redact(config.store_url), redact(store_url)
         raise ConfigError(
@@ -198,18 +217,27 @@ def _run(
         )
     # Refused before anything is fetched or started: what the job asks is over a ceiling.
     limits = config.ceilings.apply(Limits.from_meta(spec.executor_meta), spec.address)
-    settings = Settings.from_env(os.environ)
+    settings = Settings.from_env(config.env)
     store = store_for(store_url, settings)
-    sandbox = DockerSandbox.from_env(
-        os.environ, stop_grace=settings.stop_grace, tmp_size=config.ceilings.tmp_size
-    )
     jobs = config.home / "jobs"
     jobs.mkdir(parents=True, exist_ok=True)
     jobdir = Path(tempfile.mkdtemp(prefix=f"{job_id}-", dir=jobs))
-    held = os.open(jobdir / ".lock-new", os.O_RDONLY | os.O_CREAT, 0o600)
-    fcntl.flock(held, fcntl.LOCK_EX)  # released when this process ends, however it ends
-    os.rename(jobdir / ".lock-new", jobdir / LOCK_NAME)  # seen only once held
     try:
+        held = os.open(jobdir / ".lock-new", os.O_RDONLY | os.O_CREAT, 0o600)
+    except BaseException:
+        _remove_tree(jobdir)
+        raise
+    # Undone in reverse, whatever fails from here: the Docker client closed, then the
+    # folder removed, then the lock that marked it live released.
+    with ExitStack() as undo:
+        undo.callback(os.close, held)
+        undo.callback(_remove_tree, jobdir)
+        fcntl.flock(held, fcntl.LOCK_EX)  # released when this process ends, however it ends
+        os.rename(jobdir / ".lock-new", jobdir / LOCK_NAME)  # seen only once held
+        sandbox = DockerSandbox.from_env(
+            config.env, stop_grace=settings.stop_grace, tmp_size=config.ceilings.tmp_size
+        )
+        undo.callback(sandbox.close)
         digest = sandbox.resolve_image(spec.image)
         if redis is not None:
             redis.hset(IMAGES_KEY, spec.image, digest)
@@ -258,9 +286,9 @@ def _run(
                 image_digest=digest,
                 limits=limits,
                 mounts=tuple(mounts),
-                cancel=cancel,
-                on_log=events.log if events else None,
-                on_line=events.line if events else None,
+                io=StageIO(
+                    cancel, events.log if events else None, events.line if events else None
+                ),
             )
             result = execute(
                 spec,
@@ -290,10 +318,6 @@ def _run(
             except Exception as exc:  # the store has the entry: a later lookup indexes it
                 log.warning("cannot index run %s in Redis: %s", result.run_key, exc)
         return result
-    finally:
-        sandbox.close()
-        _remove_tree(jobdir)
-        os.close(held)
 
 
 def _hand_over(workspace: Path, copies: list[Path]) -> None:
@@ -415,10 +439,6 @@ def claim_home(home: Path) -> None:
     _home_lock.append(fd)
 
 
-class RefusedJob(Exception):
-    """A job that is not a stage job: failed by RQ, nothing of it run."""
-
-
 def refusal(job: Any) -> str | None:
     """Why `job` is not a stage job the worker may run, or None. Whoever can write to Redis
     can put any job on the queue: only `run_job(spec, store_url)` runs, with no callback
@@ -513,7 +533,7 @@ def stage_worker_class() -> type[Any]:
             # for a link while it is walked.
             super().handle_work_horse_killed(job, retpid, ret_val, rusage)  # type: ignore[no-untyped-call]
             try:
-                sandbox = DockerSandbox.from_env(os.environ)
+                sandbox = DockerSandbox.from_env(worker_config().env)
                 reap(sandbox.client, is_alive=owner_process_alive)
             except ExecutorError as exc:
                 log.warning(
@@ -522,7 +542,7 @@ def stage_worker_class() -> type[Any]:
                     exc,
                 )
                 return
-            remove_stale_workspaces(WorkerConfig.from_env(os.environ).home)
+            remove_stale_workspaces(worker_config().home)
 
     return StageWorker
 
@@ -589,30 +609,30 @@ def main(
     """Take stage jobs from the fleet's queues and run them in containers on this host."""
     from rq.serializers import JSONSerializer
 
+    global _config
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    os.environ["EXECUTOR_STORE"] = store_url
+    env = {**os.environ, "EXECUTOR_STORE": store_url}  # flags over the environment
     if home is not None:
-        os.environ["EXECUTOR_WORKER_DIR"] = str(home.resolve())
+        env["EXECUTOR_WORKER_DIR"] = str(home.resolve())
     if cache_size is not None:
-        os.environ["EXECUTOR_WORKER_CACHE_SIZE"] = cache_size
-    for name, value in settings.items():  # over the environment, as --cache-size
+        env["EXECUTOR_WORKER_CACHE_SIZE"] = cache_size
+    for name, value in settings.items():
         if value is not None and value is not False:
-            var = "EXECUTOR_WORKER_" + name.upper()
-            os.environ[var] = "1" if value is True else str(value)
+            env["EXECUTOR_WORKER_" + name.upper()] = "1" if value is True else str(value)
     try:
-        config = WorkerConfig.from_env(os.environ)
+        config = _config = WorkerConfig.from_env(env)
         claim_home(config.home)
         redis = connect(redis_url)
-        sandbox = DockerSandbox.from_env(os.environ)
+        sandbox = DockerSandbox.from_env(config.env)
         # Containers of a worker on this host that was killed: nothing else removes them.
         reap(sandbox.client, is_alive=owner_process_alive)
         sandbox.close()
         remove_stale_workspaces(config.home)
-        store = store_for(store_url, Settings.from_env(os.environ))
+        store = store_for(store_url, Settings.from_env(config.env))
         getattr(store, "client", None)  # S3: the client made now, once, before any fork
     except ExecutorError as exc:
         click.echo(f"ERROR: {shown(str(exc))}", err=True)
-        sys.exit(2 if isinstance(exc, ConfigError) else 3)
+        sys.exit(exc.exit_status)
     worker = stage_worker_class()(
         list(queues), connection=redis, serializer=JSONSerializer, job_class=stage_job_class()
     )

@@ -7,27 +7,27 @@ The same recipe serves `executor run` (the workspace is the repository itself, t
 from __future__ import annotations
 
 import logging
-import posixpath
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from executor.confine import inside
 from executor.errors import (
-    SandboxError,
+    InvalidJobSpec,
     StageCancelled,
     StageFailed,
     StageOutOfMemory,
     StageTimedOut,
+    StoreError,
     WorkspaceError,
 )
 from executor.hashing import Hasher
-from executor.jobspec import InvalidJobSpec, JobResult, JobSpec
+from executor.jobspec import JobResult, JobSpec
 from executor.lockentry import build_entry, lock_item
 from executor.outputs import remove_output, store_outputs, unprotect_output
+from executor.pipeline.model import repo_path
 from executor.pipeline.params import ParamsReader
 from executor.runcache import RunCache, env_digest
+from executor.stageio import StageIO
 from executor.store.base import ObjectStore
 from executor.store.local import LocalStore
 from worker.sandbox import (
@@ -75,7 +75,7 @@ def deps_after_run(spec: JobSpec, workspace: Path, hasher: Hasher) -> list[dict[
     items = []
     for dep in spec.deps:
         rel = str(dep["path"])
-        path = inside(workspace, posixpath.normpath(posixpath.join(spec.wdir, rel)))
+        path = inside(workspace, repo_path(spec.wdir, rel))
         if "hash" not in dep or not path.exists():
             # A DVC 2 item (md5-dos2unix, recorded upstream) is kept as the plan found it.
             items.append(dict(dep))
@@ -100,7 +100,7 @@ def verify_inputs(spec: JobSpec, workspace: Path, hasher: Hasher, params: Params
         raise refused("the job's lines are not what its cmd runs")
     allowed = set(spec.input_paths())
     deps = {
-        posixpath.normpath(posixpath.join(spec.wdir, str(d["path"]))): d
+        repo_path(spec.wdir, str(d["path"])): d
         for d in spec.deps
         if "hash" in d
     }
@@ -112,7 +112,7 @@ def verify_inputs(spec: JobSpec, workspace: Path, hasher: Hasher, params: Params
             raise refused(f"input '{given.path}' is not the content its dep names")
     for dep in spec.deps:
         rel = str(dep["path"])
-        path = inside(workspace, posixpath.normpath(posixpath.join(spec.wdir, rel)))
+        path = inside(workspace, repo_path(spec.wdir, rel))
         if not path.exists():
             raise refused(f"dep '{rel}' has no input in the workspace")
         actual = hasher.hash_path(path).md5 if "hash" in dep else hasher.legacy_md5(path)
@@ -143,9 +143,7 @@ def container_request(
     image_digest: str,
     limits: Limits,
     mounts: tuple[Mount, ...],
-    cancel: threading.Event | None = None,
-    on_log: Callable[[str], None] | None = None,
-    on_line: Callable[[int], None] | None = None,
+    io: StageIO | None = None,
 ) -> SandboxRequest:
     """The container a stage runs in. Only the fields that shape it are read from `spec`
     (address, dvc_stage, lines, wdir, env), so it can be prepared before deps are known."""
@@ -165,9 +163,7 @@ def container_request(
         labels={"executor.job": job_id, "executor.stage": spec.address},
         limits=limits,
         user=stage_user(workspace),
-        cancel=cancel,
-        on_log=on_log,
-        on_line=on_line,
+        io=io,
     )
 
 
@@ -223,5 +219,5 @@ def execute(
                 layout=layout,
             )
         except OSError as exc:
-            raise SandboxError(f"cannot record the run-cache entry: {exc}") from exc
+            raise StoreError(f"cannot record the run-cache entry: {exc}") from exc
     return JobResult(spec.address, entry, outcome.image_digest, outcome.duration, key)

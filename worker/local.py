@@ -10,7 +10,7 @@ import shutil
 import stat
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,9 @@ from executor.limits import parse_memory
 from executor.lockentry import Entry
 from executor.lockfile import LockWriter
 from executor.outputs import chown_outputs
+from executor.pipeline.model import repo_path
 from executor.runcache import LayoutOf, RunCache
+from executor.stageio import StageIO
 from executor.workspace import Workspace
 from worker.job import container_request, execute
 from worker.sandbox import (
@@ -232,7 +234,7 @@ class LocalBackend:
         # declares the file a dep must see it as it is now (a dvc.lock that executor rewrote
         # meanwhile): its prepared container is then not reused. Tying every mount to its
         # inode would throw away every container prepared ahead at each dvc.lock write.
-        deps = {posixpath.normpath(posixpath.join(spec.wdir, str(d["path"]))) for d in spec.deps}
+        deps = {repo_path(spec.wdir, str(d["path"])) for d in spec.deps}
         for rel in candidates:
             path = os.path.join(root, rel)
             try:
@@ -277,9 +279,7 @@ class LocalBackend:
         self,
         spec: JobSpec,
         job_id: str,
-        cancel: threading.Event,
-        on_log: Callable[[str], None],
-        on_line: Callable[[int], None],
+        io: StageIO,
     ) -> SandboxRequest:
         guard = self._guard(spec)
         request = container_request(
@@ -289,9 +289,7 @@ class LocalBackend:
             image_digest=self.resolve_image(spec.image),
             limits=Limits.from_meta(spec.executor_meta),
             mounts=self.mounts + guard.mounts,
-            cancel=cancel,
-            on_log=on_log,
-            on_line=on_line,
+            io=io,
         )
         self.sandbox.guards[id(request)] = (request, guard)
         return request
@@ -299,9 +297,7 @@ class LocalBackend:
     def prestart(
         self,
         spec: JobSpec,
-        cancel: threading.Event,
-        on_log: Callable[[str], None],
-        on_line: Callable[[int], None],
+        io: StageIO,
     ) -> None:
         """Start the stage's container in the background, held at its gate until `execute`.
 
@@ -311,7 +307,7 @@ class LocalBackend:
         """
         job_id = uuid.uuid4().hex[:12]
         try:
-            request = self._request(spec, job_id, cancel, on_log, on_line)
+            request = self._request(spec, job_id, io)
         except (ExecutorError, OSError) as exc:
             log.debug("not preparing %s now: %s", spec.address, exc)
             return
@@ -371,19 +367,17 @@ class LocalBackend:
     def execute(
         self,
         spec: JobSpec,
-        cancel: threading.Event,
-        on_log: Callable[[str], None],
-        on_line: Callable[[int], None],
+        io: StageIO,
     ) -> JobResult:
         with self._lock:
             warm = self._warm.get(spec.address)
         job_id = warm.job_id if warm is not None else uuid.uuid4().hex[:12]
-        request = self._request(spec, job_id, cancel, on_log, on_line)
+        request = self._request(spec, job_id, io)
         if warm is not None and not warm.request.same_container(request):
             # Another container (a read-only mount's file was replaced since): another name,
             # since the prepared one is still being removed.
             self.sandbox.guards.pop(id(request), None)
-            request = self._request(spec, uuid.uuid4().hex[:12], cancel, on_log, on_line)
+            request = self._request(spec, uuid.uuid4().hex[:12], io)
         try:
             return self._execute(spec, request)
         finally:

@@ -234,7 +234,7 @@ class DockerSandbox:
 
     def run(self, request: SandboxRequest) -> SandboxOutcome:
         """Run the request's lines to an outcome; the container is removed on every path."""
-        if request.cancel is not None and request.cancel.is_set():
+        if request.io is not None and request.io.cancel.is_set():
             check_request(request)
             digest = self.resolve_image(request.image)
             return SandboxOutcome("cancelled", 130, None, "", digest, 0.0)
@@ -253,7 +253,10 @@ class DockerSandbox:
         try:
             settled = threading.Event()
             collector = LogCollector(
-                created.invocation, request.on_log, request.on_line, on_end=settled.set
+                created.invocation,
+                request.io.on_log if request.io else None,
+                request.io.on_line if request.io else None,
+                on_end=settled.set,
             )
             # Attached before start, like `docker run`: the log file's follow mode can drop a
             # final line that has no newline.
@@ -278,7 +281,7 @@ class DockerSandbox:
         """Open the gate: run the lines to an outcome; the container is removed on every path."""
         request, created = prepared.request, prepared.created
         try:
-            if request.cancel is not None and request.cancel.is_set():
+            if request.io is not None and request.io.cancel.is_set():
                 return SandboxOutcome("cancelled", 130, None, "", created.image_id, 0.0)
             prepared.open_gate()
             outcome = self._supervise(prepared)
@@ -337,7 +340,7 @@ class DockerSandbox:
         code, stopped = watch(
             wait,
             lambda signal: self._kill(created.id, signal),
-            cancel=request.cancel,
+            cancel=request.io.cancel if request.io else None,
             deadline=started + timeout if timeout is not None else None,
             grace=self.stop_grace,
             cancel_signal=self.cancel_signal,

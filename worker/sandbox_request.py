@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 from executor.errors import ConfigError, WorkspaceError
 from executor.limits import Limits
+from executor.stageio import StageIO
 
 Status = Literal["succeeded", "failed", "cancelled", "timed_out", "out_of_memory"]
 
@@ -62,16 +62,14 @@ class SandboxRequest:
     labels: Mapping[str, str]  # merged with the sandbox's own labels
     limits: Limits = field(default_factory=Limits)
     user: str | None = None  # "uid:gid"; default: owner of the first mount's source
-    cancel: threading.Event | None = None  # set => stop with the cancel signal, then SIGKILL
-    on_log: Callable[[str], None] | None = None  # each output line, while running
-    on_line: Callable[[int], None] | None = None  # 1-based index of each command line as it starts
+    io: StageIO | None = None  # cancel, and where output and line starts go
     shell: str | None = None  # default: SHELL from env, then the image's Env, then /bin/sh
 
     def same_container(self, other: SandboxRequest) -> bool:
         """Whether `other` asks for the same container, whoever watches it."""
 
         def unwatched(request: SandboxRequest) -> SandboxRequest:
-            return replace(request, cancel=None, on_log=None, on_line=None)
+            return replace(request, io=None)
 
         return unwatched(self) == unwatched(other)
 

@@ -75,10 +75,9 @@ def _transfer(
     from contextlib import closing
 
     from executor import transfer
-    from executor.errors import UnsavedChanges
+    from executor.errors import TransferIncomplete, UnsavedChanges
     from executor.settings import settings_for
     from executor.store.checkout import hashes_of
-    from executor.store.errors import TransferIncomplete
     from executor.store.hints import DirHints
     from executor.store.routes import routes
     from executor.store.tracked import tracked_outputs
@@ -168,16 +167,14 @@ def _main(
     jobs: int | None,
     force: bool = False,
 ) -> None:
-    from executor.errors import ExecutorError, InfrastructureError, UserError
+    from executor.errors import ExecutorError
     from executor.terminal import shown
 
     try:
         report = _transfer(action, targets, where, run_cache, jobs, force)
     except ExecutorError as exc:
         click.echo(f"ERROR: {shown(str(exc))}", err=True)
-        # executor/cli.py's exit codes: 2 bad input, 3 infrastructure (storage)
-        infra = 3 if isinstance(exc, InfrastructureError) else 1
-        sys.exit(2 if isinstance(exc, UserError) else infra)
+        sys.exit(exc.exit_status)
     except KeyboardInterrupt:
         click.echo(f"ERROR: {action} interrupted; run it again to finish", err=True)
         sys.exit(130)

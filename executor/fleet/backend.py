@@ -12,18 +12,24 @@ work another team submitted is checked out, not run.
 from __future__ import annotations
 
 import logging
-import posixpath
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from executor.errors import ConfigError, ExecutorError, StageCancelled
-from executor.fleet.jobs import Follow, JobLost
+from executor.errors import (
+    ConfigError,
+    ExecutorError,
+    FleetError,
+    JobLost,
+    RemoteError,
+    StageCancelled,
+)
+from executor.fleet.jobs import Follow
 from executor.fleet.keys import (
     ALIVE_TTL,
     CANCEL_TTL,
@@ -36,7 +42,6 @@ from executor.fleet.keys import (
     LEASE_TTL,
     RELEASE,
     WAITING,
-    FleetError,
     RunIndex,
     alive_key,
     cancel_key,
@@ -48,13 +53,15 @@ from executor.fleet.keys import (
 )
 from executor.hashing import is_md5
 from executor.inputs import describe_inputs
-from executor.jobspec import Input, JobResult, JobSpec, RemoteError
-from executor.lockentry import Entry, build_entry, run_key
+from executor.jobspec import Input, JobResult, JobSpec
+from executor.lockentry import Entry, stage_key
 from executor.outputs import checkout_output
+from executor.pipeline.model import repo_path
 from executor.pipeline.params import same_values
 from executor.redact import redact
 from executor.runcache import LayoutOf, RunCache, RunHit, env_digest, out_objects
 from executor.settings import Settings
+from executor.stageio import StageIO
 from executor.store.base import ObjectStore
 from executor.store.local import OBJECT_MODE
 from executor.store.open import open_store
@@ -231,9 +238,7 @@ class FleetBackend:
     def execute(
         self,
         spec: JobSpec,
-        cancel: threading.Event,
-        on_log: Callable[[str], None],
-        on_line: Callable[[int], None],
+        io: StageIO,
     ) -> JobResult:
         if not spec.commit:
             raise ConfigError(
@@ -243,8 +248,8 @@ class FleetBackend:
         looked = time.monotonic()  # the runner's lookup missed just now
         # Every output travels through the store, `cache: false` ones too.
         outs = tuple(replace(o, committed=True) for o in spec.outs)
-        spec = replace(spec, outs=outs, inputs=self._push_inputs(spec, cancel))
-        result, confirmed = self._run(spec, cancel, on_log, on_line, looked)
+        spec = replace(spec, outs=outs, inputs=self._push_inputs(spec, io.cancel))
+        result, confirmed = self._run(spec, io, looked)
         check_result(spec, result)
         if result.entry.get("params"):  # through JSON its int keys became strings: ours back
             result = replace(result, entry={**result.entry, "params": dict(spec.params)})
@@ -261,7 +266,7 @@ class FleetBackend:
         ws = self.ws
         for item in result.entry.get("outs", []):
             rel = str(item["path"])
-            path = posixpath.normpath(posixpath.join(spec.wdir, rel))
+            path = repo_path(spec.wdir, rel)
             checkout_output(ws.store, ws.root, path, item, ws.hasher, cached=cached.get(rel, True))
         if spec.cacheable and result.run_key is not None:
             # As after a local run: `dvc repro` and `executor run` here find it too.
@@ -274,21 +279,18 @@ class FleetBackend:
     def _run(
         self,
         spec: JobSpec,
-        cancel: threading.Event,
-        on_log: Callable[[str], None],
-        on_line: Callable[[int], None],
+        io: StageIO,
         looked: float,
     ) -> tuple[JobResult, bool]:
         """The stage's result, and whether the store already confirmed it: from a job of
         ours, from the job of another submission doing the same work right now (followed
         only to adopt its success), or from the run-cache if such a job finished while we
         were getting ready."""
-        deps = [dict(d) for d in spec.deps]
-        paths = [{"path": o.path} for o in spec.outs]
-        key = run_key(build_entry(spec.cmd, deps, spec.params, paths))
+        key = stage_key(spec.cmd, spec.deps, spec.params, [o.path for o in spec.outs])
         env, layout = env_digest(spec.env), spec.layout()
         where = (self.config.queue, self.config.store_url, f"{env}:{layout}")
         lease = lease_key(key, spec.image, *where)
+        cancel = io.cancel
         lost = 0
         followed: set[str] = set()  # jobs of others already followed: never twice
         while True:
@@ -309,10 +311,10 @@ class FleetBackend:
                         return JobResult(spec.address, entry, digest, 0.0), True
                 job = self._enqueue(spec, job_id, lease)
             else:
-                on_log(f"executor: following job {other.id}, the same work submitted elsewhere")
+                io.log(f"executor: following job {other.id}, the same work submitted elsewhere")
                 followed.add(other.id)
                 job = other
-            follow = Follow(self.redis, job, spec.address, on_log, on_line)
+            follow = Follow(self.redis, job, spec.address, io)
             try:
                 return follow.result(cancel, own=other is None, queue=self.queue), False
             except JobLost as exc:
@@ -324,13 +326,13 @@ class FleetBackend:
                             f"{exc}, {lost} times (killed or cut off from Redis); look at "
                             "the workers, then submit again"
                         ) from None
-                on_log(f"executor: {str(exc).split(': ', 1)[-1]}; it runs again")
+                io.log(f"executor: {str(exc).split(': ', 1)[-1]}; it runs again")
             except FleetError:
                 raise  # our own trouble with Redis, not the job's
             except ExecutorError:
                 if other is None or cancel.is_set():
                     raise
-                on_log("executor: the job followed did not succeed; running the stage here")
+                io.log("executor: the job followed did not succeed; running the stage here")
             finally:
                 if other is None:
                     self._release(lease, job_id)
@@ -414,9 +416,7 @@ class FleetBackend:
     def prestart(
         self,
         spec: JobSpec,
-        cancel: threading.Event,
-        on_log: Callable[[str], None],
-        on_line: Callable[[int], None],
+        io: StageIO,
     ) -> None:
         """Nothing to warm here: the worker that takes the job starts its container."""
 

@@ -6,11 +6,18 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import suppress
 from typing import Any
 
-from executor.errors import ExecutorError, StageCancelled
+from executor.errors import (
+    ExecutorError,
+    InvalidJobSpec,
+    JobLost,
+    JobVanished,
+    RemoteError,
+    StageCancelled,
+)
 from executor.fleet.keys import (
     ALIVE_TTL,
     CANCEL_TTL,
@@ -20,19 +27,12 @@ from executor.fleet.keys import (
     events_key,
     redis_errors,
 )
-from executor.jobspec import InvalidJobSpec, JobResult, RemoteError, failure_from_dict
+from executor.jobspec import JobResult, failure_from_dict
+from executor.stageio import StageIO
 
 POLL = 0.25  # seconds a quiet stream is waited on before the job's status is looked at
 ALIVE_CHECK = 2.0  # seconds between looks at a running job's heartbeat
 NO_WORKER_HINT = 30.0  # seconds queued before saying no worker takes from the queue
-
-
-class JobVanished(RemoteError):
-    """A job's record left Redis while it was followed."""
-
-
-class JobLost(RemoteError):
-    """A running job's heartbeat stopped: its worker was killed or cut off."""
 
 
 class Follow:
@@ -43,11 +43,10 @@ class Follow:
         redis: Any,
         job: Any,
         address: str,
-        on_log: Callable[[str], None],
-        on_line: Callable[[int], None],
+        io: StageIO,
     ) -> None:
         self.redis, self.job, self.address = redis, job, address
-        self.on_log, self.on_line = on_log, on_line
+        self.io = io
         self.last = "0-0"
         self.outcome: list[Any] = []  # the job's return value, as its last event carries it
 
@@ -61,9 +60,9 @@ class Follow:
                 kind = fields.get(b"t")
                 value = fields.get(b"v", b"").decode("utf-8", "replace")
                 if kind == b"log":
-                    self.on_log(value)
+                    self.io.log(value)
                 elif kind == b"line" and value.isdigit():
-                    self.on_line(int(value))
+                    self.io.line(int(value))
                 elif kind == b"end":
                     with suppress(ValueError):  # RQ keeps the return value too
                         self.outcome.append(json.loads(value))
@@ -111,7 +110,7 @@ class Follow:
                     queued = now  # a busy fleet is asked again only as often
                     if not _workers(queue):
                         hinted = True
-                        self.on_log(
+                        self.io.log(
                             f"executor: no worker takes jobs from queue '{queue.name}'; start "
                             f"`executor-worker --queue {queue.name}` (this job waits for one)"
                         )

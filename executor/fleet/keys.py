@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from executor.errors import InfrastructureError
+from executor.errors import FleetError
 from executor.lockentry import Entry, run_key, run_value
 
 JOB_FUNCTION = "worker.fleet.run_job"  # by dotted name: executor never imports worker
@@ -76,10 +76,6 @@ def lease_key(key: str, image: str, queue: str, store_url: str, context: str = "
 def index_key(key: str) -> str:
     """The Redis run-cache index of one key: `<value>:<image digest>` -> the image name."""
     return f"executor:runs:{key}"
-
-
-class FleetError(InfrastructureError):
-    """Redis or the queue could not be used."""
 
 
 @contextmanager

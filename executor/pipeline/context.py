@@ -16,6 +16,7 @@ from typing import Any
 
 from executor.errors import PipelineError
 from executor.pipeline import interpolation
+from executor.pipeline.model import repo_path
 from executor.pipeline.params import ParamsReader
 
 _SCALARS = (int, float, str, bytes, bool, type(None))
@@ -87,7 +88,7 @@ def load_vars(
     default: str | None = None,
 ) -> Context:
     """Merge `vars` entries (files relative to the repo-relative `wdir`, or mappings)."""
-    if default is not None and reader.exists(_join(wdir, default)):
+    if default is not None and reader.exists(repo_path(wdir, default)):
         context = _merge_file(context, default, wdir, reader)
     for index, item in enumerate(items):
         if isinstance(item, str):
@@ -100,7 +101,7 @@ def load_vars(
 
 def _merge_file(context: Context, item: str, wdir: str, reader: ParamsReader) -> Context:
     name, _, keys_text = item.partition(":")
-    path = _join(wdir, name)
+    path = repo_path(wdir, name)
     keys = tuple(key for key in keys_text.split(",") if key) or None
     if path in context.imports:
         loaded = context.imports[path]
@@ -143,6 +144,3 @@ def plain(value: Any, source: str, path: tuple[Any, ...] = ()) -> Any:
     where = f"{source}:{'.'.join(map(str, path))}"
     raise PipelineError(f"Unsupported value of type '{type(value).__name__}' in '{where}'")
 
-
-def _join(wdir: str, path: str) -> str:
-    return posixpath.normpath(posixpath.join(wdir, path))

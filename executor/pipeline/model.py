@@ -12,6 +12,11 @@ OutKind = Literal["outs", "metrics", "plots"]
 DEFAULT_PARAMS_FILE = "params.yaml"
 
 
+def repo_path(wdir: str, path: str) -> str:
+    """A path relative to a stage's `wdir` as a normalised repo-relative posix path."""
+    return posixpath.normpath(posixpath.join(wdir, path))
+
+
 @dataclass(frozen=True)
 class OutSpec:
     """One output of a stage; `path` is verbatim from dvc.yaml, relative to `wdir`."""
@@ -87,7 +92,7 @@ class Stage:
 
     def repo_path(self, path: str) -> str:
         """A dep/out path (relative to wdir) as a normalised repo-relative posix path."""
-        return posixpath.normpath(posixpath.join(self.wdir, path))
+        return repo_path(self.wdir, path)
 
     @property
     def executor_meta(self) -> Mapping[str, Any]:

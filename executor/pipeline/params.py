@@ -21,6 +21,7 @@ from typing import Any
 from executor.errors import PipelineError
 from executor.pipeline import yamldoc
 from executor.pipeline.model import DEFAULT_PARAMS_FILE, ParamSpec, Stage
+from executor.pipeline.model import repo_path as in_wdir
 
 _PLAIN = (str, int, float, bool, type(None))
 _FNMATCH = frozenset("*?[")
@@ -118,7 +119,7 @@ class ParamsReader:
         `wdir`) that these files do not hold."""
         wrong = []
         for name, values in block.items():
-            repo_path = posixpath.normpath(posixpath.join(wdir, name))
+            repo_path = in_wdir(wdir, name)
             for key, value in values.items():
                 try:
                     found = _lookup(self.document(repo_path), str(key), repo_path, self._str_keyed)
@@ -134,7 +135,7 @@ class ParamsReader:
         it as the int. Values the files do not hold stay as they came."""
         typed: dict[str, dict[str, Any]] = {}
         for name, values in block.items():
-            repo_path = posixpath.normpath(posixpath.join(wdir, name))
+            repo_path = in_wdir(wdir, name)
             try:
                 document = self.document(repo_path)
             except PipelineError:

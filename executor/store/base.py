@@ -19,7 +19,6 @@ from typing import Protocol
 from executor.errors import StoreError
 from executor.hashing import is_md5
 
-EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 COPY_CHUNK = 8 * 1024 * 1024
 
 

@@ -12,9 +12,8 @@ from pathlib import Path
 
 from executor.confine import inside
 from executor.dvcignore import walk_files
-from executor.errors import UnsavedChanges, WorkspaceError
+from executor.errors import ObjectMissing, UnsavedChanges, WorkspaceError
 from executor.hashing import Hasher, file_md5, parse_manifest
-from executor.store.errors import ObjectMissing
 from executor.store.links import TMP_SUFFIX
 from executor.store.local import LocalStore
 from executor.store.tracked import Tracked

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from executor.durable import publish
-from executor.errors import CorruptObject, StoreError
+from executor.errors import CorruptObject, ObjectMissing, StoreError
 from executor.hashing import Digest, Dos2UnixMd5, file_md5, file_md5_dos2unix
 from executor.store.base import (
     RunFile,
@@ -20,7 +20,6 @@ from executor.store.base import (
     run_key,
     temporary_beside,
 )
-from executor.store.errors import ObjectMissing
 from executor.store.links import Links
 
 OBJECT_MODE = 0o444  # DVC makes cache objects read-only
@@ -239,7 +238,7 @@ class LocalStore:
             return None
 
     def write_run(self, key: str, value: str, data: bytes) -> None:
-        _write_atomic(self.root / run_key(key, value), data, RUN_MODE)
+        self._write_run_file(run_key(key, value), data)
 
     def read_record(self, key: str, value: str) -> bytes | None:
         try:
@@ -248,7 +247,16 @@ class LocalStore:
             return None
 
     def write_record(self, key: str, value: str, data: bytes) -> None:
-        _write_atomic(self.root / record_key(key, value), data, RUN_MODE)
+        self._write_run_file(record_key(key, value), data)
+
+    def _write_run_file(self, rel: str, data: bytes) -> None:
+        try:
+            _write_atomic(self.root / rel, data, RUN_MODE)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write {rel} in the cache {self.root}: {exc.strerror or exc}; "
+                "free space or fix the folder's permissions, then run again"
+            ) from exc
 
     def all_runs(self) -> dict[str, list[RunFile]]:
         return {

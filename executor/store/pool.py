@@ -7,8 +7,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Protocol
 
-from executor.errors import CorruptObject
-from executor.store.errors import ObjectMissing
+from executor.errors import CorruptObject, ObjectMissing
 
 
 class Progress(Protocol):

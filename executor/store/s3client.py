@@ -28,8 +28,14 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
-from executor.errors import ConfigError, StoreError
-from executor.store.errors import ObjectMissing, StoreAccessDenied, StoreNotFound, StoreUnreachable
+from executor.errors import (
+    ConfigError,
+    ObjectMissing,
+    StoreAccessDenied,
+    StoreError,
+    StoreNotFound,
+    StoreUnreachable,
+)
 from executor.store.s3access import S3Access
 
 if TYPE_CHECKING:
