@@ -24,7 +24,7 @@ TARGET = Target("under 100 ms per stage over a bare docker run (median)", "diffe
 
 
 def sandbox_row(config: Config, tools: Tools, inputs: Inputs) -> Row:
-    from worker.sandbox import DockerSandbox, Limits, Mount, SandboxRequest
+    from worker.sandbox.engine import DockerSandbox, Limits, Mount, SandboxRequest
 
     sandbox = DockerSandbox.from_env(config.env)
     workspace = inputs.fresh("sandbox-ws")

@@ -33,7 +33,7 @@ def main() -> None:
     code: object = 0
     try:
         import executor
-        from executor.cli import main as cli
+        from executor.cli.app import main as cli
 
         cli(args=argv, prog_name="executor", standalone_mode=True)
     except SystemExit as exc:

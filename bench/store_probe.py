@@ -26,7 +26,7 @@ from executor.store.local import LocalStore
 from executor.store.s3 import S3Store
 from executor.store.s3client import make_client
 from executor.store.tracked import Tracked
-from executor.transfer import push
+from executor.store.transfer import push
 
 
 def _counted(store: S3Store) -> Counter[str]:

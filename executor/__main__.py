@@ -1,5 +1,5 @@
 """`python -m executor` is the `executor` command."""
 
-from executor.cli import main
+from executor.cli.app import main
 
 main()

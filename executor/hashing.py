@@ -1,9 +1,9 @@
 """File and directory hashes exactly as DVC 3 computes them.
 
-A file is the md5 of its bytes. A directory is the md5 of its `.dir` manifest plus ".dir". The
-files DVC lists are chosen in `executor.dvcignore`; unchanged files are looked up in the state
-database (`executor.state`) instead of being read, and the rest are read by a thread pool
-(hashlib releases the GIL, so large files hash in parallel).
+A file is the md5 of its bytes. A directory is the md5 of its `.dir` manifest plus ".dir".
+The files DVC lists are chosen in `executor.dvcformat.ignore`; unchanged files are looked up
+in the state database (`executor.state`) instead of being read, and the rest are read by a
+thread pool (hashlib releases the GIL, so large files hash in parallel).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypeGuard
 
-from executor.dvcignore import check_link, walk_files
+from executor.dvcformat.ignore import check_link, walk_files
 from executor.errors import WorkspaceError
 from executor.state import RACY_NS, StateDB
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
+from executor.dvcformat.entry import Entry
 from executor.errors import (
     ConfigError,
     ExecutorError,
@@ -29,7 +30,6 @@ from executor.errors import (
     UserError,
     WorkspaceError,
 )
-from executor.lockentry import Entry
 from executor.pipeline.model import repo_path as in_wdir
 from executor.pipeline.model import run_cacheable
 

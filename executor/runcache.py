@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from executor import yamlio
+from executor.dvcformat.entry import Entry, plain, run_key, run_value
 from executor.errors import ExecutorError
 from executor.hashing import is_md5, parse_manifest
-from executor.lockentry import Entry, plain, run_key, run_value
 from executor.store.base import ObjectStore
 
 log = logging.getLogger(__name__)

@@ -10,10 +10,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
-from executor.dvcconfig import cache_dir, cache_types, core_flag
-from executor.dvcrwlock import live_holders
+from executor.dvcformat.config import cache_dir, cache_types, core_flag
+from executor.dvcformat.gitignore import add_entries
+from executor.dvcformat.rwlock import live_holders
 from executor.errors import UserError, WorkspaceError
-from executor.gitignore import add_entries
 from executor.hashing import Hasher
 from executor.pipeline.model import Stage
 from executor.settings import Settings

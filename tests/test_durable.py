@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from executor.lockfile import write_atomic
+from executor.dvcformat.lockfile import write_atomic
 from executor.store.local import LocalStore
 
 Event = tuple[str, int]  # ("fsync-file" | "fsync-dir" | "rename", inode)

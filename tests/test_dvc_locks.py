@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from executor.dvcrwlock import live_holders
+from executor.dvcformat.rwlock import live_holders
 
 SLOW = """\
 stages:

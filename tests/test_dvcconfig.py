@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from executor.dvcconfig import cache_dir, read_section
+from executor.dvcformat.config import cache_dir, read_section
 from executor.errors import ConfigError
 
 

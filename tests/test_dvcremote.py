@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from executor.dvcconfig import cache_dir, cache_types
-from executor.dvcremote import find_remote
+from executor.dvcformat.config import cache_dir, cache_types
+from executor.dvcformat.remotes import find_remote
 from executor.errors import ConfigError
 from executor.settings import Settings
 from executor.store.open import open_store

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from executor import errors
+from executor.coordinator.runner import Runner, RunSummary
+from executor.coordinator.schedule import interrupt
 from executor.errors import (
     ConfigError,
     ExecutorError,
@@ -25,8 +27,6 @@ from executor.errors import (
     UserError,
 )
 from executor.jobspec import JobResult
-from executor.runner import Runner, RunSummary
-from executor.schedule import interrupt
 from executor.store.local import LocalStore
 
 

@@ -20,7 +20,7 @@ import pytest
 from executor.errors import ConfigError, SandboxError, WorkspaceError
 from executor.limits import Limits
 from executor.stageio import StageIO
-from worker.sandbox import (
+from worker.sandbox.engine import (
     DockerSandbox,
     Mount,
     SandboxOutcome,
@@ -452,7 +452,7 @@ def test_cancel_before_release_runs_nothing(sandbox, make, ws, docker_client):
 
 PREPARER = """
 import os, sys
-from worker.sandbox import DockerSandbox, Limits, Mount, SandboxRequest
+from worker.sandbox.engine import DockerSandbox, Limits, Mount, SandboxRequest
 name, image, ws = sys.argv[1:4]
 DockerSandbox.from_env(os.environ).prepare(SandboxRequest(
     stage="gated", name=name, image=image, lines=("echo ran > ran.txt",), workdir="/ws",
@@ -522,7 +522,7 @@ def test_bad_limits_are_rejected(meta):
 WORKER = """
 import os, sys, threading
 from executor.stageio import StageIO
-from worker.sandbox import DockerSandbox, Limits, Mount, SandboxRequest
+from worker.sandbox.engine import DockerSandbox, Limits, Mount, SandboxRequest
 name, image, ws, line = sys.argv[1:5]
 def on_log(line):
     print(line, flush=True)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from executor.limits import Limits
-from worker.sandbox import DockerSandbox, Mount, SandboxRequest
+from worker.sandbox.engine import DockerSandbox, Mount, SandboxRequest
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_leftover_containers")]
 

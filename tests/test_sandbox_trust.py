@@ -257,7 +257,7 @@ def test_a_dvc_lock_written_while_stages_run_fails_the_run_and_is_not_kept(
 def test_the_first_dvc_lock_executor_writes_is_not_based_on_one_that_appeared(tmp_path):
     """A dvc.lock absent when the run began and made by someone else (a stage whose
     container could not have it read-only) before executor's first write is no base."""
-    from executor.lockfile import LockWriter
+    from executor.dvcformat.lockfile import LockWriter
 
     writer = LockWriter(tmp_path)
     writer.start_empty(["dvc.lock", "sub/dvc.lock"])

@@ -6,10 +6,10 @@ import pytest
 
 from executor.errors import ConfigError, SandboxError
 from executor.limits import GPUS_ALL, Limits
-from worker.sandbox import DockerSandbox
-from worker.sandbox_driver import Invocation, shell_flags
-from worker.sandbox_logs import TAIL_LINES, LogCollector
-from worker.sandbox_request import check_image_name
+from worker.sandbox.driver import Invocation, shell_flags
+from worker.sandbox.engine import DockerSandbox
+from worker.sandbox.logs import TAIL_LINES, LogCollector
+from worker.sandbox.request import check_image_name
 
 
 @pytest.mark.parametrize(

@@ -246,8 +246,8 @@ def test_a_remembered_md5_is_verified_not_trusted_when_committing(tmp_path: Path
     it is a cache anyone with the repository can write), committing must not store new bytes
     under a remembered md5: only an md5 computed from a read now is trusted. The stale md5
     is planted as a stale database would hold it."""
+    from executor.coordinator.outputs import commit_output
     from executor.hashing import Hasher
-    from executor.outputs import commit_output
 
     src = tmp_path / "out.bin"
     src.write_bytes(b"A" * 1000)

@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from executor import yamlio
-from executor.commands.transfer import pull as pull_command
-from executor.commands.transfer import push as push_command
+from executor.cli.pushpull import pull as pull_command
+from executor.cli.pushpull import push as push_command
 from executor.errors import TransferIncomplete, UnsavedChanges, UserError
 from executor.hashing import DirEntry, Hasher, manifest_bytes
 from executor.store.base import ObjectStore, object_key
@@ -25,7 +25,7 @@ from executor.store.local import LocalStore
 from executor.store.s3 import S3Store
 from executor.store.s3client import make_client
 from executor.store.tracked import tracked_outputs
-from executor.transfer import pull, push
+from executor.store.transfer import pull, push
 from tests.fixtures.s3_server import Bucket
 
 Tree = Mapping[str, "bytes | Tree"]

@@ -16,7 +16,7 @@ from executor.settings import Settings
 from executor.store.local import LocalStore
 from executor.store.open import open_store
 from executor.store.tracked import tracked_outputs
-from executor.transfer import pull, push
+from executor.store.transfer import pull, push
 from tests.fixtures.s3_server import Bucket
 
 # A stage refuses to run when FORBID is set: a restore from the run-cache is the only way.
@@ -136,7 +136,7 @@ def test_dvc_repro_restores_from_run_cache_executor_pushed(
 def _executor(cwd: Path, *argv: str, code: int = 0) -> str:
     from click.testing import CliRunner
 
-    from executor.cli import main
+    from executor.cli.app import main
 
     old = Path.cwd()
     os.chdir(cwd)

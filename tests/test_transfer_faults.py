@@ -16,7 +16,7 @@ from executor.store.local import LocalStore
 from executor.store.s3 import S3Store
 from executor.store.s3client import make_client
 from executor.store.tracked import tracked_outputs
-from executor.transfer import Report, push
+from executor.store.transfer import Report, push
 from tests.fixtures.s3_server import MotoServer, raw_client
 from tests.test_transfer import build_repo
 

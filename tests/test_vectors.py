@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from executor import yamlio
-from executor.hashing import Hasher
-from executor.lockentry import (
+from executor.dvcformat.entry import (
     build_entry,
     canonical_json,
     key_document,
@@ -19,7 +18,8 @@ from executor.lockentry import (
     run_key,
     run_value,
 )
-from executor.lockfile import LockWriter, read_lock
+from executor.dvcformat.lockfile import LockWriter, read_lock
+from executor.hashing import Hasher
 from executor.pipeline import load_pipeline, params_values
 from executor.runcache import RunCache
 from executor.store.local import LocalStore

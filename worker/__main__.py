@@ -1,5 +1,5 @@
 """`python -m worker`: the fleet worker (the same as `executor-worker`)."""
 
-from worker.fleet import main
+from worker.service import main
 
 main()

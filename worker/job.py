@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from executor.confine import inside
+from executor.coordinator.outputs import remove_output, store_outputs, unprotect_output
+from executor.dvcformat.entry import build_entry, lock_item
 from executor.errors import (
     InvalidJobSpec,
     StageCancelled,
@@ -22,15 +24,13 @@ from executor.errors import (
 )
 from executor.hashing import Hasher
 from executor.jobspec import JobResult, JobSpec
-from executor.lockentry import build_entry, lock_item
-from executor.outputs import remove_output, store_outputs, unprotect_output
 from executor.pipeline.model import repo_path
 from executor.pipeline.params import ParamsReader
 from executor.runcache import RunCache, env_digest
 from executor.stageio import StageIO
 from executor.store.base import ObjectStore
 from executor.store.local import LocalStore
-from worker.sandbox import (
+from worker.sandbox.engine import (
     DockerSandbox,
     Limits,
     Mount,

@@ -16,18 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from executor.coordinator.outputs import chown_outputs
+from executor.dvcformat.entry import Entry
+from executor.dvcformat.lockfile import LockWriter
 from executor.errors import ConfigError, ExecutorError, StageOverstepped
 from executor.jobspec import JobResult, JobSpec
 from executor.limits import parse_memory
-from executor.lockentry import Entry
-from executor.lockfile import LockWriter
-from executor.outputs import chown_outputs
 from executor.pipeline.model import repo_path
 from executor.runcache import LayoutOf, RunCache
 from executor.stageio import StageIO
 from executor.workspace import Workspace
 from worker.job import container_request, execute
-from worker.sandbox import (
+from worker.sandbox.config import TMP_SIZE
+from worker.sandbox.engine import (
     DockerSandbox,
     Limits,
     Mount,
@@ -37,7 +38,6 @@ from worker.sandbox import (
     owner_process_alive,
     reap,
 )
-from worker.sandbox_config import TMP_SIZE
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from executor.coordinator.inputs import describe_inputs
+from executor.coordinator.outputs import checkout_output
+from executor.dvcformat.entry import Entry, stage_key
 from executor.errors import (
     ConfigError,
     ExecutorError,
@@ -52,10 +55,7 @@ from executor.fleet.keys import (
     redis_errors,
 )
 from executor.hashing import is_md5
-from executor.inputs import describe_inputs
 from executor.jobspec import Input, JobResult, JobSpec
-from executor.lockentry import Entry, stage_key
-from executor.outputs import checkout_output
 from executor.pipeline.model import repo_path
 from executor.pipeline.params import same_values
 from executor.redact import redact

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from executor.dvcformat.entry import Entry, run_key, run_value
 from executor.errors import FleetError
-from executor.lockentry import Entry, run_key, run_value
 
 JOB_FUNCTION = "worker.fleet.run_job"  # by dotted name: executor never imports worker
 DEFAULT_QUEUE = "default"

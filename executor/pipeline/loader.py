@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from executor import dvcignore, gitignore
+from executor.dvcformat import gitignore
+from executor.dvcformat import ignore as dvcignore
 from executor.errors import PipelineError
 from executor.pipeline import yamldoc
 from executor.pipeline.dag import build_dag

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from executor.confine import inside
-from executor.dvcignore import walk_files
+from executor.dvcformat.ignore import walk_files
 from executor.errors import ObjectMissing, UnsavedChanges, WorkspaceError
 from executor.hashing import Hasher, file_md5, parse_manifest
 from executor.store.links import TMP_SUFFIX

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from executor.dvcremote import DvcRemote, find_remote
+from executor.dvcformat.remotes import DvcRemote, find_remote
 from executor.errors import ConfigError
 from executor.settings import Settings
 from executor.store.base import ObjectStore

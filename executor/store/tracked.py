@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from executor import yamlio
+from executor.dvcformat.lockfile import read_lock
 from executor.errors import PipelineError, UserError
-from executor.lockfile import read_lock
 
 log = logging.getLogger(__name__)
 SKIP_DIRS = frozenset({".git", ".dvc", ".hg"})

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from executor import __version__
-from executor.commands import transfer
+from executor.cli import pushpull
 from executor.errors import ExecutorError, StageFailed, UserError
 from executor.terminal import shown, visible
 
@@ -139,8 +139,8 @@ def _reproduce(
     all_pipelines: bool,
 ) -> None:
     """`run` (fleet None: stages in containers here) or `submit` (stages on the fleet)."""
+    from executor.coordinator.runner import Backend, Runner, RunOptions, load_backend
     from executor.pipeline import ParamsReader, build_dag, load_pipeline
-    from executor.runner import Backend, Runner, RunOptions, load_backend
     from executor.settings import settings_for
     from executor.workspace import Workspace, check_targets, find_root, target_from_cwd
 
@@ -203,5 +203,5 @@ def _reproduce(
         click.echo("Data and pipelines are up to date.")
 
 
-for _command in transfer.commands:
+for _command in pushpull.commands:
     main.add_command(_command)

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from executor.confine import inside, parent_fd
+from executor.dvcformat.entry import lock_item
 from executor.errors import OutputMissing, WorkspaceError
 from executor.hashing import Hasher, HashInfo, Seen
 from executor.jobspec import OutRequest
-from executor.lockentry import lock_item
 from executor.store.base import ObjectStore
 from executor.store.checkout import checkout, hashes_of
 from executor.store.links import unprotect

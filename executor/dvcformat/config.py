@@ -5,7 +5,7 @@ DVC's config is configobj INI: `[section]` or `['remote "name"']` headers and in
 DVC_SYSTEM_CONFIG_DIR / DVC_GLOBAL_CONFIG_DIR), the repository's `.dvc/config` and its
 untracked `.dvc/config.local`. Read here: `cache.dir`, which moves the cache `dvc` and
 `executor` share, `cache.type` (how checkouts link to it) and the remotes
-(`executor.dvcremote`). A relative path in a config file
+(`executor.dvcformat.remotes`). A relative path in a config file
 is relative to that file's folder, as DVC resolves it.
 """
 

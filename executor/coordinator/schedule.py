@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
+from executor.coordinator.runner import LOCK_INTERVAL, Launch, Runner, RunSummary
 from executor.errors import ExecutorError, StageCancelled
 from executor.jobspec import JobResult
 from executor.pipeline.model import Stage
-from executor.runner import LOCK_INTERVAL, Launch, Runner, RunSummary
 
 
 def plan_waits(runner: Runner, plan: list[Stage]) -> dict[str, list[str]]:

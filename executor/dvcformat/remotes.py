@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from executor.dvcconfig import Value, merged
+from executor.dvcformat.config import Value, merged
 from executor.errors import ConfigError
 from executor.store.s3access import S3Access
 

@@ -14,7 +14,7 @@ import click
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-    from executor.transfer import Report
+    from executor.store.transfer import Report
 
 
 class _Bars:
@@ -74,9 +74,9 @@ def _transfer(
     import dataclasses
     from contextlib import closing
 
-    from executor import transfer
     from executor.errors import TransferIncomplete, UnsavedChanges
     from executor.settings import settings_for
+    from executor.store import transfer
     from executor.store.checkout import hashes_of
     from executor.store.hints import DirHints
     from executor.store.routes import routes

@@ -6,7 +6,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from worker.sandbox_driver import Invocation
+from worker.sandbox.driver import Invocation
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from executor.confine import inside
-from executor.datasources import current, data_sources, record
+from executor.coordinator.inputs import layout_in
+from executor.coordinator.outputs import checkout_output, commit_data, store_outputs
+from executor.coordinator.plan import Evaluation, evaluate, hash_deps, in_cache
+from executor.dvcformat.datasources import current, data_sources, record
+from executor.dvcformat.entry import Entry, build_entry
+from executor.dvcformat.lockfile import LockWriter, read_lock
 from executor.errors import (
     ConfigError,
     ExecutorError,
@@ -29,15 +34,10 @@ from executor.errors import (
     os_error,
 )
 from executor.hashing import Hasher
-from executor.inputs import layout_in
 from executor.jobspec import JobResult, JobSpec, OutRequest
 from executor.limits import Limits
-from executor.lockentry import Entry, build_entry
-from executor.lockfile import LockWriter, read_lock
-from executor.outputs import checkout_output, commit_data, store_outputs
 from executor.pipeline import Dag, ParamsReader
 from executor.pipeline.model import Stage
-from executor.plan import Evaluation, evaluate, hash_deps, in_cache
 from executor.runcache import LayoutOf, RunCache, env_digest
 from executor.stageio import StageIO
 from executor.store.local import LocalStore
@@ -599,7 +599,7 @@ class Runner:
         if self.options.dry or not self.ws.in_git():
             return
         if self._tracked is None:
-            from executor.gitignore import tracked_by_git
+            from executor.dvcformat.gitignore import tracked_by_git
 
             plan = [self.dag.stages[address] for address in self._plan]
             outs = [s.repo_path(o.path) for s in plan for o in s.outs if o.cache]
@@ -680,6 +680,6 @@ class Runner:
 
     def run(self) -> RunSummary:
         """Every stage of the plan, in order, up to `jobs` at once."""
-        from executor.schedule import run_plan
+        from executor.coordinator.schedule import run_plan
 
         return run_plan(self)

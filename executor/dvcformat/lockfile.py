@@ -12,8 +12,8 @@ from typing import Any
 
 from executor import yamlio
 from executor.durable import publish
+from executor.dvcformat.entry import Entry, plain
 from executor.errors import PipelineError
-from executor.lockentry import Entry, plain
 from executor.processes import pid_alive
 
 SCHEMA = "2.0"

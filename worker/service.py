@@ -71,8 +71,8 @@ from executor.store.open import open_store
 from executor.terminal import shown
 from worker.job import container_request, execute, verify_inputs
 from worker.localcache import LocalCache, Placement, verify_objects
-from worker.sandbox import DockerSandbox, Mount, owner_process_alive, reap
-from worker.sandbox_request import NOBODY, STAGE_USER, stage_user
+from worker.sandbox.engine import DockerSandbox, Mount, owner_process_alive, reap
+from worker.sandbox.request import NOBODY, STAGE_USER, stage_user
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from typing import Any
 
 from executor import yamlio
 from executor.confine import inside
+from executor.dvcformat.entry import lock_item
+from executor.dvcformat.lockfile import write_atomic
 from executor.errors import PipelineError
 from executor.hashing import Hasher, HashInfo
-from executor.lockentry import lock_item
-from executor.lockfile import write_atomic
 
 
 @dataclass(frozen=True)

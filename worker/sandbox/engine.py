@@ -25,7 +25,7 @@ from docker.client import DockerClient
 
 from executor.errors import ConfigError, SandboxError
 from executor.limits import Limits
-from worker.sandbox_config import (
+from worker.sandbox.config import (
     LABEL,
     LABEL_OWNER,
     LABEL_PID,
@@ -34,10 +34,10 @@ from worker.sandbox_config import (
     host_config,
     owner_process_alive,
 )
-from worker.sandbox_config import image_shell as shell_of_image
-from worker.sandbox_driver import DEFAULT_SHELL, DRIVER_SHELL, Invocation
-from worker.sandbox_logs import LogCollector
-from worker.sandbox_request import (
+from worker.sandbox.config import image_shell as shell_of_image
+from worker.sandbox.driver import DEFAULT_SHELL, DRIVER_SHELL, Invocation
+from worker.sandbox.logs import LogCollector
+from worker.sandbox.request import (
     Mount,
     SandboxOutcome,
     SandboxRequest,
@@ -46,7 +46,7 @@ from worker.sandbox_request import (
     check_request,
     stage_user,
 )
-from worker.sandbox_watch import watch
+from worker.sandbox.watch import watch
 
 __all__ = [
     "DockerSandbox",

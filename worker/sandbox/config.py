@@ -12,8 +12,8 @@ from typing import Any
 
 from executor.limits import GPUS_ALL
 from executor.processes import pid_alive
-from worker.sandbox_driver import Invocation
-from worker.sandbox_request import SandboxRequest
+from worker.sandbox.driver import Invocation
+from worker.sandbox.request import SandboxRequest
 
 LABEL = "executor"  # every sandbox container carries executor=1; the reaper filters on it
 LABEL_JOB = "executor.job"
