@@ -11,10 +11,10 @@ import pytest
 from executor.dvcformat.config import cache_dir, cache_types
 from executor.dvcformat.remotes import find_remote
 from executor.errors import ConfigError
+from executor.s3access import S3Access
 from executor.settings import Settings
 from executor.store.open import open_store
 from executor.store.routes import routes
-from executor.store.s3access import S3Access
 from executor.store.tracked import Tracked
 
 

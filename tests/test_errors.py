@@ -109,7 +109,7 @@ class _Interrupted:
     def fail(self, stage: Any, exc: ExecutorError | OSError) -> None:
         Runner.fail(self, stage, exc)  # type: ignore[arg-type]
 
-    def _record(self, stage: Any, entry: Any) -> None:
+    def record_result(self, stage: Any, entry: Any) -> None:
         self.recorded.append(stage.address)
 
 

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from executor.dvcformat.config import parse_types
 from executor.errors import ConfigError, UnsavedChanges, WorkspaceError
 from executor.hashing import DirEntry, Hasher, manifest_bytes
 from executor.store import base
 from executor.store import links as links_module
 from executor.store.base import copy_new
 from executor.store.checkout import checkout, hashes_of
-from executor.store.links import Links, parse_types, unprotect
+from executor.store.links import Links, unprotect
 from executor.store.local import LocalStore
 from executor.store.tracked import Tracked
 

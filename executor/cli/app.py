@@ -140,6 +140,7 @@ def _reproduce(
 ) -> None:
     """`run` (fleet None: stages in containers here) or `submit` (stages on the fleet)."""
     from executor.coordinator.runner import Backend, Runner, RunOptions, load_backend
+    from executor.coordinator.schedule import run_plan
     from executor.pipeline import ParamsReader, build_dag, load_pipeline
     from executor.settings import settings_for
     from executor.workspace import Workspace, check_targets, find_root, target_from_cwd
@@ -178,7 +179,7 @@ def _reproduce(
 
                 backend = partial(FleetBackend, ws, config, options.jobs)
             runner = Runner(ws, dag, options, click.echo, backend, params, _warn)
-            summary = runner.run()
+            summary = run_plan(runner)
     except ExecutorError as exc:
         _error(str(exc))
         sys.exit(exc.exit_status)

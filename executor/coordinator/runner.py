@@ -287,12 +287,16 @@ class Runner:
         for item in entry.get("outs", []):
             self.known_outs[stage.repo_path(str(item["path"]))] = item
 
-    def _record(self, stage: Stage, entry: Entry) -> None:
+    def record_result(self, stage: Stage, entry: Entry) -> None:
         """Remember a stage's result now; its dvc.lock entry is written in plan order."""
         self._remember(stage, entry)
         if not self.options.dry:
             self._entries[stage.address] = (stage, entry)
             self._unignored[stage.address] = stage
+
+    def set_plan(self, stages: list[Stage]) -> None:
+        """The stages this run visits, in DVC's plan order (dvc.lock entries follow it)."""
+        self._plan = [s.address for s in stages]
 
     def flush(self, final: bool = False, now: bool = False) -> None:
         """Write buffered entries in plan order, as far as every earlier stage is settled.
@@ -453,7 +457,7 @@ class Runner:
         entry = build_entry(stage.lock_cmd, deps, params, outs)
         if stage.cacheable and commit:
             self.runcache.save(entry, image=None, image_digest=None)
-        self._record(stage, entry)
+        self.record_result(stage, entry)
         self.summary.status[stage.address] = "verified"
 
     def restore(
@@ -470,7 +474,7 @@ class Runner:
                 path = stage.repo_path(rel)
                 linkable = cached.get(rel, True)
                 checkout_output(self.store, self.ws.root, path, item, self.hasher, cached=linkable)
-        self._record(stage, entry if keep else build_entry(ev.cmd, ev.deps, ev.params, outs))
+        self.record_result(stage, entry if keep else build_entry(ev.cmd, ev.deps, ev.params, outs))
         self.summary.status[stage.address] = "would restore" if self.options.dry else "restored"
 
     def stage_env(self, stage: Stage) -> dict[str, str]:
@@ -675,11 +679,5 @@ class Runner:
         if self.options.dry:
             self.summary.status[stage.address] = "would run"
             return
-        self._record(stage, result.entry)
+        self.record_result(stage, result.entry)
         self.summary.status[stage.address] = "ran"
-
-    def run(self) -> RunSummary:
-        """Every stage of the plan, in order, up to `jobs` at once."""
-        from executor.coordinator.schedule import run_plan
-
-        return run_plan(self)

@@ -40,7 +40,7 @@ def plan_waits(runner: Runner, plan: list[Stage]) -> dict[str, list[str]]:
 
 def run_plan(runner: Runner) -> RunSummary:
     pending = runner.dag.order(runner.options.targets, runner.options.downstream)
-    runner._plan = [s.address for s in pending]
+    runner.set_plan(pending)
     waits = plan_waits(runner, pending)
     jobs = max(1, runner.options.jobs)
     finished: set[str] = set()  # succeeded in any way
@@ -187,5 +187,5 @@ def interrupt(runner: Runner, running: dict[Future[JobResult], Stage]) -> None:
             except (ExecutorError, OSError) as exc:  # OSError: e.g. a full disk on an output
                 runner.fail(stage, exc)
             else:
-                runner._record(stage, result.entry)
+                runner.record_result(stage, result.entry)
                 runner.summary.status[stage.address] = "ran"

@@ -138,10 +138,24 @@ def core_flag(dvc_dir: Path, name: str) -> bool:
     return configured is not None and configured.text.lower() in ("true", "yes", "on", "1")
 
 
+LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
+DEFAULT_TYPES = ("reflink", "copy")
+
+
+def parse_types(text: str, where: str) -> tuple[str, ...]:
+    """`cache.type` as DVC writes it: names separated by commas."""
+    types = tuple(t.strip() for t in text.split(",") if t.strip())
+    unknown = [t for t in types if t not in LINK_TYPES]
+    if unknown or not types:
+        raise ConfigError(
+            f"{where}: cache.type {text!r} is not a list of {', '.join(LINK_TYPES)}; "
+            "fix it with e.g. `dvc config cache.type reflink,copy`"
+        )
+    return types
+
+
 def cache_types(dvc_dir: Path) -> tuple[str, ...]:
     """`cache.type`: the link types checkouts try, in order (DVC's default reflink,copy)."""
-    from executor.store.links import DEFAULT_TYPES, parse_types
-
     configured = merged(dvc_dir).get("cache", {}).get("type")
     if configured is None or not configured.text:
         return DEFAULT_TYPES

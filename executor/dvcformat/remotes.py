@@ -18,7 +18,7 @@ from pathlib import Path
 
 from executor.dvcformat.config import Value, merged
 from executor.errors import ConfigError
-from executor.store.s3access import S3Access
+from executor.s3access import S3Access
 
 # DVC remote option -> S3Access field
 S3_FIELDS = {

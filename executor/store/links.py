@@ -18,12 +18,11 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from executor.errors import ConfigError, WorkspaceError
+from executor.dvcformat.config import DEFAULT_TYPES
+from executor.errors import WorkspaceError
 from executor.store.base import copy_new, new_from
 
 TMP_SUFFIX = ".executor-tmp"  # a file being written into place, renamed over it when whole
-LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
-DEFAULT_TYPES = ("reflink", "copy")
 LINKING = frozenset({"hardlink", "symlink"})  # the workspace file is the object itself
 FICLONE = 0x40049409  # Linux ioctl: this file shares the other's blocks
 # The type cannot work between these two places: try the next one, and skip it from now on.
@@ -31,18 +30,6 @@ UNSUPPORTED = frozenset(
     {errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOTTY,
      errno.ENOSYS}
 )  # fmt: skip
-
-
-def parse_types(text: str, where: str) -> tuple[str, ...]:
-    """`cache.type` as DVC writes it: names separated by commas."""
-    types = tuple(t.strip() for t in text.split(",") if t.strip())
-    unknown = [t for t in types if t not in LINK_TYPES]
-    if unknown or not types:
-        raise ConfigError(
-            f"{where}: cache.type {text!r} is not a list of {', '.join(LINK_TYPES)}; "
-            "fix it with e.g. `dvc config cache.type reflink,copy`"
-        )
-    return types
 
 
 class Links:

@@ -6,10 +6,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from executor.errors import ConfigError
+from executor.s3access import S3Access
 from executor.settings import Settings
 from executor.store.base import ObjectStore
 from executor.store.local import LocalStore
-from executor.store.s3access import S3Access
 
 S3_OPTIONS = frozenset({"endpoint_url", "region"})
 

@@ -36,7 +36,7 @@ from executor.errors import (
     StoreNotFound,
     StoreUnreachable,
 )
-from executor.store.s3access import S3Access
+from executor.s3access import S3Access
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
