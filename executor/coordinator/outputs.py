@@ -16,6 +16,7 @@ from executor.dvcformat.entry import lock_item
 from executor.errors import OutputMissing, WorkspaceError
 from executor.hashing import Hasher, HashInfo, Seen
 from executor.jobspec import OutRequest
+from executor.pipeline.model import repo_path
 from executor.store.base import ObjectStore
 from executor.store.checkout import checkout, hashes_of
 from executor.store.links import unprotect
@@ -222,3 +223,21 @@ def checkout_output(
     else:  # written by DVC 2.x: md5-dos2unix objects, which the hash cache must not learn
         legacy = store.legacy_view()
         checkout(legacy, root, out, lambda paths: [hasher.legacy_md5(p) for p in paths], force=True)
+
+
+def checkout_entry(
+    store: LocalStore,
+    root: Path,
+    hasher: Hasher,
+    *,
+    wdir: str,
+    outs: Iterable[Mapping[str, Any]],
+    cached: Mapping[str, bool],
+) -> None:
+    """Check out every output of a run-cache or lock entry of the stage in `wdir`, from the
+    local cache: how a result lands in the workspace, whether it was restored, or ran on a
+    fleet. `cached`: each output path's `cache` flag (checkout_output)."""
+    for item in outs:
+        rel = str(item["path"])
+        path = repo_path(wdir, rel)
+        checkout_output(store, root, path, item, hasher, cached=cached.get(rel, True))

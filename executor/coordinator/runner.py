@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from executor.confine import inside
 from executor.coordinator.inputs import layout_in
-from executor.coordinator.outputs import checkout_output, commit_data, store_outputs
+from executor.coordinator.outputs import checkout_entry, commit_data, store_outputs
 from executor.coordinator.plan import Evaluation, evaluate, hash_deps, in_cache
 from executor.dvcformat.datasources import current, data_sources, record
 from executor.dvcformat.entry import Entry, build_entry
@@ -469,11 +469,9 @@ class Runner:
         outs = entry.get("outs", [])
         if not self.options.dry:
             cached = {out.path: out.cache for out in stage.outs}
-            for item in outs:
-                rel = str(item["path"])
-                path = stage.repo_path(rel)
-                linkable = cached.get(rel, True)
-                checkout_output(self.store, self.ws.root, path, item, self.hasher, cached=linkable)
+            checkout_entry(
+                self.store, self.ws.root, self.hasher, wdir=stage.wdir, outs=outs, cached=cached
+            )
         self.record_result(stage, entry if keep else build_entry(ev.cmd, ev.deps, ev.params, outs))
         self.summary.status[stage.address] = "would restore" if self.options.dry else "restored"
 

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from executor.coordinator.inputs import describe_inputs
-from executor.coordinator.outputs import checkout_output
+from executor.coordinator.outputs import checkout_entry
 from executor.dvcformat.entry import Entry, stage_key
 from executor.errors import (
     ConfigError,
@@ -56,7 +56,6 @@ from executor.fleet.keys import (
 )
 from executor.hashing import is_md5
 from executor.jobspec import Input, JobResult, JobSpec
-from executor.pipeline.model import repo_path
 from executor.pipeline.params import same_values
 from executor.redact import redact
 from executor.runcache import LayoutOf, RunCache, RunHit, env_digest, out_objects
@@ -262,12 +261,9 @@ class FleetBackend:
                 "the fleet's Redis: find out who, then submit again"
             )
         self._fetch(result.entry.get("outs", []))
-        cached = {o.path: o.cached for o in spec.outs}
-        ws = self.ws
-        for item in result.entry.get("outs", []):
-            rel = str(item["path"])
-            path = repo_path(spec.wdir, rel)
-            checkout_output(ws.store, ws.root, path, item, ws.hasher, cached=cached.get(rel, True))
+        ws, cached = self.ws, {o.path: o.cached for o in spec.outs}
+        outs = result.entry.get("outs", [])
+        checkout_entry(ws.store, ws.root, ws.hasher, wdir=spec.wdir, outs=outs, cached=cached)
         if spec.cacheable and result.run_key is not None:
             # As after a local run: `dvc repro` and `executor run` here find it too.
             digest = result.image_digest
