@@ -31,22 +31,44 @@
 
 The number after a branch is the exit status (`exit_status`) of every error below it: the
 CLI, the transfer commands and the worker all exit with it (130 for Ctrl-C is not an
-error). A job's failure crosses to its coordinator in the wire form of jobspec.py.
+error). A job's failure crosses to its coordinator as its class's wire form (`wire_kind`,
+`wire_fields`, `from_wire`), beside each class below.
 
 Raise where the cause is known; catch in the CLI and in the worker's job entry.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, TypeVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar
 
 E = TypeVar("E", bound="ExecutorError")
+# wire kind -> the class that declares it (see ExecutorError.wire_kind)
+WIRE_KINDS: dict[str, type[ExecutorError]] = {}
 
 
 class ExecutorError(Exception):
     """Base of every error executor raises on purpose."""
 
     exit_status: ClassVar[int] = 1  # a stage failed, or was stopped
+    # How a job's failure crosses from a worker to its coordinator: its kind (a subclass
+    # that declares none travels as its nearest parent's), `wire_fields`, and `from_wire`
+    # to raise it again there. What comes back is read from Redis: from_wire checks it.
+    wire_kind: ClassVar[str] = "error"
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if "wire_kind" in cls.__dict__:
+            WIRE_KINDS[cls.wire_kind] = cls
+
+    def wire_fields(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def from_wire(cls, message: str, stage: str, fields: Mapping[str, Any]) -> ExecutorError:
+        """The error again, on the coordinator. KeyError, TypeError or ValueError if the
+        fields are not what this kind carries."""
+        return cls(message)
 
     def prefixed(self: E, where: str) -> E:
         """The same error, its message led by `where` (e.g. "stage 'train'"), whatever the
@@ -62,6 +84,7 @@ class UserError(ExecutorError):
     """The input is wrong. Final: fixing the input is the only way forward."""
 
     exit_status = 2
+    wire_kind = "user"
 
 
 class PipelineError(UserError):
@@ -79,6 +102,8 @@ class PipelineError(UserError):
 class ConfigError(UserError):
     """A setting, an image name or a limit is not usable."""
 
+    wire_kind = "config"
+
 
 class InvalidJobSpec(UserError):
     """A job spec that does not validate; the worker refuses it."""
@@ -90,6 +115,8 @@ class RefusedJob(InvalidJobSpec):
 
 class WorkspaceError(UserError):
     """A path escapes the repository, or a dependency is missing."""
+
+    wire_kind = "workspace"
 
 
 class UnsavedChanges(WorkspaceError):
@@ -125,6 +152,26 @@ class StageFailed(ExecutorError):
         self.line = line
         self.log_tail = log_tail
 
+    wire_kind = "failed"
+
+    def wire_fields(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "exit_code": self.exit_code,
+            "line": self.line,
+            "log_tail": self.log_tail,
+        }
+
+    @classmethod
+    def from_wire(cls, message: str, stage: str, fields: Mapping[str, Any]) -> ExecutorError:
+        line = fields.get("line")
+        return StageFailed(
+            stage,
+            int(fields["exit_code"]),
+            str(line) if line is not None else None,
+            str(fields.get("log_tail") or ""),
+        )
+
 
 class OutputMissing(StageFailed):
     """An output is missing: the command did not create it, or a frozen stage lacks it."""
@@ -132,6 +179,15 @@ class OutputMissing(StageFailed):
     def __init__(self, stage: str, path: str) -> None:
         super().__init__(stage, 0, None, "", f"stage '{stage}': output '{path}' does not exist")
         self.path = path
+
+    wire_kind = "output_missing"
+
+    def wire_fields(self) -> dict[str, Any]:
+        return {"stage": self.stage, "path": self.path}
+
+    @classmethod
+    def from_wire(cls, message: str, stage: str, fields: Mapping[str, Any]) -> ExecutorError:
+        return OutputMissing(stage, str(fields["path"]))
 
 
 class StageOverstepped(StageFailed):
@@ -150,6 +206,15 @@ class StageOverstepped(StageFailed):
         )
         self.path = path
 
+    wire_kind = "overstepped"
+
+    def wire_fields(self) -> dict[str, Any]:
+        return {"stage": self.stage, "path": self.path}
+
+    @classmethod
+    def from_wire(cls, message: str, stage: str, fields: Mapping[str, Any]) -> ExecutorError:
+        return StageOverstepped(stage, str(fields["path"])).prefixed("on a worker")
+
 
 class StageCancelled(ExecutorError):
     """The stage was cancelled (Ctrl-C or a cancel request) and stopped."""
@@ -157,6 +222,15 @@ class StageCancelled(ExecutorError):
     def __init__(self, stage: str) -> None:
         super().__init__(f"stage '{stage}' was cancelled")
         self.stage = stage
+
+    wire_kind = "cancelled"
+
+    def wire_fields(self) -> dict[str, Any]:
+        return {"stage": self.stage}
+
+    @classmethod
+    def from_wire(cls, message: str, stage: str, fields: Mapping[str, Any]) -> ExecutorError:
+        return StageCancelled(stage)
 
 
 class StageTimedOut(ExecutorError):
@@ -166,6 +240,15 @@ class StageTimedOut(ExecutorError):
         super().__init__(f"stage '{stage}' timed out after {seconds:g}s")
         self.stage = stage
         self.seconds = seconds
+
+    wire_kind = "timed_out"
+
+    def wire_fields(self) -> dict[str, Any]:
+        return {"stage": self.stage, "seconds": self.seconds}
+
+    @classmethod
+    def from_wire(cls, message: str, stage: str, fields: Mapping[str, Any]) -> ExecutorError:
+        return StageTimedOut(stage, float(fields["seconds"]))
 
 
 class StageOutOfMemory(ExecutorError):
@@ -177,11 +260,26 @@ class StageOutOfMemory(ExecutorError):
         self.stage = stage
         self.limit = limit
 
+    wire_kind = "out_of_memory"
+
+    def wire_fields(self) -> dict[str, Any]:
+        return {"stage": self.stage, "limit": self.limit}
+
+    @classmethod
+    def from_wire(cls, message: str, stage: str, fields: Mapping[str, Any]) -> ExecutorError:
+        limit = fields.get("limit")
+        return StageOutOfMemory(stage, str(limit) if limit is not None else None)
+
 
 class InfrastructureError(ExecutorError):
     """Something outside the stage failed (engine, storage, network). May be retried."""
 
     exit_status = 3
+    wire_kind = "infrastructure"
+
+    @classmethod
+    def from_wire(cls, message: str, stage: str, fields: Mapping[str, Any]) -> ExecutorError:
+        return RemoteInfrastructureError(message)  # the worker's trouble, said as it said it
 
 
 class SandboxError(InfrastructureError):

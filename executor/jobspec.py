@@ -15,21 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from executor.dvcformat.entry import Entry
-from executor.errors import (
-    ConfigError,
-    ExecutorError,
-    InfrastructureError,
-    InvalidJobSpec,
-    OutputMissing,
-    RemoteError,
-    RemoteInfrastructureError,
-    StageCancelled,
-    StageFailed,
-    StageOutOfMemory,
-    StageTimedOut,
-    UserError,
-    WorkspaceError,
-)
+from executor.errors import WIRE_KINDS, ExecutorError, InvalidJobSpec, RemoteError
 from executor.pipeline.model import repo_path as in_wdir
 from executor.pipeline.model import run_cacheable
 
@@ -344,56 +330,18 @@ class JobResult:
 # same error (and exits with the same code) as if the stage had run on its own host.
 def failure_to_dict(exc: ExecutorError) -> dict[str, Any]:
     """The wire form of an error a job ended with."""
-    d: dict[str, Any] = {"message": str(exc), "kind": "error"}
-    if isinstance(exc, OutputMissing):
-        d.update(kind="output_missing", stage=exc.stage, path=exc.path)
-    elif isinstance(exc, StageFailed):
-        d.update(kind="failed", stage=exc.stage, exit_code=exc.exit_code, line=exc.line,
-                 log_tail=exc.log_tail)  # fmt: skip
-    elif isinstance(exc, StageCancelled):
-        d.update(kind="cancelled", stage=exc.stage)
-    elif isinstance(exc, StageTimedOut):
-        d.update(kind="timed_out", stage=exc.stage, seconds=exc.seconds)
-    elif isinstance(exc, StageOutOfMemory):
-        d.update(kind="out_of_memory", stage=exc.stage, limit=exc.limit)
-    elif isinstance(exc, ConfigError):
-        d["kind"] = "config"
-    elif isinstance(exc, WorkspaceError):
-        d["kind"] = "workspace"
-    elif isinstance(exc, UserError):
-        d["kind"] = "user"
-    elif isinstance(exc, InfrastructureError):
-        d["kind"] = "infrastructure"
-    return d
+    return {**exc.wire_fields(), "message": str(exc), "kind": exc.wire_kind}
 
 
 def failure_from_dict(d: Mapping[str, Any], address: str) -> ExecutorError:
-    """The error a job's wire failure stands for (never raises on odd input)."""
-    kind = d.get("kind")
+    """The error a job's wire failure stands for (never raises on odd input: whoever writes
+    to Redis writes it)."""
     message = str(d.get("message") or f"stage '{address}' failed on a worker")
     stage = str(d.get("stage") or address)
+    kind = WIRE_KINDS.get(str(d.get("kind")))
+    if kind is None:
+        return RemoteError(message)
     try:
-        if kind == "output_missing":
-            return OutputMissing(stage, str(d["path"]))
-        if kind == "failed":
-            line = d.get("line")
-            return StageFailed(
-                stage, int(d["exit_code"]), str(line) if line is not None else None,
-                str(d.get("log_tail") or ""),
-            )  # fmt: skip
-        if kind == "cancelled":
-            return StageCancelled(stage)
-        if kind == "timed_out":
-            return StageTimedOut(stage, float(d["seconds"]))
-        if kind == "out_of_memory":
-            limit = d.get("limit")
-            return StageOutOfMemory(stage, str(limit) if limit is not None else None)
+        return kind.from_wire(message, stage, d)
     except (KeyError, TypeError, ValueError):
-        pass
-    kinds: dict[Any, type[ExecutorError]] = {
-        "config": ConfigError,
-        "workspace": WorkspaceError,
-        "user": UserError,
-        "infrastructure": RemoteInfrastructureError,
-    }
-    return kinds.get(kind, RemoteError)(message)
+        return RemoteError(message)

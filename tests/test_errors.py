@@ -123,3 +123,39 @@ def test_an_os_error_met_while_interrupted_is_the_stages_failure_not_a_traceback
     assert runner.summary.interrupted and runner.cancel.is_set()
     assert runner.summary.status == {"a": "failed", "b": "ran"} and runner.recorded == ["b"]
     assert "No space left on device: out/model.pkl" in str(runner.summary.errors["a"])
+
+
+def test_each_wire_kind_comes_back_as_its_own_error_with_its_message() -> None:
+    from executor.errors import (
+        ConfigError,
+        RemoteError,
+        RemoteInfrastructureError,
+        StageCancelled,
+        StageOutOfMemory,
+        StageTimedOut,
+        WorkspaceError,
+    )
+    from executor.jobspec import failure_from_dict, failure_to_dict
+
+    sent = [
+        StageFailed("train", 3, "python train.py", "Traceback ..."),
+        OutputMissing("train", "model.pkl"),
+        StageOverstepped("train", "dvc.lock"),
+        StageCancelled("train"),
+        StageTimedOut("train", 2.5),
+        StageOutOfMemory("train", "1g"),
+        ConfigError("limit over the worker's ceiling"),
+        WorkspaceError("dep missing"),
+        UserError("bad spec"),
+    ]
+    assert {type(e).wire_kind for e in sent} <= set(errors.WIRE_KINDS)
+    for exc in sent:
+        back = failure_from_dict(failure_to_dict(exc), "train")
+        assert type(back) is type(exc), exc
+        assert str(exc) in str(back)
+        assert back.exit_status == exc.exit_status
+    infra = failure_from_dict(failure_to_dict(StoreError("the store is gone")), "train")
+    assert type(infra) is RemoteInfrastructureError and str(infra) == "the store is gone"
+    # What a Redis writer sends instead: never a traceback, never its own class.
+    for odd in ({"kind": "failed", "exit_code": "x"}, {"kind": "nope"}, {}, {"kind": None}):
+        assert type(failure_from_dict(odd, "train")) is RemoteError
