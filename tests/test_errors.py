@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from executor import errors
-from executor.coordinator.runner import Runner, RunSummary
+from executor.coordinator.runner import Runner
 from executor.coordinator.schedule import interrupt
+from executor.coordinator.types import RunSummary
 from executor.errors import (
     ConfigError,
     ExecutorError,

@@ -139,8 +139,9 @@ def _reproduce(
     all_pipelines: bool,
 ) -> None:
     """`run` (fleet None: stages in containers here) or `submit` (stages on the fleet)."""
-    from executor.coordinator.runner import Backend, Runner, RunOptions, load_backend
+    from executor.coordinator.runner import Runner
     from executor.coordinator.schedule import run_plan
+    from executor.coordinator.types import Backend, RunOptions, load_backend
     from executor.pipeline import ParamsReader, build_dag, load_pipeline
     from executor.settings import settings_for
     from executor.workspace import Workspace, check_targets, find_root, target_from_cwd

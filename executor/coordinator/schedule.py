@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from executor.coordinator.runner import LOCK_INTERVAL, Launch, Runner, RunSummary
+from executor.coordinator.runner import Runner
+from executor.coordinator.types import LOCK_INTERVAL, Launch, RunSummary
 from executor.errors import ExecutorError, StageCancelled
 from executor.jobspec import JobResult
 from executor.pipeline.model import Stage
@@ -40,7 +41,7 @@ def plan_waits(runner: Runner, plan: list[Stage]) -> dict[str, list[str]]:
 
 def run_plan(runner: Runner) -> RunSummary:
     pending = runner.dag.order(runner.options.targets, runner.options.downstream)
-    runner.set_plan(pending)
+    runner.queue.set_plan(pending)
     waits = plan_waits(runner, pending)
     jobs = max(1, runner.options.jobs)
     finished: set[str] = set()  # succeeded in any way
@@ -58,8 +59,8 @@ def run_plan(runner: Runner) -> RunSummary:
                 runner.fail(launch.stage, exc)
 
     try:
-        runner.preflight(pending)
-        runner.verify_data_sources(pending)
+        runner.checks.check(pending)
+        runner.checks.verify_data_sources(pending)
         while pending or queued or running:
             for stage in list(pending):
                 # With -j 1, as in dvc repro, a stage is decided only once the one before it
@@ -90,7 +91,7 @@ def run_plan(runner: Runner) -> RunSummary:
                     break
                 if launch is None:
                     finished.add(stage.address)
-                    runner.flush()
+                    runner.queue.flush()
                 elif runner.options.dry:
                     runner.start(launch, pool)  # says what would run
                     unknown.add(stage.address)
@@ -116,7 +117,7 @@ def run_plan(runner: Runner) -> RunSummary:
                 runner.finish(stage, future)
                 if stage.address not in runner.summary.errors:
                     finished.add(stage.address)
-            runner.flush()
+            runner.queue.flush()
         for stage in [*pending, *(launch.stage for launch in queued)]:
             runner.summary.status.setdefault(stage.address, "not run")
     except KeyboardInterrupt:
@@ -129,7 +130,7 @@ def run_plan(runner: Runner) -> RunSummary:
         try:
             runner.close()
         finally:
-            runner.flush(final=True)
+            runner.queue.flush(final=True)
     return runner.summary
 
 
