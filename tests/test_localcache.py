@@ -176,7 +176,7 @@ def test_a_dead_jobs_linked_objects_are_hashed_again_before_the_cache_is_trusted
     import fcntl
     import json
 
-    from worker.service import LOCK_NAME, PLACED_NAME, remove_stale_workspaces
+    from worker.jobdirs import LOCK_NAME, PLACED_NAME, remove_stale_workspaces
 
     home = tmp_path / "home"
     good, bad = put(store, b"good\n"), put(store, b"bad\n")

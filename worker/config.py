@@ -1,0 +1,60 @@
+"""A worker's configuration: read once at its start, from its flags over its environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from executor.errors import ConfigError
+from executor.limits import Ceilings, parse_memory
+from worker.events import LOG_BYTES
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What a worker serves: read once at its start, from its flags over its environment,
+    and handed to each job (work horses are forked from the worker: see `worker_config`)."""
+
+    store_url: str
+    home: Path  # the local cache and the jobs' workspaces
+    cache_bytes: int
+    ceilings: Ceilings = field(default_factory=Ceilings)
+    log_bytes: int = LOG_BYTES
+    env: Mapping[str, str] = field(default_factory=dict)  # what it was read from
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> WorkerConfig:
+        store = env.get("EXECUTOR_STORE")
+        if not store:
+            raise ConfigError("the worker serves no store: start it with --store or EXECUTOR_STORE")
+        home = Path(env.get("EXECUTOR_WORKER_DIR") or Path.home() / ".cache" / "executor-worker")
+        raw = env.get("EXECUTOR_WORKER_CACHE_SIZE") or "10g"
+        try:
+            size = parse_memory(raw, "cache size")
+        except ConfigError:
+            raise ConfigError(
+                f"EXECUTOR_WORKER_CACHE_SIZE={raw!r} (--cache-size) is not a size; write e.g. 50g"
+            ) from None
+        raw = env.get("EXECUTOR_WORKER_LOG_BYTES") or str(LOG_BYTES)
+        if not raw.isdigit():
+            raise ConfigError(
+                f"EXECUTOR_WORKER_LOG_BYTES={raw!r} (--log-bytes) is not a number of bytes"
+            )
+        return cls(store, home, size, Ceilings.from_env(env), int(raw), dict(env))
+
+
+_config: WorkerConfig | None = None  # set by `use` (the CLI) before RQ forks any work horse
+
+
+def use(config: WorkerConfig) -> None:
+    """Make `config` this process's (and its future work horses') configuration."""
+    global _config
+    _config = config
+
+
+def worker_config() -> WorkerConfig:
+    """This worker's configuration; outside a started worker (run_job called on its own),
+    read from the environment."""
+    return _config if _config is not None else WorkerConfig.from_env(os.environ)

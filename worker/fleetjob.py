@@ -1,0 +1,273 @@
+"""One fleet job: a stage run in a fresh workspace on this worker.
+
+`run_job` gets a JSON job spec (validated field by field) and the URL of the store it was
+submitted for, which must be the store this worker serves; what it asks for must be within
+the worker's ceilings (`limits.Ceilings`). Its inputs are fetched into the worker's local
+cache (least recently used evicted beyond a size limit), linked into a fresh workspace and
+bind-mounted read-only into the container; the command runs in the Docker sandbox as in
+`executor run` (never as root: a root worker hands the workspace to EXECUTOR_STAGE_USER or
+nobody); the outputs go to the store, then the run-cache entry, if DVC's rule says the run
+makes one, with the job's layout. Log lines and line starts go to a Redis stream the
+coordinator relays; a cancel request in Redis stops the container. The job returns
+`{"ok": true, "result": ...}` or `{"ok": false, "failure": ...}` (an error the coordinator
+raises as its own), so RQ's own failures mean only a crash or a killed work horse.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import posixpath
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from executor.confine import inside
+from executor.errors import ConfigError, ExecutorError, RefusedJob, RemoteError, StageCancelled
+from executor.fleet.keys import (
+    ALIVE_EVERY,
+    ALIVE_TTL,
+    IMAGES_KEY,
+    RunIndex,
+    alive_key,
+    cancel_key,
+    is_job_id,
+)
+from executor.hashing import Hasher
+from executor.jobspec import JobResult, JobSpec, failure_to_dict
+from executor.limits import Limits
+from executor.pipeline.params import ParamsReader
+from executor.redact import redact
+from executor.runcache import RunCache, env_digest
+from executor.settings import Settings
+from executor.stageio import StageIO
+from executor.store.base import ObjectStore
+from executor.store.open import open_store
+from worker.config import worker_config
+from worker.events import Events
+from worker.job import container_request, execute, verify_inputs
+from worker.jobdirs import PLACED_NAME, job_folder
+from worker.localcache import LocalCache, Placement
+from worker.sandbox.engine import DockerSandbox, Mount
+from worker.sandbox.request import NOBODY, STAGE_USER, stage_user
+
+log = logging.getLogger(__name__)
+
+CANCEL_POLL = 0.25  # seconds between looks for a cancel request
+WATCH_JOIN = 5.0  # seconds the job waits for its watcher to stop (it may be stuck on Redis)
+
+
+def run_job(spec: Mapping[str, Any], store_url: str) -> dict[str, Any]:
+    """The RQ job: run one stage; its result or its failure, as JSON.
+
+    The job's heartbeat beats from its first moment until its outcome is sent (cleanup
+    included), so a coordinator never takes a job busy finishing for a lost one."""
+    from rq import get_current_job
+
+    job = get_current_job()
+    job_id = job.id if job is not None else f"local-{uuid.uuid4().hex}"
+    if not is_job_id(job_id):  # StageJob refused it already; it names a folder below
+        raise RefusedJob("refused job: its id is not a job id")
+    redis = job.connection if job is not None else None
+    address = str(spec.get("address", "")) if isinstance(spec, Mapping) else ""
+    cancel, done = threading.Event(), threading.Event()
+    watcher = None
+    if redis is not None:
+        watcher = threading.Thread(target=_watch, args=(redis, job_id, cancel, done), daemon=True)
+        watcher.start()
+    try:
+        if redis is not None and redis.exists(cancel_key(job_id)):
+            raise StageCancelled(address)  # cancelled while it was being dequeued
+        result = _run(JobSpec.from_dict(spec), store_url, job_id, redis, cancel)
+        outcome = {"ok": True, "result": result.to_dict()}
+    except ExecutorError as exc:
+        log.info("job %s: %s", job_id, exc)
+        outcome = {"ok": False, "failure": failure_to_dict(exc)}
+    except Exception as exc:  # a worker's own trouble (disk full, a bug): said, not retried
+        log.exception("job %s failed", job_id)
+        failure = RemoteError(f"stage '{address}': the worker failed: {type(exc).__name__}: {exc}")
+        outcome = {"ok": False, "failure": failure_to_dict(failure)}
+    try:
+        if redis is not None:  # the coordinator learns at once, without polling RQ
+            Events(redis, job_id).end(json.dumps(outcome))
+    finally:
+        done.set()
+        if watcher is not None:
+            watcher.join(WATCH_JOIN)
+    return outcome
+
+
+def _run(
+    spec: JobSpec, store_url: str, job_id: str, redis: Any, cancel: threading.Event
+) -> JobResult:
+    config = worker_config()
+    if store_url != config.store_url:
+        ours, theirs = redact(config.store_url), redact(store_url)
+        raise ConfigError(
+            f"this worker serves the store {ours}, the job was submitted for "
+            f"{theirs}: submit with --store {ours} or start workers for it"
+        )
+    # Refused before anything is fetched or started: what the job asks is over a ceiling.
+    limits = config.ceilings.apply(Limits.from_meta(spec.executor_meta), spec.address)
+    settings = Settings.from_env(config.env)
+    store = store_for(store_url, settings)
+    # Undone in reverse, whatever fails: the Docker client closed, then the job's folder
+    # removed, then the lock that marked it live released.
+    with ExitStack() as undo:
+        jobdir = job_folder(config.home, job_id, undo)
+        sandbox = DockerSandbox.from_env(
+            config.env, stop_grace=settings.stop_grace, tmp_size=config.ceilings.tmp_size
+        )
+        undo.callback(sandbox.close)
+        digest = sandbox.resolve_image(spec.image)
+        if redis is not None:
+            redis.hset(IMAGES_KEY, spec.image, digest)
+        events = Events(redis, job_id, config.log_bytes) if redis is not None else None
+        io = StageIO(cancel, events.log if events else None, events.line if events else None)
+        cache = LocalCache(config.home / "cache", store, config.cache_bytes)
+        workspace = jobdir / "ws"
+        workspace.mkdir()
+        placements, mounts = _placements(spec, jobdir, workspace, cache)
+        with (
+            Hasher(jobdir / "state.sqlite", root=workspace, within=(workspace,)) as hasher,
+            cache.materialised(workspace, placements),
+        ):
+            hasher.remember([(workspace / p.relpath, p.md5) for p in placements])
+            _prepare(spec, workspace, hasher, placements)
+            hasher.fresh_after = time.time_ns()  # the stage adds no .dvcignore from here on
+            request = container_request(
+                spec, workspace, job_id=job_id, image_digest=digest, limits=limits,
+                mounts=mounts, io=io,
+            )  # fmt: skip
+            result = execute(
+                spec,
+                workspace,
+                store=store,
+                runcache=RunCache(store, trust_dvc_runs=settings.trust_dvc_runs),
+                sandbox=sandbox,
+                hasher=hasher,
+                request=request,
+                fixed_deps=True,
+                layout=spec.layout(),
+            )
+        _recorded(spec, result, store, redis)
+        return result
+
+
+def _placements(
+    spec: JobSpec, jobdir: Path, workspace: Path, cache: LocalCache
+) -> tuple[list[Placement], tuple[Mount, ...]]:
+    """Where each input's files go, and the mounts: the workspace, and over it each input
+    read-only. Inputs are links to the local cache: a stage can neither chmod (EROFS) nor
+    link out of (EXDEV) them. Persist outputs, and an input an output lies in, are
+    writable copies of the stage's own."""
+    writable = {i.path for i in spec.inputs if _written(i.path, spec)}
+    placements = [
+        Placement(p.relpath, p.md5, p.isexec, copy=i.path in writable)
+        for i in spec.inputs
+        for p in cache.expand(i.path, i.md5, i.isexec, i.executables)
+    ]
+    # Should this job die unseen, whoever removes its folder re-hashes these first.
+    linked = sorted({p.md5 for p in placements if not p.copy})
+    (jobdir / PLACED_NAME).write_text(json.dumps(linked))
+    mounts = [Mount(source=str(workspace), target=str(workspace))]
+    for given in spec.inputs:
+        if given.path not in writable:
+            where = str(inside(workspace, given.path))
+            mounts.append(Mount(source=where, target=where, read_only=True))
+    return placements, tuple(mounts)
+
+
+def _prepare(
+    spec: JobSpec, workspace: Path, hasher: Hasher, placements: list[Placement]
+) -> None:
+    """The workspace as the repository has it: folders (empty ones too), inputs checked,
+    wdir and output folders made, handed to the stage's user."""
+    for given in spec.inputs:
+        if given.md5.endswith(".dir"):
+            for rel in ("", *given.folders):
+                inside(workspace, posixpath.join(given.path, rel)).mkdir(
+                    parents=True, exist_ok=True
+                )
+    verify_inputs(spec, workspace, hasher, ParamsReader(workspace))
+    (workspace / spec.wdir).mkdir(parents=True, exist_ok=True)
+    for out in spec.outs:  # a repository has these folders; a fresh workspace not
+        (workspace / out.repo_path).parent.mkdir(parents=True, exist_ok=True)
+    _hand_over(workspace, [workspace / p.relpath for p in placements if p.copy])
+
+
+def _recorded(spec: JobSpec, result: JobResult, store: ObjectStore, redis: Any) -> None:
+    """What the coordinator (and later lookups) confirm: a record of the run in the store
+    even when DVC makes no entry; the run indexed in Redis when it does."""
+    if result.run_key is None:
+        RunCache(store).record(
+            result.entry,
+            image=spec.image,
+            image_digest=result.image_digest,
+            env=env_digest(spec.env),
+            layout=spec.layout(),
+        )
+    elif redis is not None:
+        try:
+            RunIndex(redis).add(result.entry, spec.image, result.image_digest)
+        except Exception as exc:  # the store has the entry: a later lookup indexes it
+            log.warning("cannot index run %s in Redis: %s", result.run_key, exc)
+
+
+def _hand_over(workspace: Path, copies: list[Path]) -> None:
+    """A root worker's stages never run as root, nor as the owner of its cache: the
+    workspace's folders and the stage's own copies (persist outputs) go to
+    $EXECUTOR_STAGE_USER, else to nobody, which the sandbox then runs the stage as (the
+    workspace's owner). Linked inputs stay root's, read-only."""
+    if os.getuid() != 0:
+        return
+    user = stage_user(workspace) if os.environ.get(STAGE_USER) else NOBODY
+    uid, gid = (int(n) for n in user.split(":"))
+    for folder, _, _ in os.walk(workspace):
+        os.chown(folder, uid, gid)
+    for path in copies:
+        os.chown(path, uid, gid)
+
+
+def _written(path: str, spec: JobSpec) -> bool:
+    """Whether the stage may write at `path` or inside it: a persist output's input, or an
+    input an output lies in (or is)."""
+    for out in spec.outs:
+        if out.repo_path == path or out.repo_path.startswith(path.rstrip("/") + "/"):
+            return True
+    return False
+
+
+_stores: dict[str, ObjectStore] = {}
+
+
+def store_for(url: str, settings: Settings) -> ObjectStore:
+    """The store at `url`, made once per worker: built in the worker before it forks (see
+    `main`), its S3 client (100+ ms to make) is inherited by every work horse. It has made no
+    request there, so no connection is shared across the fork."""
+    if url not in _stores:
+        _stores[url] = open_store(url, settings)
+    return _stores[url]
+
+
+def _watch(redis: Any, job_id: str, cancel: threading.Event, done: threading.Event) -> None:
+    """While the job lives: beat its heartbeat and look for a cancel request. The beat is
+    left to expire, never deleted: the outcome is in the stream before it could lapse."""
+    beat = 0.0
+    while True:
+        try:
+            now = time.monotonic()
+            if now - beat >= ALIVE_EVERY:
+                redis.set(alive_key(job_id), "1", ex=ALIVE_TTL)
+                beat = now
+            if redis.exists(cancel_key(job_id)):
+                cancel.set()
+        except Exception as exc:  # Redis away for a moment: the stage goes on
+            log.warning("cannot reach Redis from job %s: %s", job_id, exc)
+        if done.wait(CANCEL_POLL):
+            return
