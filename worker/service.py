@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from executor.errors import ExecutorError
-from executor.fleet.backend import connect
+from executor.fleet.config import connect
 from executor.fleet.keys import DEFAULT_QUEUE
 from executor.settings import Settings
 from executor.terminal import shown

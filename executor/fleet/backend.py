@@ -16,10 +16,9 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from executor.coordinator.inputs import describe_inputs
 from executor.coordinator.outputs import checkout_entry
@@ -32,34 +31,21 @@ from executor.errors import (
     RemoteError,
     StageCancelled,
 )
+from executor.fleet.config import REDIS_TIMEOUT, FleetConfig, connect
 from executor.fleet.jobs import Follow
 from executor.fleet.keys import (
-    ALIVE_TTL,
-    CANCEL_TTL,
-    DEFAULT_QUEUE,
-    ENDED_EVENTS_TTL,
     EVENTS_TTL,
     IMAGES_KEY,
     JOB_FUNCTION,
-    LEASE_GRACE,
-    LEASE_TTL,
-    RELEASE,
-    WAITING,
     RunIndex,
-    alive_key,
-    cancel_key,
-    events_key,
     is_image_digest,
-    is_job_id,
     lease_key,
     redis_errors,
 )
-from executor.hashing import is_md5
+from executor.fleet.leases import Leases
+from executor.fleet.results import check_result
 from executor.jobspec import Input, JobResult, JobSpec
-from executor.pipeline.params import same_values
-from executor.redact import redact
 from executor.runcache import LayoutOf, RunCache, RunHit, env_digest, out_objects
-from executor.settings import Settings
 from executor.stageio import StageIO
 from executor.store.base import ObjectStore
 from executor.store.local import OBJECT_MODE
@@ -69,77 +55,8 @@ from executor.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-REDIS_TIMEOUT = 30.0  # seconds any Redis call of the coordinator may take
 RECHECK_AFTER = 1.0  # seconds after a lookup missed beyond which it is worth asking again
 RETRIES = 2  # runs of a stage again after its worker was lost (a stage's own failure: none)
-
-
-@dataclass(frozen=True)
-class FleetConfig:
-    """Where the fleet is: its Redis, its store and the queue to submit to."""
-
-    redis_url: str
-    store_url: str
-    queue: str = DEFAULT_QUEUE
-
-    @classmethod
-    def from_options(
-        cls,
-        redis_url: str | None,
-        store_url: str | None,
-        queue: str | None,
-        env: Mapping[str, str],
-        settings: Settings,
-    ) -> FleetConfig:
-        """The command line's options, else the environment, else `.executor.yaml`."""
-        redis_url = redis_url or env.get("EXECUTOR_REDIS_URL") or settings.raw.get("redis_url")
-        store_url = store_url or settings.store  # EXECUTOR_STORE, else `store:`
-        queue = queue or env.get("EXECUTOR_QUEUE") or settings.raw.get("queue")
-        if not redis_url:
-            raise ConfigError(
-                "no fleet to submit to: pass --redis redis://HOST:PORT or set EXECUTOR_REDIS_URL"
-            )
-        if not store_url:
-            raise ConfigError(
-                "the fleet's store is not named: pass --store s3://bucket/prefix (the store "
-                "the workers were started with) or set EXECUTOR_STORE"
-            )
-        return cls(str(redis_url), store_url, str(queue or DEFAULT_QUEUE))
-
-
-def connect(redis_url: str, timeout: float | None = None) -> Any:
-    """A Redis client that answered a PING; FleetError (one line) if none answers. With
-    `timeout`, no call waits longer for an answer (not for a worker: RQ's dequeue blocks
-    for minutes on purpose)."""
-    import redis
-
-    try:  # a malformed URL is the user's to fix (exit 2), not an unreachable fleet (exit 3)
-        parts = urlsplit(redis_url)
-        _ = parts.port  # raises ValueError when out of range
-        redis.connection.parse_url(redis_url)  # type: ignore[no-untyped-call]
-        db = parts.path.strip("/")
-        if parts.scheme in ("redis", "rediss") and db and not db.isdigit():
-            raise ValueError(f"the database '{db}' is not a number")  # redis-py would use 0
-    except ValueError as exc:
-        raise ConfigError(
-            f"{redact(redis_url)} is not a Redis URL ({redact(str(exc))}); write "
-            "redis://HOST:PORT/DB, rediss:// or unix://PATH"
-        ) from None
-    try:
-        client = redis.Redis.from_url(
-            redis_url,
-            socket_connect_timeout=5,
-            socket_timeout=timeout,
-            socket_keepalive=True,
-            health_check_interval=30,
-        )
-        client.ping()
-    except (redis.RedisError, ValueError) as exc:
-        raise FleetError(
-            f"cannot reach Redis at {redact(redis_url)} ({redact(str(exc))}); start it or "
-            "fix --redis"
-        ) from None
-    return client
 
 
 class FleetBackend:
@@ -153,6 +70,7 @@ class FleetBackend:
         self.config = config
         self.redis = connect(config.redis_url, timeout=REDIS_TIMEOUT)
         self.queue = Queue(config.queue, connection=self.redis, serializer=JSONSerializer)
+        self.leases = Leases(self.redis, self.queue.serializer)
         self.store: ObjectStore = open_store(config.store_url, ws.settings, base=ws.root)
         self.runcache = RunCache(self.store, trust_dvc_runs=ws.settings.trust_dvc_runs)
         self.local_runs = RunCache(ws.store)
@@ -293,17 +211,17 @@ class FleetBackend:
             if cancel.is_set():
                 raise StageCancelled(spec.address)
             job_id = f"executor-{uuid.uuid4().hex}"
-            other = self._claim(lease, job_id, cancel, followed) if spec.cacheable else None
+            other = self.leases.claim(lease, job_id, cancel, followed) if spec.cacheable else None
             if other is None:
                 if cancel.is_set():
-                    self._release(lease, job_id)
+                    self.leases.release(lease, job_id)
                     raise StageCancelled(spec.address)
                 if spec.cacheable and time.monotonic() - looked > RECHECK_AFTER:
                     digest = self.resolve_image(spec.image)
                     # a run ended meanwhile?
                     entry = self.lookup(key, digest, env=env, layout=lambda: layout)
                     if entry is not None:
-                        self._release(lease, job_id)
+                        self.leases.release(lease, job_id)
                         return JobResult(spec.address, entry, digest, 0.0), True
                 job = self._enqueue(spec, job_id, lease)
             else:
@@ -314,7 +232,7 @@ class FleetBackend:
             try:
                 return follow.result(cancel, own=other is None, queue=self.queue), False
             except JobLost as exc:
-                self._give_up(job.id)  # should it be alive after all, it stops
+                self.leases.give_up(job.id)  # should it be alive after all, it stops
                 if other is None:
                     lost += 1
                     if lost > RETRIES:
@@ -331,12 +249,8 @@ class FleetBackend:
                 io.log("executor: the job followed did not succeed; running the stage here")
             finally:
                 if other is None:
-                    self._release(lease, job_id)
+                    self.leases.release(lease, job_id)
             looked = 0.0  # time has passed: look again before enqueueing
-
-    def _give_up(self, job_id: str) -> None:
-        with redis_errors("cancelling a lost job"):
-            self.redis.set(cancel_key(job_id), "1", ex=CANCEL_TTL)
 
     def _enqueue(self, spec: JobSpec, job_id: str, lease: str) -> Any:
         try:
@@ -352,62 +266,8 @@ class FleetBackend:
                     description=f"stage {spec.address}",
                 )
         except BaseException:
-            self._release(lease, job_id)
+            self.leases.release(lease, job_id)
             raise
-
-    def _claim(self, lease: str, job_id: str, cancel: threading.Event, followed: set[str]) -> Any:
-        """Take the lease for `job_id` (None), or the live job already holding it. A job in
-        `followed` did not give us a result once: its lease is taken over, not followed."""
-        with redis_errors("taking the in-flight lease"):
-            while not cancel.is_set():
-                if self.redis.set(lease, job_id, nx=True, ex=LEASE_TTL):
-                    return None
-                holder = self.redis.get(lease)
-                if holder is None:
-                    continue  # released just now
-                if not is_job_id(holder.decode("utf-8", "replace")):
-                    self.redis.eval(RELEASE, 1, lease, holder)  # not a job's: not followed
-                    continue
-                job, state = self._holder(holder.decode(), lease, cancel)
-                if state == "young":
-                    time.sleep(0.1)  # taken a moment ago; its job is being enqueued
-                elif state == "live" and job.id not in followed:
-                    return job
-                else:
-                    self.redis.eval(RELEASE, 1, lease, holder)  # its job is over or lost
-        return None  # cancelled: the caller sees it before enqueueing anything
-
-    def _holder(self, job_id: str, lease: str, cancel: threading.Event) -> tuple[Any, str]:
-        """The job holding a lease and whether it is 'live', 'young' (not enqueued yet) or
-        'dead'. A finished job is live (following it adopts its result at once)."""
-        from rq.exceptions import DeserializationError, InvalidJobOperation, NoSuchJobError
-        from rq.job import Job
-
-        try:
-            job = Job.fetch(job_id, connection=self.redis, serializer=self.queue.serializer)
-            status = job.get_status().value
-        except (NoSuchJobError, InvalidJobOperation):
-            young = LEASE_TTL - self.redis.ttl(lease) < LEASE_GRACE
-            return None, "young" if young else "dead"
-        except (DeserializationError, ValueError):
-            return None, "dead"  # not a job RQ can read (written by hand): never followed
-        if status in WAITING or status == "finished":
-            return job, "live"
-        if status == "started":
-            # Its heartbeat starts as it starts; give a job just taken the time to beat once.
-            deadline = time.monotonic() + ALIVE_TTL
-            while time.monotonic() < deadline and not cancel.is_set():
-                if self.redis.exists(alive_key(job_id)):
-                    return job, "live"
-                time.sleep(0.25)
-        return job, "dead"
-
-    def _release(self, lease: str, job_id: str) -> None:
-        """Drop the lease if `job_id` still holds it; keep the job's stream a little longer
-        for followers still reading it."""
-        with redis_errors("releasing the in-flight lease"):
-            self.redis.eval(RELEASE, 1, lease, job_id)
-            self.redis.expire(events_key(job_id), ENDED_EVENTS_TTL)
 
     def prestart(
         self,
@@ -468,29 +328,3 @@ class FleetBackend:
                 + "; ".join(sorted(failed.values())[:3])
             )
         self._stored.update(needed)  # an upstream output is often a downstream input
-
-
-def check_result(spec: JobSpec, result: JobResult) -> None:
-    """A result is used only if it is the run of what was submitted: same command, deps,
-    params and out paths, well-formed object names. Whoever can write to Redis could
-    otherwise make this repository check out any object at any path."""
-    entry = result.entry
-    problems = []
-    if entry.get("cmd") != spec.cmd:
-        problems.append("another command")
-    deps = sorted((str(d.get("path")), str(d.get("md5"))) for d in entry.get("deps", []))
-    if deps != sorted((str(d["path"]), str(d.get("md5"))) for d in spec.deps):
-        problems.append("other dependencies")
-    if not same_values(entry.get("params") or {}, dict(spec.params)):
-        problems.append("other params")
-    outs = entry.get("outs", [])
-    if sorted(str(o.get("path")) for o in outs) != sorted(o.path for o in spec.outs):
-        problems.append("other outputs")
-    if not all(is_md5(o.get("md5")) for o in outs):
-        problems.append("malformed object names")
-    if problems:
-        raise RemoteError(
-            f"stage '{spec.address}': the result that came back is not the run of what was "
-            f"submitted ({', '.join(problems)}); it was not used. Someone else writes to "
-            "the fleet's Redis: find out who, then submit again"
-        )
