@@ -1,6 +1,9 @@
 """The only code that talks to Docker: a stage's lines in a hardened container.
 
-engine    DockerSandbox (create, prepare, release, wait, remove) and the reaper
+engine    DockerSandbox: create, prepare, release, wait, remove
+prepared  a created container, and a started one held at its gate
+reaper    containers whose owner process died, removed
+calls     Docker engine errors as one-line SandboxErrors
 request   SandboxRequest and Mount: what one container is asked to be
 config    the engine's host config from a request: limits, mounts, no capabilities
 driver    the shell driver inside the container: one process per line, markers

@@ -13,10 +13,8 @@ import pwd
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from typing import Any
 
 import docker.errors
@@ -25,8 +23,8 @@ from docker.client import DockerClient
 
 from executor.errors import ConfigError, SandboxError
 from executor.limits import Limits
+from worker.sandbox.calls import engine_call
 from worker.sandbox.config import (
-    LABEL,
     LABEL_OWNER,
     LABEL_PID,
     TMP_SIZE,
@@ -37,6 +35,8 @@ from worker.sandbox.config import (
 from worker.sandbox.config import image_shell as shell_of_image
 from worker.sandbox.driver import DEFAULT_SHELL, DRIVER_SHELL, Invocation
 from worker.sandbox.logs import LogCollector
+from worker.sandbox.prepared import Created, Prepared, raw_socket
+from worker.sandbox.reaper import reap
 from worker.sandbox.request import (
     Mount,
     SandboxOutcome,
@@ -65,70 +65,12 @@ log = logging.getLogger(__name__)
 LOG_DRAIN = 5.0  # seconds the output stream may lag behind the container's exit
 
 
-@contextmanager
-def _engine(what: str) -> Iterator[None]:
-    try:
-        yield
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        raise SandboxError(f"Docker engine: {what} failed: {exc}") from exc
-
-
 def _default_owner() -> str:
     try:
         user = pwd.getpwuid(os.getuid()).pw_name
     except KeyError:
         user = str(os.getuid())
     return f"{user}@{socket.gethostname()}"
-
-
-@dataclass(frozen=True)
-class Created:
-    """A created, not yet started container."""
-
-    id: str
-    invocation: Invocation
-    image_id: str
-
-
-@dataclass
-class Prepared:
-    """A started container whose driver waits at the gate (its stdin) before the first line."""
-
-    request: SandboxRequest
-    created: Created
-    collector: LogCollector
-    stream: Any  # the attached output, read by `pump`
-    pump: threading.Thread
-    gate: socket.socket | None
-    settled: threading.Event  # the driver's end marker arrived, or the engine saw the exit
-
-    def open_gate(self) -> None:
-        """Let the driver run the lines (it reads one line; the lines' stdin is /dev/null).
-        The gate stays open until `close_gate`: its end tells the driver's watchdog that
-        this process is gone, should it die while the stage runs."""
-        if self.gate is None:
-            return
-        try:
-            self.gate.sendall(b"go\n")
-        except OSError as exc:  # it exited already (no shell?): the wait tells why
-            log.debug("gate of %s: %s", self.request.name, exc)
-
-    def close_gate(self) -> None:
-        """End the container's stdin; a driver still waiting exits without running anything."""
-        gate, self.gate = self.gate, None
-        if gate is None:
-            return
-        with suppress(OSError):
-            gate.shutdown(socket.SHUT_WR)
-        gate.close()
-
-
-def _raw_socket(attached: Any) -> socket.socket:
-    """docker-py gives a SocketIO over the hijacked connection; writes need the socket."""
-    raw = getattr(attached, "_sock", attached)
-    if not isinstance(raw, socket.socket):
-        raise SandboxError(f"Docker engine: unexpected stdin attachment {type(raw).__name__}")
-    return raw
 
 
 class DockerSandbox:
@@ -207,7 +149,7 @@ class DockerSandbox:
         args = create_args(
             request, image_id=image_id, user=user, invocation=invocation, owner=self.owner
         )
-        with _engine(f"creating container {request.name}"):
+        with engine_call(f"creating container {request.name}"):
             args["host_config"] = self.api.create_host_config(
                 **host_config(request, self.tmp_size)
             )
@@ -260,15 +202,15 @@ class DockerSandbox:
             )
             # Attached before start, like `docker run`: the log file's follow mode can drop a
             # final line that has no newline.
-            with _engine(f"attaching to container {request.name}"):
+            with engine_call(f"attaching to container {request.name}"):
                 stream = self.api.attach(created.id, stream=True, logs=False, demux=True)
                 gate = self.api.attach_socket(created.id, params={"stdin": 1, "stream": 1})
             pump = threading.Thread(target=collector.pump, args=(stream,), daemon=True)
             pump.start()
             prepared = Prepared(
-                request, created, collector, stream, pump, _raw_socket(gate), settled
+                request, created, collector, stream, pump, raw_socket(gate), settled
             )
-            with _engine(f"starting container {request.name}"):
+            with engine_call(f"starting container {request.name}"):
                 self.api.start(created.id)
         except BaseException:
             if prepared is not None:
@@ -316,7 +258,7 @@ class DockerSandbox:
 
         def engine_wait() -> None:
             try:
-                with _engine("waiting for the container"):
+                with engine_call("waiting for the container"):
                     exited.append(int(self.api.wait(created.id)["StatusCode"]))
             except Exception as exc:  # in this thread: handed to wait() below
                 failed.append(
@@ -360,7 +302,7 @@ class DockerSandbox:
             )
         status: Status = stopped or ("succeeded" if code == 0 else "failed")
         if status == "failed":
-            with _engine(f"inspecting container {request.name}"):
+            with engine_call(f"inspecting container {request.name}"):
                 if self.api.inspect_container(created.id)["State"].get("OOMKilled"):
                     status = "out_of_memory"
         failed_line = None
@@ -393,25 +335,3 @@ class DockerSandbox:
                 if attempt == 2:
                     # Left to the reaper; the outcome is still worth returning.
                     log.error("could not remove container %s: %s", ref, exc)
-
-
-def reap(client: DockerClient, *, is_alive: Callable[[Mapping[str, str]], bool]) -> list[str]:
-    """Remove labelled containers whose job is gone (by `is_alive` on their labels); their names."""
-    removed: list[str] = []
-    with _engine("listing executor containers"):
-        found = client.api.containers(all=True, filters={"label": f"{LABEL}=1"})
-    for info in found:
-        labels = info.get("Labels") or {}
-        if is_alive(labels):
-            continue
-        name = (info.get("Names") or ["/" + info["Id"][:12]])[0].lstrip("/")
-        try:
-            client.api.remove_container(info["Id"], force=True)
-        except docker.errors.NotFound:
-            continue
-        except docker.errors.APIError as exc:
-            log.warning("reaper could not remove %s: %s", name, exc)
-            continue
-        log.info("reaped container %s (stage %s)", name, labels.get("executor.stage"))
-        removed.append(name)
-    return removed
