@@ -238,6 +238,20 @@ def test_a_root_callers_stage_runs_as_the_configured_user_and_never_as_root(
     assert refused.returncode == 2 and "EXECUTOR_STAGE_USER='0:0'" in refused.stderr
 
 
+@pytest.mark.skipif(os.getuid() != 0, reason="the rule for a root caller; others run as themselves")
+def test_a_root_caller_in_a_root_owned_repository_is_refused_unless_allowed(
+    make_repo, executor_cli
+) -> None:
+    root = make_repo({"dvc.yaml": "stages:\n  s:\n    cmd: id -u > u.txt\n    outs: [u.txt]\n"})
+    refused = executor_cli(root, "run", env={"EXECUTOR_ALLOW_ROOT_STAGES": ""})
+    assert refused.returncode == 2, refused.stderr
+    assert "EXECUTOR_STAGE_USER=uid:gid" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    assert not (root / "u.txt").exists() and not (root / "dvc.lock").exists()
+    allowed = executor_cli(root, "run", env={"EXECUTOR_ALLOW_ROOT_STAGES": "1"})
+    assert allowed.returncode == 0, allowed.stderr
+    assert (root / "u.txt").read_text() == "0\n"
+
+
 def test_a_dvc_lock_written_while_stages_run_fails_the_run_and_is_not_kept(
     make_repo, executor_cli
 ) -> None:

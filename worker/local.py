@@ -32,6 +32,7 @@ from worker.sandbox.engine import (
     owner_process_alive,
     reap,
 )
+from worker.sandbox.request import stage_user
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class LocalBackend:
 
     def __init__(self, ws: Workspace, env: Mapping[str, str], jobs: int = 1) -> None:
         self.ws = ws
+        stage_user(ws.root, env)  # a root caller's stages need a user: said before any runs
         sandbox = RepoSandbox.from_env(
             env,
             stop_grace=ws.settings.stop_grace,

@@ -23,6 +23,7 @@ Status = Literal["succeeded", "failed", "cancelled", "timed_out", "out_of_memory
 
 NOBODY = "65534:65534"  # the user when there is no mount to take an owner from
 STAGE_USER = "EXECUTOR_STAGE_USER"  # uid:gid of stages when the caller is root
+ALLOW_ROOT = "EXECUTOR_ALLOW_ROOT_STAGES"  # root may run stages in a root-owned repository
 
 # distribution/reference's grammar (IPv6 domains aside), or a bare image id.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -174,11 +175,12 @@ def check_request(request: SandboxRequest) -> str:
 def stage_user(workspace: Path, env: Mapping[str, str] | None = None) -> str:
     """The "uid:gid" a stage runs as: the caller's, so its outputs are the caller's as with
     `dvc repro`. A root caller's stages run as $EXECUTOR_STAGE_USER if set, else as the
-    owner of the workspace: root only when root owns it too (the engine gives a non-root
-    user no capability, so no other user could write there), and then with none."""
+    owner of the workspace. Never as root, unless root owns the workspace and
+    $EXECUTOR_ALLOW_ROOT_STAGES says so (then with no capability): ConfigError otherwise."""
     if os.getuid() != 0:
         return f"{os.getuid()}:{os.getgid()}"
-    configured = (os.environ if env is None else env).get(STAGE_USER, "")
+    env = os.environ if env is None else env
+    configured = env.get(STAGE_USER, "")
     if configured:
         if _USER.fullmatch(configured) is None or configured.split(":")[0] == "0":
             raise ConfigError(
@@ -187,4 +189,10 @@ def stage_user(workspace: Path, env: Mapping[str, str] | None = None) -> str:
             )
         return configured
     st = os.stat(workspace)
+    if st.st_uid == 0 and env.get(ALLOW_ROOT, "").lower() not in ("1", "true", "yes"):
+        raise ConfigError(
+            f"executor runs as root in {workspace}, which root owns: its stages would run as "
+            f"root; set {STAGE_USER}=uid:gid to a user who may write it (outputs end up "
+            f"root's), or {ALLOW_ROOT}=1 to run them as root with no capability"
+        )
     return f"{st.st_uid}:{st.st_gid}"
