@@ -19,7 +19,6 @@ import shutil
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from executor.errors import WorkspaceError
 from executor.hashing import file_md5, is_md5, parse_manifest
 from executor.store.base import ObjectStore
 from executor.store.local import OBJECT_MODE, LocalStore
+from executor.store.movers import fetch_objects
 
 log = logging.getLogger(__name__)
 LINK_ERRORS = frozenset({18, 1, 31, 95})  # EXDEV, EPERM, EMLINK, EOPNOTSUPP
@@ -64,17 +64,15 @@ class LocalCache:
             todo = [m for m in wanted if m not in self._lru]
         if not todo:
             return
-        with ThreadPoolExecutor(max(1, min(self.jobs, len(todo)))) as pool:
-            for _ in pool.map(self._download, todo):
-                pass
+        absent = [m for m in todo if not self.objects.object_path(m).is_file()]
+        fetch_objects(self.store, self.objects, absent, self.jobs, None)
+        for md5 in todo:
+            self._arrived(md5)
 
-    def _download(self, md5: str) -> None:
-        path = self.objects.object_path(md5)
-        if not path.is_file():
-            self.store.get_file(md5, path, mode=OBJECT_MODE)
+    def _arrived(self, md5: str) -> None:
         with self._lock:
             if md5 not in self._lru:
-                self._lru[md5] = path.stat().st_size
+                self._lru[md5] = self.objects.object_path(md5).stat().st_size
                 self.size += self._lru[md5]
 
     def expand(

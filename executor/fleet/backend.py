@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from executor.coordinator.inputs import describe_inputs
@@ -48,9 +47,8 @@ from executor.jobspec import Input, JobResult, JobSpec
 from executor.runcache import LayoutOf, RunCache, RunHit, env_digest, out_objects
 from executor.stageio import StageIO
 from executor.store.base import ObjectStore
-from executor.store.local import OBJECT_MODE
+from executor.store.movers import fetch_objects, put_objects
 from executor.store.open import open_store
-from executor.store.pool import Quiet, each
 from executor.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -291,13 +289,15 @@ class FleetBackend:
         needed = set(files) | set(manifests)
         present = (needed & self._stored) | self.store.exists_many(needed - self._stored)
 
-        def upload(md5: str) -> None:
+        def stop_if_cancelled() -> None:
             if cancel.is_set():
                 raise StageCancelled(spec.address)
-            self.store.put_file(md5, Path(files[md5]), check=False)
 
         failed: dict[str, str] = {}
-        each([m for m in files if m not in present], upload, self.jobs, Quiet(), failed)
+        todo = [m for m in files if m not in present]
+        put_objects(
+            self.store, files.__getitem__, todo, self.jobs, failed, before=stop_if_cancelled
+        )
         if failed:
             raise RemoteError(
                 f"stage '{spec.address}': inputs could not be stored in the fleet's store: "
@@ -316,12 +316,8 @@ class FleetBackend:
         if needed is None:
             raise RemoteError("a directory's manifest is missing from the fleet's store")
         missing = set(needed) - cache.exists_many(set(needed))
-
-        def fetch(md5: str) -> None:
-            self.store.get_file(md5, cache.object_path(md5), mode=OBJECT_MODE)
-
         failed: dict[str, str] = {}
-        each(sorted(missing), fetch, self.jobs, Quiet(), failed)
+        fetch_objects(self.store, cache, sorted(missing), self.jobs, failed)
         if failed:
             raise RemoteError(
                 "outputs could not be fetched from the fleet's store: "

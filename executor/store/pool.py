@@ -33,11 +33,11 @@ def each(
     fn: Callable[[str], None],
     jobs: int,
     progress: Progress,
-    failed: dict[str, str],
+    failed: dict[str, str] | None,
 ) -> int:
     """Run `fn` on every item on a bounded pool; how many succeeded. Per-object failures
-    (missing, corrupt) go into `failed`; anything else (denied, unreachable, disk full) stops
-    the whole transfer."""
+    (missing, corrupt) go into `failed` (None: they stop it too); anything else (denied,
+    unreachable, disk full) stops the whole transfer."""
     items = list(items)
     if not items:
         return 0
@@ -50,6 +50,8 @@ def each(
                     future.result()
                     done += 1
                 except (ObjectMissing, CorruptObject) as exc:
+                    if failed is None:
+                        raise
                     failed[futures[future]] = str(exc)
                 progress.advance()
         except BaseException:

@@ -30,8 +30,9 @@ from executor.hashing import Hasher, parse_manifest
 from executor.store.base import ObjectStore
 from executor.store.checkout import HashMany, checkout, files_of, hashes_of, place
 from executor.store.hints import DirHints
-from executor.store.local import OBJECT_MODE, LocalStore
-from executor.store.pool import Progress, Quiet, each
+from executor.store.local import LocalStore
+from executor.store.movers import fetch_objects, put_objects
+from executor.store.pool import Progress, Quiet
 from executor.store.runsync import copy_runs, entry_objects
 from executor.store.tracked import Tracked
 
@@ -121,13 +122,12 @@ def _push_objects(
         report.failed[md5] = f"object {md5} is missing from the local cache {cache.root}"
     todo -= report.failed.keys()
 
-    def upload(md5: str) -> None:
-        store.put_file(md5, Path(cache.object_str(md5)), check=False)
-
+    paths = cache.object_str
     progress.start(f"pushing to {store.url}", len(todo) + len(contents))
-    report.moved = each(todo, upload, jobs, progress, report.failed)
+    report.moved = put_objects(store, paths, todo, jobs, report.failed, progress)
     ready = [d for d, fs in contents.items() if not fs & report.failed.keys()]
-    report.moved += each(ready, upload, jobs, progress, report.failed)  # .dir after its files
+    # .dir after its files
+    report.moved += put_objects(store, paths, ready, jobs, report.failed, progress)
     report.present = len(present)
     _remember(hints, outputs, (present | set(ready)) - report.failed.keys())
     return report
@@ -237,13 +237,10 @@ def _pull_objects(
     report = Report()
     wanted = {o.md5 for o in outputs if o.push}
 
-    def fetch(md5: str) -> None:
-        store.get_file(md5, cache.object_path(md5), mode=OBJECT_MODE)
-
     dirs = {m for m in wanted if m.endswith(".dir")}
     missing_dirs = dirs - cache.exists_many(dirs)
     progress.start(f"pulling from {store.url}", len(missing_dirs))
-    report.moved = each(missing_dirs, fetch, jobs, progress, report.failed)
+    report.moved = fetch_objects(store, cache, missing_dirs, jobs, report.failed, progress)
     files = {m for m in wanted if not m.endswith(".dir")}
     for md5 in dirs - report.failed.keys():
         try:
@@ -257,13 +254,11 @@ def _pull_objects(
         cache, root, [o for o in outputs if o.md5 not in report.failed], todo, remember
     )
 
-    def fetch_and_place(md5: str) -> None:
-        fetch(md5)
-        fresh.arrived(md5)
-
     progress.start(f"pulling from {store.url}", len(todo))
     try:
-        report.moved += each(todo, fetch_and_place, jobs, progress, report.failed)
+        report.moved += fetch_objects(
+            store, cache, todo, jobs, report.failed, progress, then=fresh.arrived
+        )
     finally:
         placed = fresh.finish()  # and an output not written whole is removed again
     report.present = len(files | dirs) - len(todo) - len(missing_dirs)
