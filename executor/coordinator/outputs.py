@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +32,22 @@ def _lstat_at(fd: int, name: str) -> os.stat_result | None:
         return None
 
 
+@contextmanager
+def _output_at(root: Path, rel: str) -> Iterator[tuple[int, str, os.stat_result] | None]:
+    """The output at `rel` as its folder's descriptor, its name there and its lstat, held
+    for the block (`parent_fd`: no folder on the way swapped for a link); None if absent."""
+    with parent_fd(root, rel) as found:
+        st = _lstat_at(*found) if found is not None else None
+        yield None if found is None or st is None else (found[0], found[1], st)
+
+
 def remove_output(root: Path, rel: str) -> None:
     """Delete an output before its stage runs (a file, a link or a whole directory), through
-    descriptors (`parent_fd`): other stages may be running in the same repository."""
-    with parent_fd(root, rel) as found:
+    descriptors: other stages may be running in the same repository."""
+    with _output_at(root, rel) as found:
         if found is None:
             return
-        fd, name = found
-        st = _lstat_at(fd, name)
-        if st is None:
-            return
+        fd, name, st = found
         if stat.S_ISDIR(st.st_mode):
             shutil.rmtree(name, dir_fd=fd)
         else:
@@ -58,13 +65,10 @@ def chown_outputs(root: Path, rels: Iterable[str], uid: int, gid: int) -> None:
             os.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
 
     for rel in rels:
-        with parent_fd(root, rel) as found:
+        with _output_at(root, rel) as found:
             if found is None:
                 continue
-            fd, name = found
-            st = _lstat_at(fd, name)
-            if st is None:
-                continue
+            fd, name, st = found
             give(name, fd)
             if stat.S_ISDIR(st.st_mode):
                 for _, dirnames, filenames, dirfd in os.fwalk(name, dir_fd=fd):
