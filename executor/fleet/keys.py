@@ -13,6 +13,7 @@ from typing import Any
 
 from executor.dvcformat.entry import Entry, run_key, run_value
 from executor.errors import FleetError
+from executor.runindex import is_run_value
 
 JOB_FUNCTION = "worker.fleet.run_job"  # by dotted name: executor never imports worker
 DEFAULT_QUEUE = "default"
@@ -35,7 +36,6 @@ return 0
 
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-_RUN_VALUE = re.compile(r"[0-9a-f]{64}")
 
 
 def is_job_id(value: str) -> bool:
@@ -95,7 +95,8 @@ class RunIndex:
     Only names are indexed: a hit is read from the store's `runs/` (the durable truth) and
     checked there, so nothing written to Redis alone can make a stage cached. What the index
     lacks (entries `dvc push --run-cache` uploaded, an index lost with its Redis) is found
-    in the store and indexed then.
+    in the store and indexed then. An `executor.runindex.RunCacheIndex`, as the store's
+    own `StoreIndex` is.
     """
 
     def __init__(self, redis: Any) -> None:
@@ -110,6 +111,6 @@ class RunIndex:
         found = []
         for field in self.redis.hkeys(index_key(key)):
             value, _, digest = field.decode("utf-8", "replace").partition(":")
-            if digest == image_digest and _RUN_VALUE.fullmatch(value):
+            if digest == image_digest and is_run_value(value):
                 found.append(value)
         return found
