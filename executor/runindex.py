@@ -10,19 +10,13 @@ so nothing someone else wrote there becomes a path or a key of its own.
 from __future__ import annotations
 
 import json
-import re
 from typing import Protocol
 
 from executor.dvcformat.entry import Entry
 from executor.runcache import RunCache
-from executor.store.base import ObjectStore
+from executor.store.base import ObjectStore, is_run_name
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")  # a run-cache key and a run value are both sha256s
-
-
-def is_run_value(value: str) -> bool:
-    """Whether `value` has the shape of a run-cache key or value (64 lowercase hex)."""
-    return _SHA256.fullmatch(value) is not None
+is_run_value = is_run_name  # a run-cache key and a run value are both sha256s
 
 
 class RunCacheIndex(Protocol):

@@ -18,7 +18,6 @@ import pytest
 
 from executor.dvcformat.entry import Entry, build_entry, run_key, run_value
 from executor.runindex import RunCacheIndex, StoreIndex
-from executor.store import base
 from executor.store.local import LocalStore
 from executor.store.s3 import S3Store
 from executor.store.s3client import make_client
@@ -58,8 +57,8 @@ def _folder(tmp_path: Path) -> Index:
 
     def forge(key: str, value: str, digest: str) -> None:
         for rel, data in (
-            (base.run_key(key, value), b"cmd: echo evil\n"),
-            (base.record_key(key, value), _record(digest)),
+            (f"runs/{key[:2]}/{key}/{value}", b"cmd: echo evil\n"),  # by hand: any name
+            (f"executor/runs/{key[:2]}/{key}/{value}.json", _record(digest)),
         ):
             path = store.root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,8 +73,8 @@ def _s3(bucket: Bucket) -> Index:
 
     def forge(key: str, value: str, digest: str) -> None:
         for rel, data in (
-            (base.run_key(key, value), b"cmd: echo evil\n"),
-            (base.record_key(key, value), _record(digest)),
+            (f"runs/{key[:2]}/{key}/{value}", b"cmd: echo evil\n"),  # by hand: any name
+            (f"executor/runs/{key[:2]}/{key}/{value}.json", _record(digest)),
         ):
             bucket.client.put_object(Bucket=bucket.name, Key=f"{prefix}/{rel}", Body=data)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from executor.errors import CorruptObject, ObjectMissing
+from executor.errors import CorruptObject, ObjectMissing, StoreError
 from executor.hashing import Dos2UnixMd5
 from executor.store.base import ObjectStore, object_key, record_key, run_key
 from executor.store.local import LocalStore
@@ -73,6 +73,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         made = _s3(request.getfixturevalue("s3_bucket"))
     yield made
     made.store.close()
+
+
+V1, V2, V3 = ("01" * 32, "02" * 32, "03" * 32)  # run-cache values: sha256s
 
 
 class TestObjectStoreContract:
@@ -203,23 +206,29 @@ class TestObjectStoreContract:
     def test_run_entries_and_records(self, backend: Backend) -> None:
         key = "ab" * 32
         store = backend.store
-        assert store.list_runs(key) == [] and store.read_run(key, "v1") is None
-        store.write_run(key, "v1", b"cmd: one\n")
-        store.write_run(key, "v2", b"cmd: two\n")
-        store.write_run("cd" * 32, "v3", b"cmd: three\n")
-        store.write_record(key, "v1", b'{"image": "sha256:1"}')
-        assert store.read_run(key, "v2") == b"cmd: two\n"
-        assert store.read_record(key, "v1") == b'{"image": "sha256:1"}'
-        assert store.read_record(key, "v2") is None
+        assert store.list_runs(key) == [] and store.read_run(key, V1) is None
+        store.write_run(key, V1, b"cmd: one\n")
+        store.write_run(key, V2, b"cmd: two\n")
+        store.write_run("cd" * 32, V3, b"cmd: three\n")
+        store.write_record(key, V1, b'{"image": "sha256:1"}')
+        assert store.read_run(key, V2) == b"cmd: two\n"
+        assert store.read_record(key, V1) == b'{"image": "sha256:1"}'
+        assert store.read_record(key, V2) is None
         listed = store.list_runs(key)
-        assert sorted(r.value for r in listed) == ["v1", "v2"]
+        assert sorted(r.value for r in listed) == [V1, V2]
         assert [r.mtime for r in listed] == sorted((r.mtime for r in listed), reverse=True)
         everything = store.all_runs()
         assert {k: sorted(r.value for r in v) for k, v in everything.items()} == {
-            key: ["v1", "v2"],
-            "cd" * 32: ["v3"],
+            key: [V1, V2],
+            "cd" * 32: [V3],
         }
-        assert store.all_records() == {(key, "v1")}
+        assert store.all_records() == {(key, V1)}
+        # Names come from Redis and from stores others write: never a path elsewhere.
+        for bad in ("../" + "ab" * 31, key + "/", "AB" * 32, "v1"):
+            with pytest.raises(StoreError, match="not a sha256"):
+                store.list_runs(bad)
+            with pytest.raises(StoreError, match="not a sha256"):
+                store.read_run(key, bad)
 
 
 def test_local_store_copies_a_hashed_file_without_reading_it_again(

@@ -19,6 +19,7 @@ from typing import Protocol
 from executor.errors import StoreError
 from executor.hashing import is_md5
 
+_HEX = frozenset("0123456789abcdef")
 COPY_CHUNK = 8 * 1024 * 1024
 
 
@@ -39,15 +40,27 @@ def checked(md5: str) -> str:
     return md5
 
 
+def is_run_name(name: str) -> bool:
+    """Whether `name` has the shape of a run-cache key or value (a sha256: 64 lowercase hex)."""
+    return len(name) == 64 and _HEX.issuperset(name)
+
+
+def _run_name(name: str) -> str:
+    """A run-cache key or value, never a path that leads elsewhere."""
+    if not is_run_name(name):
+        raise StoreError(f"refusing run-cache name {name[:80]!r}: not a sha256")
+    return name
+
+
 def run_key(key: str, value: str | None = None) -> str:
     """Relative key of a run-cache key directory, or of one entry in it."""
-    base = f"runs/{key[:2]}/{key}"
-    return base if value is None else f"{base}/{value}"
+    base = f"runs/{key[:2]}/{_run_name(key)}"
+    return base if value is None else f"{base}/{_run_name(value)}"
 
 
 def record_key(key: str, value: str) -> str:
     """Relative key of executor's JSON record beside a DVC run-cache entry."""
-    return f"executor/runs/{key[:2]}/{key}/{value}.json"
+    return f"executor/runs/{key[:2]}/{_run_name(key)}/{_run_name(value)}.json"
 
 
 def temporary_beside(dest: Path) -> str:

@@ -16,6 +16,7 @@ from executor.store.base import (
     RunFile,
     checked,
     copy_new,
+    is_run_name,
     record_key,
     run_key,
     temporary_beside,
@@ -223,7 +224,7 @@ class LocalStore:
             return []
         files = []
         for name in names:
-            if name.startswith("."):
+            if not is_run_name(name):  # temporaries, and anything no run-cache writes
                 continue
             try:
                 files.append(RunFile(name, (folder / name).stat().st_mtime))
@@ -274,10 +275,12 @@ def _walk_pairs(top: Path) -> dict[str, list[tuple[str, float]]]:
     found: dict[str, list[tuple[str, float]]] = {}
     for shard in _scandir(top):
         for key in _scandir(Path(shard.path)):
+            if not is_run_name(key.name):
+                continue
             files = [
                 (f.name, f.stat().st_mtime)
                 for f in _scandir(Path(key.path))
-                if not f.name.startswith(".") and f.is_file()
+                if is_run_name(f.name.removesuffix(".json")) and f.is_file()
             ]
             if files:
                 found[key.name] = files

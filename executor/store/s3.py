@@ -23,6 +23,7 @@ from executor.hashing import Digest, Dos2UnixMd5
 from executor.store.base import (
     RunFile,
     create,
+    is_run_name,
     legacy_object_key,
     object_key,
     record_key,
@@ -240,7 +241,7 @@ class S3Store:
                 RunFile(o["Key"][len(prefix) :], o["LastModified"].timestamp())
                 for o in self._list(prefix)
             ]
-        files = [f for f in files if "/" not in f.value and not f.value.startswith(".")]
+        files = [f for f in files if is_run_name(f.value)]
         return sorted(files, key=lambda f: f.mtime, reverse=True)
 
     def read_run(self, key: str, value: str) -> bytes | None:
@@ -272,7 +273,11 @@ class S3Store:
         with self._errors(f"listing {rel}"):
             for obj in self._list(prefix):
                 parts = obj["Key"][len(prefix) :].split("/")
-                if len(parts) == 3 and not parts[2].startswith("."):
+                if (
+                    len(parts) == 3
+                    and is_run_name(parts[1])
+                    and is_run_name(parts[2].removesuffix(".json"))
+                ):
                     yield parts, obj
 
     def _list(self, prefix: str) -> Iterator[ObjectTypeDef]:
