@@ -108,15 +108,21 @@ class JobSpec:
 
     def layout(self) -> str:
         """A digest of what this job gives its stage beyond DVC's run-cache key: `wdir`,
-        `DVC_STAGE`, and every input by content with its exec bits and empty folders (a
-        params file's other keys, a `.dvcignore`). A worker records it with its run; a
+        `DVC_STAGE`, its limits, and every input by content with its exec bits and empty
+        folders (a params file's other keys, a `.dvcignore`). A worker records it with its run; a
         lookup accepts that run only for a job that would be given the same."""
         inputs = sorted(
             [i.path, i.md5, i.isexec, sorted(i.executables), sorted(i.folders)]
             for i in self.inputs
         )
-        doc = {"wdir": self.wdir, "stage": self.dvc_stage, "inputs": inputs}
-        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode("utf-8")).hexdigest()
+        doc = {
+            "wdir": self.wdir,
+            "stage": self.dvc_stage,
+            "inputs": inputs,
+            "meta": dict(self.executor_meta),  # limits: a stage may tell them apart
+        }
+        text = json.dumps(doc, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def run_cacheable(self) -> bool:
         """Whether this run may make a run-cache entry: the submitter must say so, and DVC's

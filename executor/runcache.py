@@ -77,8 +77,9 @@ class Record:
     images: dict[str, str]  # digest -> the image reference last resolved to it
     envs: set[str] | None  # env_digest of each environment; None: not recorded (older)
     tags: dict[str, set[str]] | None  # digest -> every reference resolved to it; None: older
-    # JobSpec.layout of each worker run that produced it; None: only runs in a repository
-    layouts: set[str] | None = None
+    # (image digest, env digest, JobSpec.layout) of each worker run that produced it, as one
+    # run had them together; None: only runs in a repository made it
+    worker_runs: set[tuple[str, str, str]] | None = None
 
     def made_with(
         self,
@@ -94,14 +95,21 @@ class Record:
 
         A worker's run also needs the layout: what its job spec said beyond DVC's key
         (empty folders and exec bits of the inputs, other keys of params files, wdir,
-        DVC_STAGE), which whoever writes to Redis chooses. Without `layout` it is refused."""
+        DVC_STAGE, limits), which whoever writes to Redis chooses. Digest, environment and
+        layout must be those of one worker run, not each of another (two forged runs could
+        otherwise add up to the victim's). Without `layout` such an entry is refused."""
         if image_digest not in self.images:
             return False
         if env is not None and self.envs is not None and env not in self.envs:
             return False
-        if self.layouts is not None:
+        if self.worker_runs is not None:
             mine = layout() if layout is not None else ""
-            if mine is not None and mine not in self.layouts:
+            if not any(
+                digest == image_digest
+                and (env is None or run_env == env)
+                and (mine is None or run_layout == mine)
+                for digest, run_env, run_layout in self.worker_runs
+            ):
                 return False
         if image is None or self.tags is None:
             return True
@@ -124,12 +132,12 @@ class RunCache:
         try:
             doc = json.loads(raw)
             images = {str(k): str(v) for k, v in dict(doc["images"]).items()}
-            envs, tags, layouts = doc.get("envs"), doc.get("tags"), doc.get("layouts")
+            envs, tags, runs = doc.get("envs"), doc.get("tags"), doc.get("worker_runs")
             return Record(
                 images,
                 None if envs is None else {str(e) for e in envs},
                 None if tags is None else {str(d): {str(n) for n in ns} for d, ns in tags.items()},
-                None if layouts is None else {str(x) for x in layouts},
+                None if runs is None else {(str(d), str(e), str(x)) for d, e, x in runs},
             )
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
@@ -219,11 +227,13 @@ class RunCache:
             doc["envs"] = sorted(envs | {env})
         elif old is not None and old.envs is not None:
             doc["envs"] = sorted(envs)
-        # Once a worker made it, the entry is served only to a matching layout; a run in a
-        # repository (no layout) never lifts that.
-        layouts = set(old.layouts or ()) if old else set()
-        if layout is not None or (old is not None and old.layouts is not None):
-            doc["layouts"] = sorted(layouts | ({layout} if layout is not None else set()))
+        # Once a worker made it, the entry is served only to a run like one of the workers';
+        # a run in a repository (no layout) never lifts that.
+        runs = set(old.worker_runs or ()) if old else set()
+        if layout is not None:
+            runs.add((image_digest, env or "", layout))
+        if runs or (old is not None and old.worker_runs is not None):
+            doc["worker_runs"] = sorted(list(run) for run in runs)
         self.store.write_record(key, value, json.dumps(doc, sort_keys=True).encode("utf-8"))
 
     def produced(

@@ -12,6 +12,7 @@ import os
 import re
 import stat
 from collections.abc import Sequence
+from contextlib import suppress
 
 from executor.errors import WorkspaceError
 
@@ -158,13 +159,31 @@ def _check_settled(path: str, fresh_after: int | None) -> None:
     kernel's and no process can set it back."""
     if fresh_after is None:
         return
-    if os.lstat(path).st_ctime_ns >= fresh_after:
+    st = os.lstat(path)
+    fresh = st.st_ctime_ns >= fresh_after
+    if stat.S_ISLNK(st.st_mode):  # what the link leads to decides as much as the link
+        with suppress(OSError):
+            fresh = fresh or os.stat(path).st_ctime_ns >= fresh_after
+    elif fresh and stat.S_ISDIR(st.st_mode) and _old_project(path, fresh_after):
+        fresh = False  # a nested project that was there already, used (`dvc pull` in it)
+    if fresh:
         name = os.path.basename(path)
         raise WorkspaceError(
             f"'{path}' was created or changed while this run's stages ran; a {name} "
             "decides which files DVC hashes, so no stage may write one: remove it (and any "
             "file it hides) and make the stage write only its outputs"
         )
+
+
+def _old_project(mark: str, fresh_after: int) -> bool:
+    """Whether the `.dvc` folder `mark` holds the `config` of a project made before
+    `fresh_after`: its contents change as DVC is used in it, but no process can give a
+    file it makes, links or moves there an older ctime."""
+    try:
+        config = os.lstat(os.path.join(mark, "config"))
+    except OSError:
+        return False
+    return stat.S_ISREG(config.st_mode) and config.st_ctime_ns < fresh_after
 
 
 def skipped(rules: IgnoreRules | None, rel: str, is_dir: bool) -> bool:
