@@ -533,8 +533,44 @@ def test_a_workers_own_failure_is_said_and_not_retried(
 def test_a_follower_runs_the_work_itself_when_the_job_it_follows_fails(
     make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, tmp_path: Path
 ) -> None:
-    """Only a success is adopted: the first submission's own limit (a 2 s timeout) is not
-    the second's, which runs the stage once the first job has failed."""
+    """Only a success is adopted: the second submission follows the first's job (the same
+    work: same key, image, environment and layout), and runs the stage itself once that job
+    is cancelled by its own submitter (Ctrl-C)."""
+    stage = "    cmd: echo started; sleep 4; echo done > out.txt\n    deps: [in.txt]\n    outs: [out.txt]\n"
+    first = make_repo({"dvc.yaml": "stages:\n  slow:\n" + stage, "in.txt": "x\n"}, "first")
+    second = make_repo({"dvc.yaml": "stages:\n  slow:\n" + stage, "in.txt": "x\n"}, "second")
+    extra = _start_worker(fleet.env, tmp_path / "extra-home", tmp_path / "extra.log")
+    env = {**os.environ, **GIT_ENV, **fleet.env, "EXECUTOR_IMAGE": busybox_image}
+    try:
+        proc = submit_until_started(first, fleet, busybox_image)
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "executor", "submit"], cwd=second, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert follower.stdout is not None
+        seen = []
+        for line in follower.stdout:
+            seen.append(line)
+            if "the same work submitted elsewhere" in line:
+                break
+        proc.send_signal(signal.SIGINT)  # the followed job is cancelled, not succeeded
+        _, err = proc.communicate(timeout=120)
+        rest, follower_err = follower.communicate(timeout=120)
+    finally:
+        stop_worker(extra)
+    out = "".join(seen) + rest
+    assert proc.returncode != 0, err
+    assert follower.returncode == 0, out + follower_err
+    assert "the same work submitted elsewhere" in out
+    assert "running the stage here" in out
+    assert (second / "out.txt").read_text() == "done\n"
+
+
+def test_work_under_other_limits_is_not_followed(
+    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, tmp_path: Path
+) -> None:
+    """Limits are part of a job's layout: a submission whose stage has other limits (here the
+    first's 2 s timeout) is other work, run on its own and never adopted."""
     stage = "    cmd: echo started; sleep 4; echo done > out.txt\n    deps: [in.txt]\n    outs: [out.txt]\n"
     first = make_repo({"dvc.yaml": "stages:\n  slow:\n" + stage +
                        "    meta: {executor: {timeout: 2s}}\n", "in.txt": "x\n"}, "first")  # fmt: skip
@@ -542,14 +578,13 @@ def test_a_follower_runs_the_work_itself_when_the_job_it_follows_fails(
     extra = _start_worker(fleet.env, tmp_path / "extra-home", tmp_path / "extra.log")
     try:
         proc = submit_until_started(first, fleet, busybox_image)
-        follower = submit(second, fleet, busybox_image)
+        other = submit(second, fleet, busybox_image)
         _, err = proc.communicate(timeout=120)
     finally:
         stop_worker(extra)
     assert proc.returncode == 1 and "timed out after 2s" in err, err
-    assert follower.returncode == 0, follower.stdout + follower.stderr
-    assert "the same work submitted elsewhere" in follower.stdout
-    assert "running the stage here" in follower.stdout
+    assert other.returncode == 0, other.stdout + other.stderr
+    assert "the same work submitted elsewhere" not in other.stdout
     assert (second / "out.txt").read_text() == "done\n"
 
 
