@@ -10,6 +10,7 @@ from pathlib import Path
 from executor.errors import ConfigError
 from executor.limits import Ceilings, parse_memory
 from worker.events import LOG_BYTES
+from worker.patientstore import STORE_PATIENCE
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class WorkerConfig:
     cache_bytes: int
     ceilings: Ceilings = field(default_factory=Ceilings)
     log_bytes: int = LOG_BYTES
+    store_patience: float = STORE_PATIENCE  # seconds a store outage is waited out
     env: Mapping[str, str] = field(default_factory=dict)  # what it was read from
 
     @classmethod
@@ -42,7 +44,18 @@ class WorkerConfig:
             raise ConfigError(
                 f"EXECUTOR_WORKER_LOG_BYTES={raw!r} (--log-bytes) is not a number of bytes"
             )
-        return cls(store, home, size, Ceilings.from_env(env), int(raw), dict(env))
+        log_bytes = int(raw)
+        raw = env.get("EXECUTOR_WORKER_STORE_PATIENCE") or str(STORE_PATIENCE)
+        try:
+            patience = float(raw)
+        except ValueError:
+            patience = -1.0
+        if not 0 <= patience < float("inf"):
+            raise ConfigError(
+                f"EXECUTOR_WORKER_STORE_PATIENCE={raw!r} (--store-patience) is not a number "
+                "of seconds; write e.g. 120, or 0 to fail at once"
+            )
+        return cls(store, home, size, Ceilings.from_env(env), log_bytes, patience, dict(env))
 
 
 _config: WorkerConfig | None = None  # set by `use` (the CLI) before RQ forks any work horse

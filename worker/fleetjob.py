@@ -47,12 +47,14 @@ from executor.runcache import RunCache, env_digest
 from executor.settings import Settings
 from executor.stageio import StageIO
 from executor.store.base import ObjectStore
+from executor.store.local import LocalStore
 from executor.store.open import open_store
 from worker.config import worker_config
 from worker.events import Events
 from worker.job import container_request, execute, verify_inputs
 from worker.jobdirs import PLACED_NAME, job_folder
 from worker.localcache import LocalCache, Placement
+from worker.patientstore import PatientStore
 from worker.sandbox.engine import DockerSandbox, Mount
 from worker.sandbox.request import NOBODY, STAGE_USER, stage_user
 
@@ -116,6 +118,8 @@ def _run(
     limits = config.ceilings.apply(Limits.from_meta(spec.executor_meta), spec.address)
     settings = Settings.from_env(config.env)
     store = store_for(store_url, settings)
+    if not isinstance(store, LocalStore):  # a folder has no outages; a server may
+        store = PatientStore(store, config.store_patience, stop=cancel)
     # Undone in reverse, whatever fails: the Docker client closed, then the job's folder
     # removed, then the lock that marked it live released.
     with ExitStack() as undo:
@@ -183,9 +187,7 @@ def _placements(
     return placements, tuple(mounts)
 
 
-def _prepare(
-    spec: JobSpec, workspace: Path, hasher: Hasher, placements: list[Placement]
-) -> None:
+def _prepare(spec: JobSpec, workspace: Path, hasher: Hasher, placements: list[Placement]) -> None:
     """The workspace as the repository has it: folders (empty ones too), inputs checked,
     wdir and output folders made, handed to the stage's user."""
     for given in spec.inputs:

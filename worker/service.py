@@ -73,6 +73,9 @@ from worker.sandbox.engine import DockerSandbox, owner_process_alive, reap
 @click.option("--log-bytes", default=None,
               help="Bytes of a job's log relayed through Redis (EXECUTOR_WORKER_LOG_BYTES; "
                    "default 1048576); the rest is cut, the stage runs on.")  # fmt: skip
+@click.option("--store-patience", default=None,
+              help="Seconds a job waits for an unreachable store before it fails "
+                   "(EXECUTOR_WORKER_STORE_PATIENCE; default 120).")  # fmt: skip
 @click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
 def main(
     redis_url: str,
