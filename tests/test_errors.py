@@ -27,7 +27,7 @@ from executor.errors import (
     StoreError,
     UserError,
 )
-from executor.jobspec import JobResult
+from executor.jobresult import JobResult
 from executor.store.local import LocalStore
 
 
@@ -136,7 +136,7 @@ def test_each_wire_kind_comes_back_as_its_own_error_with_its_message() -> None:
         StageTimedOut,
         WorkspaceError,
     )
-    from executor.jobspec import failure_from_dict, failure_to_dict
+    from executor.jobresult import failure_from_dict, failure_to_dict
 
     sent = [
         StageFailed("train", 3, "python train.py", "Traceback ..."),
