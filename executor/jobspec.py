@@ -1,6 +1,6 @@
-"""What the coordinator asks a worker to do for one stage, and what comes back.
+"""What the coordinator asks a worker to do for one stage.
 
-Both records cross a process boundary as JSON (never pickle): `from_dict` validates every
+The spec crosses a process boundary as JSON (never pickle): `from_dict` validates every
 field, because whoever can write to the queue must not be able to make a worker do more.
 """
 
@@ -9,45 +9,23 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
+from typing import Any
 
-from executor.dvcformat.entry import Entry
-from executor.errors import WIRE_KINDS, ExecutorError, InvalidJobSpec, RemoteError
+from executor.errors import InvalidJobSpec
+from executor.jobfields import (
+    escapes_root,
+    is_string_list,
+    list_field,
+    mapping_field,
+    string_field,
+    workspace_relative,
+)
 from executor.pipeline.model import repo_path as in_wdir
 from executor.pipeline.model import run_cacheable
 
 OUT_KINDS = ("outs", "metrics", "plots")
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")  # an image id, as a worker's engine gives it
-_RUN_KEY = re.compile(r"[0-9a-f]{64}")
-
-
-def _str(d: Mapping[str, Any], name: str) -> str:
-    value = d.get(name)
-    if not isinstance(value, str):
-        raise InvalidJobSpec(f"job spec field '{name}' must be a string, got {value!r}")
-    return value
-
-
-def _posix_relative(path: str, field_name: str) -> str:
-    parts = path.split("/")
-    if path.startswith("/") or "\x00" in path or (".." in parts and _escapes(parts)):
-        raise InvalidJobSpec(f"job spec field '{field_name}' escapes the workspace: {path!r}")
-    return path
-
-
-def _escapes(parts: list[str]) -> bool:
-    depth = 0
-    for part in parts:
-        if part == "..":
-            depth -= 1
-            if depth < 0:
-                return True
-        elif part not in ("", "."):
-            depth += 1
-    return False
 
 
 @dataclass(frozen=True)
@@ -178,33 +156,33 @@ class JobSpec:
         if not isinstance(d, Mapping):
             raise InvalidJobSpec("job spec must be a JSON object")
         cmd = d.get("cmd")
-        if not (isinstance(cmd, str) or _strings(cmd)):
+        if not (isinstance(cmd, str) or is_string_list(cmd)):
             raise InvalidJobSpec("job spec field 'cmd' must be a string or a list of strings")
         lines = d.get("lines")
-        if not _strings(lines) or any("\x00" in line for line in lines):
+        if not is_string_list(lines) or any("\x00" in line for line in lines):
             raise InvalidJobSpec("job spec field 'lines' must be a list of strings without NUL")
-        env = _mapping(d, "env")
+        env = mapping_field(d, "env")
         if not all(isinstance(v, str) for v in env.values()):
             raise InvalidJobSpec("job spec field 'env' must map strings to strings")
-        params = _mapping(d, "params")
+        params = mapping_field(d, "params")
         if not all(isinstance(v, Mapping) for v in params.values()):
             raise InvalidJobSpec("job spec field 'params' must map files to mappings")
-        wdir = _posix_relative(_str(d, "wdir"), "wdir")
+        wdir = workspace_relative(string_field(d, "wdir"), "wdir")
         return cls(
-            address=_str(d, "address"),
-            dvc_stage=_str(d, "dvc_stage"),
+            address=string_field(d, "address"),
+            dvc_stage=string_field(d, "dvc_stage"),
             cmd=cmd,
             lines=tuple(lines),
-            image=_str(d, "image"),
+            image=string_field(d, "image"),
             wdir=wdir,
-            deps=tuple(_dep(x) for x in _list(d, "deps")),
+            deps=tuple(_dep(x) for x in list_field(d, "deps")),
             params={k: dict(v) for k, v in params.items()},
-            outs=tuple(_out(o, wdir) for o in _list(d, "outs")),
+            outs=tuple(_out(o, wdir) for o in list_field(d, "outs")),
             cacheable=bool(d.get("cacheable", False)),
             commit=bool(d.get("commit", True)),
-            executor_meta=_mapping(d, "executor_meta"),
+            executor_meta=mapping_field(d, "executor_meta"),
             env=env,
-            inputs=tuple(_input(i) for i in _list(d, "inputs")),
+            inputs=tuple(_input(i) for i in list_field(d, "inputs")),
         )
 
 
@@ -218,48 +196,30 @@ def _ignore_files(folder: str) -> list[str]:
         folder = posixpath.dirname(folder)
 
 
-def _strings(value: object) -> TypeGuard[list[str]]:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
-def _list(d: Mapping[str, Any], name: str) -> list[Any]:
-    value = d.get(name) or []
-    if not isinstance(value, list):
-        raise InvalidJobSpec(f"job spec field '{name}' must be a list")
-    return value
-
-
-def _mapping(d: Mapping[str, Any], name: str) -> dict[str, Any]:
-    value = d.get(name) or {}
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise InvalidJobSpec(f"job spec field '{name}' must be a mapping with string keys")
-    return dict(value)
-
-
 def _dep(item: object) -> dict[str, Any]:
     if not isinstance(item, Mapping):
         raise InvalidJobSpec("job spec field 'deps' must hold mappings")
-    path = _str(item, "path")  # relative to wdir: `../x` may stay inside the workspace
+    path = string_field(item, "path")  # relative to wdir: `../x` may stay inside the workspace
     if path.startswith("/") or "\x00" in path:
         raise InvalidJobSpec(f"job spec field 'deps.path' is not a relative path: {path!r}")
-    _str(item, "md5")
+    string_field(item, "md5")
     return dict(item)
 
 
 def _input(item: object) -> Input:
     if not isinstance(item, Mapping):
         raise InvalidJobSpec("job spec field 'inputs' must hold mappings")
-    md5 = _str(item, "md5")
+    md5 = string_field(item, "md5")
     digits = md5.removesuffix(".dir")
     if len(digits) != 32 or any(c not in "0123456789abcdef" for c in digits):
         raise InvalidJobSpec(f"job spec field 'inputs.md5' is not an md5: {md5!r}")
-    path = _posix_relative(_str(item, "path"), "inputs.path")
+    path = workspace_relative(string_field(item, "path"), "inputs.path")
     if path in ("", "."):
         raise InvalidJobSpec("job spec field 'inputs.path' names the workspace itself")
     lists = {name: item.get(name) or [] for name in ("executables", "folders")}
     for name, rels in lists.items():
-        if not _strings(rels) or not all(
-            r and not r.startswith("/") and not _escapes(r.split("/")) for r in rels
+        if not is_string_list(rels) or not all(
+            r and not r.startswith("/") and not escapes_root(r.split("/")) for r in rels
         ):
             raise InvalidJobSpec(f"job spec field 'inputs.{name}' must list relative paths")
     isexec = bool(item.get("isexec", False))
@@ -269,10 +229,10 @@ def _input(item: object) -> Input:
 def _out(item: object, wdir: str) -> OutRequest:
     if not isinstance(item, Mapping):
         raise InvalidJobSpec("job spec field 'outs' must hold mappings")
-    path = _str(item, "path")
+    path = string_field(item, "path")
     if path.startswith("/") or "\x00" in path:
         raise InvalidJobSpec(f"job spec field 'outs.path' is not a relative path: {path!r}")
-    repo_path = _posix_relative(_str(item, "repo_path"), "outs.repo_path")
+    repo_path = workspace_relative(string_field(item, "repo_path"), "outs.repo_path")
     # What the worker hashes is what the entry names: never a path of the sender's choosing.
     if repo_path != in_wdir(wdir, path):
         raise InvalidJobSpec(
@@ -290,64 +250,3 @@ def _out(item: object, wdir: str) -> OutRequest:
         cached=bool(item.get("cached", True)),
         kind=str(kind),
     )
-
-
-@dataclass(frozen=True)
-class JobResult:
-    """A finished run: the lock entry to record and the environment that produced it."""
-
-    address: str
-    entry: Entry
-    image_digest: str
-    duration: float
-    run_key: str | None = None  # set when a run-cache entry was written
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "address": self.address,
-            "entry": self.entry,
-            "image_digest": self.image_digest,
-            "duration": self.duration,
-            "run_key": self.run_key,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> JobResult:
-        entry = d.get("entry")
-        if not isinstance(entry, Mapping):
-            raise InvalidJobSpec("job result field 'entry' must be a mapping")
-        key = d.get("run_key")
-        duration = d.get("duration")
-        digest = _str(d, "image_digest")
-        if not _DIGEST.fullmatch(digest):
-            raise InvalidJobSpec(f"job result field 'image_digest' is not an image id: {digest!r}")
-        if key is not None and not (isinstance(key, str) and _RUN_KEY.fullmatch(key)):
-            raise InvalidJobSpec("job result field 'run_key' is not a run-cache key")
-        return cls(
-            address=_str(d, "address"),
-            entry=dict(entry),
-            image_digest=digest,
-            duration=float(duration) if isinstance(duration, int | float) else 0.0,
-            run_key=key,
-        )
-
-
-# A failed job travels back as its error's kind and fields, so the coordinator raises the
-# same error (and exits with the same code) as if the stage had run on its own host.
-def failure_to_dict(exc: ExecutorError) -> dict[str, Any]:
-    """The wire form of an error a job ended with."""
-    return {**exc.wire_fields(), "message": str(exc), "kind": exc.wire_kind}
-
-
-def failure_from_dict(d: Mapping[str, Any], address: str) -> ExecutorError:
-    """The error a job's wire failure stands for (never raises on odd input: whoever writes
-    to Redis writes it)."""
-    message = str(d.get("message") or f"stage '{address}' failed on a worker")
-    stage = str(d.get("stage") or address)
-    kind = WIRE_KINDS.get(str(d.get("kind")))
-    if kind is None:
-        return RemoteError(message)
-    try:
-        return kind.from_wire(message, stage, d)
-    except (KeyError, TypeError, ValueError):
-        return RemoteError(message)

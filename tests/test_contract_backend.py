@@ -26,7 +26,8 @@ from executor.coordinator.inputs import layout_in
 from executor.coordinator.types import Backend, load_backend
 from executor.dvcformat.entry import build_entry, stage_key
 from executor.errors import StageCancelled, StageFailed
-from executor.jobspec import JobResult, JobSpec, OutRequest
+from executor.jobresult import JobResult
+from executor.jobspec import JobSpec, OutRequest
 from executor.runcache import RunCache, env_digest
 from executor.settings import Settings
 from executor.stageio import StageIO

@@ -21,14 +21,8 @@ from executor.errors import (
     StoreError,
     WorkspaceError,
 )
-from executor.jobspec import (
-    Input,
-    JobResult,
-    JobSpec,
-    OutRequest,
-    failure_from_dict,
-    failure_to_dict,
-)
+from executor.jobresult import JobResult, failure_from_dict, failure_to_dict
+from executor.jobspec import Input, JobSpec, OutRequest
 
 SPEC = JobSpec(
     address="sub/dvc.yaml:train@1",

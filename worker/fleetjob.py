@@ -39,7 +39,8 @@ from executor.fleet.keys import (
     is_job_id,
 )
 from executor.hashing import Hasher
-from executor.jobspec import JobResult, JobSpec, failure_to_dict
+from executor.jobresult import JobResult, failure_to_dict
+from executor.jobspec import JobSpec
 from executor.limits import Limits
 from executor.pipeline.params import ParamsReader
 from executor.redact import redact

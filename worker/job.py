@@ -23,7 +23,8 @@ from executor.errors import (
     WorkspaceError,
 )
 from executor.hashing import Hasher
-from executor.jobspec import JobResult, JobSpec
+from executor.jobresult import JobResult
+from executor.jobspec import JobSpec
 from executor.pipeline.model import repo_path
 from executor.pipeline.params import ParamsReader
 from executor.runcache import RunCache, env_digest

@@ -16,7 +16,8 @@ from executor.coordinator.outputs import chown_outputs
 from executor.dvcformat.entry import Entry
 from executor.dvcformat.lockfile import LockWriter
 from executor.errors import ConfigError, ExecutorError
-from executor.jobspec import JobResult, JobSpec
+from executor.jobresult import JobResult
+from executor.jobspec import JobSpec
 from executor.limits import parse_memory
 from executor.runcache import LayoutOf, RunCache
 from executor.stageio import StageIO

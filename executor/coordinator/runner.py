@@ -25,7 +25,7 @@ from executor.coordinator.specs import StageSpecs
 from executor.coordinator.types import Backend, Launch, RunOptions, RunSummary
 from executor.dvcformat.entry import Entry, build_entry
 from executor.errors import ConfigError, ExecutorError, SandboxError, os_error
-from executor.jobspec import JobResult
+from executor.jobresult import JobResult
 from executor.pipeline import Dag, ParamsReader
 from executor.pipeline.model import Stage
 from executor.runcache import RunCache, env_digest

@@ -14,7 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from executor.coordinator.runner import Runner
 from executor.coordinator.types import LOCK_INTERVAL, Launch, RunSummary
 from executor.errors import ExecutorError, StageCancelled
-from executor.jobspec import JobResult
+from executor.jobresult import JobResult
 from executor.pipeline.model import Stage
 
 

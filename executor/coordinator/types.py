@@ -10,7 +10,8 @@ from typing import Protocol
 from executor.coordinator.plan import Evaluation
 from executor.dvcformat.entry import Entry
 from executor.errors import ExecutorError
-from executor.jobspec import JobResult, JobSpec
+from executor.jobresult import JobResult
+from executor.jobspec import JobSpec
 from executor.pipeline.model import Stage
 from executor.runcache import LayoutOf
 from executor.stageio import StageIO

@@ -43,7 +43,8 @@ from executor.fleet.keys import (
 )
 from executor.fleet.leases import Leases
 from executor.fleet.results import check_result
-from executor.jobspec import Input, JobResult, JobSpec
+from executor.jobresult import JobResult
+from executor.jobspec import Input, JobSpec
 from executor.runcache import LayoutOf, RunCache, RunHit, env_digest, out_objects
 from executor.stageio import StageIO
 from executor.store.base import ObjectStore

@@ -27,7 +27,7 @@ from executor.fleet.keys import (
     events_key,
     redis_errors,
 )
-from executor.jobspec import JobResult, failure_from_dict
+from executor.jobresult import JobResult, failure_from_dict
 from executor.stageio import StageIO
 
 POLL = 0.25  # seconds a quiet stream is waited on before the job's status is looked at

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from executor.errors import RemoteError
 from executor.hashing import is_md5
-from executor.jobspec import JobResult, JobSpec
+from executor.jobresult import JobResult
+from executor.jobspec import JobSpec
 from executor.pipeline.params import same_values
 
 
