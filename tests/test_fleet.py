@@ -308,6 +308,22 @@ def test_a_job_whose_worker_is_lost_runs_again(
     leftovers = docker_client.containers.list(all=True, filters={"label": "executor.stage=long"})
     assert leftovers == []  # the killed run's container was reaped
     assert list((home / "jobs").iterdir()) == []  # and its workspace removed
+    if second is not None:  # RQ's record of the lost job is finished off, not started forever
+        _wait_until_no_job_is_started(fleet)
+
+
+def _wait_until_no_job_is_started(fleet: Fleet) -> None:
+    """Read raw: RQ's own count() would run its cleanup, doing the worker's work for it."""
+    import redis
+
+    client = redis.Redis.from_url(fleet.redis_url)
+    deadline = time.monotonic() + 150
+    while client.zcard("rq:wip:default"):
+        assert time.monotonic() < deadline, "a lost job stays started: " + fleet.worker_log()
+        time.sleep(0.2)
+    failed = [m.decode().split(":")[0] for m in client.zrange("rq:failed:default", 0, -1)]
+    assert len(failed) == 1, failed  # the lost run; the second one finished
+    assert client.hget(f"rq:job:{failed[0]}", "status") == b"failed"
 
 
 def test_the_redis_index_names_hits_the_store_confirms_and_is_rebuilt_from_it(

@@ -1,7 +1,7 @@
 """RQ's classes as a worker uses them: a Job that resolves to the stage entry point or to
 nothing (no other function, callback, webhook or dependent job, whatever a Redis writer
-enqueues), and a forking Worker that takes no pubsub commands and cleans up after a work
-horse that was killed."""
+enqueues), and a forking Worker that takes no pubsub commands, cleans up after a work
+horse that was killed and finishes off the RQ records of jobs whose worker was lost."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from executor.fleet.keys import JOB_FUNCTION, is_job_id
 from worker.config import worker_config
 from worker.fleetjob import run_job
 from worker.jobdirs import remove_stale_workspaces
+from worker.lostjobs import expire_lost_jobs
 from worker.sandbox.engine import DockerSandbox, owner_process_alive, reap
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,18 @@ def stage_worker_class() -> type[Any]:
 
         def unsubscribe(self) -> None:
             """Nothing subscribed."""
+
+        def clean_registries(self) -> None:
+            """RQ's maintenance, once the jobs of lost workers are due for it (lostjobs)."""
+            for queue in self.queues:
+                try:
+                    lost = expire_lost_jobs(queue.started_job_registry, self.connection)
+                except Exception as exc:  # Redis away: the next pass tries again
+                    log.warning("cannot look for lost jobs on %s: %s", queue.name, exc)
+                    continue
+                for job_id in lost:
+                    log.warning("job %s: its worker is gone; marked failed", job_id)
+            super().clean_registries()  # type: ignore[no-untyped-call]
 
         def handle_work_horse_killed(
             self, job: Any, retpid: int, ret_val: int, rusage: Any

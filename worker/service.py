@@ -20,6 +20,7 @@ from worker import config as worker_config_module
 from worker.config import WorkerConfig
 from worker.fleetjob import store_for
 from worker.jobdirs import claim_home, remove_stale_workspaces
+from worker.lostjobs import SWEEP_EVERY
 from worker.rqjobs import stage_job_class, stage_worker_class
 from worker.sandbox.engine import DockerSandbox, owner_process_alive, reap
 
@@ -114,6 +115,11 @@ def main(
         click.echo(f"ERROR: {shown(str(exc))}", err=True)
         sys.exit(exc.exit_status)
     worker = stage_worker_class()(
-        list(queues), connection=redis, serializer=JSONSerializer, job_class=stage_job_class()
+        list(queues),
+        connection=redis,
+        serializer=JSONSerializer,
+        job_class=stage_job_class(),
+        maintenance_interval=SWEEP_EVERY,
+        worker_ttl=SWEEP_EVERY + 15,  # an idle worker wakes (dequeue timeout) for each pass
     )
     worker.work(burst=burst, logging_level="INFO")
