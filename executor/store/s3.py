@@ -18,6 +18,7 @@ from executor.errors import CorruptObject, StoreError
 from executor.hashing import Digest, Dos2UnixMd5
 from executor.store.base import (
     RunFile,
+    content_md5,
     create,
     legacy_object_key,
     object_key,
@@ -134,7 +135,7 @@ class S3Store:
                 self._bucket.name,
                 key,
                 src,
-                _name(md5),
+                content_md5(md5),
                 part,
                 self._parts,
                 self._bucket.write_args,
@@ -149,7 +150,7 @@ class S3Store:
 
     def _put_verified(self, md5: str, data: bytes, where: str) -> None:
         actual = self._new_digest(data).hexdigest()
-        if actual != _name(md5):
+        if actual != content_md5(md5):
             raise CorruptObject(md5, where, actual)
         # Content-MD5 makes S3 reject a body damaged on the way (moto does not check it).
         sent = bytes.fromhex(actual) if self._new_digest is hashlib.md5 else None
@@ -190,7 +191,7 @@ class S3Store:
                 part = part_size_for(total - offset, self.part_size)
                 args = (self.client, self._bucket.name, key, offset, total, part)
                 download_rest(*args, self._parts, take)
-        if digest.hexdigest() != _name(md5):
+        if digest.hexdigest() != content_md5(md5):
             where = f"{self.url}/{self._object_key(md5)}"
             raise CorruptObject(md5, where, digest.hexdigest())
 
@@ -216,7 +217,3 @@ class S3Store:
 
     def all_records(self) -> set[tuple[str, str]]:
         return self._runs.all_records()
-
-
-def _name(md5: str) -> str:
-    return md5.removesuffix(".dir")

@@ -28,6 +28,7 @@ from executor.errors import (
 )
 from executor.hashing import Hasher, parse_manifest
 from executor.store.base import ObjectStore
+from executor.store.cachecheck import drop_corrupt
 from executor.store.checkout import HashMany, checkout, files_of, hashes_of, place
 from executor.store.hints import DirHints
 from executor.store.local import LocalStore
@@ -248,7 +249,7 @@ def _pull_objects(
         except (ObjectMissing, CorruptObject, ValueError, KeyError) as exc:
             report.failed[md5] = f"{md5} not usable: {exc}"
     if cache.links.links_objects:  # workspace files will be these objects: no corrupt one
-        cache.drop_corrupt(files)
+        drop_corrupt(cache, files)
     todo = files - cache.exists_many(files)
     fresh = FreshOutputs(
         cache, root, [o for o in outputs if o.md5 not in report.failed], todo, remember
