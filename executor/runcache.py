@@ -20,6 +20,8 @@ from executor.dvcformat.entry import Entry, plain, run_key, run_value
 from executor.errors import ExecutorError
 from executor.hashing import is_md5, parse_manifest
 from executor.store.base import ObjectStore
+from executor.store.cachecheck import verify_writable
+from executor.store.local import LocalStore
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +64,7 @@ def objects_usable(store: ObjectStore, needed: list[str]) -> bool:
     wanted = set(needed)
     if len(store.exists_many(wanted)) != len(wanted):
         return False
-    verify = getattr(store, "verify_writable", None)
-    return verify is None or bool(verify(wanted))
+    return not isinstance(store, LocalStore) or verify_writable(store, wanted)
 
 
 def env_digest(env: Mapping[str, str]) -> str:

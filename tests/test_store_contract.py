@@ -242,7 +242,7 @@ def test_local_store_copies_a_hashed_file_without_reading_it_again(
     def verifying_copy(*args: object) -> None:
         raise AssertionError("the file was read and hashed a second time")
 
-    monkeypatch.setattr("executor.store.local._write_atomic", verifying_copy)
+    monkeypatch.setattr("executor.store.local.write_atomic", verifying_copy)
     store.put_file(oid, src, check=False, seen=os.stat(src))
     obj = store.object_path(oid)
     assert md5(obj.read_bytes()) == oid

@@ -19,6 +19,7 @@ from executor.hashing import Hasher, HashInfo, Seen
 from executor.jobspec import OutRequest
 from executor.pipeline.model import repo_path
 from executor.store.base import ObjectStore
+from executor.store.cachecheck import drop_corrupt
 from executor.store.checkout import checkout, hashes_of
 from executor.store.links import unprotect
 from executor.store.local import LocalStore
@@ -95,7 +96,7 @@ def commit_output(store: ObjectStore, hasher: Hasher, path: Path) -> HashInfo:
     if path.is_dir():
         info, entries, manifest = hasher.hash_tree(path, seen)
         if cache is not None:
-            cache.drop_corrupt(e.md5 for e in entries)
+            drop_corrupt(cache, (e.md5 for e in entries))
         present = store.exists_many({e.md5 for e in entries})
         base = os.path.abspath(path)
         todo = {e.md5: os.path.join(base, e.relpath) for e in entries if e.md5 not in present}
@@ -116,7 +117,7 @@ def commit_output(store: ObjectStore, hasher: Hasher, path: Path) -> HashInfo:
         raise FileNotFoundError(path)
     info = hasher.hash_file(path, seen)
     if cache is not None:
-        cache.drop_corrupt([info.md5])
+        drop_corrupt(cache, [info.md5])
     store.put_file(info.md5, path, seen=seen.get(os.path.abspath(path)))
     return info
 

@@ -40,6 +40,11 @@ def checked(md5: str) -> str:
     return md5
 
 
+def content_md5(md5: str) -> str:
+    """The md5 an object's content hashes to: its name without a `.dir` suffix."""
+    return md5.removesuffix(".dir")
+
+
 def is_run_name(name: str) -> bool:
     """Whether `name` has the shape of a run-cache key or value (a sha256: 64 lowercase hex)."""
     return len(name) == 64 and _HEX.issuperset(name)

@@ -7,31 +7,25 @@ import base64
 import copy
 import hashlib
 import os
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from botocore.exceptions import ClientError
 
 from executor.durable import publish
 from executor.errors import CorruptObject, StoreError
 from executor.hashing import Digest, Dos2UnixMd5
 from executor.store.base import (
     RunFile,
+    content_md5,
     create,
-    is_run_name,
     legacy_object_key,
     object_key,
-    record_key,
-    run_key,
     temporary_beside,
 )
-from executor.store.s3client import MISSING, error_code, translated, with_body_retries
-from executor.store.s3list import head, scan_present
+from executor.store.s3bucket import S3Bucket
+from executor.store.s3list import scan_present
 from executor.store.s3parts import (
     PartRunner,
     download_rest,
@@ -39,10 +33,10 @@ from executor.store.s3parts import (
     stream_object,
     upload_large,
 )
+from executor.store.s3runs import S3Runs
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import ObjectTypeDef
 
 PART_SIZE = 8 * 1024 * 1024  # larger objects go in parts, in parallel (as boto3 does)
 STREAM_RATE = 96 * 1024 * 1024  # bytes/s: a download stream slower than this goes parallel
@@ -65,18 +59,12 @@ class S3Store:
         stream_rate: float = STREAM_RATE,
         write_args: Mapping[str, str] | None = None,
     ) -> None:
-        # A factory defers boto3 (a third of a second to import and set up) until a request
-        # is needed: a pull with everything already local makes none.
-        self._client = None if callable(client) else client
-        self._factory = client if callable(client) else None
-        self._client_lock = threading.Lock()
-        self.bucket = bucket
-        self.prefix = prefix.strip("/")
-        self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        self._bucket = S3Bucket(client, bucket, prefix, write_args)
+        self._runs = S3Runs(self._bucket)
+        self.url = self._bucket.url
         self.workers = max(1, workers)
         self.part_size = part_size
         self.stream_rate = stream_rate
-        self.write_args = dict(write_args or {})  # encryption, ACL: on every write
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="s3-store")
         self._parts = PartRunner(self._pool, self.workers)
         self._object_key = object_key  # where objects live, and what names them:
@@ -84,56 +72,41 @@ class S3Store:
         self._new_digest: Callable[[bytes], Digest] = hashlib.md5
 
     def legacy_view(self) -> S3Store:
-        view = copy.copy(self)
+        view = copy.copy(self)  # the same bucket: one client for both
         view._object_key = legacy_object_key
         view._objects = ""
         view._new_digest = Dos2UnixMd5
-        view._client, view._factory = None, lambda: self.client  # one client for both
-        view._client_lock = threading.Lock()
         return view
 
     @property
     def client(self) -> S3Client:
-        if self._client is None:
-            with self._client_lock:
-                if self._client is None:
-                    assert self._factory is not None
-                    self._client = self._factory()
-        return self._client
+        return self._bucket.client
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def _key(self, rel: str) -> str:
-        return f"{self.prefix}/{rel}" if self.prefix else rel
-
-    def _errors(self, what: str, oid: str | None = None) -> AbstractContextManager[None]:
-        return translated(self.url, str(self.client.meta.endpoint_url), what, oid)
-
     # objects
 
     def exists(self, md5: str) -> bool:
-        with self._errors(f"checking object {md5}"):
-            return self._head(self._key(self._object_key(md5)))
+        with self._bucket.errors(f"checking object {md5}"):
+            return self._bucket.head(self._bucket.key(self._object_key(md5)))
 
     def exists_many(self, md5s: Iterable[str]) -> set[str]:
-        by_key = {self._key(self._object_key(m)): m for m in md5s}
+        by_key = {self._bucket.key(self._object_key(m)): m for m in md5s}
         keys = sorted(by_key)
         if not keys:
             return set()
-        with self._errors(f"checking {len(keys)} objects"):
+        with self._bucket.errors(f"checking {len(keys)} objects"):
             if len(keys) <= HEAD_LIMIT:
-                heads = self._pool.map(self._head, keys)
+                heads = self._pool.map(self._bucket.head, keys)
                 present = [k for k, ok in zip(keys, heads, strict=True) if ok]
             else:
                 size = max(SHARD_KEYS, -(-len(keys) // self.workers))
                 shards = [keys[i : i + size] for i in range(0, len(keys), size)]
-                scan = partial(scan_present, self.client, self.bucket, self._key(self._objects))
+                where = self._bucket.key(self._objects)
+                scan = partial(scan_present, self.client, self._bucket.name, where)
                 present = [k for found in self._pool.map(scan, shards) for k in found]
         return {by_key[k] for k in present}
-
-    def _head(self, key: str) -> bool:
-        return head(self.client, self.bucket, key)
 
     def put_file(
         self, md5: str, src: Path, *, check: bool = True, seen: os.stat_result | None = None
@@ -151,48 +124,38 @@ class S3Store:
             data = src.read_bytes() if size <= self.part_size else None
         except OSError as exc:
             raise StoreError(f"cannot read {src} to store it: {exc.strerror}") from exc
-        with self._errors(f"uploading object {md5}"):
+        with self._bucket.errors(f"uploading object {md5}"):
             if data is not None:
                 self._put_verified(md5, data, str(src))
                 return
             part = part_size_for(size, self.part_size)
-            key = self._key(self._object_key(md5))
+            key = self._bucket.key(self._object_key(md5))
             upload_large(
                 self.client,
-                self.bucket,
+                self._bucket.name,
                 key,
                 src,
-                _name(md5),
+                content_md5(md5),
                 part,
                 self._parts,
-                self.write_args,
+                self._bucket.write_args,
                 self._new_digest,
             )
 
     def put_bytes(self, md5: str, data: bytes, *, check: bool = True) -> None:
         if check and self.exists(md5):
             return
-        with self._errors(f"uploading object {md5}"):
+        with self._bucket.errors(f"uploading object {md5}"):
             self._put_verified(md5, data, "the data given")
 
     def _put_verified(self, md5: str, data: bytes, where: str) -> None:
         actual = self._new_digest(data).hexdigest()
-        if actual != _name(md5):
+        if actual != content_md5(md5):
             raise CorruptObject(md5, where, actual)
         # Content-MD5 makes S3 reject a body damaged on the way (moto does not check it).
         sent = bytes.fromhex(actual) if self._new_digest is hashlib.md5 else None
-        self._put(self._key(self._object_key(md5)), data, base64.b64encode(sent) if sent else None)
-
-    def _put(self, key: str, data: bytes, content_md5: bytes | None = None) -> None:
-        if content_md5 is None:
-            content_md5 = base64.b64encode(hashlib.md5(data).digest())
-        self.client.put_object(
-            Bucket=self.bucket,
-            Key=key,
-            Body=data,
-            ContentMD5=content_md5.decode(),
-            **self.write_args,  # type: ignore[arg-type]
-        )
+        key = self._bucket.key(self._object_key(md5))
+        self._bucket.put(key, data, base64.b64encode(sent) if sent else None)
 
     def get_file(self, md5: str, dest: Path, *, mode: int = 0o644) -> None:
         tmp = temporary_beside(dest)
@@ -214,89 +177,43 @@ class S3Store:
     def _fetch(self, md5: str, write: Callable[[bytes], object]) -> None:
         """Hand the object's bytes to `write` in order; CorruptObject if they do not hash to
         its name (the caller discards what it wrote)."""
-        key = self._key(self._object_key(md5))
+        key = self._bucket.key(self._object_key(md5))
         digest = self._new_digest(b"")
 
         def take(data: bytes) -> None:
             digest.update(data)
             write(data)
 
-        with self._errors(f"downloading object {md5}", md5):
-            args0 = (self.client, self.bucket, key, self.part_size, self.stream_rate)
+        with self._bucket.errors(f"downloading object {md5}", md5):
+            args0 = (self.client, self._bucket.name, key, self.part_size, self.stream_rate)
             offset, total = stream_object(*args0, take)
             if offset < total:
                 part = part_size_for(total - offset, self.part_size)
-                args = (self.client, self.bucket, key, offset, total, part)
+                args = (self.client, self._bucket.name, key, offset, total, part)
                 download_rest(*args, self._parts, take)
-        if digest.hexdigest() != _name(md5):
+        if digest.hexdigest() != content_md5(md5):
             where = f"{self.url}/{self._object_key(md5)}"
             raise CorruptObject(md5, where, digest.hexdigest())
 
-    # run-cache entries and executor's records
+    # run-cache entries and executor's records: S3Runs
 
     def list_runs(self, key: str) -> list[RunFile]:
-        prefix = self._key(run_key(key)) + "/"
-        with self._errors(f"listing run-cache key {key}"):
-            files = [
-                RunFile(o["Key"][len(prefix) :], o["LastModified"].timestamp())
-                for o in self._list(prefix)
-            ]
-        files = [f for f in files if is_run_name(f.value)]
-        return sorted(files, key=lambda f: f.mtime, reverse=True)
+        return self._runs.list_runs(key)
 
     def read_run(self, key: str, value: str) -> bytes | None:
-        return self._read(self._key(run_key(key, value)))
+        return self._runs.read_run(key, value)
 
     def write_run(self, key: str, value: str, data: bytes) -> None:
-        with self._errors(f"writing run-cache entry {key}/{value}"):
-            self._put(self._key(run_key(key, value)), data)
+        self._runs.write_run(key, value, data)
 
     def read_record(self, key: str, value: str) -> bytes | None:
-        return self._read(self._key(record_key(key, value)))
+        return self._runs.read_record(key, value)
 
     def write_record(self, key: str, value: str, data: bytes) -> None:
-        with self._errors(f"writing the record of {key}/{value}"):
-            self._put(self._key(record_key(key, value)), data)
+        self._runs.write_record(key, value, data)
 
     def all_runs(self) -> dict[str, list[RunFile]]:
-        runs: dict[str, list[RunFile]] = {}
-        for parts, obj in self._tree("runs/"):
-            runs.setdefault(parts[1], []).append(RunFile(parts[2], obj["LastModified"].timestamp()))
-        return runs
+        return self._runs.all_runs()
 
     def all_records(self) -> set[tuple[str, str]]:
-        return {(p[1], p[2].removesuffix(".json")) for p, _ in self._tree("executor/runs/")}
-
-    def _tree(self, rel: str) -> Iterator[tuple[list[str], ObjectTypeDef]]:
-        """(["ab", key, name], object) under a `<k[:2]>/<k>/<name>` tree."""
-        prefix = self._key(rel)
-        with self._errors(f"listing {rel}"):
-            for obj in self._list(prefix):
-                parts = obj["Key"][len(prefix) :].split("/")
-                if (
-                    len(parts) == 3
-                    and is_run_name(parts[1])
-                    and is_run_name(parts[2].removesuffix(".json"))
-                ):
-                    yield parts, obj
-
-    def _list(self, prefix: str) -> Iterator[ObjectTypeDef]:
-        pages = self.client.get_paginator("list_objects_v2")
-        for page in pages.paginate(Bucket=self.bucket, Prefix=prefix):
-            yield from page.get("Contents", [])
-
-    def _read(self, key: str) -> bytes | None:
-        def read() -> bytes | None:
-            try:
-                return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-            except ClientError as exc:
-                if error_code(exc) in MISSING:
-                    return None
-                raise
-
-        with self._errors(f"reading {key}"):
-            return with_body_retries(read)
-
-
-def _name(md5: str) -> str:
-    return md5.removesuffix(".dir")
+        return self._runs.all_records()

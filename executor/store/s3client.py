@@ -39,6 +39,8 @@ from executor.errors import (
 from executor.s3access import S3Access
 
 if TYPE_CHECKING:
+    from botocore.config import Config
+    from botocore.session import Session
     from mypy_boto3_s3 import S3Client
 
 T = TypeVar("T")
@@ -73,34 +75,10 @@ def make_client(
     part and listing threads), retries with backoff and jitter on throttling, 5xx,
     timeouts and dropped connections, path-style addressing for custom endpoints (MinIO).
     `access` adds a profile, keys, TLS settings or timeouts (a DVC remote's options)."""
-    from botocore.config import Config
-    from botocore.session import Session
-
     access = access or S3Access()
-    config = Config(
-        max_pool_connections=max(10, 2 * workers),
-        # Not "adaptive": its client-side rate limiter takes one lock per request and per
-        # response, which the transfer threads queue on; "standard" also backs off with jitter.
-        retries={"mode": "standard", "max_attempts": max_attempts},
-        connect_timeout=access.connect_timeout or connect_timeout,
-        read_timeout=access.read_timeout or read_timeout,
-        tcp_keepalive=True,
-        s3={
-            "addressing_style": "path" if endpoint_url else "auto",
-            # botocore skips the payload's SHA-256 over https when a checksum header is sent;
-            # over plain http (MinIO, moto) it would hash every byte once more. Every upload
-            # carries Content-MD5 or a CRC32 the server checks, and objects are named by md5.
-            "payload_signing_enabled": False,
-        },
-    )
-    session = Session(profile=access.profile)
-    # As DVC: the environment's AWS_SHARED_CREDENTIALS_FILE / AWS_CONFIG_FILE win.
-    if access.credentials_file and not os.environ.get("AWS_SHARED_CREDENTIALS_FILE"):
-        session.set_config_variable("credentials_file", access.credentials_file)
-    if access.config_file and not os.environ.get("AWS_CONFIG_FILE"):
-        session.set_config_variable("config_file", access.config_file)
+    config = _config(endpoint_url, workers, max_attempts, connect_timeout, read_timeout, access)
     try:
-        client = session.create_client(
+        client = _session(access).create_client(
             "s3",
             endpoint_url=endpoint_url,
             region_name=region,
@@ -122,6 +100,48 @@ def make_client(
             "use e.g. http://127.0.0.1:9000"
         ) from exc
     return cast("S3Client", client)
+
+
+def _config(
+    endpoint_url: str | None,
+    workers: int,
+    max_attempts: int,
+    connect_timeout: float,
+    read_timeout: float,
+    access: S3Access,
+) -> Config:
+    """botocore's settings for `make_client` (the timeouts of `access` win)."""
+    from botocore.config import Config
+
+    return Config(
+        max_pool_connections=max(10, 2 * workers),
+        # Not "adaptive": its client-side rate limiter takes one lock per request and per
+        # response, which the transfer threads queue on; "standard" also backs off with jitter.
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=access.connect_timeout or connect_timeout,
+        read_timeout=access.read_timeout or read_timeout,
+        tcp_keepalive=True,
+        s3={
+            "addressing_style": "path" if endpoint_url else "auto",
+            # botocore skips the payload's SHA-256 over https when a checksum header is sent;
+            # over plain http (MinIO, moto) it would hash every byte once more. Every upload
+            # carries Content-MD5 or a CRC32 the server checks, and objects are named by md5.
+            "payload_signing_enabled": False,
+        },
+    )
+
+
+def _session(access: S3Access) -> Session:
+    """botocore's session with the profile and the config files `access` names."""
+    from botocore.session import Session
+
+    session = Session(profile=access.profile)
+    # As DVC: the environment's AWS_SHARED_CREDENTIALS_FILE / AWS_CONFIG_FILE win.
+    if access.credentials_file and not os.environ.get("AWS_SHARED_CREDENTIALS_FILE"):
+        session.set_config_variable("credentials_file", access.credentials_file)
+    if access.config_file and not os.environ.get("AWS_CONFIG_FILE"):
+        session.set_config_variable("config_file", access.config_file)
+    return session
 
 
 def error_code(exc: ClientError) -> str:

@@ -11,32 +11,28 @@ go after the objects, executor's records before their entries.
 
 from __future__ import annotations
 
-import os
-import shutil
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from executor.confine import inside
 from executor.errors import (
     CorruptObject,
     ObjectMissing,
     TransferIncomplete,
     UnsavedChanges,
-    WorkspaceError,
 )
 from executor.hashing import Hasher, parse_manifest
 from executor.store.base import ObjectStore
-from executor.store.checkout import HashMany, checkout, files_of, hashes_of, place
+from executor.store.cachecheck import drop_corrupt
+from executor.store.checkout import HashMany, checkout, hashes_of
+from executor.store.fresh import FreshOutputs, Remember
 from executor.store.hints import DirHints
 from executor.store.local import LocalStore
 from executor.store.movers import fetch_objects, put_objects
 from executor.store.pool import Progress, Quiet
+from executor.store.pushplan import plan_push
 from executor.store.runsync import copy_runs, entry_objects
 from executor.store.tracked import Tracked
-
-Remember = Callable[[list[tuple[Path, str]]], None]  # (path, md5) of files just written
 
 
 @dataclass
@@ -104,56 +100,16 @@ def _push_objects(
     wanted = {o.md5 for o in outputs} | extra
     if not wanted:
         return report
-    progress.start("checking the store", len(wanted))
-    present = store.exists_many(wanted)
-    progress.advance(len(wanted))
-    contents: dict[str, set[str]] = {}
-    for md5 in sorted(m for m in wanted - present if m.endswith(".dir")):
-        try:
-            contents[md5] = _manifest(cache, md5)
-        except (ObjectMissing, CorruptObject, ValueError, KeyError) as exc:
-            report.failed[md5] = f"{md5} not usable in the local cache: {exc}"
-    files = {m for m in wanted if not m.endswith(".dir")}.union(*contents.values())
-    known = _known_files(cache, store, outputs, contents, hints)
-    present |= known & files
-    present |= store.exists_many(files - wanted - known)  # `wanted` was asked about already
-    todo = files - present
-    for md5 in todo - cache.exists_many(todo):
-        report.failed[md5] = f"object {md5} is missing from the local cache {cache.root}"
-    todo -= report.failed.keys()
-
+    plan = plan_push(cache, store, outputs, wanted, hints, progress)
+    report.present, report.failed = len(plan.present), plan.failed
     paths = cache.object_str
-    progress.start(f"pushing to {store.url}", len(todo) + len(contents))
-    report.moved = put_objects(store, paths, todo, jobs, report.failed, progress)
-    ready = [d for d, fs in contents.items() if not fs & report.failed.keys()]
+    progress.start(f"pushing to {store.url}", len(plan.files) + len(plan.dirs))
+    report.moved = put_objects(store, paths, plan.files, jobs, report.failed, progress)
+    ready = [d for d, fs in plan.dirs.items() if not fs & report.failed.keys()]
     # .dir after its files
     report.moved += put_objects(store, paths, ready, jobs, report.failed, progress)
-    report.present = len(present)
-    _remember(hints, outputs, (present | set(ready)) - report.failed.keys())
+    _remember(hints, outputs, (plan.present | set(ready)) - report.failed.keys())
     return report
-
-
-def _manifest(cache: LocalStore, md5: str) -> set[str]:
-    return {m for _, m in parse_manifest(cache.get_bytes(md5))}
-
-
-def _known_files(
-    cache: LocalStore,
-    store: ObjectStore,
-    outputs: list[Tracked],
-    changed: dict[str, set[str]],
-    hints: DirHints,
-) -> set[str]:
-    """Files known to be in the store because a previous version of their directory is."""
-    before = {hints.previous(o.path) for o in outputs if o.md5 in changed} - {None}
-    candidates = {m for m in before if m is not None and cache.exists(m)}
-    known: set[str] = set()
-    for md5 in store.exists_many(candidates):
-        try:
-            known |= _manifest(cache, md5)
-        except (ObjectMissing, CorruptObject, ValueError, KeyError):
-            continue
-    return known
 
 
 def _remember(hints: DirHints, outputs: list[Tracked], in_store: set[str]) -> None:
@@ -248,7 +204,7 @@ def _pull_objects(
         except (ObjectMissing, CorruptObject, ValueError, KeyError) as exc:
             report.failed[md5] = f"{md5} not usable: {exc}"
     if cache.links.links_objects:  # workspace files will be these objects: no corrupt one
-        cache.drop_corrupt(files)
+        drop_corrupt(cache, files)
     todo = files - cache.exists_many(files)
     fresh = FreshOutputs(
         cache, root, [o for o in outputs if o.md5 not in report.failed], todo, remember
@@ -269,78 +225,6 @@ def _pull_objects(
         cache, root, rest, report.failed, progress, layout.hash_many, force, unsaved, remember
     )
     return report
-
-
-class FreshOutputs:
-    """Outputs with nothing at their path yet, written file by file as their objects arrive:
-    the workspace copy overlaps the downloads instead of following them all.
-
-    Only outputs whose every object is being fetched take part; one whose files did not all
-    arrive is removed again and left to the usual checkout (which reports what is missing).
-    """
-
-    def __init__(
-        self,
-        cache: LocalStore,
-        root: Path,
-        outputs: list[Tracked],
-        todo: set[str],
-        remember: Remember | None = None,
-    ) -> None:
-        self.cache = cache
-        self._remember = remember
-        self._written: dict[str, list[tuple[Path, str]]] = {}  # output path -> files written
-        self._paths: dict[str, list[tuple[str, str, bool]]] = {}  # md5 -> (out, path, isexec)
-        self._left: dict[str, int] = {}  # output path -> files not yet written
-        self._files: dict[str, int] = {}  # output path -> its number of files
-        self._dests: dict[str, Path] = {}
-        self._made: set[str] = set()  # folders known to exist
-        self._lock = threading.Lock()
-        for out in outputs:
-            if not out.push or not out.cache or out.only:  # a part: the usual checkout
-                continue
-            try:
-                dest = inside(root, out.path)
-                if os.path.lexists(dest):
-                    continue
-                files = files_of(cache, out)
-            except (ObjectMissing, CorruptObject, ValueError, KeyError, WorkspaceError):
-                continue  # the usual checkout says what is wrong
-            if not files or not all(md5 in todo for _, md5, _ in files):
-                continue
-            self._dests[out.path] = dest
-            self._left[out.path] = self._files[out.path] = len(files)
-            for rel, md5, isexec in files:
-                path = os.path.join(dest, rel) if rel else str(dest)
-                self._paths.setdefault(md5, []).append((out.path, path, isexec))
-
-    def arrived(self, md5: str) -> None:
-        """Write every file of a fresh output that is this (verified, cached) object."""
-        for out, path, isexec in self._paths.get(md5, ()):
-            folder = os.path.dirname(path)
-            if folder not in self._made:  # a set lookup, not three system calls per file
-                os.makedirs(folder, exist_ok=True)
-                self._made.add(folder)
-            place(self.cache, path, md5, isexec)
-            with self._lock:
-                self._left[out] -= 1
-                self._written.setdefault(out, []).append((Path(path), md5))
-
-    def finish(self) -> dict[str, int]:
-        """Outputs written whole -> their number of files; the others' files are removed."""
-        done: dict[str, int] = {}
-        for out, left in self._left.items():
-            if left == 0:
-                done[out] = self._files[out]
-                if self._remember is not None:
-                    self._remember(self._written.get(out, []))
-                continue
-            dest = self._dests[out]
-            if dest.is_dir() and not dest.is_symlink():
-                shutil.rmtree(dest)
-            elif os.path.lexists(dest):
-                dest.unlink()
-        return done
 
 
 def _checkout_all(
