@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.fixtures.s3_server",
     "tests.fixtures.redis_server",
     "tests.fixtures.repos",
+    "tests.fixtures.fleet",
 ]
 _ISOLATED = pytest.StashKey[str]()
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.fleet import Fleet, one_stage, submit
 from tests.fixtures.repos import run_cli, write_tree
 from tests.fixtures.s3_server import Bucket
-from tests.test_fleet import Fleet, one_stage, submit
 from tests.test_fleet_trust import _ended, _queue, _spec, hostile_fleet  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.usefixtures("no_leftover_containers")

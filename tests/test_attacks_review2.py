@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.fleet import Fleet, submit
 from tests.fixtures.repos import run_cli, write_tree
 from tests.fixtures.s3_server import Bucket
 from tests.test_attacks_review import DATA_A, FORGERIES, _dir_object
-from tests.test_fleet import Fleet, submit
 from tests.test_fleet_trust import _ended, _queue, hostile_fleet  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.usefixtures("no_leftover_containers")

@@ -32,7 +32,7 @@ from executor.runcache import RunCache, env_digest
 from executor.settings import Settings
 from executor.stageio import StageIO
 from executor.workspace import Workspace
-from tests.test_fleet import Fleet, fleet  # noqa: F401 (the fleet fixture)
+from tests.fixtures.fleet import Fleet
 
 FILES = {"in.txt": "x\n"}
 IN_MD5 = hashlib.md5(b"x\n").hexdigest()

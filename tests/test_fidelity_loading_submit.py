@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.fleet import Fleet, submit
 from tests.fixtures.repos import run_cli
 from tests.oracle_projects import build, lock_files, run_entries, stage_lines, workspace
 from tests.oracle_projects_loading import PROJECTS
-from tests.test_fleet import Fleet, fleet, submit  # noqa: F401 (the fixture)
 
 
 # Not subrepos nor walk_relatives: their commands list files no dep declares (a subrepo's, a
@@ -21,7 +21,7 @@ from tests.test_fleet import Fleet, fleet, submit  # noqa: F401 (the fixture)
 @pytest.mark.parametrize("project", ["params_scalar_keys", "params_globs"])
 def test_submit_gives_what_dvc_repro_gives_and_restores_it(
     project: str,
-    fleet: Fleet,  # noqa: F811
+    fleet: Fleet,
     busybox_image: str,
     dvc_bin: str,
     tmp_path: Path,

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.fleet import Fleet, submit
 from tests.fixtures.repos import run_cli, write_tree
 from tests.oracle_projects import Project, build, containers_using, lock_files, stage_lines
 from tests.oracle_projects import workspace as tree
 from tests.oracle_projects_fidelity import CASES
-from tests.test_fleet import Fleet, fleet, submit  # noqa: F401  (the fleet fixture)
 
 Proc = Any
 
@@ -156,7 +156,7 @@ def test_a_run_after_a_change_matches_dvc_repro(oracle: Oracle, name: str) -> No
 @pytest.mark.parametrize("name", [n for n in NAMES if CASES[n].fleet])
 def test_submit_matches_dvc_repro(
     oracle: Oracle,
-    fleet: Fleet,  # noqa: F811
+    fleet: Fleet,
     busybox_image: str,
     name: str,
 ) -> None:

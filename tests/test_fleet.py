@@ -8,13 +8,22 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.fixtures.fleet import (
+    Fleet,
+    one_stage,
+    outputs,
+    start_worker,
+    stop_worker,
+    submit,
+    submit_until_started,
+    work_horses,
+)
 from tests.fixtures.repos import GIT_ENV, run_cli
 from tests.fixtures.s3_server import Bucket
 
@@ -39,117 +48,6 @@ stages:
     "in.txt": "some data\n",
     "params.yaml": "lr: 0.5\n",
 }
-
-
-@dataclass
-class Fleet:
-    redis_url: str
-    store_url: str
-    env: dict[str, str]  # what `executor submit` and the worker need to reach the fleet
-    worker: subprocess.Popen[bytes]
-    log: Path
-
-    def worker_log(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_for_workers(self, count: int) -> None:
-        """Until `count` workers have registered with Redis (each holds its folder then)."""
-        import redis
-        from rq import Worker
-
-        client = redis.Redis.from_url(self.redis_url)
-        deadline = time.monotonic() + 60
-        while len(Worker.all(connection=client)) < count:
-            assert self.worker.poll() is None, self.worker_log()
-            assert time.monotonic() < deadline, "no worker registered: " + self.worker_log()
-            time.sleep(0.05)
-
-    def jobs_run(self) -> int:
-        """Jobs the workers finished (successfully or not), from RQ's registries."""
-        import redis
-        from rq import Queue
-        from rq.serializers import JSONSerializer
-
-        queue = Queue("default", connection=redis.Redis.from_url(self.redis_url),
-                      serializer=JSONSerializer)  # fmt: skip
-        return queue.finished_job_registry.count + queue.failed_job_registry.count
-
-
-def _start_worker(env: dict[str, str], home: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "worker", "--dir", str(home)],
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-@pytest.fixture()
-def fleet(redis_url: str, s3_bucket: Bucket, busybox_image: str, tmp_path: Path) -> Iterator[Fleet]:
-    env = {
-        "EXECUTOR_REDIS_URL": redis_url,
-        "EXECUTOR_STORE": s3_bucket.url("fleet"),
-        "EXECUTOR_S3_ENDPOINT_URL": s3_bucket.endpoint,
-        "EXECUTOR_STOP_GRACE": "3",
-    }
-    log = tmp_path / "worker.log"
-    worker = _start_worker(env, tmp_path / "worker-home", log)
-    fleet = Fleet(redis_url, s3_bucket.url("fleet"), env, worker, log)
-    try:
-        fleet.wait_for_workers(1)
-        yield fleet
-    finally:
-        for proc in {worker, fleet.worker}:  # a test may have replaced the worker
-            stop_worker(proc)
-
-
-def stop_worker(proc: subprocess.Popen[bytes]) -> None:
-    """A warm shutdown (the current job finishes), a kill if that takes too long."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-def submit(root: Path, fleet: Fleet, image: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**fleet.env, "EXECUTOR_IMAGE": image}
-    return run_cli([sys.executable, "-m", "executor", "submit", *args], root, env)
-
-
-def submit_until_started(root: Path, fleet: Fleet, image: str) -> subprocess.Popen[str]:
-    """`executor submit` in the background, once its stage printed `started` on a worker."""
-    env = {**os.environ, **GIT_ENV, **fleet.env, "EXECUTOR_IMAGE": image}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "executor", "submit"], cwd=root, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.strip().endswith("started"):  # "[stage] started" with several in flight
-            break
-    return proc
-
-
-def one_stage(name: str, cmd: str, out: str = "out.txt") -> dict[str, str]:
-    """A repository's files: one stage `name` running `cmd`, from in.txt to `out`."""
-    return {
-        "dvc.yaml": f"stages:\n  {name}:\n    cmd: {cmd}\n    deps: [in.txt]\n    outs: [{out}]\n",
-        "in.txt": "x\n",
-    }
-
-
-def outputs(root: Path) -> dict[str, str]:
-    return {
-        p.relative_to(root).as_posix(): p.read_text()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.relative_to(root).parts[0] not in (".git", ".dvc")
-    }
 
 
 def test_submit_gives_what_dvc_repro_gives(
@@ -266,19 +164,6 @@ def test_submit_without_a_fleet_says_what_to_set(make_repo: Callable[..., Path])
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 @pytest.mark.parametrize("killed", ["worker and work horse", "work horse"])
 def test_a_job_whose_worker_is_lost_runs_again(
     make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, docker_client: Any,
@@ -288,7 +173,7 @@ def test_a_job_whose_worker_is_lost_runs_again(
     heartbeat, or by RQ when only the work horse died, and runs again; nothing is left."""
     root = make_repo(one_stage("long", "echo started; sleep 5; echo ok > out.txt"))
     proc = submit_until_started(root, fleet, busybox_image)
-    horses = _children(fleet.worker.pid)  # each in a process group of its own
+    horses = work_horses(fleet.worker.pid)  # each in a process group of its own
     assert horses, "the worker has no work horse while its job runs"
     victims = horses if killed == "work horse" else [fleet.worker.pid, *horses]
     for pid in victims:
@@ -297,7 +182,7 @@ def test_a_job_whose_worker_is_lost_runs_again(
     second = None
     if killed != "work horse":
         fleet.worker.wait()
-        fleet.worker = second = _start_worker(fleet.env, home, tmp_path / "second.log")
+        fleet.worker = second = start_worker(fleet.env, home, tmp_path / "second.log")
     out, err = proc.communicate(timeout=180)
     logs = fleet.worker_log() + ((tmp_path / "second.log").read_text() if second else "")
     assert proc.returncode == 0, out + err + logs
@@ -555,7 +440,7 @@ def test_a_follower_runs_the_work_itself_when_the_job_it_follows_fails(
     stage = "    cmd: echo started; sleep 4; echo done > out.txt\n    deps: [in.txt]\n    outs: [out.txt]\n"
     first = make_repo({"dvc.yaml": "stages:\n  slow:\n" + stage, "in.txt": "x\n"}, "first")
     second = make_repo({"dvc.yaml": "stages:\n  slow:\n" + stage, "in.txt": "x\n"}, "second")
-    extra = _start_worker(fleet.env, tmp_path / "extra-home", tmp_path / "extra.log")
+    extra = start_worker(fleet.env, tmp_path / "extra-home", tmp_path / "extra.log")
     env = {**os.environ, **GIT_ENV, **fleet.env, "EXECUTOR_IMAGE": busybox_image}
     try:
         proc = submit_until_started(first, fleet, busybox_image)
@@ -591,7 +476,7 @@ def test_work_under_other_limits_is_not_followed(
     first = make_repo({"dvc.yaml": "stages:\n  slow:\n" + stage +
                        "    meta: {executor: {timeout: 2s}}\n", "in.txt": "x\n"}, "first")  # fmt: skip
     second = make_repo({"dvc.yaml": "stages:\n  slow:\n" + stage, "in.txt": "x\n"}, "second")
-    extra = _start_worker(fleet.env, tmp_path / "extra-home", tmp_path / "extra.log")
+    extra = start_worker(fleet.env, tmp_path / "extra-home", tmp_path / "extra.log")
     try:
         proc = submit_until_started(first, fleet, busybox_image)
         other = submit(second, fleet, busybox_image)
@@ -625,7 +510,7 @@ def test_a_stage_that_rewrites_its_dependency_is_refused_on_a_fleet(
 
 def test_two_workers_cannot_share_a_folder(fleet: Fleet, tmp_path: Path) -> None:
     log = tmp_path / "second.log"
-    second = _start_worker(fleet.env, tmp_path / "worker-home", log)
+    second = start_worker(fleet.env, tmp_path / "worker-home", log)
     try:
         assert second.wait(60) == 2
     finally:

@@ -16,9 +16,9 @@ import pytest
 from executor.errors import ConfigError, ObjectMissing, StoreUnreachable
 from executor.store.s3 import S3Store
 from executor.store.s3client import make_client
+from tests.fixtures.fleet import Fleet, one_stage, start_worker, stop_worker, submit_until_started
 from tests.fixtures.ports import free_port
 from tests.fixtures.s3_server import MotoServer, raw_client
-from tests.test_fleet import Fleet, _start_worker, one_stage, stop_worker, submit_until_started
 from worker.config import WorkerConfig
 from worker.patientstore import PatientStore
 
@@ -49,7 +49,7 @@ def test_a_store_outage_after_the_stage_ran_is_waited_out(
         "EXECUTOR_STOP_GRACE": "3",
     }
     log, home = tmp_path / "worker.log", tmp_path / "worker-home"
-    fleet = Fleet(redis_url, env["EXECUTOR_STORE"], env, _start_worker(env, home, log), log)
+    fleet = Fleet(redis_url, env["EXECUTOR_STORE"], env, start_worker(env, home, log), log)
     try:
         fleet.wait_for_workers(1)
         # The stage holds until the test has taken the store away, so its outputs meet the outage.

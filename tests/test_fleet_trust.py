@@ -16,17 +16,17 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.repos import run_cli
-from tests.fixtures.s3_server import Bucket
-from tests.test_fleet import (
+from tests.fixtures.fleet import (
     Fleet,
-    _children,
-    _start_worker,
     one_stage,
+    start_worker,
     stop_worker,
     submit,
     submit_until_started,
+    work_horses,
 )
+from tests.fixtures.repos import run_cli
+from tests.fixtures.s3_server import Bucket
 
 SECRET = f"worker-secret-{uuid.uuid4().hex}"  # in the worker's environment only
 MARK_ENV = "EXECUTOR_TEST_MARK_DIR"
@@ -66,7 +66,7 @@ def hostile_fleet(
     }
     log = tmp_path / "worker.log"
     worker_env = {**env, "EXECUTOR_TEST_SECRET": SECRET, MARK_ENV: str(marks), **CEILINGS}
-    worker = _start_worker(worker_env, tmp_path / "worker-home", log)
+    worker = start_worker(worker_env, tmp_path / "worker-home", log)
     fleet = Fleet(redis_url, s3_bucket.url("fleet"), env, worker, log)
     try:
         fleet.wait_for_workers(1)
@@ -267,7 +267,7 @@ def test_a_stage_killed_mid_run_leaves_no_changed_input_in_the_workers_cache(
     cmd = "chmod +w in.txt; echo evil > in.txt; echo started; sleep 300"
     root = make_repo(one_stage("attack", cmd))
     proc = submit_until_started(root, fleet, busybox_image)
-    horses = _children(fleet.worker.pid)
+    horses = work_horses(fleet.worker.pid)
     for pid in [fleet.worker.pid, *horses]:
         os.kill(pid, signal.SIGKILL)
     proc.kill()
@@ -275,7 +275,7 @@ def test_a_stage_killed_mid_run_leaves_no_changed_input_in_the_workers_cache(
     fleet.worker.wait()
     home = tmp_path / "worker-home"
     worker_env = {**fleet.env, MARK_ENV: str(tmp_path / "marks"), **CEILINGS}
-    fleet.worker = _start_worker(worker_env, home, tmp_path / "second.log")
+    fleet.worker = start_worker(worker_env, home, tmp_path / "second.log")
     fleet.wait_for_workers(1)
     other = make_repo(one_stage("read", "cat in.txt > out.txt"))
     done = submit(other, fleet, busybox_image)

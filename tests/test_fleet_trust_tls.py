@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.fleet import Fleet, one_stage, start_worker, stop_worker, submit
 from tests.fixtures.ports import free_port
 from tests.fixtures.s3_server import Bucket
-from tests.test_fleet import Fleet, _start_worker, one_stage, stop_worker, submit
 
 PASSWORD = "tls-pa55-word"
 
@@ -73,7 +73,7 @@ def test_submit_and_a_worker_work_over_tls_and_never_print_the_password(
         "EXECUTOR_S3_ENDPOINT_URL": s3_bucket.endpoint,
     }
     log = tmp_path / "worker.log"
-    worker = _start_worker(env, tmp_path / "home", log)
+    worker = start_worker(env, tmp_path / "home", log)
     fleet = Fleet(tls_redis_url, s3_bucket.url("fleet"), env, worker, log)
     try:
         fleet.wait_for_workers(1)

@@ -12,6 +12,8 @@ from executor.limits import Ceilings, parse_memory
 from worker.events import LOG_BYTES
 from worker.patientstore import STORE_PATIENCE
 
+DRAIN_GRACE = 60.0  # seconds a running stage is given once its worker is asked to stop
+
 
 @dataclass(frozen=True)
 class WorkerConfig:
@@ -24,6 +26,7 @@ class WorkerConfig:
     ceilings: Ceilings = field(default_factory=Ceilings)
     log_bytes: int = LOG_BYTES
     store_patience: float = STORE_PATIENCE  # seconds a store outage is waited out
+    drain_grace: float = DRAIN_GRACE  # seconds a stage may go on once the worker is stopped
     env: Mapping[str, str] = field(default_factory=dict)  # what it was read from
 
     @classmethod
@@ -45,17 +48,27 @@ class WorkerConfig:
                 f"EXECUTOR_WORKER_LOG_BYTES={raw!r} (--log-bytes) is not a number of bytes"
             )
         log_bytes = int(raw)
-        raw = env.get("EXECUTOR_WORKER_STORE_PATIENCE") or str(STORE_PATIENCE)
-        try:
-            patience = float(raw)
-        except ValueError:
-            patience = -1.0
-        if not 0 <= patience < float("inf"):
-            raise ConfigError(
-                f"EXECUTOR_WORKER_STORE_PATIENCE={raw!r} (--store-patience) is not a number "
-                "of seconds; write e.g. 120, or 0 to fail at once"
-            )
-        return cls(store, home, size, Ceilings.from_env(env), log_bytes, patience, dict(env))
+        patience = _seconds(env, "STORE_PATIENCE", STORE_PATIENCE, "0 to fail at once")
+        grace = _seconds(env, "DRAIN_GRACE", DRAIN_GRACE, "0 to hand over at once")
+        return cls(
+            store, home, size, Ceilings.from_env(env), log_bytes, patience, grace, dict(env)
+        )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, zero: str) -> float:
+    """EXECUTOR_WORKER_<name>, a number of seconds (--<name> as a flag)."""
+    raw = env.get(f"EXECUTOR_WORKER_{name}") or str(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        flag = "--" + name.lower().replace("_", "-")
+        raise ConfigError(
+            f"EXECUTOR_WORKER_{name}={raw!r} ({flag}) is not a number of seconds; "
+            f"write e.g. {default:g}, or {zero}"
+        )
+    return value
 
 
 _config: WorkerConfig | None = None  # set by `use` (the CLI) before RQ forks any work horse

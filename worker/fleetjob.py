@@ -28,13 +28,17 @@ from pathlib import Path
 from typing import Any
 
 from executor.confine import inside
-from executor.errors import ConfigError, ExecutorError, RefusedJob, RemoteError, StageCancelled
+from executor.errors import (
+    ConfigError,
+    ExecutorError,
+    JobHandedOver,
+    RefusedJob,
+    RemoteError,
+    StageCancelled,
+)
 from executor.fleet.keys import (
-    ALIVE_EVERY,
-    ALIVE_TTL,
     IMAGES_KEY,
     RunIndex,
-    alive_key,
     cancel_key,
     is_job_id,
 )
@@ -54,6 +58,7 @@ from worker.config import worker_config
 from worker.events import Events
 from worker.job import container_request, execute, verify_inputs
 from worker.jobdirs import PLACED_NAME, job_folder
+from worker.jobwatch import WATCH_JOIN, JobWatch
 from worker.localcache import LocalCache, Placement
 from worker.patientstore import PatientStore
 from worker.sandbox.engine import DockerSandbox, Mount
@@ -61,15 +66,12 @@ from worker.sandbox.request import NOBODY, STAGE_USER, stage_user
 
 log = logging.getLogger(__name__)
 
-CANCEL_POLL = 0.25  # seconds between looks for a cancel request
-WATCH_JOIN = 5.0  # seconds the job waits for its watcher to stop (it may be stuck on Redis)
-
-
 def run_job(spec: Mapping[str, Any], store_url: str) -> dict[str, Any]:
     """The RQ job: run one stage; its result or its failure, as JSON.
 
     The job's heartbeat beats from its first moment until its outcome is sent (cleanup
-    included), so a coordinator never takes a job busy finishing for a lost one."""
+    included), so a coordinator never takes a job busy finishing for a lost one. SIGTERM
+    drains it (worker.jobwatch)."""
     from rq import get_current_job
 
     job = get_current_job()
@@ -78,17 +80,20 @@ def run_job(spec: Mapping[str, Any], store_url: str) -> dict[str, Any]:
         raise RefusedJob("refused job: its id is not a job id")
     redis = job.connection if job is not None else None
     address = str(spec.get("address", "")) if isinstance(spec, Mapping) else ""
-    cancel, done = threading.Event(), threading.Event()
-    watcher = None
-    if redis is not None:
-        watcher = threading.Thread(target=_watch, args=(redis, job_id, cancel, done), daemon=True)
-        watcher.start()
+    watch = JobWatch(job_id, worker_config().drain_grace)
+    watch.on_sigterm()
+    watcher = watch.start(redis) if redis is not None else None
     try:
         if redis is not None and redis.exists(cancel_key(job_id)):
             raise StageCancelled(address)  # cancelled while it was being dequeued
-        result = _run(JobSpec.from_dict(spec), store_url, job_id, redis, cancel)
+        result = _run(JobSpec.from_dict(spec), store_url, job_id, redis, watch.cancel)
         outcome = {"ok": True, "result": result.to_dict()}
-    except ExecutorError as exc:
+    except ExecutorError:
+        if watch.handed_over.is_set():
+            exc = JobHandedOver(
+                f"stage '{address}': its worker was stopped before the stage ended; "
+                "another worker runs it"
+            )
         log.info("job %s: %s", job_id, exc)
         outcome = {"ok": False, "failure": failure_to_dict(exc)}
     except Exception as exc:  # a worker's own trouble (disk full, a bug): said, not retried
@@ -99,7 +104,7 @@ def run_job(spec: Mapping[str, Any], store_url: str) -> dict[str, Any]:
         if redis is not None:  # the coordinator learns at once, without polling RQ
             Events(redis, job_id).end(json.dumps(outcome))
     finally:
-        done.set()
+        watch.done.set()
         if watcher is not None:
             watcher.join(WATCH_JOIN)
     return outcome
@@ -256,21 +261,3 @@ def store_for(url: str, settings: Settings) -> ObjectStore:
     if url not in _stores:
         _stores[url] = open_store(url, settings)
     return _stores[url]
-
-
-def _watch(redis: Any, job_id: str, cancel: threading.Event, done: threading.Event) -> None:
-    """While the job lives: beat its heartbeat and look for a cancel request. The beat is
-    left to expire, never deleted: the outcome is in the stream before it could lapse."""
-    beat = 0.0
-    while True:
-        try:
-            now = time.monotonic()
-            if now - beat >= ALIVE_EVERY:
-                redis.set(alive_key(job_id), "1", ex=ALIVE_TTL)
-                beat = now
-            if redis.exists(cancel_key(job_id)):
-                cancel.set()
-        except Exception as exc:  # Redis away for a moment: the stage goes on
-            log.warning("cannot reach Redis from job %s: %s", job_id, exc)
-        if done.wait(CANCEL_POLL):
-            return

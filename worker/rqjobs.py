@@ -6,6 +6,9 @@ horse that was killed and finishes off the RQ records of jobs whose worker was l
 from __future__ import annotations
 
 import logging
+import os
+import signal
+from contextlib import suppress
 from typing import Any
 
 from executor.errors import ExecutorError, RefusedJob
@@ -103,6 +106,14 @@ def stage_worker_class() -> type[Any]:
 
         def unsubscribe(self) -> None:
             """Nothing subscribed."""
+
+        def handle_warm_shutdown_request(self) -> None:
+            """SIGTERM (or Ctrl-C) on the worker: RQ takes no new job and waits for the work
+            horse; the horse is told too, so its stage gets the drain grace (jobwatch)."""
+            super().handle_warm_shutdown_request()  # type: ignore[no-untyped-call]
+            if self.horse_pid:
+                with suppress(ProcessLookupError):
+                    os.kill(self.horse_pid, signal.SIGTERM)
 
         def clean_registries(self) -> None:
             """RQ's maintenance, once the jobs of lost workers are due for it (lostjobs)."""

@@ -77,6 +77,10 @@ from worker.sandbox.engine import DockerSandbox, owner_process_alive, reap
 @click.option("--store-patience", default=None,
               help="Seconds a job waits for an unreachable store before it fails "
                    "(EXECUTOR_WORKER_STORE_PATIENCE; default 120).")  # fmt: skip
+@click.option("--drain-grace", default=None,
+              help="Seconds a running stage may go on after SIGTERM before it is stopped "
+                   "and handed to another worker (EXECUTOR_WORKER_DRAIN_GRACE; "
+                   "default 60).")  # fmt: skip
 @click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
 def main(
     redis_url: str,

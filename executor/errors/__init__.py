@@ -28,6 +28,7 @@
         └── RemoteError              a job failed on a worker, or its result is unusable
             ├── JobVanished          a job's record left Redis while it was followed
             └── JobLost              a running job's heartbeat stopped
+                └── JobHandedOver    its worker was stopped; another one runs it
 
 The number after a branch is the exit status (`exit_status`) of every error below it: the
 CLI, the transfer commands and the worker all exit with it (130 for Ctrl-C is not an
@@ -45,6 +46,7 @@ from executor.errors.infrastructure import (
     CorruptObject,
     FleetError,
     InfrastructureError,
+    JobHandedOver,
     JobLost,
     JobVanished,
     ObjectMissing,
@@ -84,6 +86,7 @@ __all__ = [
     "FleetError",
     "InfrastructureError",
     "InvalidJobSpec",
+    "JobHandedOver",
     "JobLost",
     "JobVanished",
     "ObjectMissing",

@@ -97,3 +97,14 @@ class JobVanished(RemoteError):
 
 class JobLost(RemoteError):
     """A running job's heartbeat stopped: its worker was killed or cut off."""
+
+
+class JobHandedOver(JobLost):
+    """The worker running the job was stopped (drained) before the stage ended: the stage
+    was stopped after the worker's drain grace, and another worker runs it afresh."""
+
+    wire_kind = "handed_over"
+
+    @classmethod
+    def from_wire(cls, message: str, stage: str, fields: Mapping[str, Any]) -> ExecutorError:
+        return JobHandedOver(message)

@@ -1,0 +1,83 @@
+"""What a fleet job watches while its stage runs: its heartbeat to keep, a cancel request in
+Redis, and its worker being stopped (SIGTERM: a drain).
+
+A drained worker takes no new job (RQ's warm shutdown) and gives its running stage the
+worker's drain grace. A stage that ends within it ends as usual; one that does not is
+stopped like a cancelled one, and its job ends handed over (JobHandedOver), which the
+coordinator runs again on another worker, from the start.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from executor.fleet.keys import ALIVE_EVERY, ALIVE_TTL, alive_key, cancel_key
+
+log = logging.getLogger(__name__)
+
+CANCEL_POLL = 0.25  # seconds between looks for a cancel request
+WATCH_JOIN = 5.0  # seconds the job waits for its watcher to stop (it may be stuck on Redis)
+
+
+@dataclass
+class JobWatch:
+    """The events one job's stage is stopped by; `watch` runs in a thread of its own."""
+
+    job_id: str
+    drain_grace: float
+    cancel: threading.Event = field(default_factory=threading.Event)  # stop the stage
+    drain: threading.Event = field(default_factory=threading.Event)  # the worker is stopping
+    handed_over: threading.Event = field(default_factory=threading.Event)  # stopped for it
+    done: threading.Event = field(default_factory=threading.Event)  # the job has its outcome
+
+    def on_sigterm(self) -> None:
+        """In the work horse: SIGTERM (from its worker, or sent to every process of the
+        worker by systemd or a container's stop) starts a drain instead of killing it."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # run_job called outside a work horse: signals are the caller's
+
+        def drain(signum: int, frame: FrameType | None) -> None:
+            self.drain.set()
+
+        signal.signal(signal.SIGTERM, drain)
+
+    def watch(self, redis: Any) -> None:
+        """While the job lives: beat its heartbeat, look for a cancel request, and stop the
+        stage once a drain has lasted its grace. The beat is left to expire, never deleted:
+        the outcome is in the stream before it could lapse."""
+        beat = 0.0
+        drained_at: float | None = None
+        while True:
+            now = time.monotonic()
+            if self.drain.is_set() and not self.cancel.is_set():
+                if drained_at is None:
+                    drained_at = now
+                    log.warning(
+                        "job %s: the worker is stopping; the stage has %g s to end before it "
+                        "is handed over", self.job_id, self.drain_grace,
+                    )  # fmt: skip
+                if now - drained_at >= self.drain_grace:
+                    self.handed_over.set()
+                    self.cancel.set()
+            try:
+                if now - beat >= ALIVE_EVERY:
+                    redis.set(alive_key(self.job_id), "1", ex=ALIVE_TTL)
+                    beat = now
+                if redis.exists(cancel_key(self.job_id)):
+                    self.handed_over.clear()  # asked for: a cancel, not a hand-over
+                    self.cancel.set()
+            except Exception as exc:  # Redis away for a moment: the stage goes on
+                log.warning("cannot reach Redis from job %s: %s", self.job_id, exc)
+            if self.done.wait(CANCEL_POLL):
+                return
+
+    def start(self, redis: Any) -> threading.Thread:
+        thread = threading.Thread(target=self.watch, args=(redis,), daemon=True)
+        thread.start()
+        return thread
