@@ -38,7 +38,7 @@ from executor.fleet.keys import (
     cancel_key,
     is_job_id,
 )
-from executor.hashing import Hasher
+from executor.hashing.hasher import Hasher
 from executor.jobspec import JobResult, JobSpec, failure_to_dict
 from executor.limits import Limits
 from executor.pipeline.params import ParamsReader

@@ -22,7 +22,7 @@ from executor.errors import (
     StoreError,
     WorkspaceError,
 )
-from executor.hashing import Hasher
+from executor.hashing.hasher import Hasher
 from executor.jobspec import JobResult, JobSpec
 from executor.pipeline.model import repo_path
 from executor.pipeline.params import ParamsReader

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from executor.errors import RemoteError
-from executor.hashing import is_md5
+from executor.hashing.objects import is_md5
 from executor.jobspec import JobResult, JobSpec
 from executor.pipeline.params import same_values
 

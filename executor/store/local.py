@@ -11,7 +11,7 @@ from pathlib import Path
 
 from executor.durable import publish
 from executor.errors import CorruptObject, ObjectMissing, StoreError
-from executor.hashing import Digest, Dos2UnixMd5, file_md5, file_md5_dos2unix
+from executor.hashing.digests import Digest, Dos2UnixMd5, file_md5, file_md5_dos2unix
 from executor.store.base import (
     RunFile,
     checked,

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from executor.durable import publish
 from executor.errors import CorruptObject, StoreError
-from executor.hashing import Digest, Dos2UnixMd5
+from executor.hashing.digests import Digest, Dos2UnixMd5
 from executor.store.base import (
     RunFile,
     create,

@@ -26,7 +26,8 @@ from executor.errors import (
     UnsavedChanges,
     WorkspaceError,
 )
-from executor.hashing import Hasher, parse_manifest
+from executor.hashing.hasher import Hasher
+from executor.hashing.objects import parse_manifest
 from executor.store.base import ObjectStore
 from executor.store.checkout import HashMany, checkout, files_of, hashes_of, place
 from executor.store.hints import DirHints
