@@ -5,7 +5,7 @@ from __future__ import annotations
 from executor.errors import RemoteError
 from executor.hashing.objects import is_md5
 from executor.jobspec import JobResult, JobSpec
-from executor.pipeline.params import same_values
+from executor.pipeline.paramvalues import same_values
 
 
 def check_result(spec: JobSpec, result: JobResult) -> None:
