@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-from executor.dvcformat.ignore import check_link, walk_files
+from executor.confine import check_link
+from executor.dvcformat.ignore import walk_files
 from executor.errors import WorkspaceError
 from executor.hashing.digests import file_md5_dos2unix
 from executor.hashing.objects import DirEntry, HashInfo, by_relpath, manifest_bytes
