@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from executor.hashing import Hasher
+from executor.hashing.hasher import Hasher
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from bench.measure import alternate
 from bench.profiling import profile_call
 from bench.results import Row, Target
 from bench.tools import Tools
-from executor.hashing import Hasher
+from executor.hashing.hasher import Hasher
 
 HASH_CLI = "bench.hash_cli"
 

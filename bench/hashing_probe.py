@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from executor.hashing import Hasher, file_md5
+from executor.hashing.digests import file_md5
+from executor.hashing.hasher import Hasher
 
 
 def best(runs: int, fn: Callable[[], object]) -> float:

@@ -20,7 +20,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from executor.hashing import DirEntry, file_md5, manifest_bytes
+from executor.hashing.digests import file_md5
+from executor.hashing.objects import DirEntry, manifest_bytes
 from executor.store.hints import DirHints
 from executor.store.local import LocalStore
 from executor.store.s3 import S3Store

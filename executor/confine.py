@@ -42,3 +42,13 @@ def parent_fd(root: Path, rel: str) -> Iterator[tuple[int, str] | None]:
         yield fd, name
     finally:
         os.close(fd)
+
+
+def check_link(path: str, within: tuple[str, ...]) -> None:
+    """WorkspaceError unless the symlink `path` resolves inside one of `within` (real paths)."""
+    real = os.path.realpath(path)
+    if not any(real == top or real.startswith(top.rstrip(os.sep) + os.sep) for top in within):
+        raise WorkspaceError(
+            f"'{path}' is a symlink leading outside the repository (to {os.readlink(path)}); "
+            "executor never follows it: replace it with the data or a link inside the repository"
+        )

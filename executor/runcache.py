@@ -18,7 +18,7 @@ from typing import Any
 from executor import yamlio
 from executor.dvcformat.entry import Entry, plain, run_key, run_value
 from executor.errors import ExecutorError
-from executor.hashing import is_md5, parse_manifest
+from executor.hashing.objects import is_md5, parse_manifest
 from executor.store.base import ObjectStore
 from executor.store.cachecheck import verify_writable
 from executor.store.local import LocalStore

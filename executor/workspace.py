@@ -14,7 +14,7 @@ from executor.dvcformat.config import cache_dir, cache_types, core_flag
 from executor.dvcformat.gitignore import add_entries
 from executor.dvcformat.rwlock import live_holders
 from executor.errors import UserError, WorkspaceError
-from executor.hashing import Hasher
+from executor.hashing.hasher import Hasher
 from executor.pipeline.model import Stage
 from executor.settings import Settings
 from executor.store.links import Links

@@ -177,7 +177,7 @@ def test_a_sibling_stage_cannot_race_the_hashing_into_following_a_link_out(
 
 
 def _dir_object(files: dict[str, bytes]) -> tuple[str, bytes]:
-    from executor.hashing import DirEntry, manifest_bytes
+    from executor.hashing.objects import DirEntry, manifest_bytes
 
     entries = [DirEntry(n, hashlib.md5(b).hexdigest(), len(b), False) for n, b in files.items()]
     manifest = manifest_bytes(entries)

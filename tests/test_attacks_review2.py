@@ -247,7 +247,7 @@ def _victim_spec(
     """The job `executor submit` sends for the victim's stage `list` (deps: [data]), its
     inputs described and put in the store as the coordinator does."""
     from executor.coordinator.inputs import describe_inputs
-    from executor.hashing import Hasher
+    from executor.hashing.hasher import Hasher
     from executor.jobspec import JobSpec, OutRequest
     from executor.settings import Settings
     from executor.store.open import open_store

@@ -12,7 +12,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from executor.errors import PipelineError
-from executor.pipeline.params import _lookup
+from executor.pipeline.paramlookup import lookup_param
 
 DOC = YAML(typ="safe", pure=True).load("""\
 dataset_kwargs:
@@ -87,7 +87,7 @@ def dvc_reads(key: str) -> tuple[str, Any]:
 
 def executor_reads(key: str, cache: dict[int, bool] | None = None) -> tuple[str, Any]:
     try:
-        return "value", _lookup(DOC, key, "params.yaml", cache)
+        return "value", lookup_param(DOC, key, "params.yaml", cache)
     except PipelineError as exc:
         return ("ambiguous" if "more than one" in str(exc) else "missing"), None
 

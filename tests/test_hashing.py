@@ -14,17 +14,9 @@ import pytest
 from dvc_data.hashfile.hash import file_md5 as dvc_file_md5
 
 from executor.errors import WorkspaceError
-from executor.hashing import (
-    READ_SIZE,
-    DirEntry,
-    Dos2UnixMd5,
-    Hasher,
-    _md5,
-    file_md5,
-    file_md5_dos2unix,
-    manifest_bytes,
-    parse_manifest,
-)
+from executor.hashing.digests import READ_SIZE, Dos2UnixMd5, file_md5, file_md5_dos2unix
+from executor.hashing.hasher import Hasher
+from executor.hashing.objects import DirEntry, manifest_bytes, parse_manifest
 
 SPEC = Path(__file__).resolve().parent / "data" / "dvc-vectors"
 VECTORS: dict[str, Any] = json.loads((SPEC / "vectors.json").read_text())
@@ -325,7 +317,7 @@ def test_non_utf8_names_are_refused_as_dvc_cannot_track_them(tmp_path: Path) -> 
 def test_a_file_that_grew_after_its_stat_is_hashed_whole(tmp_path: Path) -> None:
     path = tmp_path / "grown"
     path.write_bytes(b"0123456789")
-    assert _md5(str(path), size_hint=3) == file_md5(path) == dvc_file_md5(str(path))
+    assert file_md5(path, size_hint=3) == file_md5(path) == dvc_file_md5(str(path))
 
 
 def test_special_files_and_broken_links_are_errors(tmp_path: Path) -> None:

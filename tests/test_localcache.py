@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from executor.errors import CorruptObject, StoreError, WorkspaceError
-from executor.hashing import DirEntry, manifest_bytes
+from executor.hashing.objects import DirEntry, manifest_bytes
 from executor.store.local import LocalStore
 from worker.localcache import LocalCache, Placement
 

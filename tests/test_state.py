@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from executor import state as state_module
-from executor.hashing import Hasher, file_md5
+from executor.hashing.digests import file_md5
+from executor.hashing.hasher import Hasher
 from executor.state import StateDB
 
 HOUR_NS = 3600 * 10**9
@@ -228,7 +229,7 @@ def test_threads_share_one_hasher(tmp_path: Path, db: Path) -> None:
 CHILD = """
 import sys
 from pathlib import Path
-from executor.hashing import Hasher
+from executor.hashing.hasher import Hasher
 with Hasher(Path(sys.argv[1])) as h:
     for _ in range(5):
         print(h.hash_tree(Path(sys.argv[2]))[0].md5)

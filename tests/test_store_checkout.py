@@ -13,7 +13,8 @@ import pytest
 
 from executor.dvcformat.config import parse_types
 from executor.errors import ConfigError, UnsavedChanges, WorkspaceError
-from executor.hashing import DirEntry, Hasher, manifest_bytes
+from executor.hashing.hasher import Hasher
+from executor.hashing.objects import DirEntry, manifest_bytes
 from executor.store import base
 from executor.store import links as links_module
 from executor.store.base import copy_new

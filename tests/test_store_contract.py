@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from executor.errors import CorruptObject, ObjectMissing, StoreError
-from executor.hashing import Dos2UnixMd5
+from executor.hashing.digests import Dos2UnixMd5
 from executor.store.base import ObjectStore, object_key, record_key, run_key
 from executor.store.local import LocalStore
 from executor.store.s3 import S3Store
@@ -256,7 +256,7 @@ def test_a_remembered_md5_is_verified_not_trusted_when_committing(tmp_path: Path
     under a remembered md5: only an md5 computed from a read now is trusted. The stale md5
     is planted as a stale database would hold it."""
     from executor.coordinator.outputs import commit_output
-    from executor.hashing import Hasher
+    from executor.hashing.hasher import Hasher
 
     src = tmp_path / "out.bin"
     src.write_bytes(b"A" * 1000)

@@ -18,7 +18,8 @@ from executor import yamlio
 from executor.cli.pushpull import pull as pull_command
 from executor.cli.pushpull import push as push_command
 from executor.errors import TransferIncomplete, UnsavedChanges, UserError
-from executor.hashing import DirEntry, Hasher, manifest_bytes
+from executor.hashing.hasher import Hasher
+from executor.hashing.objects import DirEntry, manifest_bytes
 from executor.store.base import ObjectStore, object_key
 from executor.store.hints import DirHints
 from executor.store.local import LocalStore

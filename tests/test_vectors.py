@@ -19,7 +19,7 @@ from executor.dvcformat.entry import (
     run_value,
 )
 from executor.dvcformat.lockfile import LockWriter, read_lock
-from executor.hashing import Hasher
+from executor.hashing.hasher import Hasher
 from executor.pipeline import load_pipeline, params_values
 from executor.runcache import RunCache
 from executor.store.local import LocalStore

@@ -42,7 +42,7 @@ from executor.fleet.keys import (
     cancel_key,
     is_job_id,
 )
-from executor.hashing import Hasher
+from executor.hashing.hasher import Hasher
 from executor.jobresult import JobResult, failure_to_dict
 from executor.jobspec import JobSpec
 from executor.limits import Limits

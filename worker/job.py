@@ -22,7 +22,7 @@ from executor.errors import (
     StoreError,
     WorkspaceError,
 )
-from executor.hashing import Hasher
+from executor.hashing.hasher import Hasher
 from executor.jobresult import JobResult
 from executor.jobspec import JobSpec
 from executor.pipeline.model import repo_path

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from executor.errors import WorkspaceError
-from executor.hashing import file_md5, is_md5, parse_manifest
+from executor.hashing.digests import file_md5
+from executor.hashing.objects import is_md5, parse_manifest
 from executor.store.base import ObjectStore
 from executor.store.local import OBJECT_MODE, LocalStore
 from executor.store.movers import fetch_objects

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from executor.confine import inside
-from executor.hashing import Hasher
+from executor.hashing.hasher import Hasher
 from executor.jobspec import Input, JobSpec
 
 

@@ -15,7 +15,8 @@ from typing import Any
 from executor.confine import inside, parent_fd
 from executor.dvcformat.entry import lock_item
 from executor.errors import OutputMissing, WorkspaceError
-from executor.hashing import Hasher, HashInfo, Seen
+from executor.hashing.hasher import Hasher, Seen
+from executor.hashing.objects import HashInfo
 from executor.jobspec import OutRequest
 from executor.pipeline.model import repo_path
 from executor.store.base import ObjectStore

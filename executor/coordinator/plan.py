@@ -14,7 +14,7 @@ from typing import Any
 from executor.confine import inside
 from executor.dvcformat.entry import Entry, lock_item, stage_key
 from executor.errors import WorkspaceError
-from executor.hashing import Hasher
+from executor.hashing.hasher import Hasher
 from executor.pipeline.model import Stage
 from executor.runcache import objects_usable, out_objects
 from executor.store.base import ObjectStore

@@ -20,7 +20,8 @@ from executor.confine import inside
 from executor.dvcformat.entry import lock_item
 from executor.dvcformat.lockfile import write_atomic
 from executor.errors import PipelineError
-from executor.hashing import Hasher, HashInfo
+from executor.hashing.hasher import Hasher
+from executor.hashing.objects import HashInfo
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from executor.hashing import HashInfo
+from executor.hashing.objects import HashInfo
 
 Entry = dict[str, Any]
 

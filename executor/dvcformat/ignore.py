@@ -13,7 +13,9 @@ import re
 import stat
 from collections.abc import Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 
+from executor.confine import check_link
 from executor.errors import WorkspaceError
 
 DVCIGNORE = ".dvcignore"
@@ -193,6 +195,15 @@ def skipped(rules: IgnoreRules | None, rel: str, is_dir: bool) -> bool:
     return rules.matches(rel, is_dir)
 
 
+@dataclass(frozen=True, slots=True)
+class _Folder:
+    """A folder the walk will enter."""
+
+    path: str
+    prefix: str  # its path relative to the walked directory, "/" after it ('' for that one)
+    rules: IgnoreRules | None  # rules in force above it: its own .dvcignore is not read yet
+
+
 def walk_files(
     top: str,
     root: str | None,
@@ -209,66 +220,77 @@ def walk_files(
     `fresh_after`: a time (ns) since when no `.dvcignore` or nested `.dvc` that hides files may
     have appeared or changed (see _check_settled); None: no such check."""
     rules_top, rel_top = _rules_at(top, root, fresh_after)
-    if rules_top is not None and rel_top and rules_top.ignored(rel_top, True):
-        return []  # DVC filters out every file below an ignored directory
-    if rel_top and "/" not in rel_top and os.path.exists(os.path.join(top, SUBREPO_MARK)):
-        _check_settled(os.path.join(top, SUBREPO_MARK), fresh_after)
-        return []  # DVC ignores the subrepos directly below the root from the start
+    if _lists_nothing(top, rules_top, rel_top, fresh_after):
+        return []
     found: list[WalkedFile] = []
-    stack: list[tuple[str, str, IgnoreRules | None]] = [(top, "", rules_top)]
+    stack = [_Folder(top, "", rules_top)]
     while stack:
-        path, prefix, rules = stack.pop()
-        with os.scandir(path) as it:
+        folder = stack.pop()
+        with os.scandir(folder.path) as it:
             entries = list(it)
         names = {entry.name for entry in entries}
         # A nested DVC repository. `top` itself was checked above only when it is a direct
         # child of the root: DVC finds the others only from the folder above them.
-        if prefix and SUBREPO_MARK in names:
-            _check_settled(os.path.join(path, SUBREPO_MARK), fresh_after)
+        if folder.prefix and SUBREPO_MARK in names:
+            _check_settled(os.path.join(folder.path, SUBREPO_MARK), fresh_after)
             continue
-        rel_dir = _rel(rel_top, prefix.rstrip("/")) if rel_top is not None else ""
+        rel_dir = _rel(rel_top, folder.prefix.rstrip("/")) if rel_top is not None else ""
+        rules = folder.rules
         if root is not None and rel_top is not None and DVCIGNORE in names:
             rules = _updated(rules, root, rel_dir, fresh_after)
-        # Directories above were checked before entering them, so each name needs only its own
-        # match: rules from a deeper .dvcignore are anchored below it.
-        for entry in entries:
-            name = entry.name
-            if entry.is_dir():
-                # os.walk lists a link to a directory as a directory, and never enters it.
-                if entry.is_symlink():
-                    continue
-                if (
-                    name in _IGNORED_DIRS
-                    if rules is None
-                    else rules.matches(_rel(rel_dir, name), True)
-                ):
-                    continue
-                stack.append((entry.path, f"{prefix}{name}/", rules))
-                continue
-            if (
-                name in _IGNORED_FILES
-                if rules is None
-                else rules.matches(_rel(rel_dir, name), False)
-            ):
-                continue
-            if name == DVCIGNORE:
-                raise WorkspaceError(
-                    f"{DVCIGNORE} file should not be in collected dir path: '{path}'"
-                )
-            if within is not None and entry.is_symlink():
-                check_link(entry.path, within)
-            st = entry.stat()
-            if not stat.S_ISREG(st.st_mode):
-                raise WorkspaceError(f"'{entry.path}' is not a regular file; DVC cannot hash it")
-            found.append((prefix + name, entry.path, st))
+        files, subfolders = _kept_entries(entries, folder, rules, rel_dir, within)
+        found.extend(files)
+        stack.extend(subfolders)
     return found
 
 
-def check_link(path: str, within: tuple[str, ...]) -> None:
-    """WorkspaceError unless the symlink `path` resolves inside one of `within` (real paths)."""
-    real = os.path.realpath(path)
-    if not any(real == top or real.startswith(top.rstrip(os.sep) + os.sep) for top in within):
-        raise WorkspaceError(
-            f"'{path}' is a symlink leading outside the repository (to {os.readlink(path)}); "
-            "executor never follows it: replace it with the data or a link inside the repository"
-        )
+def _lists_nothing(
+    top: str, rules_top: IgnoreRules | None, rel_top: str | None, fresh_after: int | None
+) -> bool:
+    """Whether DVC lists no file under `top` whatever it holds (`rules_top`, `rel_top`: as
+    _rules_at gives them)."""
+    if rules_top is not None and rel_top and rules_top.ignored(rel_top, True):
+        return True  # DVC filters out every file below an ignored directory
+    if rel_top and "/" not in rel_top and os.path.exists(os.path.join(top, SUBREPO_MARK)):
+        _check_settled(os.path.join(top, SUBREPO_MARK), fresh_after)
+        return True  # DVC ignores the subrepos directly below the root from the start
+    return False
+
+
+def _kept_entries(
+    entries: list[os.DirEntry[str]],
+    folder: _Folder,
+    rules: IgnoreRules | None,
+    rel_dir: str,
+    within: tuple[str, ...] | None,
+) -> tuple[list[WalkedFile], list[_Folder]]:
+    """The files DVC lists among the entries of `folder` (whose rules in force are `rules`,
+    root-relative path `rel_dir`), and the subfolders it enters."""
+    files: list[WalkedFile] = []
+    subfolders: list[_Folder] = []
+    # Directories above were checked before entering them, so each name needs only its own
+    # match: rules from a deeper .dvcignore are anchored below it. The checks are written out
+    # rather than calling skipped(): this loop runs once per file of every hashed folder.
+    for entry in entries:
+        name = entry.name
+        if entry.is_dir():
+            # os.walk lists a link to a directory as a directory, and never enters it.
+            if entry.is_symlink():
+                continue
+            if name in _IGNORED_DIRS if rules is None else rules.matches(_rel(rel_dir, name), True):
+                continue
+            subfolders.append(_Folder(entry.path, f"{folder.prefix}{name}/", rules))
+            continue
+        if name in _IGNORED_FILES if rules is None else rules.matches(_rel(rel_dir, name), False):
+            continue
+        if name == DVCIGNORE:
+            raise WorkspaceError(
+                f"{DVCIGNORE} file should not be in collected dir path: '{folder.path}'"
+            )
+        if within is not None and entry.is_symlink():
+            check_link(entry.path, within)
+        st = entry.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise WorkspaceError(f"'{entry.path}' is not a regular file; DVC cannot hash it")
+        files.append((folder.prefix + name, entry.path, st))
+    return files, subfolders

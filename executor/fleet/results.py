@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from executor.errors import RemoteError
-from executor.hashing import is_md5
+from executor.hashing.objects import is_md5
 from executor.jobresult import JobResult
 from executor.jobspec import JobSpec
-from executor.pipeline.params import same_values
+from executor.pipeline.paramvalues import same_values
 
 
 def check_result(spec: JobSpec, result: JobResult) -> None:

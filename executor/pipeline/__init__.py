@@ -10,7 +10,8 @@ build_dag(pipeline)           Dag: order(targets, downstream), upstream, produce
 from executor.pipeline.dag import Dag, Producer, build_dag
 from executor.pipeline.loader import find_dvcfiles, load_dvcfile, load_pipeline
 from executor.pipeline.model import DEFAULT_PARAMS_FILE, OutSpec, ParamSpec, Pipeline, Stage
-from executor.pipeline.params import ParamsReader, _merge_params, merge_params, params_values
+from executor.pipeline.params import ParamsReader, params_values
+from executor.pipeline.paramspecs import _merge_params, merge_params
 
 __all__ = [
     "DEFAULT_PARAMS_FILE",

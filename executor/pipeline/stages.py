@@ -13,7 +13,7 @@ from typing import Any, NoReturn, TypeVar
 
 from executor.errors import PipelineError
 from executor.pipeline.model import OutKind, OutSpec, Stage
-from executor.pipeline.params import merge_params
+from executor.pipeline.paramspecs import merge_params
 from executor.pipeline.paths import PathGuard
 from executor.pipeline.schema import PLOT_PROPS
 from executor.pipeline.templating import Generated

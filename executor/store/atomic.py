@@ -11,7 +11,7 @@ from pathlib import Path
 
 from executor.durable import publish
 from executor.errors import CorruptObject
-from executor.hashing import Digest
+from executor.hashing.digests import Digest
 
 CHUNK = 1024 * 1024
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from executor.errors import StoreError
-from executor.hashing import is_md5
+from executor.hashing.objects import is_md5
 
 _HEX = frozenset("0123456789abcdef")
 COPY_CHUNK = 8 * 1024 * 1024

@@ -8,7 +8,7 @@ import os
 import stat
 from collections.abc import Iterable
 
-from executor.hashing import file_md5, file_md5_dos2unix
+from executor.hashing.digests import file_md5, file_md5_dos2unix
 from executor.store.base import content_md5
 from executor.store.local import LocalStore
 

@@ -13,7 +13,9 @@ from pathlib import Path
 from executor.confine import inside
 from executor.dvcformat.ignore import walk_files
 from executor.errors import ObjectMissing, UnsavedChanges, WorkspaceError
-from executor.hashing import Hasher, file_md5, parse_manifest
+from executor.hashing.digests import file_md5
+from executor.hashing.hasher import Hasher
+from executor.hashing.objects import parse_manifest
 from executor.store.links import TMP_SUFFIX
 from executor.store.local import LocalStore
 from executor.store.tracked import Tracked
@@ -59,6 +61,32 @@ def checkout(
     if whole and not relink and _unchanged_dir(dest, out.md5, hash_many):
         return 0
     scope = inside(root, f"{out.path}/{out.only}") if out.only else dest
+    wanted = _wanted_files(cache, out)
+    listed = _workspace_files(scope, root)
+    symlinks = {rel for rel, path in listed.items() if os.path.islink(path)}
+    linked = _linked_files(cache, scope, wanted)
+    current: dict[str, str] = {}
+    if not relink:
+        current = _contents(listed, linked, symlinks, hash_many)
+    if not relink and not force:
+        _refuse_unsaved(cache, root, out, wanted, current, listed)
+    stale = [
+        (_path_in(scope, rel), md5, x)
+        for rel, (md5, x) in wanted.items()
+        if rel not in linked and (relink or current.get(rel) != md5 or rel in symlinks)
+    ]
+    _make_room(scope, wanted, listed)
+    _copy_all(cache, stale)
+    if remember is not None:
+        remember([(Path(path), md5) for path, md5, _ in stale])
+    if not out.is_dir:
+        _set_exec(dest, out.isexec)  # a dir's manifest records no exec bits
+    return len(stale)
+
+
+def _wanted_files(cache: LocalStore, out: Tracked) -> dict[str, tuple[str, bool]]:
+    """(md5, isexec) of each file of the output (of the part `out.only` names), by path
+    relative to that part; ObjectMissing if the cache lacks any of their objects."""
     wanted = _in_scope(files_of(cache, out), out.only)
     if out.only and not wanted:
         raise WorkspaceError(f"'{out.path}/{out.only}' is not part of the output '{out.path}'")
@@ -66,26 +94,30 @@ def checkout(
     absent = md5s - cache.exists_many(md5s)
     if absent:
         raise ObjectMissing(min(absent), str(cache.root))
+    return wanted
 
-    def full(rel: str) -> str:
-        return os.path.join(scope, rel) if rel else str(scope)
 
-    listed = _workspace_files(scope, root)
-    symlinks = {rel for rel, path in listed.items() if os.path.islink(path)}
-    linked: set[str] = set()
-    if cache.links.links_objects:
-        is_linked = cache.links.is_linked
-        linked = {r for r, (md5, _) in wanted.items() if is_linked(full(r), cache.object_str(md5))}
-    current: dict[str, str] = {}
-    if not relink:
-        current = _contents(listed, linked, symlinks, hash_many)
-    if not relink and not force:
-        _refuse_unsaved(cache, root, out, wanted, current, listed)
-    stale = [
-        (full(rel), md5, x)
-        for rel, (md5, x) in wanted.items()
-        if rel not in linked and (relink or current.get(rel) != md5 or rel in symlinks)
-    ]
+def _path_in(scope: Path, rel: str) -> str:
+    """The path of the file `rel` of the output's part at `scope` ('' for `scope` itself)."""
+    return os.path.join(scope, rel) if rel else str(scope)
+
+
+def _linked_files(cache: LocalStore, scope: Path, wanted: dict[str, tuple[str, bool]]) -> set[str]:
+    """The wanted files that already are links to their objects (none unless the cache's
+    link types link)."""
+    if not cache.links.links_objects:
+        return set()
+    is_linked = cache.links.is_linked
+    return {
+        rel
+        for rel, (md5, _) in wanted.items()
+        if is_linked(_path_in(scope, rel), cache.object_str(md5))
+    }
+
+
+def _make_room(scope: Path, wanted: dict[str, tuple[str, bool]], listed: dict[str, str]) -> None:
+    """Make `scope` a folder holding only files the output lists (and those .dvcignore
+    hides), or, for a single file, take away a folder in its place."""
     if "" not in wanted:  # a folder: the whole output or a folder inside it
         if scope.is_symlink() or scope.is_file():
             scope.unlink()
@@ -95,14 +127,6 @@ def checkout(
         _remove_extra(scope, set(wanted), set(listed))
     elif scope.is_dir() and not scope.is_symlink():
         shutil.rmtree(scope)
-    for folder in sorted({os.path.dirname(path) for path, _, _ in stale}):
-        os.makedirs(folder, exist_ok=True)
-    _copy_all(cache, stale)
-    if remember is not None:
-        remember([(Path(path), md5) for path, md5, _ in stale])
-    if not out.is_dir:
-        _set_exec(dest, out.isexec)  # a dir's manifest records no exec bits
-    return len(stale)
 
 
 def _in_scope(files: list[tuple[str, str, bool]], only: str) -> dict[str, tuple[str, bool]]:
@@ -186,8 +210,11 @@ def _unchanged_dir(dest: Path, md5: str, hash_many: HashMany) -> bool:
 
 
 def _copy_all(cache: LocalStore, files: list[tuple[str, str, bool]]) -> None:
-    """Copy each (path, md5, isexec) from the cache. One after another: copies of small files
-    are bound by the kernel's file creation, and threads made them slower here, not faster."""
+    """Copy each (path, md5, isexec) from the cache, making their folders first. One after
+    another: copies of small files are bound by the kernel's file creation, and threads made
+    them slower here, not faster."""
+    for folder in sorted({os.path.dirname(path) for path, _, _ in files}):
+        os.makedirs(folder, exist_ok=True)
     for path, md5, isexec in files:
         place(cache, path, md5, isexec)
 

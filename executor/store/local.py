@@ -9,7 +9,7 @@ from pathlib import Path
 
 from executor.durable import publish
 from executor.errors import CorruptObject, ObjectMissing, StoreError
-from executor.hashing import Digest, Dos2UnixMd5
+from executor.hashing.digests import Digest, Dos2UnixMd5
 from executor.store.atomic import write_atomic
 from executor.store.base import (
     RunFile,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from executor.errors import CorruptObject, ObjectMissing
-from executor.hashing import parse_manifest
+from executor.hashing.objects import parse_manifest
 from executor.store.base import ObjectStore
 from executor.store.hints import DirHints
 from executor.store.local import LocalStore

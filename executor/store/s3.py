@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from executor.durable import publish
 from executor.errors import CorruptObject, StoreError
-from executor.hashing import Digest, Dos2UnixMd5
+from executor.hashing.digests import Digest, Dos2UnixMd5
 from executor.store.base import (
     RunFile,
     content_md5,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, TypeVar
 from botocore.exceptions import IncompleteReadError, ReadTimeoutError, ResponseStreamingError
 
 from executor.errors import CorruptObject, StoreError
-from executor.hashing import Digest
+from executor.hashing.digests import Digest
 from executor.store.s3client import with_body_retries
 
 if TYPE_CHECKING:

@@ -21,7 +21,8 @@ from executor.errors import (
     TransferIncomplete,
     UnsavedChanges,
 )
-from executor.hashing import Hasher, parse_manifest
+from executor.hashing.hasher import Hasher
+from executor.hashing.objects import parse_manifest
 from executor.store.base import ObjectStore
 from executor.store.cachecheck import drop_corrupt
 from executor.store.checkout import HashMany, checkout, hashes_of
