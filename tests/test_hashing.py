@@ -303,7 +303,7 @@ def test_dvcignore_walk_matches_dvc_ignore_filter(tmp_path: Path) -> None:
 def test_nested_dvcignore_patterns_rebase_as_dvc_does(rule: str) -> None:
     from dvc.pathspec_math import change_rule
 
-    from executor.dvcformat.ignore import _rebase
+    from executor.hashing.ignore import _rebase
 
     assert _rebase(rule, "d/sub") == change_rule(rule, "d/sub")
 

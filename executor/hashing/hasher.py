@@ -17,9 +17,9 @@ from pathlib import Path
 from types import TracebackType
 
 from executor.confine import check_link
-from executor.dvcformat.ignore import walk_files
 from executor.errors import WorkspaceError
 from executor.hashing.digests import file_md5_dos2unix
+from executor.hashing.ignore import walk_files
 from executor.hashing.objects import DirEntry, HashInfo, by_relpath, manifest_bytes
 from executor.hashing.readpool import ReadPool, StatedFile
 from executor.state import RACY_NS, StateDB

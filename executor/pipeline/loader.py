@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from executor.dvcformat import gitignore
-from executor.dvcformat import ignore as dvcignore
 from executor.errors import PipelineError
+from executor.hashing import ignore as dvcignore
 from executor.pipeline import yamldoc
 from executor.pipeline.dag import build_dag
 from executor.pipeline.model import Pipeline, Stage

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from executor.confine import inside
-from executor.dvcformat.ignore import walk_files
 from executor.errors import ObjectMissing, UnsavedChanges, WorkspaceError
 from executor.hashing.digests import file_md5
 from executor.hashing.hasher import Hasher
+from executor.hashing.ignore import walk_files
 from executor.hashing.objects import parse_manifest
 from executor.store.links import TMP_SUFFIX
 from executor.store.local import LocalStore
