@@ -202,6 +202,11 @@ def _inside(workspace: Path, relpath: str) -> Path:
     return dest
 
 
+def bytes_used(root: Path) -> int:
+    """Bytes of the objects in the local cache at `root`."""
+    return sum(size for _, size in _scan(root))
+
+
 def _scan(root: Path) -> list[tuple[str, int]]:
     """(md5, size) of the objects already on disk, least recently used (mtime) first."""
     found: list[tuple[float, str, int]] = []

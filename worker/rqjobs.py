@@ -17,6 +17,7 @@ from worker.config import worker_config
 from worker.fleetjob import run_job
 from worker.jobdirs import remove_stale_workspaces
 from worker.lostjobs import expire_lost_jobs
+from worker.presence import publish
 from worker.sandbox.engine import DockerSandbox, owner_process_alive, reap
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,12 @@ def stage_worker_class() -> type[Any]:
                     os.kill(self.horse_pid, signal.SIGTERM)
 
         def clean_registries(self) -> None:
-            """RQ's maintenance, once the jobs of lost workers are due for it (lostjobs)."""
+            """RQ's maintenance, once the jobs of lost workers are due for it (lostjobs);
+            this worker's state for `executor workers` renewed (presence)."""
+            try:
+                publish(self.connection, self.name, worker_config())
+            except Exception as exc:  # Redis away, the cache folder unreadable: next pass
+                log.warning("cannot publish this worker's state: %s", exc)
             for queue in self.queues:
                 try:
                     lost = expire_lost_jobs(queue.started_job_registry, self.connection)

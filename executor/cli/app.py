@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from executor import __version__
-from executor.cli import pushpull
+from executor.cli import pushpull, workers
 from executor.errors import ExecutorError, StageFailed, UserError
 from executor.terminal import shown, visible
 
@@ -205,5 +205,5 @@ def _reproduce(
         click.echo("Data and pipelines are up to date.")
 
 
-for _command in pushpull.commands:
+for _command in [*pushpull.commands, *workers.commands]:
     main.add_command(_command)

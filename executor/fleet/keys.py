@@ -53,6 +53,15 @@ def events_key(job_id: str) -> str:
     return f"executor:job:{job_id}:events"
 
 
+WORKER_INFO_TTL = 120  # seconds a worker's published state lives unless renewed
+
+
+def worker_info_key(name: str) -> str:
+    """A worker's state beyond RQ's record (its local cache use, what it may run), renewed at
+    each of its maintenance passes: `executor workers` shows it."""
+    return f"executor:worker:{name}"
+
+
 def cancel_key(job_id: str) -> str:
     """Set to ask the worker running a job to stop its stage (or never to start it)."""
     return f"executor:job:{job_id}:cancel"
