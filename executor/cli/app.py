@@ -22,8 +22,10 @@ from executor.errors import ExecutorError, StageFailed, UserError
 from executor.terminal import shown, visible
 
 if TYPE_CHECKING:
+    from executor.coordinator.types import Backend, RunSummary
     from executor.fleet import FleetConfig
     from executor.settings import Settings
+    from executor.workspace import Workspace
 
 EXIT_USAGE, EXIT_INTERRUPTED = UserError.exit_status, 130
 SUBMIT_JOBS = 16  # stages `executor submit` keeps in flight unless -j says otherwise
@@ -141,7 +143,7 @@ def _reproduce(
     """`run` (fleet None: stages in containers here) or `submit` (stages on the fleet)."""
     from executor.coordinator.runner import Runner
     from executor.coordinator.schedule import run_plan
-    from executor.coordinator.types import Backend, RunOptions, load_backend
+    from executor.coordinator.types import RunOptions
     from executor.pipeline import ParamsReader, build_dag, load_pipeline
     from executor.settings import settings_for
     from executor.workspace import Workspace, check_targets, find_root, target_from_cwd
@@ -172,13 +174,7 @@ def _reproduce(
             jobs=jobs or (settings.jobs if fleet is None else max(settings.jobs, SUBMIT_JOBS)),
         )
         with Workspace(root, settings, cwd) as ws:
-            backend: Callable[[], Backend]
-            if config is None:
-                backend = partial(load_backend, ws, os.environ, options.jobs)
-            else:
-                from executor.fleet import FleetBackend
-
-                backend = partial(FleetBackend, ws, config, options.jobs)
+            backend = _backend(ws, config, options.jobs)
             runner = Runner(ws, dag, options, click.echo, backend, params, _warn)
             summary = run_plan(runner)
     except ExecutorError as exc:
@@ -189,10 +185,31 @@ def _reproduce(
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         _error("interrupted")
-        sys.exit(128 + stopped_by[-1] if stopped_by else EXIT_INTERRUPTED)
+        sys.exit(_interrupted_status(stopped_by))
+    _conclude(summary, stopped_by, dry)
+
+
+def _backend(ws: Workspace, config: FleetConfig | None, jobs: int) -> Callable[[], Backend]:
+    """The runner's backend: containers on this host's Docker engine, or the fleet."""
+    if config is None:
+        from executor.coordinator.types import load_backend
+
+        return partial(load_backend, ws, os.environ, jobs)
+    from executor.fleet import FleetBackend
+
+    return partial(FleetBackend, ws, config, jobs)
+
+
+def _interrupted_status(stopped_by: list[int]) -> int:
+    """The exit status of a run stopped by Ctrl-C or by one of `_stop_on_signals`."""
+    return 128 + stopped_by[-1] if stopped_by else EXIT_INTERRUPTED
+
+
+def _conclude(summary: RunSummary, stopped_by: list[int], dry: bool) -> None:
+    """Say how the run ended; exit with its status unless every stage succeeded."""
     if summary.interrupted:
         _error("interrupted; stages that had finished are recorded, the rest were stopped")
-        sys.exit(128 + stopped_by[-1] if stopped_by else EXIT_INTERRUPTED)
+        sys.exit(_interrupted_status(stopped_by))
     for failure in summary.errors.values():
         _error(str(failure))
         if isinstance(failure, StageFailed) and failure.log_tail:

@@ -14,7 +14,12 @@ import click
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
+    from executor.errors import TransferIncomplete, UnsavedChanges
+    from executor.store.base import ObjectStore
+    from executor.store.hints import DirHints
+    from executor.store.routes import Route
     from executor.store.transfer import Report
+    from executor.workspace import Workspace
 
 
 class _Bars:
@@ -77,7 +82,6 @@ def _transfer(
     from executor.errors import TransferIncomplete, UnsavedChanges
     from executor.settings import settings_for
     from executor.store import transfer
-    from executor.store.checkout import hashes_of
     from executor.store.hints import DirHints
     from executor.store.routes import routes
     from executor.store.tracked import tracked_outputs
@@ -89,7 +93,6 @@ def _transfer(
     if jobs is not None:
         settings = dataclasses.replace(settings, transfer_workers=jobs)
     outputs = tracked_outputs(root, targets, cwd)
-    workers = settings.transfer_workers
     chosen = routes(
         action,
         outputs,
@@ -109,30 +112,7 @@ def _transfer(
             hints = DirHints.for_store(root, store.url)
             try:
                 with closing(store):
-                    if action == "push":
-                        report = transfer.push(
-                            ws.store,
-                            store,
-                            route.outputs,
-                            run_cache=route.run_cache,
-                            jobs=workers,
-                            progress=bars,
-                            hints=hints,
-                        )
-                    else:
-                        report = transfer.pull(
-                            ws.store,
-                            store,
-                            root,
-                            route.outputs,
-                            run_cache=route.run_cache,
-                            jobs=workers,
-                            progress=bars,
-                            hash_many=hashes_of(ws.hasher),
-                            hints=hints,
-                            force=force,
-                            remember=ws.hasher.remember,
-                        )
+                    report = _move(action, ws, store, route, bars, hints, force)
             except TransferIncomplete as exc:
                 incomplete.append(exc)
                 continue
@@ -140,15 +120,66 @@ def _transfer(
                 unsaved.append(exc)
                 continue
             total.add(report)
+    _raise_shortfalls(action, [r.name for r in chosen], incomplete, unsaved)
+    return total
+
+
+def _move(
+    action: Literal["push", "pull"],
+    ws: Workspace,
+    store: ObjectStore,
+    route: Route,
+    bars: _Bars,
+    hints: DirHints,
+    force: bool,
+) -> Report:
+    """Push or pull one route's outputs between the repository's cache and its store."""
+    from executor.store import transfer
+    from executor.store.checkout import hashes_of
+
+    workers = ws.settings.transfer_workers
+    if action == "push":
+        return transfer.push(
+            ws.store,
+            store,
+            route.outputs,
+            run_cache=route.run_cache,
+            jobs=workers,
+            progress=bars,
+            hints=hints,
+        )
+    return transfer.pull(
+        ws.store,
+        store,
+        ws.root,
+        route.outputs,
+        run_cache=route.run_cache,
+        jobs=workers,
+        progress=bars,
+        hash_many=hashes_of(ws.hasher),
+        hints=hints,
+        force=force,
+        remember=ws.hasher.remember,
+    )
+
+
+def _raise_shortfalls(
+    action: Literal["push", "pull"],
+    names: list[str],
+    incomplete: list[TransferIncomplete],
+    unsaved: list[UnsavedChanges],
+) -> None:
+    """One error for what the routes (named `names`) left undone: objects that did not move
+    first, else workspace changes kept; nothing if every route finished."""
+    from executor.errors import TransferIncomplete, UnsavedChanges
+
     kept = [p for exc in incomplete for p in exc.kept] + [p for u in unsaved for p in u.paths]
     if incomplete:
         failed = {oid: why for exc in incomplete for oid, why in exc.failed.items()}
-        names = ", ".join(r.name for r in chosen)
-        what = incomplete[0].action if len(incomplete) == 1 else f"{action} ({names})"
+        what = incomplete[0].action if len(incomplete) == 1 else f"{action} ({', '.join(names)})"
         raise TransferIncomplete(what, failed, kept)
     if unsaved:
         raise UnsavedChanges(kept, [o for u in unsaved for o in u.outputs])
-    return total
 
 
 @dataclass(frozen=True)

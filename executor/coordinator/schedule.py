@@ -40,98 +40,144 @@ def plan_waits(runner: Runner, plan: list[Stage]) -> dict[str, list[str]]:
 
 
 def run_plan(runner: Runner) -> RunSummary:
-    pending = runner.dag.order(runner.options.targets, runner.options.downstream)
-    runner.queue.set_plan(pending)
-    waits = plan_waits(runner, pending)
-    jobs = max(1, runner.options.jobs)
-    finished: set[str] = set()  # succeeded in any way
-    unknown: set[str] = set()  # dry run: would run, so downstream hashes are unknown
-    queued: deque[Launch] = deque()  # decided to run, waiting for a free slot
-    running: dict[Future[JobResult], Stage] = {}
-    pool = ThreadPoolExecutor(max_workers=jobs)
+    """Run the runner's plan to its summary: decide, queue and start stages as their
+    upstream stages finish, until every stage is settled or nothing more can start."""
+    return _Schedule(runner).run()
 
-    def start_queued() -> None:
-        while queued and len(running) < jobs and not runner.summary.errors:
-            launch = queued.popleft()
+
+class _Schedule:
+    """One run's scheduling loop and the state it shares: the stages still to decide, those
+    queued for a slot, those running, and those finished."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self.pending = runner.dag.order(runner.options.targets, runner.options.downstream)
+        runner.queue.set_plan(self.pending)
+        self.waits = plan_waits(runner, self.pending)
+        self.jobs = max(1, runner.options.jobs)
+        self.finished: set[str] = set()  # succeeded in any way
+        self.unknown: set[str] = set()  # dry run: would run, so downstream hashes are unknown
+        self.queued: deque[Launch] = deque()  # decided to run, waiting for a free slot
+        self.running: dict[Future[JobResult], Stage] = {}
+        self.pool = ThreadPoolExecutor(max_workers=self.jobs)
+
+    def run(self) -> RunSummary:
+        runner = self.runner
+        try:
+            runner.checks.check(self.pending)
+            runner.checks.verify_data_sources(self.pending)
+            while self.pending or self.queued or self.running:
+                self._decide_ready()
+                self._start_queued()
+                warm_ahead(
+                    runner, self.queued, self.pending, self.waits, self.finished, self.running
+                )
+                if not self.running:
+                    if self._over():
+                        break
+                    continue
+                self._collect_finished()
+            for stage in [*self.pending, *(launch.stage for launch in self.queued)]:
+                runner.summary.status.setdefault(stage.address, "not run")
+        except KeyboardInterrupt:
+            interrupt(runner, self.running)
+        except BaseException:
+            runner.cancel.set()  # something unexpected: stop the containers, then let it surface
+            raise
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
             try:
-                running[runner.start(launch, pool)] = launch.stage
+                runner.close()
+            finally:
+                runner.queue.flush(final=True)
+        return runner.summary
+
+    def _start_queued(self) -> None:
+        runner = self.runner
+        while self.queued and len(self.running) < self.jobs and not runner.summary.errors:
+            launch = self.queued.popleft()
+            try:
+                self.running[runner.start(launch, self.pool)] = launch.stage
             except (ExecutorError, OSError) as exc:  # e.g. no Docker engine
                 runner.fail(launch.stage, exc)
 
-    try:
-        runner.checks.check(pending)
-        runner.checks.verify_data_sources(pending)
-        while pending or queued or running:
-            for stage in list(pending):
-                # With -j 1, as in dvc repro, a stage is decided only once the one before it
-                # has finished: its messages keep their order, and a stage that changes an
-                # undeclared input of the next is seen. With more, stages that need no slot
-                # (skipped, restored) are settled while every slot is busy.
-                if runner.summary.errors or (jobs == 1 and (queued or running)):
-                    break
-                ups = waits[stage.address]
-                if any(u in runner.summary.errors or u in unknown for u in ups) or any(
-                    runner.summary.status.get(u) == "not run" for u in ups
-                ):
-                    pending.remove(stage)
-                    if any(u in unknown for u in ups):
-                        unknown.add(stage.address)
-                        runner.say(f"Stage '{runner.shown(stage)}' would run after its upstream")
-                        runner.summary.status[stage.address] = "would run"
-                    else:
-                        runner.summary.status[stage.address] = "not run"
-                    continue
-                if not all(u in finished for u in ups):
-                    continue
-                pending.remove(stage)
-                try:
-                    launch = runner.act(stage)
-                except (ExecutorError, OSError) as exc:
-                    runner.fail(stage, exc)
-                    break
-                if launch is None:
-                    finished.add(stage.address)
-                    runner.queue.flush()
-                elif runner.options.dry:
-                    runner.start(launch, pool)  # says what would run
-                    unknown.add(stage.address)
-                    runner.summary.status[stage.address] = "would run"
-                else:
-                    queued.append(launch)
-                    start_queued()
-            start_queued()
-            warm_ahead(runner, queued, pending, waits, finished, running)
-            if not running:
-                if runner.summary.errors or not (pending or queued):
-                    break
-                if not queued and not any(  # nothing can make progress: only blocked stages
-                    all(u in finished for u in waits[s.address]) for s in pending
-                ):
-                    break
+    def _decide_ready(self) -> None:
+        """Decide the pending stages whose upstream stages are settled, in plan order."""
+        for stage in list(self.pending):
+            # With -j 1, as in dvc repro, a stage is decided only once the one before it
+            # has finished: its messages keep their order, and a stage that changes an
+            # undeclared input of the next is seen. With more, stages that need no slot
+            # (skipped, restored) are settled while every slot is busy.
+            if self.runner.summary.errors or (self.jobs == 1 and (self.queued or self.running)):
+                return
+            ups = self.waits[stage.address]
+            if self._settled_by_upstream(stage, ups):
                 continue
-            # Wake at least every LOCK_INTERVAL, so settled entries reach dvc.lock soon while
-            # a long stage runs, yet dvc.lock is not rewritten after every one of many stages.
-            done, _ = wait(running, timeout=LOCK_INTERVAL, return_when=FIRST_COMPLETED)
-            for future in done:
-                stage = running.pop(future)
-                runner.finish(stage, future)
-                if stage.address not in runner.summary.errors:
-                    finished.add(stage.address)
-            runner.queue.flush()
-        for stage in [*pending, *(launch.stage for launch in queued)]:
-            runner.summary.status.setdefault(stage.address, "not run")
-    except KeyboardInterrupt:
-        interrupt(runner, running)
-    except BaseException:
-        runner.cancel.set()  # something unexpected: stop the containers, then let it surface
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+            if not all(u in self.finished for u in ups):
+                continue
+            self.pending.remove(stage)
+            if not self._decide(stage):
+                return
+
+    def _settled_by_upstream(self, stage: Stage, ups: list[str]) -> bool:
+        """Settle a stage undecided if an upstream stage failed, was not run, or would run
+        (--dry); whether it was."""
+        summary = self.runner.summary
+        if not (
+            any(u in summary.errors or u in self.unknown for u in ups)
+            or any(summary.status.get(u) == "not run" for u in ups)
+        ):
+            return False
+        self.pending.remove(stage)
+        if any(u in self.unknown for u in ups):
+            self.unknown.add(stage.address)
+            self.runner.say(f"Stage '{self.runner.shown(stage)}' would run after its upstream")
+            summary.status[stage.address] = "would run"
+        else:
+            summary.status[stage.address] = "not run"
+        return True
+
+    def _decide(self, stage: Stage) -> bool:
+        """Decide a stage whose upstream stages have finished: settled here (skipped,
+        restored), said (--dry), or queued to run; False if deciding it failed."""
+        runner = self.runner
         try:
-            runner.close()
-        finally:
-            runner.queue.flush(final=True)
-    return runner.summary
+            launch = runner.act(stage)
+        except (ExecutorError, OSError) as exc:
+            runner.fail(stage, exc)
+            return False
+        if launch is None:
+            self.finished.add(stage.address)
+            runner.queue.flush()
+        elif runner.options.dry:
+            runner.start(launch, self.pool)  # says what would run
+            self.unknown.add(stage.address)
+            runner.summary.status[stage.address] = "would run"
+        else:
+            self.queued.append(launch)
+            self._start_queued()
+        return True
+
+    def _over(self) -> bool:
+        """With no stage running: whether the loop is over (a failure, nothing left, or only
+        stages whose upstream stages can never finish)."""
+        if self.runner.summary.errors or not (self.pending or self.queued):
+            return True
+        return not self.queued and not any(  # nothing can make progress: only blocked stages
+            all(u in self.finished for u in self.waits[s.address]) for s in self.pending
+        )
+
+    def _collect_finished(self) -> None:
+        """Finish the stages that ended, waiting for one at most LOCK_INTERVAL."""
+        # Wake at least every LOCK_INTERVAL, so settled entries reach dvc.lock soon while
+        # a long stage runs, yet dvc.lock is not rewritten after every one of many stages.
+        done, _ = wait(self.running, timeout=LOCK_INTERVAL, return_when=FIRST_COMPLETED)
+        for future in done:
+            stage = self.running.pop(future)
+            self.runner.finish(stage, future)
+            if stage.address not in self.runner.summary.errors:
+                self.finished.add(stage.address)
+        self.runner.queue.flush()
 
 
 def warm_ahead(

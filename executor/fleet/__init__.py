@@ -6,6 +6,7 @@ leases    one job at a time per piece of work; others follow it
 jobs      following one RQ job: its log, its outcome, cancel, a lost worker
 results   what is checked of a result before it is used
 workers   the live workers, as `executor workers` lists them
+objects   a stage's objects through the fleet's store: inputs put in, outputs fetched home
 backend   FleetBackend (the runner's backend for submit): inputs up, jobs out, results home
 """
 

@@ -12,14 +12,11 @@ work another team submitted is checked out, not run.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from executor.coordinator.inputs import describe_inputs
 from executor.coordinator.outputs import checkout_entry
 from executor.dvcformat.entry import Entry, stage_key
 from executor.errors import (
@@ -42,13 +39,13 @@ from executor.fleet.keys import (
     redis_errors,
 )
 from executor.fleet.leases import Leases
+from executor.fleet.objects import FleetObjects
 from executor.fleet.results import check_result
 from executor.jobresult import JobResult
-from executor.jobspec import Input, JobSpec
-from executor.runcache import LayoutOf, RunCache, RunHit, env_digest, out_objects
+from executor.jobspec import JobSpec
+from executor.runcache import LayoutOf, RunCache, RunHit, env_digest
 from executor.stageio import StageIO
 from executor.store.base import ObjectStore
-from executor.store.movers import fetch_objects, put_objects
 from executor.store.open import open_store
 from executor.workspace import Workspace
 
@@ -75,8 +72,7 @@ class FleetBackend:
         self.local_runs = RunCache(ws.store)
         self.index = RunIndex(self.redis)
         self._image_names: dict[str, str] = {}  # digest -> the image name resolved to it
-        self._stored: set[str] = set()  # objects known to be in the store, this submission
-        self.jobs = max(1, ws.settings.transfer_workers)
+        self.objects = FleetObjects(ws, self.store)
 
     # -- Backend -------------------------------------------------------------------------------
     def resolve_image(self, image: str) -> str:
@@ -132,7 +128,7 @@ class FleetBackend:
     def _fetched(self, hit: RunHit, env: str | None, layout: LayoutOf | None) -> bool:
         """Fetch a hit's objects and record it locally; False if the store lacks some."""
         try:
-            self._fetch(hit.entry.get("outs", []))
+            self.objects.fetch(hit.entry.get("outs", []))
         except (RemoteError, ExecutorError) as exc:
             log.warning("run %s/%s is not usable (%s)", hit.key, hit.value, exc)
             return False
@@ -164,7 +160,7 @@ class FleetBackend:
         looked = time.monotonic()  # the runner's lookup missed just now
         # Every output travels through the store, `cache: false` ones too.
         outs = tuple(replace(o, committed=True) for o in spec.outs)
-        spec = replace(spec, outs=outs, inputs=self._push_inputs(spec, io.cancel))
+        spec = replace(spec, outs=outs, inputs=self.objects.push_inputs(spec, io.cancel))
         result, confirmed = self._run(spec, io, looked)
         check_result(spec, result)
         if result.entry.get("params"):  # through JSON its int keys became strings: ours back
@@ -177,7 +173,7 @@ class FleetBackend:
                 "fleet's store as a worker's run; it was not used. Someone else writes to "
                 "the fleet's Redis: find out who, then submit again"
             )
-        self._fetch(result.entry.get("outs", []))
+        self.objects.fetch(result.entry.get("outs", []))
         ws, cached = self.ws, {o.path: o.cached for o in spec.outs}
         outs = result.entry.get("outs", [])
         checkout_entry(ws.store, ws.root, ws.hasher, wdir=spec.wdir, outs=outs, cached=cached)
@@ -216,12 +212,10 @@ class FleetBackend:
                     self.leases.release(lease, job_id)
                     raise StageCancelled(spec.address)
                 if spec.cacheable and time.monotonic() - looked > RECHECK_AFTER:
-                    digest = self.resolve_image(spec.image)
-                    # a run ended meanwhile?
-                    entry = self.lookup(key, digest, env=env, layout=lambda: layout)
-                    if entry is not None:
+                    ended = self._ran_meanwhile(spec, key, env, layout)
+                    if ended is not None:
                         self.leases.release(lease, job_id)
-                        return JobResult(spec.address, entry, digest, 0.0), True
+                        return ended, True
                 job = self._enqueue(spec, job_id, lease)
             else:
                 io.log(f"executor: following job {other.id}, the same work submitted elsewhere")
@@ -250,6 +244,13 @@ class FleetBackend:
                 if other is None:
                     self.leases.release(lease, job_id)
             looked = 0.0  # time has passed: look again before enqueueing
+
+    def _ran_meanwhile(self, spec: JobSpec, key: str, env: str, layout: str) -> JobResult | None:
+        """The run-cache's result for this work, should a job have finished it since the
+        runner's lookup missed; its outputs fetched, as `lookup` does."""
+        digest = self.resolve_image(spec.image)
+        entry = self.lookup(key, digest, env=env, layout=lambda: layout)
+        return None if entry is None else JobResult(spec.address, entry, digest, 0.0)
 
     def _enqueue(self, spec: JobSpec, job_id: str, lease: str) -> Any:
         try:
@@ -281,47 +282,3 @@ class FleetBackend:
     def close(self) -> None:
         self.store.close()
         self.redis.close()
-
-    # -- inputs and outputs ----------------------------------------------------------------------
-    def _push_inputs(self, spec: JobSpec, cancel: threading.Event) -> tuple[Input, ...]:
-        """Put every input's objects the store lacks into it; the inputs by content."""
-        described = describe_inputs(spec, self.ws.root, self.ws.hasher)
-        files, manifests = described.files, described.manifests
-        needed = set(files) | set(manifests)
-        present = (needed & self._stored) | self.store.exists_many(needed - self._stored)
-
-        def stop_if_cancelled() -> None:
-            if cancel.is_set():
-                raise StageCancelled(spec.address)
-
-        failed: dict[str, str] = {}
-        todo = [m for m in files if m not in present]
-        put_objects(
-            self.store, files.__getitem__, todo, self.jobs, failed, before=stop_if_cancelled
-        )
-        if failed:
-            raise RemoteError(
-                f"stage '{spec.address}': inputs could not be stored in the fleet's store: "
-                + "; ".join(sorted(failed.values())[:3])
-            )
-        for md5, data in manifests.items():  # a `.dir` after its files, as DVC pushes them
-            if md5 not in present:
-                self.store.put_bytes(md5, data, check=False)
-        self._stored.update(needed)
-        return described.inputs
-
-    def _fetch(self, outs: Iterable[Mapping[str, Any]]) -> None:
-        """Bring the objects of these lock items from the store into the local cache."""
-        cache = self.ws.store
-        needed = out_objects(self.store, [dict(o) for o in outs])
-        if needed is None:
-            raise RemoteError("a directory's manifest is missing from the fleet's store")
-        missing = set(needed) - cache.exists_many(set(needed))
-        failed: dict[str, str] = {}
-        fetch_objects(self.store, cache, sorted(missing), self.jobs, failed)
-        if failed:
-            raise RemoteError(
-                "outputs could not be fetched from the fleet's store: "
-                + "; ".join(sorted(failed.values())[:3])
-            )
-        self._stored.update(needed)  # an upstream output is often a downstream input

@@ -1,6 +1,6 @@
 """The only code that talks to Docker: a stage's lines in a hardened container.
 
-engine    DockerSandbox: create, prepare, release, wait, remove
+engine    DockerSandbox: create, prepare, release (supervised to an outcome), remove
 prepared  a created container, and a started one held at its gate
 reaper    containers whose owner process died, removed
 calls     Docker engine errors as one-line SandboxErrors
@@ -9,4 +9,5 @@ config    the engine's host config from a request: limits, mounts, no capabiliti
 driver    the shell driver inside the container: one process per line, markers
 logs      the output stream, split into lines and markers
 watch     the exit wait, with cancel, timeout and the SIGKILL after the grace
+supervise a released container to its outcome: exit awaited, output drained, status told
 """

@@ -12,7 +12,6 @@ import os
 import pwd
 import socket
 import threading
-import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -21,7 +20,7 @@ import docker.errors
 import requests.exceptions
 from docker.client import DockerClient
 
-from executor.errors import ConfigError, SandboxError
+from executor.errors import SandboxError
 from executor.limits import Limits
 from worker.sandbox.calls import engine_call
 from worker.sandbox.config import (
@@ -33,7 +32,7 @@ from worker.sandbox.config import (
     owner_process_alive,
 )
 from worker.sandbox.config import image_shell as shell_of_image
-from worker.sandbox.driver import DEFAULT_SHELL, DRIVER_SHELL, Invocation
+from worker.sandbox.driver import DEFAULT_SHELL, Invocation
 from worker.sandbox.logs import LogCollector
 from worker.sandbox.prepared import Created, Prepared, raw_socket
 from worker.sandbox.reaper import reap
@@ -41,12 +40,11 @@ from worker.sandbox.request import (
     Mount,
     SandboxOutcome,
     SandboxRequest,
-    Status,
     check_image_name,
     check_request,
     stage_user,
 )
-from worker.sandbox.watch import watch
+from worker.sandbox.supervise import supervise
 
 __all__ = [
     "DockerSandbox",
@@ -61,8 +59,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-LOG_DRAIN = 5.0  # seconds the output stream may lag behind the container's exit
 
 
 def _default_owner() -> str:
@@ -226,7 +222,13 @@ class DockerSandbox:
             if request.io is not None and request.io.cancel.is_set():
                 return SandboxOutcome("cancelled", 130, None, "", created.image_id, 0.0)
             prepared.open_gate()
-            outcome = self._supervise(prepared)
+            outcome = supervise(
+                self.api,
+                prepared,
+                lambda signal: self._kill(created.id, signal),
+                grace=self.stop_grace,
+                cancel_signal=self.cancel_signal,
+            )
         except BaseException:
             self._stop(created.id)  # e.g. RQ's job timeout: let the stage's traps run first
             raise
@@ -247,70 +249,6 @@ class DockerSandbox:
         """Remove a prepared container unused: its driver never got past the gate."""
         prepared.close_gate()
         self._remove(prepared.created.id)
-
-    def _supervise(self, prepared: Prepared) -> SandboxOutcome:
-        request, created, collector = prepared.request, prepared.created, prepared.collector
-        started = time.monotonic()
-        timeout = request.limits.timeout
-
-        exited: list[int] = []
-        failed: list[SandboxError] = []
-
-        def engine_wait() -> None:
-            try:
-                with engine_call("waiting for the container"):
-                    exited.append(int(self.api.wait(created.id)["StatusCode"]))
-            except Exception as exc:  # in this thread: handed to wait() below
-                failed.append(
-                    exc
-                    if isinstance(exc, SandboxError)
-                    else SandboxError(f"Docker engine: waiting for the container failed: {exc}")
-                )
-            finally:
-                prepared.settled.set()
-
-        def wait() -> int:
-            """The engine's exit code, once the container has stopped. The driver's end marker
-            is no proof of success: the stage can read it (/proc/1/cmdline) and print it.
-            Only the engine's answer also means that no process of the stage still runs,
-            so outputs are hashed after every writer is gone."""
-            engine_wait()
-            if exited:
-                return exited[0]
-            raise failed[0]
-
-        code, stopped = watch(
-            wait,
-            lambda signal: self._kill(created.id, signal),
-            cancel=request.io.cancel if request.io else None,
-            deadline=started + timeout if timeout is not None else None,
-            grace=self.stop_grace,
-            cancel_signal=self.cancel_signal,
-        )
-        duration = time.monotonic() - started
-        pump = prepared.pump
-        if not collector.ended:  # all output is in once the end marker is: else let it drain
-            pump.join(LOG_DRAIN)
-            if pump.is_alive():
-                prepared.stream.close()
-                pump.join(1.0)
-        if code in (126, 127) and not stopped and not collector.started:
-            said = collector.tail.splitlines()[-1] if collector.tail else f"exit {code}"
-            raise ConfigError(
-                f"stage '{request.stage}': image '{request.image}' cannot run the sandbox's "
-                f"driver, {DRIVER_SHELL}: {said}"
-            )
-        status: Status = stopped or ("succeeded" if code == 0 else "failed")
-        if status == "failed":
-            with engine_call(f"inspecting container {request.name}"):
-                if self.api.inspect_container(created.id)["State"].get("OOMKilled"):
-                    status = "out_of_memory"
-        failed_line = None
-        if code != 0 and collector.failure is not None:
-            index = collector.failure[0]
-            if 1 <= index <= len(request.lines):
-                failed_line = request.lines[index - 1]
-        return SandboxOutcome(status, code, failed_line, collector.tail, created.image_id, duration)
 
     def _kill(self, cid: str, signal: str) -> None:
         try:
