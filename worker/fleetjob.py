@@ -88,14 +88,15 @@ def run_job(spec: Mapping[str, Any], store_url: str) -> dict[str, Any]:
             raise StageCancelled(address)  # cancelled while it was being dequeued
         result = _run(JobSpec.from_dict(spec), store_url, job_id, redis, watch.cancel)
         outcome = {"ok": True, "result": result.to_dict()}
-    except ExecutorError:
+    except ExecutorError as exc:
+        error: ExecutorError = exc
         if watch.handed_over.is_set():
-            exc = JobHandedOver(
+            error = JobHandedOver(
                 f"stage '{address}': its worker was stopped before the stage ended; "
                 "another worker runs it"
             )
-        log.info("job %s: %s", job_id, exc)
-        outcome = {"ok": False, "failure": failure_to_dict(exc)}
+        log.info("job %s: %s", job_id, error)
+        outcome = {"ok": False, "failure": failure_to_dict(error)}
     except Exception as exc:  # a worker's own trouble (disk full, a bug): said, not retried
         log.exception("job %s failed", job_id)
         failure = RemoteError(f"stage '{address}': the worker failed: {type(exc).__name__}: {exc}")
