@@ -289,7 +289,6 @@ def test_a_stage_killed_mid_run_leaves_no_changed_input_in_the_workers_cache(
         ("{memory: 1g}", "asks for memory 1g, over this worker's ceiling of 512m; lower "
          "meta.executor.memory or start workers with --max-memory"),
         ("{network: true}", "asks for network true, over this worker's ceiling of no network"),
-        ("{gpus: 1}", "start workers with --allow-gpus"),
         ("{timeout: 200h}", "over this worker's ceiling of 168h"),
     ],
 )  # fmt: skip

@@ -2,7 +2,7 @@
 
 `run_job` gets a JSON job spec (validated field by field) and the URL of the store it was
 submitted for, which must be the store this worker serves; what it asks for must be within
-the worker's ceilings (`limits.Ceilings`). Its inputs are fetched into the worker's local
+the worker's ceilings (`ceilings.Ceilings`). Its inputs are fetched into the worker's local
 cache (least recently used evicted beyond a size limit), linked into a fresh workspace and
 bind-mounted read-only into the container; the command runs in the Docker sandbox as in
 `executor run` (never as root: a root worker hands the workspace to EXECUTOR_STAGE_USER or
@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -88,14 +89,15 @@ def run_job(spec: Mapping[str, Any], store_url: str) -> dict[str, Any]:
             raise StageCancelled(address)  # cancelled while it was being dequeued
         result = _run(JobSpec.from_dict(spec), store_url, job_id, redis, watch.cancel)
         outcome = {"ok": True, "result": result.to_dict()}
-    except ExecutorError:
+    except ExecutorError as exc:
+        error: ExecutorError = exc
         if watch.handed_over.is_set():
-            exc = JobHandedOver(
+            error = JobHandedOver(
                 f"stage '{address}': its worker was stopped before the stage ended; "
                 "another worker runs it"
             )
-        log.info("job %s: %s", job_id, exc)
-        outcome = {"ok": False, "failure": failure_to_dict(exc)}
+        log.info("job %s: %s", job_id, error)
+        outcome = {"ok": False, "failure": failure_to_dict(error)}
     except Exception as exc:  # a worker's own trouble (disk full, a bug): said, not retried
         log.exception("job %s failed", job_id)
         failure = RemoteError(f"stage '{address}': the worker failed: {type(exc).__name__}: {exc}")
@@ -154,6 +156,7 @@ def _run(
                 spec, workspace, job_id=job_id, image_digest=digest, limits=limits,
                 mounts=mounts, io=io,
             )  # fmt: skip
+            request = replace(request, gpu_devices=config.ceilings.gpus.device_ids(limits.gpus))
             result = execute(
                 spec,
                 workspace,

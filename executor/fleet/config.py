@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from executor.errors import ConfigError, FleetError
-from executor.fleet.keys import DEFAULT_QUEUE
+from executor.fleet.keys import DEFAULT_GPU_QUEUE, DEFAULT_QUEUE
 from executor.redact import redact
 from executor.settings import Settings
 
@@ -17,11 +17,13 @@ REDIS_TIMEOUT = 30.0  # seconds any Redis call of the coordinator may take
 
 @dataclass(frozen=True)
 class FleetConfig:
-    """Where the fleet is: its Redis, its store and the queue to submit to."""
+    """Where the fleet is: its Redis, its store, the queue to submit to, and the queue of
+    stages that ask for GPUs."""
 
     redis_url: str
     store_url: str
     queue: str = DEFAULT_QUEUE
+    gpu_queue: str = DEFAULT_GPU_QUEUE
 
     @classmethod
     def from_options(
@@ -36,6 +38,7 @@ class FleetConfig:
         redis_url = redis_url or env.get("EXECUTOR_REDIS_URL") or settings.raw.get("redis_url")
         store_url = store_url or settings.store  # EXECUTOR_STORE, else `store:`
         queue = queue or env.get("EXECUTOR_QUEUE") or settings.raw.get("queue")
+        gpu_queue = env.get("EXECUTOR_GPU_QUEUE") or settings.raw.get("gpu_queue")
         if not redis_url:
             raise ConfigError(
                 "no fleet to submit to: pass --redis redis://HOST:PORT or set EXECUTOR_REDIS_URL"
@@ -45,7 +48,12 @@ class FleetConfig:
                 "the fleet's store is not named: pass --store s3://bucket/prefix (the store "
                 "the workers were started with) or set EXECUTOR_STORE"
             )
-        return cls(str(redis_url), store_url, str(queue or DEFAULT_QUEUE))
+        return cls(
+            str(redis_url),
+            store_url,
+            str(queue or DEFAULT_QUEUE),
+            str(gpu_queue or DEFAULT_GPU_QUEUE),
+        )
 
 
 def connect(redis_url: str, timeout: float | None = None) -> Any:
