@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,8 @@ from executor.redact import redact
 from executor.settings import Settings
 
 REDIS_TIMEOUT = 30.0  # seconds any Redis call of the coordinator may take
+REDIS_PATIENCE = 60.0  # seconds a lost connection is retried (a Redis restart) before failing
+RECONNECT_CAP = 4.0  # seconds at most between two reconnection attempts
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,9 @@ class FleetConfig:
 def connect(redis_url: str, timeout: float | None = None) -> Any:
     """A Redis client that answered a PING; FleetError (one line) if none answers. With
     `timeout`, no call waits longer for an answer (not for a worker: RQ's dequeue blocks
-    for minutes on purpose)."""
+    for minutes on purpose). Once connected, a lost connection is tried again with backoff
+    for about REDIS_PATIENCE seconds, so a Redis restart (with its data kept: AOF) is
+    ridden out by the coordinator, the workers and their jobs alike."""
     import redis
 
     try:  # a malformed URL is the user's to fix (exit 2), not an unreachable fleet (exit 3)
@@ -88,4 +93,20 @@ def connect(redis_url: str, timeout: float | None = None) -> Any:
             f"cannot reach Redis at {redact(redis_url)} ({redact(str(exc))}); start it or "
             "fix --redis"
         ) from None
+    client.set_retry(_reconnecting(REDIS_PATIENCE))  # after the first answer: fail fast first
     return client
+
+
+def _reconnecting(patience: float) -> Any:
+    """Retries of a lost connection (never of a slow answer), with jittered exponential
+    backoff, spanning about `patience` seconds."""
+    import redis
+    from redis.backoff import EqualJitterBackoff
+    from redis.retry import Retry
+
+    retries = math.ceil(patience / (0.75 * RECONNECT_CAP)) + 5  # the first ones are short
+    return Retry(
+        EqualJitterBackoff(cap=RECONNECT_CAP, base=0.1),
+        retries,
+        supported_errors=(redis.ConnectionError,),
+    )
