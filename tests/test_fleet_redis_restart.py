@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.fixtures.fleet import Fleet, start_worker, stop_worker, submit_until_started
+from tests.fixtures.fleet import Fleet, fleet_env, start_worker, stop_worker, submit_until_started
 from tests.fixtures.redis_server import PersistentRedis
 from tests.fixtures.s3_server import Bucket
 
@@ -38,12 +38,7 @@ def test_an_attached_submit_and_its_worker_ride_out_a_redis_restart(
     docker_client: Any,
     tmp_path: Path,
 ) -> None:
-    env = {
-        "EXECUTOR_REDIS_URL": persistent_redis.url,
-        "EXECUTOR_STORE": s3_bucket.url("fleet"),
-        "EXECUTOR_S3_ENDPOINT_URL": s3_bucket.endpoint,
-        "EXECUTOR_STOP_GRACE": "3",
-    }
+    env = fleet_env(persistent_redis.url, s3_bucket.url("fleet"), s3_bucket.endpoint)
     log, home = tmp_path / "worker.log", tmp_path / "worker-home"
     fleet = Fleet(
         persistent_redis.url, env["EXECUTOR_STORE"], env, start_worker(env, home, log), log
