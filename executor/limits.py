@@ -53,7 +53,7 @@ def parse_duration(value: object, key: str = "timeout") -> float:
     return seconds
 
 
-def _positive_number(value: object, key: str, example: str) -> float:
+def positive_number(value: object, key: str, example: str) -> float:
     number: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
@@ -67,8 +67,8 @@ def _positive_number(value: object, key: str, example: str) -> float:
     return number
 
 
-def _positive_int(value: object, key: str, example: str) -> int:
-    number = _positive_number(value, key, example)
+def positive_int(value: object, key: str, example: str) -> int:
+    number = positive_number(value, key, example)
     if number != int(number):
         raise ConfigError(f"{_where(key)}: {value!r} must be a whole number, e.g. {example}")
     return int(number)
@@ -80,13 +80,13 @@ def _parse_field(key: str, value: Any) -> Any:
     if key == "memory":
         return parse_memory(value)
     if key == "cpus":
-        return _positive_number(value, key, "1.5")
+        return positive_number(value, key, "1.5")
     if key == "pids":
-        return _positive_int(value, key, "1024")
+        return positive_int(value, key, "1024")
     if key == "gpus":
         if value == "all" or value == GPUS_ALL:
             return GPUS_ALL
-        return _positive_int(value, key, "1 or 'all'")
+        return positive_int(value, key, "1 or 'all'")
     if key == "network":
         if not isinstance(value, bool):
             raise ConfigError(f"{_where(key)}: {value!r} must be true or false")
@@ -147,115 +147,3 @@ class Limits:
         if unknown:
             raise ConfigError(f"limits: unknown key(s) {', '.join(unknown)}")
         return cls(**{k: _parse_field(k, v) for k, v in data.items()})
-
-
-DEFAULT_TIMEOUT = 24 * 3600.0  # a job that names no timeout (--default-timeout)
-MAX_TIMEOUT = 7 * 24 * 3600.0  # the longest a job may ask for (--max-timeout)
-MAX_PIDS = 4096  # the most processes a job may ask for (--max-pids)
-TMP_SIZE = 1 << 30  # the /tmp tmpfs of a stage's container (--tmp-size)
-
-# name -> (environment variable, worker flag)
-CEILING_SETTINGS = {
-    "memory": ("EXECUTOR_WORKER_MAX_MEMORY", "--max-memory"),
-    "cpus": ("EXECUTOR_WORKER_MAX_CPUS", "--max-cpus"),
-    "pids": ("EXECUTOR_WORKER_MAX_PIDS", "--max-pids"),
-    "timeout": ("EXECUTOR_WORKER_MAX_TIMEOUT", "--max-timeout"),
-    "default_timeout": ("EXECUTOR_WORKER_DEFAULT_TIMEOUT", "--default-timeout"),
-    "network": ("EXECUTOR_WORKER_ALLOW_NETWORK", "--allow-network"),
-    "gpus": ("EXECUTOR_WORKER_ALLOW_GPUS", "--allow-gpus"),
-    "tmp_size": ("EXECUTOR_WORKER_TMP_SIZE", "--tmp-size"),
-}
-
-
-def _human_size(n: int) -> str:
-    for unit, scale in (("t", 1 << 40), ("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
-        if n >= scale and n % scale == 0:
-            return f"{n // scale}{unit}"
-    return str(n)
-
-
-def _human_seconds(s: float) -> str:
-    return f"{s / 3600:g}h" if s >= 3600 and s % 3600 == 0 else f"{s:g}s"
-
-
-@dataclass(frozen=True)
-class Ceilings:
-    """What a fleet worker lets a job ask for (None: no ceiling). A job over one is refused
-    before anything runs; a job that names no limit gets the ceiling (memory, cpus, pids)
-    or the default timeout."""
-
-    memory: int | None = None
-    cpus: float | None = None
-    pids: int = MAX_PIDS
-    timeout: float = MAX_TIMEOUT
-    default_timeout: float = DEFAULT_TIMEOUT
-    network: bool = False
-    gpus: bool = False
-    tmp_size: int = TMP_SIZE
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Ceilings:
-        """From EXECUTOR_WORKER_* (the worker's flags set them); ConfigError names the bad one."""
-        values: dict[str, Any] = {}
-        for name, (var, flag) in CEILING_SETTINGS.items():
-            raw = env.get(var, "").strip()
-            if not raw:
-                continue
-            try:
-                if name in ("network", "gpus"):
-                    if raw.lower() not in ("1", "true", "yes", "0", "false", "no"):
-                        raise ConfigError("not a yes or no")
-                    values[name] = raw.lower() in ("1", "true", "yes")
-                elif name in ("memory", "tmp_size"):
-                    values[name] = parse_memory(raw, name)
-                elif name in ("timeout", "default_timeout"):
-                    values[name] = parse_duration(raw, name)
-                elif name == "cpus":
-                    values[name] = _positive_number(raw, name, "4")
-                else:
-                    values[name] = _positive_int(raw, name, "4096")
-            except ConfigError:
-                raise ConfigError(
-                    f"{var}={raw!r} ({flag}) is not valid; see executor-worker --help"
-                ) from None
-        ceilings = cls(**values)
-        if ceilings.default_timeout > ceilings.timeout:
-            ceilings = replace(ceilings, default_timeout=ceilings.timeout)
-        return ceilings
-
-    def apply(self, limits: Limits, stage: str) -> Limits:
-        """`limits` within these ceilings, unset ones filled in; ConfigError naming the first
-        limit a job asks beyond its ceiling, and the worker flag that raises it."""
-
-        def over(what: str, asked: str, ceiling: str, name: str) -> ConfigError:
-            flag = CEILING_SETTINGS[name][1]
-            return ConfigError(
-                f"stage '{stage}' asks for {what} {asked}, over this worker's ceiling of "
-                f"{ceiling}; lower meta.executor.{name} or start workers with {flag}"
-            )
-
-        if limits.network and not self.network:
-            raise over("network", "true", "no network", "network")
-        if limits.gpus is not None and not self.gpus:
-            raise over("gpus", "all" if limits.gpus == GPUS_ALL else str(limits.gpus),
-                       "no GPUs", "gpus")  # fmt: skip
-        memory, cpus, pids, timeout = limits.memory, limits.cpus, limits.pids, limits.timeout
-        if self.memory is not None:
-            if memory is not None and memory > self.memory:
-                raise over("memory", _human_size(memory), _human_size(self.memory), "memory")
-            memory = memory or self.memory
-        if self.cpus is not None:
-            if cpus is not None and cpus > self.cpus:
-                raise over("cpus", f"{cpus:g}", f"{self.cpus:g}", "cpus")
-            cpus = cpus or self.cpus
-        if pids is not None and pids > self.pids:
-            raise over("pids", str(pids), str(self.pids), "pids")
-        if timeout is not None and timeout > self.timeout:
-            raise over("timeout", _human_seconds(timeout), _human_seconds(self.timeout), "timeout")
-        return replace(
-            limits,
-            memory=memory,
-            cpus=cpus,
-            pids=pids or self.pids,
-            timeout=timeout or self.default_timeout,
-        )

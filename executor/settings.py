@@ -80,7 +80,7 @@ def _float(
     return default
 
 
-_TEXT_KEYS = ("image", "store", "s3_endpoint_url", "redis_url", "queue")
+_TEXT_KEYS = ("image", "store", "s3_endpoint_url", "redis_url", "queue", "gpu_queue")
 
 
 def _text(config: Mapping[str, Any], key: str) -> str | None:

@@ -16,7 +16,14 @@ import pytest
 from executor.errors import ConfigError, ObjectMissing, StoreUnreachable
 from executor.store.s3 import S3Store
 from executor.store.s3client import make_client
-from tests.fixtures.fleet import Fleet, one_stage, start_worker, stop_worker, submit_until_started
+from tests.fixtures.fleet import (
+    Fleet,
+    fleet_env,
+    one_stage,
+    start_worker,
+    stop_worker,
+    submit_until_started,
+)
 from tests.fixtures.ports import free_port
 from tests.fixtures.s3_server import MotoServer, raw_client
 from worker.config import WorkerConfig
@@ -42,12 +49,7 @@ def test_a_store_outage_after_the_stage_ran_is_waited_out(
 ) -> None:
     server = moto_servers()
     raw_client(server.endpoint).create_bucket(Bucket="outage")
-    env = {
-        "EXECUTOR_REDIS_URL": redis_url,
-        "EXECUTOR_STORE": "s3://outage/fleet",
-        "EXECUTOR_S3_ENDPOINT_URL": server.endpoint,
-        "EXECUTOR_STOP_GRACE": "3",
-    }
+    env = fleet_env(redis_url, "s3://outage/fleet", server.endpoint)
     log, home = tmp_path / "worker.log", tmp_path / "worker-home"
     fleet = Fleet(redis_url, env["EXECUTOR_STORE"], env, start_worker(env, home, log), log)
     try:

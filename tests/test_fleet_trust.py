@@ -18,6 +18,7 @@ import pytest
 
 from tests.fixtures.fleet import (
     Fleet,
+    fleet_env,
     one_stage,
     start_worker,
     stop_worker,
@@ -58,12 +59,7 @@ def hostile_fleet(
 ) -> Iterator[Fleet]:
     marks = tmp_path / "marks"
     marks.mkdir()
-    env = {
-        "EXECUTOR_REDIS_URL": redis_url,
-        "EXECUTOR_STORE": s3_bucket.url("fleet"),
-        "EXECUTOR_S3_ENDPOINT_URL": s3_bucket.endpoint,
-        "EXECUTOR_STOP_GRACE": "3",
-    }
+    env = fleet_env(redis_url, s3_bucket.url("fleet"), s3_bucket.endpoint)
     log = tmp_path / "worker.log"
     worker_env = {**env, "EXECUTOR_TEST_SECRET": SECRET, MARK_ENV: str(marks), **CEILINGS}
     worker = start_worker(worker_env, tmp_path / "worker-home", log)
@@ -289,7 +285,6 @@ def test_a_stage_killed_mid_run_leaves_no_changed_input_in_the_workers_cache(
         ("{memory: 1g}", "asks for memory 1g, over this worker's ceiling of 512m; lower "
          "meta.executor.memory or start workers with --max-memory"),
         ("{network: true}", "asks for network true, over this worker's ceiling of no network"),
-        ("{gpus: 1}", "start workers with --allow-gpus"),
         ("{timeout: 200h}", "over this worker's ceiling of 168h"),
     ],
 )  # fmt: skip

@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from executor.ceilings import Ceilings
 from executor.errors import ConfigError
-from executor.limits import Ceilings, parse_memory
+from executor.fleet.keys import DEFAULT_GPU_QUEUE
+from executor.limits import parse_memory
 from worker.events import LOG_BYTES
 from worker.patientstore import STORE_PATIENCE
 
@@ -27,6 +29,7 @@ class WorkerConfig:
     log_bytes: int = LOG_BYTES
     store_patience: float = STORE_PATIENCE  # seconds a store outage is waited out
     drain_grace: float = DRAIN_GRACE  # seconds a stage may go on once the worker is stopped
+    gpu_queue: str = DEFAULT_GPU_QUEUE  # where GPU jobs belong (EXECUTOR_GPU_QUEUE)
     env: Mapping[str, str] = field(default_factory=dict)  # what it was read from
 
     @classmethod
@@ -50,9 +53,9 @@ class WorkerConfig:
         log_bytes = int(raw)
         patience = _seconds(env, "STORE_PATIENCE", STORE_PATIENCE, "0 to fail at once")
         grace = _seconds(env, "DRAIN_GRACE", DRAIN_GRACE, "0 to hand over at once")
-        return cls(
-            store, home, size, Ceilings.from_env(env), log_bytes, patience, grace, dict(env)
-        )
+        gpu_queue = env.get("EXECUTOR_GPU_QUEUE") or DEFAULT_GPU_QUEUE
+        ceilings = Ceilings.from_env(env)
+        return cls(store, home, size, ceilings, log_bytes, patience, grace, gpu_queue, dict(env))
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float, zero: str) -> float:

@@ -2,7 +2,7 @@
 
 `run_job` gets a JSON job spec (validated field by field) and the URL of the store it was
 submitted for, which must be the store this worker serves; what it asks for must be within
-the worker's ceilings (`limits.Ceilings`). Its inputs are fetched into the worker's local
+the worker's ceilings (`ceilings.Ceilings`). Its inputs are fetched into the worker's local
 cache (least recently used evicted beyond a size limit), linked into a fresh workspace and
 bind-mounted read-only into the container; the command runs in the Docker sandbox as in
 `executor run` (never as root: a root worker hands the workspace to EXECUTOR_STAGE_USER or
@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,7 @@ def _run(
                 spec, workspace, job_id=job_id, image_digest=digest, limits=limits,
                 mounts=mounts, io=io,
             )  # fmt: skip
+            request = replace(request, gpu_devices=config.ceilings.gpus.device_ids(limits.gpus))
             result = execute(
                 spec,
                 workspace,

@@ -15,6 +15,7 @@ from executor.errors import ExecutorError, RefusedJob
 from executor.fleet.keys import JOB_FUNCTION, is_job_id
 from worker.config import worker_config
 from worker.fleetjob import run_job
+from worker.gpurouting import moved_to_gpu_queue
 from worker.jobdirs import remove_stale_workspaces
 from worker.lostjobs import expire_lost_jobs
 from worker.presence import publish
@@ -116,21 +117,15 @@ def stage_worker_class() -> type[Any]:
                 with suppress(ProcessLookupError):
                     os.kill(self.horse_pid, signal.SIGTERM)
 
+        def execute_job(self, job: Any, queue: Any) -> None:
+            """Run the job, unless it asks for GPUs this worker does not have (gpurouting)."""
+            if not moved_to_gpu_queue(job, queue, worker_config()):
+                super().execute_job(job, queue)
+
         def clean_registries(self) -> None:
             """RQ's maintenance, once the jobs of lost workers are due for it (lostjobs);
             this worker's state for `executor workers` renewed (presence)."""
-            try:
-                publish(self.connection, self.name, worker_config())
-            except Exception as exc:  # Redis away, the cache folder unreadable: next pass
-                log.warning("cannot publish this worker's state: %s", exc)
-            for queue in self.queues:
-                try:
-                    lost = expire_lost_jobs(queue.started_job_registry, self.connection)
-                except Exception as exc:  # Redis away: the next pass tries again
-                    log.warning("cannot look for lost jobs on %s: %s", queue.name, exc)
-                    continue
-                for job_id in lost:
-                    log.warning("job %s: its worker is gone; marked failed", job_id)
+            _maintain(self.connection, self.name, self.queues)
             super().clean_registries()  # type: ignore[no-untyped-call]
 
         def handle_work_horse_killed(
@@ -141,16 +136,37 @@ def stage_worker_class() -> type[Any]:
             # folder is walked only once no process of the stage is left to swap a folder
             # for a link while it is walked.
             super().handle_work_horse_killed(job, retpid, ret_val, rusage)  # type: ignore[no-untyped-call]
-            try:
-                sandbox = DockerSandbox.from_env(worker_config().env)
-                reap(sandbox.client, is_alive=owner_process_alive)
-            except ExecutorError as exc:
-                log.warning(
-                    "cannot remove the killed job's container: %s; its folder is left for "
-                    "the next start of a worker with this --dir",
-                    exc,
-                )
-                return
-            remove_stale_workspaces(worker_config().home)
+            _clean_after_killed_horse()
 
     return StageWorker
+
+
+def _maintain(redis: Any, name: str, queues: list[Any]) -> None:
+    """A worker's share of the fleet's upkeep, at each of its maintenance passes."""
+    try:
+        publish(redis, name, worker_config())
+    except Exception as exc:  # Redis away, the cache folder unreadable: next pass
+        log.warning("cannot publish this worker's state: %s", exc)
+    for queue in queues:
+        try:
+            lost = expire_lost_jobs(queue.started_job_registry, redis)
+        except Exception as exc:  # Redis away: the next pass tries again
+            log.warning("cannot look for lost jobs on %s: %s", queue.name, exc)
+            continue
+        for job_id in lost:
+            log.warning("job %s: its worker is gone; marked failed", job_id)
+
+
+def _clean_after_killed_horse() -> None:
+    """What a killed work horse left: its container, then its job folder."""
+    try:
+        sandbox = DockerSandbox.from_env(worker_config().env)
+        reap(sandbox.client, is_alive=owner_process_alive)
+    except ExecutorError as exc:
+        log.warning(
+            "cannot remove the killed job's container: %s; its folder is left for "
+            "the next start of a worker with this --dir",
+            exc,
+        )
+        return
+    remove_stale_workspaces(worker_config().home)

@@ -19,6 +19,7 @@ from executor.terminal import shown
 from worker import config as worker_config_module
 from worker.config import WorkerConfig
 from worker.fleetjob import store_for
+from worker.gpurouting import check_gpu_queue
 from worker.jobdirs import claim_home, remove_stale_workspaces
 from worker.lostjobs import SWEEP_EVERY
 from worker.rqjobs import stage_job_class, stage_worker_class
@@ -60,12 +61,12 @@ from worker.sandbox.engine import DockerSandbox, owner_process_alive, reap
     default=None,
     help="Let jobs ask for network: true (EXECUTOR_WORKER_ALLOW_NETWORK; default no).",
 )
-@click.option(
-    "--allow-gpus",
-    is_flag=True,
-    default=None,
-    help="Let jobs ask for GPUs (EXECUTOR_WORKER_ALLOW_GPUS; default no).",
-)
+@click.option("--gpus", default=None,
+              help="The GPUs this worker has: a count, all, or device=0,1 (EXECUTOR_WORKER_GPUS; "
+                   "default none). Jobs asking for more are refused; a worker without GPUs "
+                   "moves GPU jobs to the GPU queue.")  # fmt: skip
+@click.option("--allow-gpus", is_flag=True, default=None, hidden=True,
+              help="Before --gpus: the same as --gpus all.")  # fmt: skip
 @click.option(
     "--tmp-size",
     default=None,
@@ -105,6 +106,7 @@ def main(
             env["EXECUTOR_WORKER_" + name.upper()] = "1" if value is True else str(value)
     try:
         config = WorkerConfig.from_env(env)
+        check_gpu_queue(queues, config)
         worker_config_module.use(config)
         claim_home(config.home)
         redis = connect(redis_url)

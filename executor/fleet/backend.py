@@ -41,6 +41,7 @@ from executor.fleet.keys import (
 from executor.fleet.leases import Leases
 from executor.fleet.objects import FleetObjects
 from executor.fleet.results import check_result
+from executor.fleet.routing import Routes
 from executor.jobresult import JobResult
 from executor.jobspec import JobSpec
 from executor.runcache import LayoutOf, RunCache, RunHit, env_digest
@@ -59,14 +60,11 @@ class FleetBackend:
     """Submits the stages that must run to the fleet and brings their outputs home."""
 
     def __init__(self, ws: Workspace, config: FleetConfig, jobs: int = 1) -> None:
-        from rq import Queue
-        from rq.serializers import JSONSerializer
-
         self.ws = ws
         self.config = config
         self.redis = connect(config.redis_url, timeout=REDIS_TIMEOUT)
-        self.queue = Queue(config.queue, connection=self.redis, serializer=JSONSerializer)
-        self.leases = Leases(self.redis, self.queue.serializer)
+        self.routes = Routes(self.redis, config, ws.root)
+        self.leases = Leases(self.redis, self.routes.default.serializer)
         self.store: ObjectStore = open_store(config.store_url, ws.settings, base=ws.root)
         self.runcache = RunCache(self.store, trust_dvc_runs=ws.settings.trust_dvc_runs)
         self.local_runs = RunCache(ws.store)
@@ -197,7 +195,8 @@ class FleetBackend:
         were getting ready."""
         key = stage_key(spec.cmd, spec.deps, spec.params, [o.path for o in spec.outs])
         env, layout = env_digest(spec.env), spec.layout()
-        where = (self.config.queue, self.config.store_url, f"{env}:{layout}")
+        queue = self.routes.queue_for(spec)
+        where = (queue.name, self.config.store_url, f"{env}:{layout}")
         lease = lease_key(key, spec.image, *where)
         cancel = io.cancel
         lost = 0
@@ -216,14 +215,14 @@ class FleetBackend:
                     if ended is not None:
                         self.leases.release(lease, job_id)
                         return ended, True
-                job = self._enqueue(spec, job_id, lease)
+                job = self._enqueue(queue, spec, job_id, lease)
             else:
                 io.log(f"executor: following job {other.id}, the same work submitted elsewhere")
                 followed.add(other.id)
                 job = other
             follow = Follow(self.redis, job, spec.address, io)
             try:
-                return follow.result(cancel, own=other is None, queue=self.queue), False
+                return follow.result(cancel, own=other is None, queue=queue), False
             except JobLost as exc:
                 self.leases.give_up(job.id)  # should it be alive after all, it stops
                 if other is None:
@@ -252,10 +251,10 @@ class FleetBackend:
         entry = self.lookup(key, digest, env=env, layout=lambda: layout)
         return None if entry is None else JobResult(spec.address, entry, digest, 0.0)
 
-    def _enqueue(self, spec: JobSpec, job_id: str, lease: str) -> Any:
+    def _enqueue(self, queue: Any, spec: JobSpec, job_id: str, lease: str) -> Any:
         try:
             with redis_errors("submitting the job"):
-                return self.queue.enqueue(
+                return queue.enqueue(
                     JOB_FUNCTION,
                     spec.to_dict(),
                     self.config.store_url,
@@ -263,7 +262,7 @@ class FleetBackend:
                     job_timeout=-1,  # the stage's own timeout (meta.executor.timeout) applies
                     result_ttl=EVENTS_TTL,
                     failure_ttl=EVENTS_TTL,
-                    description=f"stage {spec.address}",
+                    description=self.routes.description(spec),
                 )
         except BaseException:
             self.leases.release(lease, job_id)
@@ -282,3 +281,4 @@ class FleetBackend:
     def close(self) -> None:
         self.store.close()
         self.redis.close()
+

@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from executor.errors import ConfigError, FleetError
-from executor.fleet.keys import DEFAULT_QUEUE
+from executor.fleet.keys import DEFAULT_GPU_QUEUE, DEFAULT_QUEUE
 from executor.redact import redact
 from executor.settings import Settings
 
 REDIS_TIMEOUT = 30.0  # seconds any Redis call of the coordinator may take
+REDIS_PATIENCE = 60.0  # seconds a lost connection is retried (a Redis restart) before failing
+RECONNECT_CAP = 4.0  # seconds at most between two reconnection attempts
 
 
 @dataclass(frozen=True)
 class FleetConfig:
-    """Where the fleet is: its Redis, its store and the queue to submit to."""
+    """Where the fleet is: its Redis, its store, the queue to submit to, and the queue of
+    stages that ask for GPUs."""
 
     redis_url: str
     store_url: str
     queue: str = DEFAULT_QUEUE
+    gpu_queue: str = DEFAULT_GPU_QUEUE
 
     @classmethod
     def from_options(
@@ -36,6 +41,7 @@ class FleetConfig:
         redis_url = redis_url or env.get("EXECUTOR_REDIS_URL") or settings.raw.get("redis_url")
         store_url = store_url or settings.store  # EXECUTOR_STORE, else `store:`
         queue = queue or env.get("EXECUTOR_QUEUE") or settings.raw.get("queue")
+        gpu_queue = env.get("EXECUTOR_GPU_QUEUE") or settings.raw.get("gpu_queue")
         if not redis_url:
             raise ConfigError(
                 "no fleet to submit to: pass --redis redis://HOST:PORT or set EXECUTOR_REDIS_URL"
@@ -45,13 +51,20 @@ class FleetConfig:
                 "the fleet's store is not named: pass --store s3://bucket/prefix (the store "
                 "the workers were started with) or set EXECUTOR_STORE"
             )
-        return cls(str(redis_url), store_url, str(queue or DEFAULT_QUEUE))
+        return cls(
+            str(redis_url),
+            store_url,
+            str(queue or DEFAULT_QUEUE),
+            str(gpu_queue or DEFAULT_GPU_QUEUE),
+        )
 
 
 def connect(redis_url: str, timeout: float | None = None) -> Any:
     """A Redis client that answered a PING; FleetError (one line) if none answers. With
     `timeout`, no call waits longer for an answer (not for a worker: RQ's dequeue blocks
-    for minutes on purpose)."""
+    for minutes on purpose). Once connected, a lost connection is tried again with backoff
+    for about REDIS_PATIENCE seconds, so a Redis restart (with its data kept: AOF) is
+    ridden out by the coordinator, the workers and their jobs alike."""
     import redis
 
     try:  # a malformed URL is the user's to fix (exit 2), not an unreachable fleet (exit 3)
@@ -80,4 +93,20 @@ def connect(redis_url: str, timeout: float | None = None) -> Any:
             f"cannot reach Redis at {redact(redis_url)} ({redact(str(exc))}); start it or "
             "fix --redis"
         ) from None
+    client.set_retry(_reconnecting(REDIS_PATIENCE))  # after the first answer: fail fast first
     return client
+
+
+def _reconnecting(patience: float) -> Any:
+    """Retries of a lost connection (never of a slow answer), with jittered exponential
+    backoff, spanning about `patience` seconds."""
+    import redis
+    from redis.backoff import EqualJitterBackoff
+    from redis.retry import Retry
+
+    retries = math.ceil(patience / (0.75 * RECONNECT_CAP)) + 5  # the first ones are short
+    return Retry(
+        EqualJitterBackoff(cap=RECONNECT_CAP, base=0.1),
+        retries,
+        supported_errors=(redis.ConnectionError,),
+    )

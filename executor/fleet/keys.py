@@ -17,6 +17,7 @@ from executor.runindex import is_run_value
 
 JOB_FUNCTION = "worker.fleet.run_job"  # by dotted name: executor never imports worker
 DEFAULT_QUEUE = "default"
+DEFAULT_GPU_QUEUE = "gpu"  # where stages asking for GPUs go (EXECUTOR_GPU_QUEUE, gpu_queue:)
 IMAGES_KEY = "executor:images"  # hash: image reference -> the digest a worker last resolved
 EVENTS_TTL = 24 * 3600  # a job's log stream and result
 ENDED_EVENTS_TTL = 600  # a finished job's stream, for followers still draining it

@@ -43,6 +43,8 @@ class Leases:
                 holder = self.redis.get(lease)
                 if holder is None:
                     continue  # released just now
+                if holder.decode("utf-8", "replace") == job_id:
+                    return None  # ours: the SET went through, then its answer was lost
                 if not is_job_id(holder.decode("utf-8", "replace")):
                     self.redis.eval(RELEASE, 1, lease, holder)  # not a job's: not followed
                     continue

@@ -70,7 +70,10 @@ def host_config(request: SandboxRequest, tmp_size: int = TMP_SIZE) -> dict[str, 
         config["memswap_limit"] = limits.memory  # equal: no swap on top
     if limits.cpus is not None:
         config["nano_cpus"] = round(limits.cpus * 1e9)
-    if limits.gpus is not None:
+    if limits.gpus is not None and request.gpu_devices:  # a worker's own devices
+        ids = list(request.gpu_devices)
+        config["device_requests"] = [{"device_ids": ids, "capabilities": [["gpu"]]}]
+    elif limits.gpus is not None:
         count = -1 if limits.gpus == GPUS_ALL else limits.gpus
         config["device_requests"] = [{"count": count, "capabilities": [["gpu"]]}]
     return config

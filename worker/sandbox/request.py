@@ -65,6 +65,7 @@ class SandboxRequest:
     user: str | None = None  # "uid:gid"; default: owner of the first mount's source
     io: StageIO | None = None  # cancel, and where output and line starts go
     shell: str | None = None  # default: SHELL from env, then the image's Env, then /bin/sh
+    gpu_devices: tuple[str, ...] = ()  # the GPUs limits.gpus come from; none: any, by count
 
     def same_container(self, other: SandboxRequest) -> bool:
         """Whether `other` asks for the same container, whoever watches it."""

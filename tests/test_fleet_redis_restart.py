@@ -1,0 +1,65 @@
+"""Redis restarted in the middle of a run (killed, then started again with its data, as a
+fleet's Redis keeps it): the attached submit and the worker reconnect with backoff, the run
+completes, and every stage runs once. Real redis-server, moto_server, `executor-worker`
+and the Docker engine."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.fixtures.fleet import Fleet, fleet_env, start_worker, stop_worker, submit_until_started
+from tests.fixtures.redis_server import PersistentRedis
+from tests.fixtures.s3_server import Bucket
+
+PIPELINE = {
+    "dvc.yaml": """\
+stages:
+  first:
+    cmd: echo started; until [ -e go ]; do sleep 0.05; done; cat in.txt > mid.txt
+    deps: [in.txt]
+    outs: [mid.txt]
+  second:
+    cmd: cat mid.txt mid.txt > out.txt
+    deps: [mid.txt]
+    outs: [out.txt]
+""",
+    "in.txt": "x\n",
+}
+
+
+def test_an_attached_submit_and_its_worker_ride_out_a_redis_restart(
+    make_repo: Callable[..., Path],
+    persistent_redis: PersistentRedis,
+    s3_bucket: Bucket,
+    busybox_image: str,
+    docker_client: Any,
+    tmp_path: Path,
+) -> None:
+    env = fleet_env(persistent_redis.url, s3_bucket.url("fleet"), s3_bucket.endpoint)
+    log, home = tmp_path / "worker.log", tmp_path / "worker-home"
+    fleet = Fleet(
+        persistent_redis.url, env["EXECUTOR_STORE"], env, start_worker(env, home, log), log
+    )
+    try:
+        fleet.wait_for_workers(1)
+        root = make_repo(PIPELINE)
+        proc = submit_until_started(root, fleet, busybox_image)
+        persistent_redis.kill()
+        [workspace] = home.glob("jobs/*/ws")
+        (workspace / "go").write_text("")  # the stage ends while Redis is away
+        deadline = time.monotonic() + 60
+        while docker_client.containers.list(filters={"label": "executor.stage=first"}):
+            assert time.monotonic() < deadline, fleet.worker_log()
+            time.sleep(0.05)
+        persistent_redis.start()
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, out + err + fleet.worker_log()
+        assert (root / "out.txt").read_text() == "x\nx\n"
+        assert "runs again" not in out  # nothing was taken for lost
+        assert fleet.jobs_run() == 2  # each stage once
+        assert fleet.worker.poll() is None  # the worker rode it out too
+    finally:
+        stop_worker(fleet.worker)

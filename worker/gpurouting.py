@@ -1,0 +1,55 @@
+"""Stages asking for GPUs run only where there are GPUs.
+
+The coordinator sends them to the GPU queue (EXECUTOR_GPU_QUEUE, `gpu` by default). A worker
+without GPUs refuses to start on that queue, and a GPU job that reaches it on another queue
+(an older coordinator's, a queue named by hand) is moved to the GPU queue, under the same job
+id, instead of being failed: whoever follows the job sees it queued again, for a GPU worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from executor.errors import ConfigError, ExecutorError
+from executor.limits import Limits
+from worker.config import WorkerConfig
+
+log = logging.getLogger(__name__)
+
+
+def check_gpu_queue(queues: Iterable[str], config: WorkerConfig) -> None:
+    """A worker without GPUs on the GPU queue would take jobs it can only refuse."""
+    if config.gpu_queue in queues and not config.ceilings.gpus.count:
+        raise ConfigError(
+            f"this worker has no GPUs but takes jobs from the GPU queue '{config.gpu_queue}': "
+            "start it with --gpus (a count, all, or device=0,1) or without that --queue"
+        )
+
+
+def asks_for_gpus(job: Any) -> bool:
+    """Whether a job's spec asks for GPUs; a spec that cannot be read asks nothing (the
+    job is refused when it runs)."""
+    try:
+        spec = job.args[0] if job.args else None
+        meta = spec.get("executor_meta") if isinstance(spec, Mapping) else None
+        return Limits.from_meta(meta if isinstance(meta, Mapping) else None).gpus is not None
+    except (ExecutorError, TypeError, ValueError):
+        return False
+
+
+def moved_to_gpu_queue(job: Any, queue: Any, config: WorkerConfig) -> bool:
+    """Move a GPU job this worker cannot run to the GPU queue; whether it was moved."""
+    if config.ceilings.gpus.count or queue.name == config.gpu_queue or not asks_for_gpus(job):
+        return False
+    from rq import Queue
+
+    target = Queue(config.gpu_queue, connection=queue.connection, serializer=queue.serializer)
+    queue.intermediate_queue.remove(job.id)
+    target.enqueue_job(job)
+    log.warning(
+        "job %s asks for GPUs and this worker has none: moved to the queue '%s'",
+        job.id, config.gpu_queue,
+    )  # fmt: skip
+    return True
