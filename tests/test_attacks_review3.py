@@ -172,3 +172,74 @@ def test_crafted_worker_records_do_not_break_the_listing(fleet: Fleet) -> None:
     assert len(lines) == 1 + len(names)  # the header, then one line per listed worker
     assert all(len(line.split("\t")) == 8 for line in lines)
     assert "\x1b" not in plain.stdout
+
+
+# --- a Redis restart longer than a heartbeat's lifetime -------------------------------------
+
+
+def test_a_heartbeat_expired_by_a_redis_restart_is_not_a_lost_worker(redis_url: str) -> None:
+    """Redis restarted with its data (AOF) after an outage longer than ALIVE_TTL has let
+    every running job's heartbeat expire; each worker beats again only once it has
+    reconnected (up to RECONNECT_CAP, then ALIVE_EVERY). The coordinator reconnecting first
+    found the key missing and took the job for lost at once: it cancelled the live stage
+    and ran it again (the restart commit's "each stage run once" held only for outages
+    under 15 s). Here the heartbeat is gone as after such a restart and comes back within
+    ALIVE_EVERY, as a reconnected worker's does: the job is followed to its end."""
+    import threading
+
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    from executor.errors import JobLost
+    from executor.fleet.jobs import Follow
+    from executor.fleet.keys import ALIVE_EVERY, ALIVE_TTL, events_key
+    from executor.stageio import StageIO
+
+    client = redis.Redis.from_url(redis_url)
+    queue = Queue("default", connection=client, serializer=JSONSerializer)
+    job = queue.enqueue(JOB_FUNCTION, {}, "s3://x", job_id="executor-" + "b" * 32)
+    job.set_status("started")
+    key = alive_key(job.id)
+    logs: list[str] = []
+    beating, stop = threading.Event(), threading.Event()
+    beating.set()
+
+    def worker_heartbeat() -> None:
+        while not stop.is_set():
+            if beating.is_set():
+                client.set(key, "1", ex=ALIVE_TTL)
+            stop.wait(0.5)
+
+    beat = threading.Thread(target=worker_heartbeat, daemon=True)
+    beat.start()
+    outcome: list[Any] = []
+
+    def follow() -> None:
+        io = StageIO(threading.Event(), logs.append, None)
+        try:
+            outcome.append(Follow(client, job, "s", io).result(io.cancel, own=True, queue=queue))
+        except Exception as exc:
+            outcome.append(exc)
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    try:
+        # Followed for longer than ALIVE_TTL with its heartbeat: the coordinator now looks
+        # at the heartbeat every ALIVE_CHECK seconds.
+        follower.join(ALIVE_TTL + 3)
+        assert not outcome, outcome
+        beating.clear()  # Redis comes back without the key; the worker not reconnected yet
+        client.delete(key)
+        follower.join(ALIVE_EVERY - 1)  # a reconnected worker beats within ALIVE_EVERY
+        beating.set()
+        client.set(key, "1", ex=ALIVE_TTL)
+        result = {"ok": False, "failure": {"message": "the stage's own failure"}}
+        client.xadd(events_key(job.id), {"t": "end", "v": json.dumps(result)})
+        follower.join(30)
+        assert outcome, "the follower did not end"
+        [ended] = outcome
+        assert not isinstance(ended, JobLost), ended
+        assert "the stage's own failure" in str(ended)  # the job's own outcome
+    finally:
+        stop.set()
+        beat.join()
