@@ -51,9 +51,13 @@ def moved_to_gpu_queue(job: Any, queue: Any, config: WorkerConfig) -> bool:
     target = Queue(config.gpu_queue, connection=queue.connection, serializer=queue.serializer)
     # In one transaction: a Redis lost between the two would leave the job in no queue (lost)
     # or in both (run twice: RQ fails what it finds stuck in the intermediate queue).
+    # (RQ's enqueue_job would WATCH inside the transaction; a stage job has no dependency
+    # to set up, so the job is queued the way enqueue_job queues one without.)
+    job.origin = target.name
     with queue.connection.pipeline() as pipe:
         pipe.lrem(queue.intermediate_queue.key, 1, job.id)
-        target.enqueue_job(job, pipeline=pipe)
+        pipe.sadd(target.redis_queues_keys, target.key)
+        target._enqueue_job(job, pipeline=pipe)
         pipe.execute()
     log.warning(
         "job %s asks for GPUs and this worker has none: moved to the queue '%s'",
