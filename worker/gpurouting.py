@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from executor.errors import ConfigError, ExecutorError
+from executor.errors import ConfigError
 from executor.limits import Limits
 from worker.config import WorkerConfig
 
@@ -30,12 +30,15 @@ def check_gpu_queue(queues: Iterable[str], config: WorkerConfig) -> None:
 
 def asks_for_gpus(job: Any) -> bool:
     """Whether a job's spec asks for GPUs; a spec that cannot be read asks nothing (the
-    job is refused when it runs)."""
+    job is refused when it runs). Whatever a Redis writer put in the job (data that is not
+    JSON, arguments that are a mapping, a count too large for a float), this never raises:
+    it runs in RQ's main loop, where any error stops the worker."""
     try:
-        spec = job.args[0] if job.args else None
+        args = job.args
+        spec = args[0] if isinstance(args, list | tuple) and args else None
         meta = spec.get("executor_meta") if isinstance(spec, Mapping) else None
         return Limits.from_meta(meta if isinstance(meta, Mapping) else None).gpus is not None
-    except (ExecutorError, TypeError, ValueError):
+    except Exception:  # DeserializationError, OverflowError, ExecutorError, ...
         return False
 
 
@@ -46,8 +49,16 @@ def moved_to_gpu_queue(job: Any, queue: Any, config: WorkerConfig) -> bool:
     from rq import Queue
 
     target = Queue(config.gpu_queue, connection=queue.connection, serializer=queue.serializer)
-    queue.intermediate_queue.remove(job.id)
-    target.enqueue_job(job)
+    # In one transaction: a Redis lost between the two would leave the job in no queue (lost)
+    # or in both (run twice: RQ fails what it finds stuck in the intermediate queue).
+    # (RQ's enqueue_job would WATCH inside the transaction; a stage job has no dependency
+    # to set up, so the job is queued the way enqueue_job queues one without.)
+    job.origin = target.name
+    with queue.connection.pipeline() as pipe:
+        pipe.lrem(queue.intermediate_queue.key, 1, job.id)
+        pipe.sadd(target.redis_queues_keys, target.key)
+        target._enqueue_job(job, pipeline=pipe)
+        pipe.execute()
     log.warning(
         "job %s asks for GPUs and this worker has none: moved to the queue '%s'",
         job.id, config.gpu_queue,

@@ -36,7 +36,9 @@ def refusal(job: Any) -> str | None:
         return "its data is not a JSON job"
     if name != JOB_FUNCTION or instance is not None:
         return f"it calls {str(name)[:100]!r}, not the stage entry point {JOB_FUNCTION}"
-    if kwargs or len(args) != 2 or not isinstance(args[0], dict) or not isinstance(args[1], str):
+    if kwargs or not isinstance(args, list | tuple) or len(args) != 2:
+        return "its arguments are not a job spec and a store URL"
+    if not isinstance(args[0], dict) or not isinstance(args[1], str):
         return "its arguments are not a job spec and a store URL"
     for kind in ("success", "failure", "stopped"):
         if getattr(job, f"_{kind}_callback_name", None):
@@ -118,8 +120,9 @@ def stage_worker_class() -> type[Any]:
                     os.kill(self.horse_pid, signal.SIGTERM)
 
         def execute_job(self, job: Any, queue: Any) -> None:
-            """Run the job, unless it asks for GPUs this worker does not have (gpurouting)."""
-            if not moved_to_gpu_queue(job, queue, worker_config()):
+            """Run the job, unless it asks for GPUs this worker does not have (gpurouting).
+            A job that is not a stage job is never passed on: it is refused here (failed)."""
+            if refusal(job) is not None or not moved_to_gpu_queue(job, queue, worker_config()):
                 super().execute_job(job, queue)
 
         def clean_registries(self) -> None:

@@ -84,7 +84,9 @@ def workers(redis_url: str | None, as_json: bool) -> None:
         ]
         for v in views
     ]
-    rows = [[shown(cell) for cell in row] for row in rows]  # names a Redis writer chose
+    # Names a Redis writer chose: no control character, nor a tab or newline that would
+    # forge a column or a row.
+    rows = [[shown(cell).replace("\t", "\\t").replace("\n", "\\n") for cell in row] for row in rows]
     if not sys.stdout.isatty():
         click.echo("\t".join(COLUMNS))
         for row in rows:

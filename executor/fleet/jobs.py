@@ -88,6 +88,7 @@ class Follow:
         an `own` job (and waits for it to stop); it only stops following another's."""
         cancelled = False
         seen_running: float | None = None
+        missing_since: float | None = None  # when the job's heartbeat was first found missing
         checked = queued = time.monotonic()
         hinted = False
         while True:
@@ -121,7 +122,12 @@ class Follow:
                     checked = now
                     with redis_errors("looking at the job's heartbeat"):
                         alive = self.redis.exists(alive_key(self.job.id))
-                    if not alive:
+                    # A heartbeat missing once is not yet a lost worker: a Redis restarted
+                    # after more than ALIVE_TTL has let every heartbeat expire, and the
+                    # workers beat again only once they have reconnected. Missing for one
+                    # more ALIVE_TTL, it is.
+                    missing_since = None if alive else (missing_since or now)
+                    if missing_since is not None and now - missing_since >= ALIVE_TTL:
                         raise JobLost(f"stage '{self.address}': the worker running it was lost")
                 continue
             while self.relay(None):  # what was written just before it ended

@@ -39,12 +39,14 @@ def _age(when: datetime | None, now: float) -> float | None:
 
 
 def _int(value: bytes | None) -> int | None:
-    return int(value) if value is not None and value.isdigit() else None
+    """A count a worker published; None for anything else (a Redis writer's 400 digits
+    would not even convert to a float)."""
+    return int(value) if value is not None and value.isdigit() and len(value) <= 18 else None
 
 
 def _current(redis: Any, job_id: str | None, now: float) -> tuple[str | None, float | None]:
     """The stage a job runs (as its spec names it) and for how long, if it can be read."""
-    from rq.exceptions import NoSuchJobError
+    from rq.exceptions import DeserializationError, NoSuchJobError
     from rq.job import Job
     from rq.serializers import JSONSerializer
 
@@ -52,22 +54,40 @@ def _current(redis: Any, job_id: str | None, now: float) -> tuple[str | None, fl
         return None, None
     try:
         job = Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
-        spec = job.args[0] if job.args else None
-    except (NoSuchJobError, ValueError, TypeError):
-        return None, None
+        args = job.args
+        spec = args[0] if isinstance(args, list) and args else None
+        started = job.started_at
+    except (NoSuchJobError, DeserializationError, ValueError, TypeError):
+        return None, None  # gone, or not a job RQ can read (written by hand)
     stage = spec.get("address") if isinstance(spec, dict) else None
-    return (str(stage) if stage else None), _age(job.started_at, now)
+    return (str(stage) if stage else None), _age(started, now)
+
+
+def _workers(redis: Any) -> list[Any]:
+    """RQ's record of each registered worker that RQ can read: a Redis writer may add any
+    member to RQ's set of workers, or a worker hash with fields RQ cannot parse."""
+    from rq import Worker
+    from rq.worker_registration import REDIS_WORKER_KEYS
+
+    found = []
+    for member in sorted(redis.smembers(REDIS_WORKER_KEYS)):
+        key = member.decode("utf-8", "replace")
+        try:
+            worker = Worker.find_by_key(key, connection=redis)
+        except (ValueError, TypeError, KeyError):
+            continue
+        if worker is not None:
+            found.append(worker)
+    return found
 
 
 def list_workers(redis: Any) -> list[WorkerView]:
     """Every worker registered with the fleet's Redis, by name."""
-    from rq import Worker
-
     with redis_errors("listing the workers"):
         seconds, micros = redis.time()
         now = seconds + micros / 1e6
         views = []
-        for worker in sorted(Worker.all(connection=redis), key=lambda w: w.name):
+        for worker in sorted(_workers(redis), key=lambda w: str(w.name)):
             job_id = worker.get_current_job_id()
             stage, running_for = _current(redis, job_id, now)
             info = redis.hgetall(worker_info_key(worker.name))
