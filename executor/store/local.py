@@ -12,7 +12,6 @@ from executor.errors import CorruptObject, ObjectMissing, StoreError
 from executor.hashing.digests import Digest, Dos2UnixMd5
 from executor.store.atomic import write_atomic
 from executor.store.base import (
-    RunFile,
     checked,
     content_md5,
     copy_new,
@@ -20,6 +19,7 @@ from executor.store.base import (
 )
 from executor.store.links import Links
 from executor.store.localruns import LocalRuns
+from executor.store.runparts import RunsFromPart
 
 OBJECT_MODE = 0o444  # DVC makes cache objects read-only
 
@@ -52,7 +52,7 @@ def _same_version(before: os.stat_result, after: os.stat_result) -> bool:
     ) == (after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns)
 
 
-class LocalStore:
+class LocalStore(RunsFromPart):
     """Objects and run-cache entries in a local folder.
 
     `legacy`: the DVC 2.x objects of the folder (`md5-dos2unix`, directly under the root),
@@ -147,26 +147,3 @@ class LocalStore:
         if actual != content_md5(md5):
             raise CorruptObject(md5, str(path), actual)
         return data
-
-    # run-cache entries and executor's records: LocalRuns
-
-    def list_runs(self, key: str) -> list[RunFile]:
-        return self._runs.list_runs(key)
-
-    def read_run(self, key: str, value: str) -> bytes | None:
-        return self._runs.read_run(key, value)
-
-    def write_run(self, key: str, value: str, data: bytes) -> None:
-        self._runs.write_run(key, value, data)
-
-    def read_record(self, key: str, value: str) -> bytes | None:
-        return self._runs.read_record(key, value)
-
-    def write_record(self, key: str, value: str, data: bytes) -> None:
-        self._runs.write_record(key, value, data)
-
-    def all_runs(self) -> dict[str, list[RunFile]]:
-        return self._runs.all_runs()
-
-    def all_records(self) -> set[tuple[str, str]]:
-        return self._runs.all_records()

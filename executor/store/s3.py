@@ -17,13 +17,13 @@ from executor.durable import publish
 from executor.errors import CorruptObject, StoreError
 from executor.hashing.digests import Digest, Dos2UnixMd5
 from executor.store.base import (
-    RunFile,
     content_md5,
     create,
     legacy_object_key,
     object_key,
     temporary_beside,
 )
+from executor.store.runparts import RunsFromPart
 from executor.store.s3bucket import S3Bucket
 from executor.store.s3list import scan_present
 from executor.store.s3parts import (
@@ -45,7 +45,7 @@ ASK_FIRST = 64 * 1024  # bytes above which an upload asks whether the store has 
 SHARD_KEYS = 64  # at least this many wanted keys per listing shard; shards run in parallel
 
 
-class S3Store:
+class S3Store(RunsFromPart):
     """A bucket (and key prefix) holding DVC objects and run-cache entries."""
 
     def __init__(
@@ -194,26 +194,3 @@ class S3Store:
         if digest.hexdigest() != content_md5(md5):
             where = f"{self.url}/{self._object_key(md5)}"
             raise CorruptObject(md5, where, digest.hexdigest())
-
-    # run-cache entries and executor's records: S3Runs
-
-    def list_runs(self, key: str) -> list[RunFile]:
-        return self._runs.list_runs(key)
-
-    def read_run(self, key: str, value: str) -> bytes | None:
-        return self._runs.read_run(key, value)
-
-    def write_run(self, key: str, value: str, data: bytes) -> None:
-        self._runs.write_run(key, value, data)
-
-    def read_record(self, key: str, value: str) -> bytes | None:
-        return self._runs.read_record(key, value)
-
-    def write_record(self, key: str, value: str, data: bytes) -> None:
-        self._runs.write_record(key, value, data)
-
-    def all_runs(self) -> dict[str, list[RunFile]]:
-        return self._runs.all_runs()
-
-    def all_records(self) -> set[tuple[str, str]]:
-        return self._runs.all_records()
