@@ -90,8 +90,7 @@ class JobSpec:
         folders (a params file's other keys, a `.dvcignore`). A worker records it with its run; a
         lookup accepts that run only for a job that would be given the same."""
         inputs = sorted(
-            [i.path, i.md5, i.isexec, sorted(i.executables), sorted(i.folders)]
-            for i in self.inputs
+            [i.path, i.md5, i.isexec, sorted(i.executables), sorted(i.folders)] for i in self.inputs
         )
         doc = {
             "wdir": self.wdir,

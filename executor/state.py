@@ -166,8 +166,7 @@ def _encode(path: str) -> bytes:
 
 def _select_range(low: bytes, high: bytes) -> Callable[[sqlite3.Connection], list[_Row]]:
     sql = (
-        "SELECT path, inode, size, mtime_ns, ctime_ns, md5 FROM files"
-        " WHERE path >= ? AND path < ?"
+        "SELECT path, inode, size, mtime_ns, ctime_ns, md5 FROM files WHERE path >= ? AND path < ?"
     )
     return lambda conn: conn.execute(sql, (low, high)).fetchall()
 

@@ -227,7 +227,9 @@ def test_a_redis_writer_cannot_forge_a_cached_output_outside_the_run_cache_key(
     from executor.yamlio import load_text
 
     fleet = hostile_fleet
-    victim = make_repo({"dvc.yaml": f"stages:\n  list:\n    {stage}\n    outs: [out.txt]\n", **files})
+    victim = make_repo(
+        {"dvc.yaml": f"stages:\n  list:\n    {stage}\n    outs: [out.txt]\n", **files}
+    )
     definition = load_text((victim / "dvc.yaml").read_text(), "dvc.yaml")["stages"]["list"]
     # The objects the forged job names are in the store (as an earlier submission leaves them).
     store = open_store(fleet.store_url, Settings(s3_endpoint_url=s3_bucket.endpoint))

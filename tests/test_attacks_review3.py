@@ -146,7 +146,9 @@ def test_crafted_worker_records_do_not_break_the_listing(fleet: Fleet) -> None:
         client.sadd("rq:workers", f"rq:worker:{name}")
 
     fake("huge")
-    client.hset("executor:worker:huge", mapping={"cache_bytes": "9" * 400, "cache_limit": "9" * 5000})
+    client.hset(
+        "executor:worker:huge", mapping={"cache_bytes": "9" * 400, "cache_limit": "9" * 5000}
+    )
     fake("notjson", current_job="executor-notjson")
     client.hset("rq:job:executor-notjson", mapping={"data": b"\x00", "status": "started"})
     fake("mapping", current_job="executor-mapping")

@@ -425,10 +425,14 @@ def test_changed_dvc_add_data_is_committed_before_the_stages_as_dvc_repro_does(
     ours = shutil.copytree(first, tmp_path / "executor", symlinks=True)
     expected = ok(tools.dvc(theirs, "repro").result())
     result = ok(tools.executor(ours, "run"))
-    assert source_lines(result.stdout) == source_lines(expected.stdout) == [
-        "Verifying data sources in stage: 'raw.dvc'",
-        "Verifying data sources in stage: 'one.txt.dvc'",
-    ]
+    assert (
+        source_lines(result.stdout)
+        == source_lines(expected.stdout)
+        == [
+            "Verifying data sources in stage: 'raw.dvc'",
+            "Verifying data sources in stage: 'one.txt.dvc'",
+        ]
+    )
     for name in ("raw.dvc", "one.txt.dvc", "dvc.lock"):
         assert (ours / name).read_text() == (theirs / name).read_text(), name
     assert cache_files(ours) == cache_files(theirs)
@@ -437,10 +441,14 @@ def test_changed_dvc_add_data_is_committed_before_the_stages_as_dvc_repro_does(
 
     again = ok(tools.executor(ours, "run"))
     expected = ok(tools.dvc(theirs, "repro").result())
-    assert source_lines(again.stdout) == source_lines(expected.stdout) == [
-        "'raw.dvc' didn't change, skipping",
-        "'one.txt.dvc' didn't change, skipping",
-    ]
+    assert (
+        source_lines(again.stdout)
+        == source_lines(expected.stdout)
+        == [
+            "'raw.dvc' didn't change, skipping",
+            "'one.txt.dvc' didn't change, skipping",
+        ]
+    )
 
 
 def test_dvc_add_data_behind_a_frozen_stage_is_left_alone_as_dvc_repro_leaves_it(
@@ -457,6 +465,6 @@ def test_dvc_add_data_behind_a_frozen_stage_is_left_alone_as_dvc_repro_leaves_it
     result = ok(tools.executor(ours, "run"))
     assert source_lines(result.stdout) == source_lines(expected.stdout) == []
     for name in ("raw.dvc", "one.txt.dvc", "dvc.lock"):
-        assert (ours / name).read_text() == (theirs / name).read_text() == (
-            first / name
-        ).read_text(), name
+        assert (
+            (ours / name).read_text() == (theirs / name).read_text() == (first / name).read_text()
+        ), name

@@ -437,8 +437,7 @@ def test_changed_dvc2_data_is_recorded_with_its_dvc3_md5_under_no_commit(
     assert done.returncode == 0, done.stderr
     assert "Verifying data sources in stage: 'data.csv.dvc'" in done.stdout
     assert (root / "data.csv.dvc").read_text() == (
-        f"outs:\n- md5: {hashlib.md5(new).hexdigest()}\n  size: 6\n  path: data.csv\n"
-        "  hash: md5\n"
+        f"outs:\n- md5: {hashlib.md5(new).hexdigest()}\n  size: 6\n  path: data.csv\n  hash: md5\n"
     )
 
 

@@ -165,7 +165,9 @@ def test_a_command_exiting_143_by_itself_is_a_failure_not_a_timeout(sandbox, mak
 
 def test_log_lines_streamed_and_tail_bounded(sandbox, make):
     seen: list[str] = []
-    outcome = sandbox.run(make(["seq 1 100; printf 'no newline'; exit 1"], io=StageIO(on_log=seen.append)))
+    outcome = sandbox.run(
+        make(["seq 1 100; printf 'no newline'; exit 1"], io=StageIO(on_log=seen.append))
+    )
     assert seen == [str(i) for i in range(1, 101)] + ["no newline"]
     tail = outcome.log_tail.splitlines()
     assert tail == [str(i) for i in range(82, 101)] + ["no newline"]
@@ -269,7 +271,7 @@ def test_a_program_still_in_its_handler_when_the_line_shell_dies_is_waited_for(
     # SIGINT); the program it started takes a second to clean up. Tearing the container
     # down when the shell exits would cut that short.
     sandbox = DockerSandbox(docker_client, stop_grace=5, cancel_signal="SIGTERM")
-    program = "sh -c 'trap \"sleep 1; echo done > $DVC_ROOT/handled; exit 0\" INT TERM; " + (
+    program = 'sh -c \'trap "sleep 1; echo done > $DVC_ROOT/handled; exit 0" INT TERM; ' + (
         "echo ready; while :; do sleep 0.1; done'; echo after"
     )
     run = Background(sandbox, make, lines=[program])

@@ -42,7 +42,12 @@ def test_a_stage_cannot_change_git_dvc_files_or_executor_config(
     make_repo, executor_cli, busybox_image
 ) -> None:
     root = make_repo(
-        {"dvc.yaml": SUBVERT, "evil.sh": EVIL_SH, ".executor.yaml": f"image: {busybox_image}\n", "sub/dvc.yaml": SUB}
+        {
+            "dvc.yaml": SUBVERT,
+            "evil.sh": EVIL_SH,
+            ".executor.yaml": f"image: {busybox_image}\n",
+            "sub/dvc.yaml": SUB,
+        }
     )
     before = snapshot(root, PROTECTED)
     done = executor_cli(root, "run", "evil")

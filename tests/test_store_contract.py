@@ -92,7 +92,10 @@ class TestObjectStoreContract:
             backend.store.put_bytes(md5(blob), blob)
         present = {md5(b) for b in blobs[::3]}
         assert backend.store.exists_many(md5(b) for b in blobs) == present
-        assert backend.store.exists_many(md5(b) for b in blobs[:6]) == {md5(blobs[0]), md5(blobs[3])}
+        assert backend.store.exists_many(md5(b) for b in blobs[:6]) == {
+            md5(blobs[0]),
+            md5(blobs[3]),
+        }
         assert backend.store.exists_many([]) == set()
 
     def test_layout_is_dvcs(self, backend: Backend) -> None:
@@ -111,7 +114,9 @@ class TestObjectStoreContract:
         )
         assert backend.store.get_bytes(md5(manifest) + ".dir") == manifest
 
-    def test_file_round_trip_writes_destination_whole(self, backend: Backend, tmp_path: Path) -> None:
+    def test_file_round_trip_writes_destination_whole(
+        self, backend: Backend, tmp_path: Path
+    ) -> None:
         src = tmp_path / "src.bin"
         src.write_bytes(os.urandom(100_000))
         oid = md5(src.read_bytes())

@@ -40,7 +40,9 @@ def counting(store: S3Store) -> Counter[str]:
 
 @pytest.fixture()
 def store(s3_bucket: Bucket) -> S3Store:
-    return S3Store(make_client(s3_bucket.endpoint), s3_bucket.name, "pfx", workers=8, part_size=PART)
+    return S3Store(
+        make_client(s3_bucket.endpoint), s3_bucket.name, "pfx", workers=8, part_size=PART
+    )
 
 
 def test_many_objects_are_checked_by_listing_not_one_head_each(store: S3Store) -> None:
@@ -59,9 +61,7 @@ def test_many_objects_are_checked_by_listing_not_one_head_each(store: S3Store) -
     assert calls == Counter({"HeadObject": 2})
 
 
-def test_wanted_keys_sparse_among_many_are_asked_by_head(
-    store: S3Store, s3_bucket: Bucket
-) -> None:
+def test_wanted_keys_sparse_among_many_are_asked_by_head(store: S3Store, s3_bucket: Bucket) -> None:
     others = [md5(f"other {i}".encode()) for i in range(1100)]  # more than one page
     with ThreadPoolExecutor(16) as pool:
         for oid in others:

@@ -46,7 +46,9 @@ def _files(tree: Tree, prefix: str = "") -> dict[str, bytes]:
     return flat
 
 
-def build_repo(root: Path, outs: Mapping[str, bytes | Tree], exec_outs: tuple[str, ...] = ()) -> None:
+def build_repo(
+    root: Path, outs: Mapping[str, bytes | Tree], exec_outs: tuple[str, ...] = ()
+) -> None:
     """A repository as `dvc repro` leaves it: outputs in the workspace and in .dvc/cache, one
     stage per output in dvc.yaml and dvc.lock (without running DVC)."""
     cache = LocalStore(root / ".dvc" / "cache")
@@ -133,7 +135,10 @@ def test_push_then_pull_into_a_fresh_clone_restores_every_output(
         assert (fresh / rel).read_bytes() == (repo / rel).read_bytes()
     assert os.access(fresh / "out/tool.sh", os.X_OK)
     assert not os.access(fresh / "out/model.bin", os.X_OK)
-    assert stat.S_IMODE(cache_of(fresh).object_path(md5(OUTS["out/model.bin"])).stat().st_mode) == 0o444  # type: ignore[arg-type]
+    assert (
+        stat.S_IMODE(cache_of(fresh).object_path(md5(OUTS["out/model.bin"])).stat().st_mode)
+        == 0o444
+    )  # type: ignore[arg-type]
 
 
 class WatchedStore:
@@ -163,9 +168,7 @@ def test_pull_writes_a_fresh_output_as_its_objects_arrive(repo: Path, tmp_path: 
     assert [p.read_bytes() for p in listing] == [b"a\n", b"b\n", b"c\n"]
 
 
-def test_second_push_moves_nothing_and_trusts_a_present_dir_object(
-    repo: Path, s3: S3Store
-) -> None:
+def test_second_push_moves_nothing_and_trusts_a_present_dir_object(repo: Path, s3: S3Store) -> None:
     push(cache_of(repo), s3, tracked_outputs(repo))
     calls = counting(s3)
     report = push(cache_of(repo), s3, tracked_outputs(repo))
@@ -258,12 +261,12 @@ def test_run_cache_entries_and_records_travel_with_their_times(
     got = cache_of(fresh)
     assert got.read_run("ab" * 32, "22" * 32) == b"cmd: two\n"
     assert got.read_record("ab" * 32, "22" * 32) == b'{"image_digest": "sha256:x"}'
-    assert [r.value for r in got.list_runs("ab" * 32)] == [r.value for r in store.list_runs("ab" * 32)]
+    assert [r.value for r in got.list_runs("ab" * 32)] == [
+        r.value for r in store.list_runs("ab" * 32)
+    ]
 
 
-def test_pull_keeps_matching_files_and_replaces_changed_ones(
-    repo: Path, tmp_path: Path
-) -> None:
+def test_pull_keeps_matching_files_and_replaces_changed_ones(repo: Path, tmp_path: Path) -> None:
     remote = LocalStore(tmp_path / "remote")
     push(cache_of(repo), remote, tracked_outputs(repo))
     (repo / "out/listing/a.txt").unlink()
@@ -308,7 +311,9 @@ def test_cli_push_and_pull_use_executor_store(
     result = CliRunner().invoke(push_command, ["-j", "4"], env=env)
     assert result.exit_code == 0, result.output
     assert "6 objects pushed" in result.output
-    assert CliRunner().invoke(push_command, [], env=env).output.strip() == "Everything is up to date."
+    assert (
+        CliRunner().invoke(push_command, [], env=env).output.strip() == "Everything is up to date."
+    )
     fresh = clone(repo, tmp_path / "fresh")
     monkeypatch.chdir(fresh)
     result = CliRunner().invoke(pull_command, ["s1"], env=env)
@@ -323,7 +328,9 @@ def test_cli_without_a_store_says_how_to_name_one(
     monkeypatch.delenv("EXECUTOR_STORE", raising=False)
     result = CliRunner().invoke(push_command, [])
     assert result.exit_code == 2
-    assert "pass --store URL or -r REMOTE, set EXECUTOR_STORE, or give the repository" in result.output
+    assert (
+        "pass --store URL or -r REMOTE, set EXECUTOR_STORE, or give the repository" in result.output
+    )
 
 
 def test_a_dvc_remote_s_encryption_and_acl_apply_to_every_write(

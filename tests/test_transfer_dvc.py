@@ -242,7 +242,9 @@ def test_an_output_with_its_own_remote_goes_there_as_with_dvc(
     run(root, "dvc", "repro", "-q")
     run(root, "dvc", "add", "-q", "raw.txt")
     dvcfile = root / "raw.txt.dvc"
-    dvcfile.write_text(dvcfile.read_text().replace("  path: raw.txt\n", "  path: raw.txt\n  remote: other\n"))
+    dvcfile.write_text(
+        dvcfile.read_text().replace("  path: raw.txt\n", "  path: raw.txt\n  remote: other\n")
+    )
     assert "remote: other" in dvcfile.read_text()
 
     assert "1 objects pushed" in _executor(root, "push", "-r", "main")  # only out/kept.txt

@@ -70,4 +70,3 @@ def test_push_survives_the_server_dying_without_leaving_wrong_content(
         body = watcher.get_object(Bucket="faults", Key=key)["Body"].read()
         name = key.removeprefix("p/files/md5/").replace("/", "").removesuffix(".dir")
         assert hashlib.md5(body).hexdigest() == name, key
-

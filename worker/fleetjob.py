@@ -54,7 +54,7 @@ from executor.settings import Settings
 from executor.stageio import StageIO
 from executor.store.base import ObjectStore
 from executor.store.local import LocalStore
-from executor.store.open import open_store
+from worker import runjobs
 from worker.config import worker_config
 from worker.events import Events
 from worker.job import container_request, execute, verify_inputs
@@ -64,8 +64,10 @@ from worker.localcache import LocalCache, Placement
 from worker.patientstore import PatientStore
 from worker.sandbox.engine import DockerSandbox, Mount
 from worker.sandbox.request import NOBODY, STAGE_USER, stage_user
+from worker.stores import store_for
 
 log = logging.getLogger(__name__)
+
 
 def run_job(spec: Mapping[str, Any], store_url: str) -> dict[str, Any]:
     """The RQ job: run one stage; its result or its failure, as JSON.
@@ -84,9 +86,12 @@ def run_job(spec: Mapping[str, Any], store_url: str) -> dict[str, Any]:
     watch = JobWatch(job_id, worker_config().drain_grace)
     watch.on_sigterm()
     watcher = watch.start(redis) if redis is not None else None
+    bound = runjobs.bound_run(redis, job_id) if redis is not None else None
     try:
         if redis is not None and redis.exists(cancel_key(job_id)):
             raise StageCancelled(address)  # cancelled while it was being dequeued
+        if bound is not None:
+            runjobs.start(redis, job, bound)
         result = _run(JobSpec.from_dict(spec), store_url, job_id, redis, watch.cancel)
         outcome = {"ok": True, "result": result.to_dict()}
     except ExecutorError as exc:
@@ -105,6 +110,8 @@ def run_job(spec: Mapping[str, Any], store_url: str) -> dict[str, Any]:
     try:
         if redis is not None:  # the coordinator learns at once, without polling RQ
             Events(redis, job_id).end(json.dumps(outcome))
+        if bound is not None:
+            runjobs.finish(redis, job_id, bound, spec, outcome)
     finally:
         watch.done.set()
         if watcher is not None:
@@ -252,15 +259,3 @@ def _written(path: str, spec: JobSpec) -> bool:
         if out.repo_path == path or out.repo_path.startswith(path.rstrip("/") + "/"):
             return True
     return False
-
-
-_stores: dict[str, ObjectStore] = {}
-
-
-def store_for(url: str, settings: Settings) -> ObjectStore:
-    """The store at `url`, made once per worker: built in the worker before it forks (see
-    `main`), its S3 client (100+ ms to make) is inherited by every work horse. It has made no
-    request there, so no connection is shared across the fork."""
-    if url not in _stores:
-        _stores[url] = open_store(url, settings)
-    return _stores[url]

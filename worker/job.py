@@ -100,11 +100,7 @@ def verify_inputs(spec: JobSpec, workspace: Path, hasher: Hasher, params: Params
     if spec.lines != spec.cmd_lines():
         raise refused("the job's lines are not what its cmd runs")
     allowed = set(spec.input_paths())
-    deps = {
-        repo_path(spec.wdir, str(d["path"])): d
-        for d in spec.deps
-        if "hash" in d
-    }
+    deps = {repo_path(spec.wdir, str(d["path"])): d for d in spec.deps if "hash" in d}
     for given in spec.inputs:
         if given.path not in allowed:
             raise refused(f"input '{given.path}' is no dep, params, persist or ignore file")

@@ -133,9 +133,7 @@ class RepoGuard:
         for folder in {posixpath.dirname(s.dvcfile) for s in stages}:
             paths.update(posixpath.join(folder, name) for name in DVCFILE_PROTECTED)
         self._protected = tuple(sorted(paths))
-        self._outputs = tuple(
-            (s.address, s.repo_path(out.path)) for s in stages for out in s.outs
-        )
+        self._outputs = tuple((s.address, s.repo_path(out.path)) for s in stages for out in s.outs)
         # Folders holding an output (or being one): never mounted read-only as a source.
         holding = {"."}
         for _, path in self._outputs:
@@ -144,9 +142,7 @@ class RepoGuard:
                 path = posixpath.dirname(path) or "."
         deps = {s.repo_path(dep) for s in stages for dep in s.deps}
         outs = {path for _, path in self._outputs}
-        self._sources = tuple(
-            sorted(d for d in deps if d not in holding and not _inside(d, outs))
-        )
+        self._sources = tuple(sorted(d for d in deps if d not in holding and not _inside(d, outs)))
         self.sandbox.locks = locks
 
     def guard(self, spec: JobSpec) -> Guard:

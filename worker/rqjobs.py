@@ -13,6 +13,7 @@ from typing import Any
 
 from executor.errors import ExecutorError, RefusedJob
 from executor.fleet.keys import JOB_FUNCTION, is_job_id
+from worker import runjobs
 from worker.config import worker_config
 from worker.fleetjob import run_job
 from worker.gpurouting import moved_to_gpu_queue
@@ -158,6 +159,7 @@ def _maintain(redis: Any, name: str, queues: list[Any]) -> None:
             continue
         for job_id in lost:
             log.warning("job %s: its worker is gone; marked failed", job_id)
+            runjobs.lost(redis, job_id)  # a detached run's stage runs again
 
 
 def _clean_after_killed_horse() -> None:

@@ -18,12 +18,12 @@ from executor.settings import Settings
 from executor.terminal import shown
 from worker import config as worker_config_module
 from worker.config import WorkerConfig
-from worker.fleetjob import store_for
 from worker.gpurouting import check_gpu_queue
 from worker.jobdirs import claim_home, remove_stale_workspaces
 from worker.lostjobs import SWEEP_EVERY
 from worker.rqjobs import stage_job_class, stage_worker_class
 from worker.sandbox.engine import DockerSandbox, owner_process_alive, reap
+from worker.stores import store_for
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

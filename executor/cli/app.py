@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from executor import __version__
-from executor.cli import pushpull, workers
+from executor.cli import pushpull, runs, workers
 from executor.errors import ExecutorError, StageFailed, UserError
 from executor.terminal import shown, visible
 
 if TYPE_CHECKING:
+    from executor.coordinator.runner import Runner
     from executor.coordinator.types import Backend, RunSummary
     from executor.fleet import FleetConfig
     from executor.settings import Settings
@@ -110,7 +111,12 @@ def run(**options: Any) -> None:
 @click.option("--store", "store_url", default=None,
               help="The fleet's store, as its workers serve it (EXECUTOR_STORE).")  # fmt: skip
 @click.option("--queue", default=None, help="The queue to submit to (EXECUTOR_QUEUE).")
-def submit(redis_url: str | None, store_url: str | None, queue: str | None, **options: Any) -> None:
+@click.option("-d", "--detach", is_flag=True,
+              help="Record the run on the fleet, print its id and return; `executor fetch RUN` "
+              "lands it.")  # fmt: skip
+def submit(
+    redis_url: str | None, store_url: str | None, queue: str | None, detach: bool, **options: Any
+) -> None:
     """Reproduce the pipeline like `dvc repro`, each stage that must run on the fleet.
 
     Planning, the run-cache lookup and dvc.lock happen here; a stage that must run is sent
@@ -126,7 +132,10 @@ def submit(redis_url: str | None, store_url: str | None, queue: str | None, **op
     if options["no_commit"]:
         _error("--no-commit cannot be used with submit (outputs come back through the store)")
         sys.exit(EXIT_USAGE)
-    _reproduce(fleet, **options)
+    if detach and options["dry"]:
+        _error("--detach and --dry do not go together: --dry submits nothing")
+        sys.exit(EXIT_USAGE)
+    _reproduce(fleet, detach=detach, **options)
 
 
 def _reproduce(
@@ -139,6 +148,7 @@ def _reproduce(
     jobs: int | None,
     downstream: bool,
     all_pipelines: bool,
+    detach: bool = False,
 ) -> None:
     """`run` (fleet None: stages in containers here) or `submit` (stages on the fleet)."""
     from executor.coordinator.runner import Runner
@@ -170,13 +180,14 @@ def _reproduce(
             force=force,
             no_commit=no_commit,
             allow_missing=allow_missing,
+            detach=detach,
             # On a fleet, every stage whose inputs are ready can be in flight at once.
             jobs=jobs or (settings.jobs if fleet is None else max(settings.jobs, SUBMIT_JOBS)),
         )
         with Workspace(root, settings, cwd) as ws:
             backend = _backend(ws, config, options.jobs)
             runner = Runner(ws, dag, options, click.echo, backend, params, _warn)
-            summary = run_plan(runner)
+            summary = (_detached if detach else run_plan)(runner)
     except ExecutorError as exc:
         _error(str(exc))
         sys.exit(exc.exit_status)
@@ -187,6 +198,21 @@ def _reproduce(
         _error("interrupted")
         sys.exit(_interrupted_status(stopped_by))
     _conclude(summary, stopped_by, dry)
+
+
+def _detached(runner: Runner) -> RunSummary:
+    """submit --detach: settle here what can be, record the run, print its id."""
+    from executor.coordinator.schedule import run_plan
+    from executor.fleet.detach import DetachedRun
+
+    detached = DetachedRun(runner)
+    runner.deferral = detached
+    summary = run_plan(runner)
+    if summary.ok:
+        run_id = detached.record(summary)
+        click.echo(f"Submitted run {run_id}: `executor status {run_id}`, `executor fetch {run_id}`")
+        click.echo(run_id)
+    return summary
 
 
 def _backend(ws: Workspace, config: FleetConfig | None, jobs: int) -> Callable[[], Backend]:
@@ -222,5 +248,5 @@ def _conclude(summary: RunSummary, stopped_by: list[int], dry: bool) -> None:
         click.echo("Data and pipelines are up to date.")
 
 
-for _command in [*pushpull.commands, *workers.commands]:
+for _command in [*pushpull.commands, *workers.commands, *runs.commands]:
     main.add_command(_command)

@@ -9,21 +9,11 @@ from pathlib import Path
 
 import click
 
+from executor.cli.tables import duration, print_table
 from executor.errors import ExecutorError, UserError
 from executor.terminal import shown
 
 COLUMNS = ("worker", "host", "queues", "state", "stage", "running", "heartbeat", "cache")
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    whole = int(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 def _size(n: int | None) -> str:
@@ -78,28 +68,13 @@ def workers(redis_url: str | None, as_json: bool) -> None:
             ",".join(v.queues),
             v.state,
             v.stage or "-",
-            _duration(v.running_for),
-            _duration(v.heartbeat_age) + " ago" if v.heartbeat_age is not None else "-",
+            duration(v.running_for),
+            duration(v.heartbeat_age) + " ago" if v.heartbeat_age is not None else "-",
             f"{_size(v.cache_bytes)} / {_size(v.cache_limit)}",
         ]
         for v in views
     ]
-    # Names a Redis writer chose: no control character, nor a tab or newline that would
-    # forge a column or a row.
-    rows = [[shown(cell).replace("\t", "\\t").replace("\n", "\\n") for cell in row] for row in rows]
-    if not sys.stdout.isatty():
-        click.echo("\t".join(COLUMNS))
-        for row in rows:
-            click.echo("\t".join(row))
-        return
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(*COLUMNS, title=f"{len(rows)} worker(s)")
-    for row in rows:
-        table.add_row(*(Text(cell) for cell in row))  # never read as rich markup
-    Console().print(table)
+    print_table(COLUMNS, rows, f"{len(rows)} worker(s)")
 
 
 commands: list[click.Command] = [workers]

@@ -21,11 +21,15 @@ class Inputs:
     manifests: dict[str, bytes] = field(default_factory=dict)  # `.dir` md5 -> its manifest
 
 
-def describe_inputs(spec: JobSpec, root: Path, hasher: Hasher) -> Inputs:
-    """Every input of `spec` that exists in the repository at `root`, hashed."""
+def describe_inputs(
+    spec: JobSpec, root: Path, hasher: Hasher, skip: frozenset[str] = frozenset()
+) -> Inputs:
+    """Every input of `spec` that exists in the repository at `root`, hashed (but those at
+    the paths `skip` names: a detached run's upstream outputs, which the fleet makes)."""
     found = Inputs()
     inputs: list[Input] = []
-    for rel in (p for p in spec.input_paths() if os.path.lexists(root / p)):
+    paths = (p for p in spec.input_paths() if p not in skip and os.path.lexists(root / p))
+    for rel in paths:
         path = inside(root, rel)
         if path.is_dir():
             info, entries, manifest = hasher.hash_tree(path)

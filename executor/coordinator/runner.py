@@ -22,7 +22,7 @@ from executor.coordinator.outputs import checkout_entry, store_outputs
 from executor.coordinator.plan import Evaluation, hash_deps
 from executor.coordinator.preflight import Preflight
 from executor.coordinator.specs import StageSpecs
-from executor.coordinator.types import Backend, Launch, RunOptions, RunSummary
+from executor.coordinator.types import Backend, Deferral, Launch, RunOptions, RunSummary
 from executor.dvcformat.entry import Entry, build_entry
 from executor.errors import ConfigError, ExecutorError, SandboxError, os_error
 from executor.jobresult import JobResult
@@ -59,11 +59,16 @@ class Runner:
         self.params = params or ParamsReader(ws.root)
         self.summary = RunSummary()
         self.specs = StageSpecs(ws, options)
-        self.queue = LockQueue(ws, dag, echo, self.summary.status, dry=options.dry)
+        # Detached, dvc.lock is written by `executor fetch`, every entry in plan order.
+        self.queue = LockQueue(
+            ws, dag, echo, self.summary.status, dry=options.dry or options.detach
+        )
         self.checks = Preflight(ws, dag, options, self.params, self.specs, self.queue, self.say)
         self.known_outs: dict[str, Mapping[str, Any]] = {}  # repo path -> out item, this run
         self.cancel = threading.Event()
         self.warm: set[str] = set()  # stages whose container was started early, not yet used
+        self.deferral: Deferral | None = None  # submit --detach: where deferred stages go
+        self.results: dict[str, Entry] = {}  # stage -> the lock entry this run gave it
         self._echo_lock = threading.Lock()
 
     @property
@@ -90,6 +95,7 @@ class Runner:
     def record_result(self, stage: Stage, entry: Entry) -> None:
         """Remember a stage's result now; its dvc.lock entry is written in plan order."""
         self._remember(stage, entry)
+        self.results[stage.address] = entry
         self.queue.add(stage, entry)
 
     def shown(self, stage: Stage) -> str:

@@ -128,6 +128,15 @@ class _Schedule:
             or any(summary.status.get(u) == "not run" for u in ups)
         ):
             return False
+        deferral = self.runner.deferral
+        if deferral is not None and any(u in self.unknown for u in ups):
+            if not all(u in self.unknown or u in self.finished for u in ups):
+                return False  # decided once every upstream stage is settled or deferred
+            self.pending.remove(stage)
+            self.unknown.add(stage.address)
+            deferral.wait(stage, [u for u in ups if u in self.unknown])
+            summary.status[stage.address] = "waiting"
+            return True
         self.pending.remove(stage)
         if any(u in self.unknown for u in ups):
             self.unknown.add(stage.address)
@@ -149,6 +158,10 @@ class _Schedule:
         if launch is None:
             self.finished.add(stage.address)
             runner.queue.flush()
+        elif runner.deferral is not None:
+            runner.deferral.defer(launch)
+            self.unknown.add(stage.address)
+            runner.summary.status[stage.address] = "queued"
         elif runner.options.dry:
             runner.start(launch, self.pool)  # says what would run
             self.unknown.add(stage.address)

@@ -59,6 +59,16 @@ class Backend(Protocol):
         """Remove every container started early and never used."""
 
 
+class Deferral(Protocol):
+    """Where `submit --detach` leaves the stages the fleet resolves (fleet.detach)."""
+
+    def defer(self, launch: Launch) -> None:
+        """A stage decided to run: its job goes to the fleet when the run is recorded."""
+
+    def wait(self, stage: Stage, ups: list[str]) -> None:
+        """A stage after deferred ones (`ups`): a worker decides it once they are done."""
+
+
 @dataclass(frozen=True)
 class Launch:
     """A stage decided to run, and why; it starts when a slot is free."""
@@ -77,6 +87,7 @@ class RunOptions:
     no_commit: bool = False
     allow_missing: bool = False
     jobs: int = 1
+    detach: bool = False  # submit --detach: stages that must run are left to the fleet
 
 
 @dataclass

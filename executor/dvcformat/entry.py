@@ -30,8 +30,6 @@ def lock_item(path: str, info: HashInfo, *, legacy: bool = False) -> dict[str, A
     return item
 
 
-
-
 def build_entry(
     cmd: str | list[str],
     deps: list[dict[str, Any]],

@@ -281,4 +281,3 @@ class FleetBackend:
     def close(self) -> None:
         self.store.close()
         self.redis.close()
-

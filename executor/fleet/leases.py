@@ -89,7 +89,6 @@ class Leases:
             self.redis.eval(RELEASE, 1, lease, job_id)
             self.redis.expire(events_key(job_id), ENDED_EVENTS_TTL)
 
-
     def give_up(self, job_id: str) -> None:
         """Ask a job taken for lost to stop, should it be alive after all."""
         with redis_errors("cancelling a lost job"):

@@ -26,9 +26,12 @@ class FleetObjects:
         self._stored: set[str] = set()  # objects known to be in the store, this submission
         self.jobs = max(1, ws.settings.transfer_workers)
 
-    def push_inputs(self, spec: JobSpec, cancel: threading.Event) -> tuple[Input, ...]:
-        """Put every input's objects the store lacks into it; the inputs by content."""
-        described = describe_inputs(spec, self.ws.root, self.ws.hasher)
+    def push_inputs(
+        self, spec: JobSpec, cancel: threading.Event, skip: frozenset[str] = frozenset()
+    ) -> tuple[Input, ...]:
+        """Put every input's objects the store lacks into it (but those at `skip`: see
+        describe_inputs); the inputs by content."""
+        described = describe_inputs(spec, self.ws.root, self.ws.hasher, skip)
         files, manifests = described.files, described.manifests
         needed = set(files) | set(manifests)
         present = (needed & self._stored) | self.store.exists_many(needed - self._stored)

@@ -143,4 +143,3 @@ def plain(value: Any, source: str, path: tuple[Any, ...] = ()) -> Any:
         return [plain(item, source, (*path, index)) for index, item in enumerate(value)]
     where = f"{source}:{'.'.join(map(str, path))}"
     raise PipelineError(f"Unsupported value of type '{type(value).__name__}' in '{where}'")
-

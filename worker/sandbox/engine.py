@@ -146,9 +146,7 @@ class DockerSandbox:
             request, image_id=image_id, user=user, invocation=invocation, owner=self.owner
         )
         with engine_call(f"creating container {request.name}"):
-            args["host_config"] = self.api.create_host_config(
-                **host_config(request, self.tmp_size)
-            )
+            args["host_config"] = self.api.create_host_config(**host_config(request, self.tmp_size))
             try:
                 cid = self.api.create_container(**args)["Id"]
             except docker.errors.APIError as exc:
