@@ -90,10 +90,15 @@ def run_job(spec: Mapping[str, Any], store_url: str) -> dict[str, Any]:
     try:
         if redis is not None and redis.exists(cancel_key(job_id)):
             raise StageCancelled(address)  # cancelled while it was being dequeued
-        if bound is not None:
-            runjobs.start(redis, job, bound)
-        result = _run(JobSpec.from_dict(spec), store_url, job_id, redis, watch.cancel)
-        outcome = {"ok": True, "result": result.to_dict()}
+        parsed = JobSpec.from_dict(spec)
+
+        def run(given: JobSpec) -> JobResult:
+            return _run(given, store_url, job_id, redis, watch.cancel)
+
+        if bound is not None:  # a detached run's stage: done once, whoever asks for it
+            outcome = runjobs.run_once(redis, job, bound, parsed, watch.cancel, run)
+        else:
+            outcome = {"ok": True, "result": run(parsed).to_dict()}
     except ExecutorError as exc:
         error: ExecutorError = exc
         if watch.handed_over.is_set():

@@ -5,18 +5,29 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from rq.serializers import JSONSerializer
 
 from executor.errors import ExecutorError, StageCancelled
 from executor.fleet.advance import RunSteps
+from executor.fleet.keys import ALIVE_TTL, WAITING, alive_key, lease_key
+from executor.fleet.leases import Leases
 from executor.fleet.runs import Runs
+from executor.fleet.templates import key_of, restored_entry
+from executor.jobresult import JobResult
 from executor.jobspec import JobSpec
+from executor.runcache import env_digest
 from executor.settings import Settings
 from worker.config import worker_config
 from worker.stores import store_for
 
 log = logging.getLogger(__name__)
+
+WAIT_POLL = 0.5  # seconds between looks at a job doing the same work elsewhere
 
 
 def worker_name(job: Any) -> str:
@@ -41,12 +52,65 @@ def bound_run(redis: Any, job_id: str) -> tuple[str, str] | None:
         return None
 
 
-def start(redis: Any, job: Any, bound: tuple[str, str]) -> None:
-    """Mark the stage running; StageCancelled if the job must not run it (cancelled, or
-    replaced by another job of the stage)."""
+def run_once(
+    redis: Any,
+    job: Any,
+    bound: tuple[str, str],
+    spec: JobSpec,
+    cancel: threading.Event,
+    run: Callable[[JobSpec], JobResult],
+) -> dict[str, Any]:
+    """Run a detached run's stage unless its work is done or being done already: a
+    run-cache hit is taken (restored, no container); the in-flight lease of the work (the
+    one attached submissions take, fleet.leases) is held while the stage runs. Another
+    job holding it that is running is waited for, then its run taken from the run-cache;
+    one still queued goes first: this job is enqueued again behind it."""
     run_id, address = bound
-    if not RunSteps(redis).starting(run_id, address, job.id, worker_name(job)):
+    moves = steps(redis)
+    if not moves.starting(run_id, address, job.id, worker_name(job)):
         raise StageCancelled(address)
+    lease = work_lease(spec, job.origin, moves.store_url) if spec.cacheable else None
+    leases = Leases(redis, JSONSerializer())
+    while True:
+        entry, digest = moves.cached(spec) if lease is not None else (None, "")
+        if entry is not None:
+            result = JobResult(address, restored_entry(spec, entry), digest, 0.0)
+            return {"ok": True, "result": result.to_dict(), "restored": True}
+        other = leases.claim(lease, job.id, cancel, set()) if lease is not None else None
+        if other is None:
+            break
+        if other.get_status(refresh=True).value in WAITING:
+            moves.enqueue(run_id, address, spec, job.origin, after=("running",))
+            failure = {
+                "kind": "requeued",
+                "message": f"stage '{address}': requeued behind {other.id}",
+            }
+            return {"ok": False, "failure": failure}
+        _wait_for(redis, other, cancel, address)
+    try:
+        return {"ok": True, "result": run(spec).to_dict()}
+    finally:
+        if lease is not None:
+            leases.release(lease, job.id)
+
+
+def work_lease(spec: JobSpec, queue: str, store_url: str) -> str:
+    """The lease of this work, as an attached submission names it (fleet.backend)."""
+    context = f"{env_digest(spec.env)}:{spec.layout()}"
+    return lease_key(key_of(spec), spec.image, queue, store_url, context)
+
+
+def _wait_for(redis: Any, job: Any, cancel: threading.Event, address: str) -> None:
+    """Until another worker's job ends, or its heartbeat stops (lost)."""
+    missing = 0
+    while not cancel.is_set():
+        if job.get_status(refresh=True).value not in ("started", *WAITING):
+            return
+        missing = 0 if redis.exists(alive_key(job.id)) else missing + 1
+        if missing * WAIT_POLL > 2 * ALIVE_TTL:
+            return
+        time.sleep(WAIT_POLL)
+    raise StageCancelled(address)
 
 
 def finish(

@@ -193,14 +193,14 @@ class RunSteps:
             new = replace(state, state=done, result=result, started=now, ended=now)
             return self.runs.move(run_id, address, ("waiting",), new)
         if spec.cacheable and not template.force and self.store is not None:
-            entry, digest = self._cached(spec)
+            entry, digest = self.cached(spec)
             if entry is not None:
                 result = {"entry": restored_entry(spec, entry), "image_digest": digest}
                 new = replace(state, state="restored", result=result, started=now, ended=now)
                 return self.runs.move(run_id, address, ("waiting",), new)
         return self.enqueue(run_id, address, spec, template.queue, after=("waiting",)) is not None
 
-    def _cached(self, spec: JobSpec) -> tuple[Entry | None, str]:
+    def cached(self, spec: JobSpec) -> tuple[Entry | None, str]:
         """The fleet's run-cache entry for the filled-in stage, with the image digest the
         workers last resolved its image to (none yet: not cached, it runs)."""
         raw = self.redis.hget(IMAGES_KEY, spec.image)

@@ -22,6 +22,7 @@ from executor.errors import ConfigError
 from executor.fleet.advance import RunSteps
 from executor.fleet.backend import FleetBackend
 from executor.fleet.runs import RunInfo, StageState, new_run_id, who
+from executor.fleet.submitted import keep_here
 from executor.fleet.templates import Template, sources_of
 from executor.jobspec import JobSpec
 from executor.pipeline.model import Stage
@@ -152,6 +153,8 @@ class DetachedRun:
             order=order,
             waits=self.waits,
         )
+        settled = {a: e for a, e in runner.results.items() if a not in self.templates}
+        keep_here(runner.ws.root, run_id, settled)
         steps = RunSteps(backend.redis, None, backend.config.store_url)  # no lookup here
         steps.runs.create(info, {a: t.to_dict() for a, t in self.templates.items()}, states)
         for address in self.roots:

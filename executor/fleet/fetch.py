@@ -22,7 +22,8 @@ from executor.fleet.advance import RunSteps
 from executor.fleet.objects import FleetObjects
 from executor.fleet.results import check_result
 from executor.fleet.runs import SETTLED, RunInfo, StageState
-from executor.fleet.templates import Template
+from executor.fleet.submitted import submitted_here
+from executor.fleet.templates import Template, key_of
 from executor.jobresult import JobResult
 from executor.jobspec import JobSpec
 from executor.pipeline import Dag, ParamsReader
@@ -62,26 +63,52 @@ class RunFetch:
                 f"(`executor status {info.id}`) or cancel it (`executor cancel {info.id}`)"
             )
         plan = [self._stage(a) for a in info.order]
-        specs = {s.address: self.check_inputs(s) for s in plan if self._template(s.address)}
         landed = Landed(state=info.state)
         queue = LockQueue(self.ws, self.dag, echo, landed.status)
         queue.set_plan(plan)
+        todo = self._verified(plan, queue, landed)  # all checked before anything lands
         objects = FleetObjects(self.ws, self.store)
         for stage in plan:
-            state = self.stages[stage.address]
-            entry = (state.result or {}).get("entry")
-            if state.state not in SETTLED:
-                landed.status[stage.address] = state.state
-                message = str((state.error or {}).get("message") or state.state)
-                if state.state == "failed":
-                    landed.failures[stage.address] = message
-                continue
-            if isinstance(entry, Mapping) and state.state != "skipped":
-                self._land(stage, dict(entry), state, specs.get(stage.address), objects, queue)
-            landed.status[stage.address] = state.state
+            if stage.address in todo:
+                entry, spec, digest = todo[stage.address]
+                self._land(stage, entry, spec, digest, objects, queue)
+            landed.status[stage.address] = self.stages[stage.address].state
             queue.flush()
         queue.flush(final=True)
         return landed
+
+    def _verified(
+        self, plan: list[Stage], queue: LockQueue, landed: Landed
+    ) -> dict[str, tuple[Entry, JobSpec | None, str]]:
+        """Per stage to land: its entry, its spec (None if settled on the submitting host)
+        and the image digest of its run; every result checked first (`_verify`)."""
+        local = submitted_here(self.ws.root, self.run_id)
+        todo: dict[str, tuple[Entry, JobSpec | None, str]] = {}
+        for stage in plan:
+            state = self.stages[stage.address]
+            if state.state == "failed":
+                landed.failures[stage.address] = str((state.error or {}).get("message") or "")
+            result = state.result or {}
+            entry = result.get("entry")
+            if state.state not in SETTLED or state.state == "skipped":  # dvc.lock has it
+                continue
+            if not isinstance(entry, Mapping):
+                continue
+            digest = str(result.get("image_digest") or "")
+            if self._template(stage.address) is None:  # settled by the submitting host
+                mine = (local or {}).get(stage.address)
+                if mine is None and dict(entry) != queue.recorded(stage):
+                    raise UserError(
+                        f"run {self.run_id}: stage '{stage.address}' was restored on the "
+                        "submitting host; fetch in that clone, or run the stage here"
+                    )
+                todo[stage.address] = (dict(mine or entry), None, "")
+                continue
+            spec = self.check_inputs(stage)
+            filled = self._spec(stage.address) or spec
+            self._verify(stage, state, dict(entry), filled, queue)
+            todo[stage.address] = (dict(entry), filled, digest)
+        return todo
 
     def _stage(self, address: str) -> Stage:
         stage = self.dag.stages.get(address)
@@ -127,38 +154,50 @@ class RunFetch:
         self,
         stage: Stage,
         entry: Entry,
-        state: StageState,
-        submitted: JobSpec | None,
+        spec: JobSpec | None,
+        digest: str,
         objects: FleetObjects,
         queue: LockQueue,
     ) -> None:
-        result = state.result or {}
-        spec = self._spec(stage.address) if submitted is not None else None
-        if state.state == "ran" and spec is not None:
-            ran = JobResult.from_dict(result)
-            check_result(spec, ran)
-            env, layout = env_digest(spec.env), spec.layout()
-            if not RunCache(self.store).produced(
-                entry, ran.image_digest, env, spec.image, lambda: layout
-            ):
-                raise RemoteError(
-                    f"stage '{stage.address}': its result is not recorded in the fleet's store "
-                    "as a worker's run; it was not used"
-                )
+        """Check a stage's outputs out (fetching what the local cache lacks), record its
+        run in the local run-cache, queue its dvc.lock entry."""
         outs = entry.get("outs", [])
         objects.fetch(outs)
         ws, cached = self.ws, {o.path: o.cache for o in stage.outs}
         checkout_entry(ws.store, ws.root, ws.hasher, wdir=stage.wdir, outs=outs, cached=cached)
-        digest = str(result.get("image_digest") or "")
         if spec is not None and digest and stage.cacheable:
+            env, layout = env_digest(spec.env), spec.layout()
             RunCache(ws.store).save(
-                entry,
-                image=spec.image,
-                image_digest=digest,
-                env=env_digest(spec.env),
-                layout=spec.layout(),
+                entry, image=spec.image, image_digest=digest, env=env, layout=layout
             )
         queue.add(stage, entry)
+
+    def _verify(
+        self, stage: Stage, state: StageState, entry: Entry, spec: JobSpec, queue: LockQueue
+    ) -> None:
+        """A result from Redis is used only as the store (or dvc.lock) confirms it: a run is
+        recorded there as a worker's, a restored entry is in the fleet's run-cache, a stage
+        kept as it was has the entry dvc.lock has. Whoever can write to Redis could
+        otherwise make this workspace check out any object at any path."""
+        result = state.result or {}
+        env, layout = env_digest(spec.env), spec.layout()
+        if result.get("kept"):
+            ok = entry == queue.recorded(stage)
+        elif state.state == "ran":
+            ran = JobResult.from_dict(result)
+            check_result(spec, ran)
+            made = (entry, ran.image_digest, env, spec.image, lambda: layout)
+            ok = RunCache(self.store).produced(*made)
+        else:
+            digest = str(result.get("image_digest") or "")
+            hit = RunCache(self.store).lookup(key_of(spec), digest, env, spec.image, lambda: layout)
+            ok = hit is not None and hit.entry.get("outs") == entry.get("outs")
+        if not ok:
+            raise RemoteError(
+                f"run {self.run_id}: stage '{stage.address}': its result in Redis is not "
+                "confirmed by the fleet's store; nothing was fetched for it. Someone else "
+                "writes to the fleet's Redis: find out who"
+            )
 
     def _spec(self, address: str) -> JobSpec | None:
         return self.steps.spec_of(self.run_id, address)
