@@ -141,6 +141,8 @@ def stage_worker_class() -> type[Any]:
             # for a link while it is walked.
             super().handle_work_horse_killed(job, retpid, ret_val, rusage)  # type: ignore[no-untyped-call]
             _clean_after_killed_horse()
+            if job is not None:
+                runjobs.lost(self.connection, job.id)  # a detached run's stage runs again
 
     return StageWorker
 
