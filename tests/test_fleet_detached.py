@@ -43,6 +43,21 @@ stages:
     "params.yaml": "lr: 0.5\n",
 }
 
+LONG_FILES = {
+    "dvc.yaml": """\
+stages:
+  long:
+    cmd: echo started; trap 'echo got INT; exit 130' INT; sleep 60 & wait; echo ok > out.txt
+    deps: [in.txt]
+    outs: [out.txt]
+  after:
+    cmd: cat out.txt > after.txt
+    deps: [out.txt]
+    outs: [after.txt]
+""",
+    "in.txt": "x\n",
+}
+
 
 def cli(root: Path, fleet: Fleet, *args: str) -> Any:
     return run_cli([sys.executable, "-m", "executor", *args], root, fleet.env)
@@ -142,21 +157,7 @@ def test_fetch_refuses_a_workspace_whose_inputs_changed(
 def test_cancel_from_another_shell_stops_the_running_stage_and_the_rest_never_start(
     make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, docker_client: Any
 ) -> None:
-    files = {
-        "dvc.yaml": """\
-stages:
-  long:
-    cmd: echo started; trap 'echo got INT; exit 130' INT; sleep 60 & wait; echo ok > out.txt
-    deps: [in.txt]
-    outs: [out.txt]
-  after:
-    cmd: cat out.txt > after.txt
-    deps: [out.txt]
-    outs: [after.txt]
-""",
-        "in.txt": "x\n",
-    }
-    root = make_repo(files)
+    root = make_repo(LONG_FILES)
     run_id = detach(root, fleet, busybox_image)
     wait_for(root, fleet, run_id, lambda d: d["stages"]["long"]["state"] == "running")
     follow = subprocess.Popen(

@@ -23,8 +23,10 @@ from executor.terminal import shown, visible
 
 if TYPE_CHECKING:
     from executor.coordinator.runner import Runner
-    from executor.coordinator.types import Backend, RunSummary
+    from executor.coordinator.types import Backend, RunOptions, RunSummary
     from executor.fleet import FleetConfig
+    from executor.fleet.attached import AttachedRun
+    from executor.pipeline import Dag
     from executor.settings import Settings
     from executor.workspace import Workspace
 
@@ -152,7 +154,6 @@ def _reproduce(
 ) -> None:
     """`run` (fleet None: stages in containers here) or `submit` (stages on the fleet)."""
     from executor.coordinator.runner import Runner
-    from executor.coordinator.schedule import run_plan
     from executor.coordinator.types import RunOptions
     from executor.pipeline import ParamsReader, build_dag, load_pipeline
     from executor.settings import settings_for
@@ -185,9 +186,10 @@ def _reproduce(
             jobs=jobs or (settings.jobs if fleet is None else max(settings.jobs, SUBMIT_JOBS)),
         )
         with Workspace(root, settings, cwd) as ws:
-            backend = _backend(ws, config, options.jobs)
+            record = _attached_run(config, root, dag, options)
+            backend = _backend(ws, config, options.jobs, record)
             runner = Runner(ws, dag, options, click.echo, backend, params, _warn)
-            summary = (_detached if detach else run_plan)(runner)
+            summary = _plan(runner, record)
     except ExecutorError as exc:
         _error(str(exc))
         sys.exit(exc.exit_status)
@@ -215,7 +217,44 @@ def _detached(runner: Runner) -> RunSummary:
     return summary
 
 
-def _backend(ws: Workspace, config: FleetConfig | None, jobs: int) -> Callable[[], Backend]:
+def _attached_run(
+    config: FleetConfig | None, root: Path, dag: Dag, options: RunOptions
+) -> AttachedRun | None:
+    """An attached submission's record in the fleet's Redis (see fleet.attached)."""
+    if config is None or options.dry or options.detach:
+        return None
+    from executor.fleet.attached import AttachedRun
+    from executor.fleet.config import REDIS_TIMEOUT, connect
+
+    order = [s.address for s in dag.order(options.targets, options.downstream)]
+    redis = connect(config.redis_url, timeout=REDIS_TIMEOUT)
+    return AttachedRun(redis, str(root), config.store_url, order)
+
+
+def _plan(runner: Runner, record: AttachedRun | None) -> RunSummary:
+    """Run the runner's plan: detached, attached to a fleet run, or here."""
+    from executor.coordinator.schedule import run_plan
+
+    if runner.options.detach:
+        return _detached(runner)
+    if record is None:
+        return run_plan(runner)
+    runner.progress = record.progress
+    run_id = record.info.id
+    click.echo(
+        f"executor: fleet run {run_id} (`executor status {run_id}` from any shell)", err=True
+    )
+    summary = runner.summary
+    try:
+        summary = run_plan(runner)
+    finally:
+        record.finish(summary)
+    return summary
+
+
+def _backend(
+    ws: Workspace, config: FleetConfig | None, jobs: int, record: AttachedRun | None = None
+) -> Callable[[], Backend]:
     """The runner's backend: containers on this host's Docker engine, or the fleet."""
     if config is None:
         from executor.coordinator.types import load_backend
@@ -223,7 +262,7 @@ def _backend(ws: Workspace, config: FleetConfig | None, jobs: int) -> Callable[[
         return partial(load_backend, ws, os.environ, jobs)
     from executor.fleet import FleetBackend
 
-    return partial(FleetBackend, ws, config, jobs)
+    return partial(FleetBackend, ws, config, jobs, record)
 
 
 def _interrupted_status(stopped_by: list[int]) -> int:

@@ -88,12 +88,12 @@ def status(run_id: str, redis_url: str | None, as_json: bool) -> None:
             state = stages.get(address)
             if state is None:
                 continue
-            where = _where(redis, state)
+            shown_state, where = _live(redis, state)
             end = state.ended or (time.time() if state.started else None)
             took = end - state.started if state.started and end else None
-            docs[address] = {**state.__dict__, "where": where}
+            docs[address] = {**state.__dict__, "state": shown_state, "where": where}
             error = str((state.error or {}).get("message") or "")
-            rows.append([address, state.state, where, duration(took), error])
+            rows.append([address, shown_state, where, duration(took), error])
     if as_json:
         click.echo(json.dumps({"run": info.to_dict(), "stages": docs}, indent=2))
         return
@@ -101,24 +101,27 @@ def status(run_id: str, redis_url: str | None, as_json: bool) -> None:
     print_table(("stage", "state", "where", "took", "error"), rows, title)
 
 
-def _where(redis: Any, state: Any) -> str:
-    """Where a stage is: its worker, or its place in its queue."""
+def _live(redis: Any, state: Any) -> tuple[str, str]:
+    """A stage's state and where it is: its worker, or its place in its queue. A queued
+    stage whose job RQ has started reads running (an attached run's coordinator records
+    jobs as it enqueues them, not as they start)."""
     if state.state == "running":
-        return str(state.worker or "?")
+        return state.state, str(state.worker or "?")
     if state.state != "queued" or not state.job:
-        return "-"
+        return state.state, "-"
     from rq.job import Job
     from rq.serializers import JSONSerializer
 
     try:
-        position = Job.fetch(state.job, connection=redis, serializer=JSONSerializer).get_position()
+        job = Job.fetch(state.job, connection=redis, serializer=JSONSerializer)
+        if job.get_status().value == "started":
+            return "running", str(job.worker_name or "?")
+        position = job.get_position()
     except Exception:  # gone from RQ meanwhile: its state says the rest
-        return f"queue {state.queue}"
-    return (
-        f"queue {state.queue}, position {position + 1}"
-        if position is not None
-        else f"queue {state.queue}"
-    )
+        return state.state, f"queue {state.queue}"
+    if position is None:
+        return state.state, f"queue {state.queue}"
+    return state.state, f"queue {state.queue}, position {position + 1}"
 
 
 @click.command()

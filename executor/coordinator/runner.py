@@ -69,6 +69,7 @@ class Runner:
         self.warm: set[str] = set()  # stages whose container was started early, not yet used
         self.deferral: Deferral | None = None  # submit --detach: where deferred stages go
         self.results: dict[str, Entry] = {}  # stage -> the lock entry this run gave it
+        self.progress: Callable[[RunSummary], None] | None = None  # told as stages settle
         self._echo_lock = threading.Lock()
 
     @property

@@ -67,6 +67,8 @@ class _Schedule:
             runner.checks.check(self.pending)
             runner.checks.verify_data_sources(self.pending)
             while self.pending or self.queued or self.running:
+                if runner.progress is not None:
+                    runner.progress(runner.summary)
                 self._decide_ready()
                 self._start_queued()
                 warm_ahead(

@@ -148,6 +148,8 @@ class RunSteps:
     def advance(self, run_id: str) -> None:
         """Decide every waiting stage whose upstream stages are all done (restored, skipped
         or enqueued), or ended otherwise (not run); then the run's own state."""
+        if not self.runs.info(run_id).detached:
+            return  # an attached run's coordinator decides and concludes it
         progress = True
         while progress:
             progress = False

@@ -27,6 +27,7 @@ from executor.errors import (
     RemoteError,
     StageCancelled,
 )
+from executor.fleet.attached import AttachedRun
 from executor.fleet.config import REDIS_TIMEOUT, FleetConfig, connect
 from executor.fleet.jobs import Follow
 from executor.fleet.keys import (
@@ -59,8 +60,11 @@ RETRIES = 2  # runs of a stage again after its worker was lost (a stage's own fa
 class FleetBackend:
     """Submits the stages that must run to the fleet and brings their outputs home."""
 
-    def __init__(self, ws: Workspace, config: FleetConfig, jobs: int = 1) -> None:
+    def __init__(
+        self, ws: Workspace, config: FleetConfig, jobs: int = 1, record: AttachedRun | None = None
+    ) -> None:
         self.ws = ws
+        self.record = record  # the submission's run in Redis, if it has one
         self.config = config
         self.redis = connect(config.redis_url, timeout=REDIS_TIMEOUT)
         self.routes = Routes(self.redis, config, ws.root)
@@ -217,9 +221,7 @@ class FleetBackend:
                         return ended, True
                 job = self._enqueue(queue, spec, job_id, lease)
             else:
-                io.log(f"executor: following job {other.id}, the same work submitted elsewhere")
-                followed.add(other.id)
-                job = other
+                job = self._follow(other, spec, queue, io, followed)
             follow = Follow(self.redis, job, spec.address, io)
             try:
                 return follow.result(cancel, own=other is None, queue=queue), False
@@ -251,8 +253,20 @@ class FleetBackend:
         entry = self.lookup(key, digest, env=env, layout=lambda: layout)
         return None if entry is None else JobResult(spec.address, entry, digest, 0.0)
 
+    def _follow(
+        self, other: Any, spec: JobSpec, queue: Any, io: StageIO, followed: set[str]
+    ) -> Any:
+        io.log(f"executor: following job {other.id}, the same work submitted elsewhere")
+        followed.add(other.id)
+        if self.record is not None:
+            self.record.enqueued(spec.address, other.id, queue.name, follows=True)
+        return other
+
     def _enqueue(self, queue: Any, spec: JobSpec, job_id: str, lease: str) -> Any:
         try:
+            if self.record is not None:
+                self.record.check(spec.address)  # cancelled from another shell
+                self.record.enqueued(spec.address, job_id, queue.name)
             with redis_errors("submitting the job"):
                 return queue.enqueue(
                     JOB_FUNCTION,

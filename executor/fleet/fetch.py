@@ -54,6 +54,11 @@ class RunFetch:
 
     def land(self, echo: Callable[[str], None]) -> Landed:
         info = self.info
+        if not info.detached:
+            raise UserError(
+                f"run {info.id} was an attached submission: its results landed where it was "
+                "submitted from as it ran; nothing to fetch (submit with --detach to fetch later)"
+            )
         if info.state == "running":
             left = sum(
                 1 for s in self.stages.values() if s.state in ("waiting", "queued", "running")
