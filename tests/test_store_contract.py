@@ -114,6 +114,22 @@ class TestObjectStoreContract:
         )
         assert backend.store.get_bytes(md5(manifest) + ".dir") == manifest
 
+    def test_remove_all_empties_the_store_and_nothing_beside_it(
+        self, backend: Backend, tmp_path: Path, request: pytest.FixtureRequest
+    ) -> None:
+        backend.store.put_bytes(md5(b"hello\n"), b"hello\n")
+        backend.store.write_run("9b" * 32, "cc" * 32, b"cmd: x\n")
+        if isinstance(backend.store, LocalStore):
+            beside: ObjectStore = LocalStore(tmp_path / "store-other")
+        else:
+            bucket = request.getfixturevalue("s3_bucket")
+            beside = S3Store(make_client(bucket.endpoint), bucket.name, "some/prefix-other")
+        beside.put_bytes(md5(b"kept\n"), b"kept\n")  # a name the store's own starts
+        backend.store.remove_all()
+        assert backend.keys() == []
+        assert beside.get_bytes(md5(b"kept\n")) == b"kept\n"
+        beside.close()
+
     def test_file_round_trip_writes_destination_whole(
         self, backend: Backend, tmp_path: Path
     ) -> None:

@@ -233,6 +233,11 @@ class ObjectStore(Protocol):
         """(key, value) of every executor record in the store: one listing."""
         ...
 
+    def remove_all(self) -> None:
+        """Remove everything the store holds, objects and entries alike: for a scratch
+        store (store.scratch) that one job's uncommitted outputs passed through."""
+        ...
+
     def close(self) -> None:
         """Release threads and connections (the store is not used afterwards)."""
         ...

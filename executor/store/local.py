@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -77,6 +78,9 @@ class LocalStore(RunsFromPart):
         if self._legacy_view is None:
             self._legacy_view = LocalStore(self.root, self.links, legacy=True)
         return self._legacy_view
+
+    def remove_all(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def close(self) -> None:
         """Nothing to release."""

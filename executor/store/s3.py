@@ -82,6 +82,14 @@ class S3Store(RunsFromPart):
     def client(self) -> S3Client:
         return self._bucket.client
 
+    def remove_all(self) -> None:
+        bucket = self._bucket
+        with bucket.errors("removing the store's objects"):
+            keys = [o["Key"] for o in bucket.list(bucket.key(""))]
+            for start in range(0, len(keys), 1000):  # S3's batch limit
+                batch = [{"Key": k} for k in keys[start : start + 1000]]
+                bucket.client.delete_objects(Bucket=bucket.name, Delete={"Objects": batch})
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
