@@ -54,6 +54,8 @@ from executor.settings import Settings
 from executor.stageio import StageIO
 from executor.store.base import ObjectStore
 from executor.store.local import LocalStore
+from executor.store.open import open_store
+from executor.store.scratch import scratch_url
 from worker import runjobs
 from worker.config import worker_config
 from worker.events import Events
@@ -169,19 +171,38 @@ def _run(
                 mounts=mounts, io=io,
             )  # fmt: skip
             request = replace(request, gpu_devices=config.ceilings.gpus.device_ids(limits.gpus))
+            run_spec, out_store = _outputs_to(spec, store, job_id, undo)
             result = execute(
-                spec,
+                run_spec,
                 workspace,
-                store=store,
-                runcache=RunCache(store, trust_dvc_runs=settings.trust_dvc_runs),
+                store=out_store,
+                runcache=RunCache(out_store, trust_dvc_runs=settings.trust_dvc_runs),
                 sandbox=sandbox,
                 hasher=hasher,
                 request=request,
                 fixed_deps=True,
                 layout=spec.layout(),
             )
-        _recorded(spec, result, store, redis)
+        if spec.commit:
+            _recorded(spec, result, store, redis)
         return result
+
+
+def _outputs_to(
+    spec: JobSpec, store: ObjectStore, job_id: str, undo: ExitStack
+) -> tuple[JobSpec, ObjectStore]:
+    """Where the job's outputs go, and the spec that stores them there. A `--no-commit`
+    job's go to its scratch store (store.scratch), which its submitter empties once they
+    are home, and make no run-cache entry or record anywhere: nothing of them stays in the
+    fleet's store."""
+    if spec.commit:
+        return spec, store
+    config = worker_config()
+    scratch = open_store(scratch_url(config.store_url, job_id), Settings.from_env(config.env))
+    undo.callback(scratch.close)
+    if not isinstance(scratch, LocalStore):
+        scratch = PatientStore(scratch, config.store_patience)
+    return replace(spec, commit=True, cacheable=False), scratch
 
 
 def _placements(

@@ -112,5 +112,8 @@ class PatientStore:
     def all_records(self) -> set[tuple[str, str]]:
         return self._patiently("listing run records", self.inner.all_records)
 
+    def remove_all(self) -> None:
+        self._patiently("removing a scratch store", self.inner.remove_all)
+
     def close(self) -> None:
         self.inner.close()

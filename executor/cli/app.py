@@ -131,9 +131,6 @@ def submit(
     def fleet(settings: Settings) -> FleetConfig:
         return FleetConfig.from_options(redis_url, store_url, queue, os.environ, settings)
 
-    if options["no_commit"]:
-        _error("--no-commit cannot be used with submit (outputs come back through the store)")
-        sys.exit(EXIT_USAGE)
     if detach and options["dry"]:
         _error("--detach and --dry do not go together: --dry submits nothing")
         sys.exit(EXIT_USAGE)

@@ -18,9 +18,8 @@ from dataclasses import replace
 from typing import Any
 
 from executor.coordinator.outputs import checkout_entry
-from executor.dvcformat.entry import Entry, stage_key
+from executor.dvcformat.entry import stage_key
 from executor.errors import (
-    ConfigError,
     ExecutorError,
     FleetError,
     JobLost,
@@ -32,20 +31,20 @@ from executor.fleet.config import REDIS_TIMEOUT, FleetConfig, connect
 from executor.fleet.jobs import Follow
 from executor.fleet.keys import (
     EVENTS_TTL,
-    IMAGES_KEY,
     JOB_FUNCTION,
     RunIndex,
-    is_image_digest,
     lease_key,
     redis_errors,
 )
 from executor.fleet.leases import Leases
+from executor.fleet.lookups import FleetLookups
 from executor.fleet.objects import FleetObjects
 from executor.fleet.results import check_result
 from executor.fleet.routing import Routes
+from executor.fleet.uncommitted import land_uncommitted, remove_scratch
 from executor.jobresult import JobResult
 from executor.jobspec import JobSpec
-from executor.runcache import LayoutOf, RunCache, RunHit, env_digest
+from executor.runcache import RunCache, env_digest
 from executor.stageio import StageIO
 from executor.store.base import ObjectStore
 from executor.store.open import open_store
@@ -57,7 +56,7 @@ RECHECK_AFTER = 1.0  # seconds after a lookup missed beyond which it is worth as
 RETRIES = 2  # runs of a stage again after its worker was lost (a stage's own failure: none)
 
 
-class FleetBackend:
+class FleetBackend(FleetLookups):
     """Submits the stages that must run to the fleet and brings their outputs home."""
 
     def __init__(
@@ -75,98 +74,22 @@ class FleetBackend:
         self.index = RunIndex(self.redis)
         self._image_names: dict[str, str] = {}  # digest -> the image name resolved to it
         self.objects = FleetObjects(ws, self.store)
+        self._enqueued: dict[str, list[str]] = {}  # stage -> the ids of the jobs it took
 
-    # -- Backend -------------------------------------------------------------------------------
-    def resolve_image(self, image: str) -> str:
-        """The digest the fleet's workers last resolved `image` to. Unknown until a worker
-        has run it: lookups then miss, and the worker records the digest with its entry."""
-        if image.startswith("sha256:"):
-            self._image_names[image] = image
-            return image
-        with redis_errors("reading image digests"):
-            digest = self.redis.hget(IMAGES_KEY, image)
-        text = digest.decode("utf-8", "replace") if digest else ""
-        if not is_image_digest(text):  # none yet, or not what a worker writes: unknown
-            return f"unresolved:{image}"
-        self._image_names[text] = image
-        return text
-
-    def lookup(
-        self,
-        key: str,
-        image_digest: str,
-        *,
-        env: str | None = None,
-        fetch: bool = True,
-        layout: LayoutOf | None = None,
-    ) -> Entry | None:
-        """A usable entry of the fleet's run-cache, its outputs fetched into the local cache
-        (without `fetch`, as --dry: found and checked only); `layout` as RunCache.check.
-
-        The Redis index names candidate entries (saving a listing of the store); each is
-        read and checked in the store, which alone decides. Entries the index lacks are
-        looked for in the store and indexed."""
-        # The digest came from Redis: the record must say a worker resolved this very
-        # reference to it (a tag pointed at another image would not match).
-        image = self._image_names.get(image_digest)
-        with redis_errors("looking up the run-cache index"):
-            values = self.index.values(key, image_digest)
-        for value in values:
-            hit = self.runcache.check(
-                key, value, image_digest, env, image=image, layout=layout, objects=not fetch
-            )
-            if hit is not None and (not fetch or self._fetched(hit, env, layout)):
-                return hit.entry
-        hit = self.runcache.lookup(key, image_digest, env, image, layout)
-        if hit is None or not fetch:
-            return None if hit is None else hit.entry
-        if not self._fetched(hit, env, layout):
-            return None
-        if hit.image_digest is not None and image is not None:
-            with redis_errors("indexing a run"):
-                self.index.add(hit.entry, image, image_digest)
-        return hit.entry
-
-    def _fetched(self, hit: RunHit, env: str | None, layout: LayoutOf | None) -> bool:
-        """Fetch a hit's objects and record it locally; False if the store lacks some."""
-        try:
-            self.objects.fetch(hit.entry.get("outs", []))
-        except (RemoteError, ExecutorError) as exc:
-            log.warning("run %s/%s is not usable (%s)", hit.key, hit.value, exc)
-            return False
-        image = self._image_names.get(hit.image_digest or "")
-        if image is not None and hit.image_digest is not None:
-            # As after a run here: `executor run` and `dvc repro` find it in .dvc/cache.
-            # With the layout it was checked against: a worker's run stays one.
-            self.local_runs.save(
-                hit.entry,
-                image=image,
-                image_digest=hit.image_digest,
-                env=env,
-                layout=layout() if layout is not None else None,
-            )
-        else:
-            self.local_runs.save(hit.entry, image=None, image_digest=None)
-        return True
-
+    # -- Backend (resolve_image and lookup: FleetLookups) ---------------------------------
     def execute(
         self,
         spec: JobSpec,
         io: StageIO,
     ) -> JobResult:
-        if not spec.commit:
-            raise ConfigError(
-                f"stage '{spec.address}': --no-commit cannot be used with submit (outputs "
-                "come back through the store); use `executor run --no-commit`"
-            )
         looked = time.monotonic()  # the runner's lookup missed just now
         # Every output travels through the store, `cache: false` ones too.
         outs = tuple(replace(o, committed=True) for o in spec.outs)
         spec = replace(spec, outs=outs, inputs=self.objects.push_inputs(spec, io.cancel))
+        if not spec.commit:
+            return self._uncommitted(spec, io, looked)
         result, confirmed = self._run(spec, io, looked)
-        check_result(spec, result)
-        if result.entry.get("params"):  # through JSON its int keys became strings: ours back
-            result = replace(result, entry={**result.entry, "params": dict(spec.params)})
+        result = self._checked(spec, result)
         env, layout = env_digest(spec.env), spec.layout()
         made = (result.entry, result.image_digest, env, spec.image, lambda: layout)
         if not confirmed and not self.runcache.produced(*made):
@@ -186,6 +109,25 @@ class FleetBackend:
                 result.entry, image=spec.image, image_digest=digest, env=env, layout=layout
             )
         return result
+
+    def _checked(self, spec: JobSpec, result: JobResult) -> JobResult:
+        check_result(spec, result)
+        if result.entry.get("params"):  # through JSON its int keys became strings: ours back
+            result = replace(result, entry={**result.entry, "params": dict(spec.params)})
+        return result
+
+    def _uncommitted(self, spec: JobSpec, io: StageIO, looked: float) -> JobResult:
+        """--no-commit (fleet.uncommitted): the outputs land in the workspace only."""
+        try:
+            result = self._checked(spec, self._run(spec, io, looked)[0])
+            cached = {o.path: o.cached for o in spec.outs}
+            outs = list(result.entry.get("outs", []))
+            job_id = self._enqueued[spec.address][-1]
+            land_uncommitted(self.ws, self.config.store_url, job_id, wdir=spec.wdir, outs=outs,
+                             cached=cached)  # fmt: skip
+            return result
+        finally:
+            remove_scratch(self.ws, self.config.store_url, self._enqueued.pop(spec.address, []))
 
     def _run(
         self,
@@ -209,12 +151,14 @@ class FleetBackend:
             if cancel.is_set():
                 raise StageCancelled(spec.address)
             job_id = f"executor-{uuid.uuid4().hex}"
-            other = self.leases.claim(lease, job_id, cancel, followed) if spec.cacheable else None
+            # --no-commit work is never shared: its outputs come back through its own job.
+            shared = spec.cacheable and spec.commit
+            other = self.leases.claim(lease, job_id, cancel, followed) if shared else None
             if other is None:
                 if cancel.is_set():
                     self.leases.release(lease, job_id)
                     raise StageCancelled(spec.address)
-                if spec.cacheable and time.monotonic() - looked > RECHECK_AFTER:
+                if shared and time.monotonic() - looked > RECHECK_AFTER:
                     ended = self._ran_meanwhile(spec, key, env, layout)
                     if ended is not None:
                         self.leases.release(lease, job_id)
@@ -263,6 +207,7 @@ class FleetBackend:
         return other
 
     def _enqueue(self, queue: Any, spec: JobSpec, job_id: str, lease: str) -> Any:
+        self._enqueued.setdefault(spec.address, []).append(job_id)
         try:
             if self.record is not None:
                 self.record.check(spec.address)  # cancelled from another shell

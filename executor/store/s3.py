@@ -37,6 +37,7 @@ from executor.store.s3runs import S3Runs
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 PART_SIZE = 8 * 1024 * 1024  # larger objects go in parts, in parallel (as boto3 does)
 STREAM_RATE = 96 * 1024 * 1024  # bytes/s: a download stream slower than this goes parallel
@@ -87,7 +88,9 @@ class S3Store(RunsFromPart):
         with bucket.errors("removing the store's objects"):
             keys = [o["Key"] for o in bucket.list(bucket.key(""))]
             for start in range(0, len(keys), 1000):  # S3's batch limit
-                batch = [{"Key": k} for k in keys[start : start + 1000]]
+                batch: list[ObjectIdentifierTypeDef] = [
+                    {"Key": k} for k in keys[start : start + 1000]
+                ]
                 bucket.client.delete_objects(Bucket=bucket.name, Delete={"Objects": batch})
 
     def close(self) -> None:
