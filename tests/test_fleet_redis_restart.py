@@ -63,3 +63,41 @@ def test_an_attached_submit_and_its_worker_ride_out_a_redis_restart(
         assert fleet.worker.poll() is None  # the worker rode it out too
     finally:
         stop_worker(fleet.worker)
+
+
+def test_a_detached_run_rides_out_a_redis_restart(
+    make_repo: Callable[..., Path],
+    persistent_redis: PersistentRedis,
+    s3_bucket: Bucket,
+    busybox_image: str,
+    docker_client: Any,
+    tmp_path: Path,
+) -> None:
+    from tests.test_fleet_detached import cli, detach, ended, wait_for
+
+    env = fleet_env(persistent_redis.url, s3_bucket.url("fleet"), s3_bucket.endpoint)
+    log, home = tmp_path / "worker.log", tmp_path / "worker-home"
+    fleet = Fleet(
+        persistent_redis.url, env["EXECUTOR_STORE"], env, start_worker(env, home, log), log
+    )
+    try:
+        fleet.wait_for_workers(1)
+        root = make_repo(PIPELINE)
+        run_id = detach(root, fleet, busybox_image)
+        wait_for(root, fleet, run_id, lambda d: d["stages"]["first"]["state"] == "running")
+        persistent_redis.kill()
+        [workspace] = home.glob("jobs/*/ws")
+        (workspace / "go").write_text("")  # the stage ends while Redis is away
+        deadline = time.monotonic() + 60
+        while docker_client.containers.list(filters={"label": "executor.stage=first"}):
+            assert time.monotonic() < deadline, fleet.worker_log()
+            time.sleep(0.05)
+        persistent_redis.start()
+        doc = wait_for(root, fleet, run_id, ended, timeout=240)
+        assert doc["run"]["state"] == "succeeded", doc
+        assert [s["attempts"] for s in doc["stages"].values()] == [1, 1]  # each stage once
+        assert cli(root, fleet, "fetch", run_id).returncode == 0
+        assert (root / "out.txt").read_text() == "x\nx\n"
+        assert fleet.worker.poll() is None
+    finally:
+        stop_worker(fleet.worker)
