@@ -13,6 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import redis
+from rq.job import Job
+
 from tests.fixtures.fleet import Fleet, outputs, submit
 from tests.fixtures.repos import run_cli
 
@@ -111,6 +114,10 @@ def test_a_detached_run_fetched_gives_what_dvc_repro_gives(
     assert {a: s["state"] for a, s in doc["stages"].items()} == {
         "prepare": "ran", "train": "ran", "report": "ran", "other": "ran"
     }  # fmt: skip
+    job = Job.fetch(
+        doc["stages"]["prepare"]["job"], connection=redis.Redis.from_url(fleet.redis_url)
+    )
+    assert job.description.startswith("stage prepare of ours (")  # as `rq info` shows it
     listed = cli(ours, fleet, "runs")
     assert run_id in listed.stdout and "succeeded" in listed.stdout, listed.stdout
     log = cli(ours, fleet, "logs", run_id, "prepare")

@@ -59,6 +59,7 @@ class RunSteps:
         """Enqueue the stage's job if its state is one of `after`; the job's id, or None if
         another actor moved the stage first."""
         old = self.runs.stage(run_id, address)
+        info = self.runs.info(run_id)
         job_id = new_job_id()
         new = StageState(
             state="queued", job=job_id, queue=queue, queued=time.time(), attempts=old.attempts + 1
@@ -77,7 +78,7 @@ class RunSteps:
             job_timeout=-1,  # the stage's own timeout (meta.executor.timeout) applies
             result_ttl=EVENTS_TTL,
             failure_ttl=EVENTS_TTL,
-            description=f"stage {address} of run {run_id}",
+            description=f"stage {address} of {info.where()}, run {run_id}",
         )
         return job_id
 

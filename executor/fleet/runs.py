@@ -91,6 +91,10 @@ class RunInfo:
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    def where(self) -> str:
+        """The repository as RQ's tools show it: `name (user@host)`."""
+        return f"{os.path.basename(self.repo.rstrip('/'))} ({self.user}@{self.host})"
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RunInfo:
         try:
