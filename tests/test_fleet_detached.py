@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 from rq.job import Job
+from rq.serializers import JSONSerializer
 
 from tests.fixtures.fleet import Fleet, outputs, submit
 from tests.fixtures.repos import run_cli
