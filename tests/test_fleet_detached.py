@@ -115,9 +115,8 @@ def test_a_detached_run_fetched_gives_what_dvc_repro_gives(
     assert {a: s["state"] for a, s in doc["stages"].items()} == {
         "prepare": "ran", "train": "ran", "report": "ran", "other": "ran"
     }  # fmt: skip
-    job = Job.fetch(
-        doc["stages"]["prepare"]["job"], connection=redis.Redis.from_url(fleet.redis_url)
-    )
+    client = redis.Redis.from_url(fleet.redis_url)
+    job = Job.fetch(doc["stages"]["prepare"]["job"], connection=client, serializer=JSONSerializer)
     assert job.description.startswith("stage prepare of ours (")  # as `rq info` shows it
     listed = cli(ours, fleet, "runs")
     assert run_id in listed.stdout and "succeeded" in listed.stdout, listed.stdout
