@@ -6,6 +6,7 @@ InvalidJobSpec naming the field, so a worker or a coordinator refuses what does 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
@@ -57,3 +58,11 @@ def mapping_field(d: Mapping[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise InvalidJobSpec(f"job spec field '{name}' must be a mapping with string keys")
     return dict(value)
+
+
+_IMAGE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def is_image_digest(value: object) -> TypeGuard[str]:
+    """An image digest as a worker's engine resolves one (`sha256:` and 64 hex digits)."""
+    return isinstance(value, str) and _IMAGE_DIGEST.fullmatch(value) is not None

@@ -8,17 +8,14 @@ write to Redis writes them, so `JobResult.from_dict` validates every field and
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from executor.dvcformat.entry import Entry
 from executor.errors import WIRE_KINDS, ExecutorError, InvalidJobSpec, RemoteError
-from executor.jobfields import string_field
-
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")  # an image id, as a worker's engine gives it
-_RUN_KEY = re.compile(r"[0-9a-f]{64}")
+from executor.jobfields import is_image_digest, string_field
+from executor.store.base import is_run_name
 
 
 @dataclass(frozen=True)
@@ -48,9 +45,9 @@ class JobResult:
         key = d.get("run_key")
         duration = d.get("duration")
         digest = string_field(d, "image_digest")
-        if not _DIGEST.fullmatch(digest):
+        if not is_image_digest(digest):
             raise InvalidJobSpec(f"job result field 'image_digest' is not an image id: {digest!r}")
-        if key is not None and not (isinstance(key, str) and _RUN_KEY.fullmatch(key)):
+        if key is not None and not (isinstance(key, str) and is_run_name(key)):
             raise InvalidJobSpec("job result field 'run_key' is not a run-cache key")
         return cls(
             address=string_field(d, "address"),

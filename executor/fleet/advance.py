@@ -25,10 +25,10 @@ from executor.fleet.keys import (
     JOB_FUNCTION,
     WAITING,
     cancel_key,
-    is_image_digest,
 )
 from executor.fleet.runs import ENDED, LIVE, SETTLED, Runs, StageState
 from executor.fleet.templates import Template, fill, key_of, restored_entry, unchanged
+from executor.jobfields import is_image_digest
 from executor.jobspec import JobSpec
 from executor.runcache import RunCache, env_digest
 from executor.store.base import ObjectStore

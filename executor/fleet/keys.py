@@ -36,17 +36,11 @@ return 0
 
 
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def is_job_id(value: str) -> bool:
     """A job id as coordinators make them: safe in a Redis key, a folder name, a label."""
     return _JOB_ID.fullmatch(value) is not None
-
-
-def is_image_digest(value: str) -> bool:
-    """An image digest as a worker resolves one (`sha256:` and 64 hex digits)."""
-    return _DIGEST.fullmatch(value) is not None
 
 
 def events_key(job_id: str) -> str:

@@ -8,8 +8,9 @@ from typing import Any
 
 from executor.dvcformat.entry import Entry
 from executor.errors import ExecutorError, RemoteError
-from executor.fleet.keys import IMAGES_KEY, RunIndex, is_image_digest, redis_errors
+from executor.fleet.keys import IMAGES_KEY, RunIndex, redis_errors
 from executor.fleet.objects import FleetObjects
+from executor.jobfields import is_image_digest
 from executor.runcache import LayoutOf, RunCache, RunHit
 
 log = logging.getLogger(__name__)
