@@ -71,14 +71,15 @@ def run_once(
         raise StageCancelled(address)
     lease = work_lease(spec, job.origin, moves.store_url) if spec.cacheable else None
     leases = Leases(redis, JSONSerializer())
-    while True:
-        entry, digest = moves.cached(spec) if lease is not None else (None, "")
-        if entry is not None:
+    while lease is not None:
+        other = leases.claim(lease, job.id, cancel, set())
+        if other is None:  # ours: a job that held it before has recorded its run by now
+            entry, digest = moves.cached(spec)
+            if entry is None:
+                break
+            leases.release(lease, job.id)
             result = JobResult(address, restored_entry(spec, entry), digest, 0.0)
             return {"ok": True, "result": result.to_dict(), "restored": True}
-        other = leases.claim(lease, job.id, cancel, set()) if lease is not None else None
-        if other is None:
-            break
         if other.get_status(refresh=True).value in WAITING:
             moves.enqueue(run_id, address, spec, job.origin, after=("running",))
             failure = {

@@ -221,11 +221,9 @@ def _attached_run(
     if config is None or options.dry or options.detach:
         return None
     from executor.fleet.attached import AttachedRun
-    from executor.fleet.config import REDIS_TIMEOUT, connect
 
     order = [s.address for s in dag.order(options.targets, options.downstream)]
-    redis = connect(config.redis_url, timeout=REDIS_TIMEOUT)
-    return AttachedRun(redis, str(root), config.store_url, order)
+    return AttachedRun(str(root), config.store_url, order, partial(click.echo, err=True))
 
 
 def _plan(runner: Runner, record: AttachedRun | None) -> RunSummary:
@@ -237,10 +235,6 @@ def _plan(runner: Runner, record: AttachedRun | None) -> RunSummary:
     if record is None:
         return run_plan(runner)
     runner.progress = record.progress
-    run_id = record.info.id
-    click.echo(
-        f"executor: fleet run {run_id} (`executor status {run_id}` from any shell)", err=True
-    )
     summary = runner.summary
     try:
         summary = run_plan(runner)

@@ -7,6 +7,7 @@ a cancel request before enqueueing anything."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -30,9 +31,10 @@ STATES = {
 class AttachedRun:
     """The record of one attached submission."""
 
-    def __init__(self, redis: Any, root: str, store_url: str, order: list[str]) -> None:
+    def __init__(
+        self, root: str, store_url: str, order: list[str], announce: Callable[[str], None]
+    ) -> None:
         user, host = who()
-        self.runs = Runs(redis)
         self.info = RunInfo(
             id=new_run_id(),
             user=user,
@@ -44,8 +46,23 @@ class AttachedRun:
             waits={},
             detached=False,
         )
-        self.runs.create(self.info, {}, {a: StageState(state="waiting") for a in order})
+        self.announce = announce
+        self.runs: Runs | None = None  # until the submission first needs the fleet
         self.written: dict[str, str] = {}
+
+    def start(self, redis: Any) -> None:
+        """Record the run, once the submission needs the fleet (its backend is made): a
+        submission with nothing to look up or run needs no Redis, and records nothing."""
+        self.runs = Runs(redis)
+        states = {a: StageState(state="waiting") for a in self.info.order}
+        self.runs.create(self.info, {}, states)
+        run_id = self.info.id
+        self.announce(f"executor: fleet run {run_id} (`executor status {run_id}` from any shell)")
+
+    @property
+    def _runs(self) -> Runs:
+        assert self.runs is not None, "AttachedRun.start first"
+        return self.runs
 
     def enqueued(self, address: str, job_id: str, queue: str, *, follows: bool = False) -> None:
         """The stage's job: its own, or another submission's it follows."""
@@ -56,10 +73,10 @@ class AttachedRun:
             queued=time.time(),
             note="follows the same work submitted elsewhere" if follows else "",
         )
-        self.runs.move(self.info.id, address, ("waiting", "queued", "running"), state)
+        self._runs.move(self.info.id, address, ("waiting", "queued", "running"), state)
 
     def cancelled(self) -> bool:
-        return self.runs.info(self.info.id).state == "cancelled"
+        return self._runs.info(self.info.id).state == "cancelled"
 
     def check(self, address: str) -> None:
         """StageCancelled if the run was cancelled from another shell."""
@@ -68,6 +85,8 @@ class AttachedRun:
 
     def progress(self, summary: RunSummary) -> None:
         """Write the states of the stages that settled since the last call."""
+        if self.runs is None:
+            return
         now = time.time()
         for address, status in list(summary.status.items()):
             state = STATES.get(status)
@@ -76,7 +95,7 @@ class AttachedRun:
             error = summary.errors.get(address)
             if isinstance(error, StageCancelled):
                 state = "cancelled"
-            old = self.runs.stage(self.info.id, address)
+            old = self._runs.stage(self.info.id, address)
             self.written[address] = status
             if old.state == "cancelled":
                 continue  # cancelled from another shell: it stays so
@@ -87,13 +106,15 @@ class AttachedRun:
                 ended=now,
                 error=failure_to_dict(error) if error is not None else None,
             )
-            self.runs.move(self.info.id, address, ("*",), new)
+            self._runs.move(self.info.id, address, ("*",), new)
 
     def finish(self, summary: RunSummary) -> None:
         """The run's states once the submission ends."""
+        if self.runs is None:
+            return
         self.progress(summary)
-        info = self.runs.info(self.info.id)
-        stages = self.runs.stages(self.info.id)
+        info = self._runs.info(self.info.id)
+        stages = self._runs.stages(self.info.id)
         if summary.interrupted or any(s.state == "cancelled" for s in stages.values()):
             info.state = "cancelled"
         elif summary.ok:
@@ -102,11 +123,11 @@ class AttachedRun:
             info.state = "failed"
         for address, state in stages.items():
             if state.state in ("waiting", "queued", "running"):
-                self.runs.move(
+                self._runs.move(
                     self.info.id, address, ("*",), replace(state, state=_left(info.state))
                 )
         info.ended = time.time()
-        self.runs.set_info(info)
+        self._runs.set_info(info)
 
 
 def _left(run_state: str) -> str:

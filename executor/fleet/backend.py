@@ -66,6 +66,8 @@ class FleetBackend(FleetLookups):
         self.record = record  # the submission's run in Redis, if it has one
         self.config = config
         self.redis = connect(config.redis_url, timeout=REDIS_TIMEOUT)
+        if record is not None:
+            record.start(self.redis)
         self.routes = Routes(self.redis, config, ws.root)
         self.leases = Leases(self.redis, self.routes.default.serializer)
         self.store: ObjectStore = open_store(config.store_url, ws.settings, base=ws.root)
@@ -158,8 +160,8 @@ class FleetBackend(FleetLookups):
                 if cancel.is_set():
                     self.leases.release(lease, job_id)
                     raise StageCancelled(spec.address)
-                if shared and time.monotonic() - looked > RECHECK_AFTER:
-                    ended = self._ran_meanwhile(spec, key, env, layout)
+                if shared:  # a job that held the lease until now has indexed its run
+                    ended = self._ran_meanwhile(spec, key, env, layout, looked)
                     if ended is not None:
                         self.leases.release(lease, job_id)
                         return ended, True
@@ -190,11 +192,16 @@ class FleetBackend(FleetLookups):
                     self.leases.release(lease, job_id)
             looked = 0.0  # time has passed: look again before enqueueing
 
-    def _ran_meanwhile(self, spec: JobSpec, key: str, env: str, layout: str) -> JobResult | None:
+    def _ran_meanwhile(
+        self, spec: JobSpec, key: str, env: str, layout: str, looked: float
+    ) -> JobResult | None:
         """The run-cache's result for this work, should a job have finished it since the
-        runner's lookup missed; its outputs fetched, as `lookup` does."""
+        runner's lookup missed (only the Redis index is asked if that was a moment ago: the
+        job indexed its run before it let go of the lease we now hold); its outputs
+        fetched, as `lookup` does."""
         digest = self.resolve_image(spec.image)
-        entry = self.lookup(key, digest, env=env, layout=lambda: layout)
+        recent = time.monotonic() - looked <= RECHECK_AFTER
+        entry = self.lookup(key, digest, env=env, layout=lambda: layout, index_only=recent)
         return None if entry is None else JobResult(spec.address, entry, digest, 0.0)
 
     def _follow(

@@ -48,13 +48,15 @@ class FleetLookups:
         env: str | None = None,
         fetch: bool = True,
         layout: LayoutOf | None = None,
+        index_only: bool = False,
     ) -> Entry | None:
         """A usable entry of the fleet's run-cache, its outputs fetched into the local cache
         (without `fetch`, as --dry: found and checked only); `layout` as RunCache.check.
 
         The Redis index names candidate entries (saving a listing of the store); each is
         read and checked in the store, which alone decides. Entries the index lacks are
-        looked for in the store and indexed."""
+        looked for in the store and indexed (unless `index_only`: what a worker finished
+        since the last full look is in the index already)."""
         # The digest came from Redis: the record must say a worker resolved this very
         # reference to it (a tag pointed at another image would not match).
         image = self._image_names.get(image_digest)
@@ -66,7 +68,7 @@ class FleetLookups:
             )
             if hit is not None and (not fetch or self._fetched(hit, env, layout)):
                 return hit.entry
-        hit = self.runcache.lookup(key, image_digest, env, image, layout)
+        hit = None if index_only else self.runcache.lookup(key, image_digest, env, image, layout)
         if hit is None or not fetch:
             return None if hit is None else hit.entry
         if not self._fetched(hit, env, layout):
