@@ -3,7 +3,7 @@ cancel/fetch`) by a Redis writer (not trusted: docs/security.md) and by a stage'
 ids, stage addresses, templates, stage states and job->run bindings in Redis are all the
 attacker's. Real redis-server, moto_server, `executor-worker` processes and Docker.
 
-A test marked xfail(strict) asserts the safe behaviour of a weakness still open."""
+Each weakness the review found is fixed; its test asserts the safe behaviour."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
 
 from executor.fleet.keys import JOB_FUNCTION, events_key
@@ -130,11 +129,6 @@ def _redis_cli(tmp_path: Path, redis_url: str, *args: str) -> subprocess.Complet
 # --- fetch: what it checks out must be confirmed by the fleet's own store ------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fetch opens the store named by the run record in Redis (RunInfo.store_url), so a "
-    "Redis writer points it at a store of its own whose records confirm any result",
-)
 def test_fetch_does_not_take_the_store_from_the_run_record(
     make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, tmp_path: Path
 ) -> None:
@@ -182,11 +176,6 @@ def _victim_and_attacker(
     return victim, run_id, theirs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fetch verifies no 'skipped' stage, and fills a downstream stage's deps from the "
-    "upstream results in Redis (RunSteps.spec_of), not from the results it verified",
-)
 def test_a_forged_skipped_upstream_does_not_make_fetch_land_another_runs_result(
     make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str
 ) -> None:
@@ -221,11 +210,6 @@ def test_a_forged_restored_result_is_refused_by_fetch(
     assert not (victim / "dvc.lock").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fetch checks a template's command, params and inputs against the workspace, but "
-    "takes its env (and image, limits, sources) from Redis: a run with another env lands",
-)
 def test_fetch_refuses_a_stage_run_with_an_environment_from_a_tampered_template(
     make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str
 ) -> None:
@@ -276,11 +260,6 @@ def test_a_forged_job_binding_runs_within_the_sandbox_but_fetch_refuses_its_resu
     assert not (root / "out.txt").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fetch accepts a 'kept' result when its entry is dvc.lock's, without checking that "
-    "the filled-in deps are still those dvc.lock records (templates.unchanged)",
-)
 def test_a_forged_kept_result_does_not_land_a_stale_stage(
     make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, dvc_cli: Any
 ) -> None:
@@ -366,12 +345,6 @@ def test_malformed_run_records_and_forged_bindings_do_not_stop_a_worker(
     assert list(outside.iterdir()) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a job whose filled-in spec the worker refuses never ends its stage: "
-    "runjobs.finish parses the spec again (JobSpec.from_dict raises) before "
-    "RunSteps.finished, so the stage stays 'queued' and the run 'running' for good",
-)
 def test_a_template_whose_source_escapes_the_workspace_fails_its_stage(
     make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, tmp_path: Path
 ) -> None:
@@ -403,8 +376,8 @@ def test_run_ids_with_path_characters_are_never_used(
     make_repo: Callable[..., Path], redis_url: str, tmp_path: Path
 ) -> None:
     """`fetch` writes `.dvc/tmp/executor/runs/<run_id>.json`: a run id from the command line
-    or the listing that climbs out is refused; a record whose own id does (under a real
-    run id's key) is used only under the key's id."""
+    or the listing that climbs out is refused; a record whose own id is not its key's (a
+    real run id's) is refused too, and left out of the listing."""
     client = _client(redis_url)
     root = make_repo(ONE)
     bad = "../../../../" + str(tmp_path / "pwned").lstrip("/")
@@ -416,21 +389,17 @@ def test_run_ids_with_path_characters_are_never_used(
     env = {"EXECUTOR_REDIS_URL": redis_url}
     listed = run_cli([sys.executable, "-m", "executor", "runs", "--json"], root, env)
     assert listed.returncode == 0, listed.stderr
-    assert [r["id"] for r in json.loads(listed.stdout)] == [bad]  # only the key's record
+    assert json.loads(listed.stdout) == []  # neither record is listed
     for command in ("fetch", "status", "cancel", "logs"):
         done = run_cli([sys.executable, "-m", "executor", command, bad], root, env)
         assert done.returncode == 2 and "is not a run id" in done.stderr, done.stderr
     fetched = run_cli([sys.executable, "-m", "executor", "fetch", FORGED_RUN], root, env)
-    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    assert fetched.returncode == 2, fetched.stdout + fetched.stderr
+    assert "its record names another run" in fetched.stderr
     assert not list(tmp_path.glob("pwned*"))
     assert not any("pwned" in p.name for p in tmp_path.rglob("*"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Runs.recent decodes run ids strictly (a non-UTF-8 member of executor:runs) and "
-    "`executor runs` tests `state in SETTLED` on a state that may be a list: a traceback",
-)
 def test_crafted_runs_do_not_break_the_runs_listing(redis_url: str, tmp_path: Path) -> None:
     client = _client(redis_url)
     _forge_run(client, FORGED_RUN, {"S": {"state": "ran"}})
@@ -444,11 +413,6 @@ def test_crafted_runs_do_not_break_the_runs_listing(redis_url: str, tmp_path: Pa
     assert FORGED_RUN in listed.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`executor logs` prints '[<address>] ' and `executor cancel` the names it asked to "
-    "stop as Redis has them: control characters reach the terminal",
-)
 def test_stage_names_from_redis_cannot_inject_control_sequences(
     redis_url: str, tmp_path: Path
 ) -> None:
@@ -466,11 +430,6 @@ def test_stage_names_from_redis_cannot_inject_control_sequences(
         assert "\x1b" not in done.stdout + done.stderr, repr(done.stdout)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="on a terminal `executor status` gives rich a title made of the run's user, host, "
-    "repository and state as Redis has them: rich passes ESC through",
-)
 def test_status_on_a_terminal_makes_the_runs_facts_visible(redis_url: str, tmp_path: Path) -> None:
     client = _client(redis_url)
     _forge_run(

@@ -12,7 +12,7 @@ from typing import Any
 
 from rq.serializers import JSONSerializer
 
-from executor.errors import ExecutorError, StageCancelled
+from executor.errors import ExecutorError, InvalidJobSpec, StageCancelled
 from executor.fleet.advance import RunSteps
 from executor.fleet.keys import ALIVE_TTL, WAITING, alive_key, lease_key
 from executor.fleet.leases import Leases
@@ -81,7 +81,7 @@ def run_once(
             result = JobResult(address, restored_entry(spec, entry), digest, 0.0)
             return {"ok": True, "result": result.to_dict(), "restored": True}
         if other.get_status(refresh=True).value in WAITING:
-            moves.enqueue(run_id, address, spec, job.origin, after=("running",))
+            moves.enqueue(run_id, address, spec, job.origin, after=("running",), replacing=job.id)
             failure = {
                 "kind": "requeued",
                 "message": f"stage '{address}': requeued behind {other.id}",
@@ -125,7 +125,11 @@ def finish(
     is logged: the outcome is in the job's stream and RQ's record already."""
     run_id, address = bound
     try:
-        steps(redis).finished(run_id, address, job_id, JobSpec.from_dict(spec), outcome)
+        parsed: JobSpec | None = JobSpec.from_dict(spec)
+    except InvalidJobSpec:
+        parsed = None  # refused: the stage fails, and is not run again
+    try:
+        steps(redis).finished(run_id, address, job_id, parsed, outcome)
     except Exception as exc:
         log.exception("job %s: cannot move run %s on: %s", job_id, run_id, exc)
 

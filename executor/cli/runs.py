@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import click
 
 from executor.cli.tables import duration, print_table
 from executor.cli.workers import redis_url_of
-from executor.errors import ExecutorError
+from executor.errors import ExecutorError, UserError
 from executor.terminal import shown, visible
 
 REDIS_OPTION = click.option(
@@ -144,7 +145,7 @@ def logs(run_id: str, stage: str | None, redis_url: str | None, follow: bool) ->
                 f"run {run_id} has no stage '{stage}'; `executor status {run_id}` lists them"
             )
         for address in order:
-            prefix = f"[{address}] " if stage is None else ""
+            prefix = f"[{shown(address)}] " if stage is None else ""
             _stage_log(redis, found, run_id, address, follow, prefix)
 
 
@@ -197,25 +198,29 @@ def cancel(run_id: str, stage: str | None, redis_url: str | None) -> None:
         if stage is not None and stage not in info.order:
             raise click.UsageError(f"run {run_id} has no stage '{stage}'")
         asked = steps.cancel(run_id, stage)
-    what = f"stage '{stage}' of run {run_id}" if stage else f"run {run_id}"
+    what = f"stage '{shown(stage)}' of run {run_id}" if stage else f"run {run_id}"
     click.echo(
         f"Cancelled {what}: {len(asked)} stage(s) asked to stop"
-        + (f" ({', '.join(asked)})" if asked else "")
+        + (f" ({shown(', '.join(asked))})" if asked else "")
     )
 
 
 @click.command()
 @click.argument("run_id", metavar="RUN")
 @REDIS_OPTION
-def fetch(run_id: str, redis_url: str | None) -> None:
+@click.option("--store", "store_url", default=None,
+              help="The fleet's store, as submit names it (EXECUTOR_STORE).")  # fmt: skip
+def fetch(run_id: str, redis_url: str | None, store_url: str | None) -> None:
     """Land a finished run in this workspace: outputs checked out and dvc.lock written, as
     `dvc repro` would leave them. Refused if the workspace's inputs are no longer those the
     run was submitted with."""
     from pathlib import Path
 
     from executor.fleet.advance import RunSteps
+    from executor.fleet.config import FleetConfig
     from executor.fleet.fetch import RunFetch
     from executor.pipeline import ParamsReader, build_dag, load_pipeline
+    from executor.redact import redact
     from executor.settings import settings_for
     from executor.store.open import open_store
     from executor.workspace import Workspace, find_root
@@ -225,8 +230,17 @@ def fetch(run_id: str, redis_url: str | None) -> None:
         root = find_root(Path.cwd())
         settings = settings_for(root)
         info = RunSteps(redis).runs.info(run_id)
+        # The store is this workspace's fleet store, never the one a run record names:
+        # whoever writes to Redis could name a store of theirs.
+        config = FleetConfig.from_options(redis_url, store_url, None, os.environ, settings)
+        if info.store_url != config.store_url:
+            raise UserError(
+                f"run {run_id} was submitted to the store {redact(info.store_url)}, this "
+                f"workspace's fleet store is {redact(config.store_url)}: pass --store or set "
+                "EXECUTOR_STORE to the store it was submitted to"
+            )
         dag = build_dag(load_pipeline(root, ParamsReader(root)))
-        store = open_store(info.store_url, settings, base=root)
+        store = open_store(config.store_url, settings, base=root)
         try:
             with Workspace(root, settings, Path.cwd()) as ws:
                 landed = RunFetch(ws, dag, RunSteps(redis, store, info.store_url), run_id).land(
@@ -238,9 +252,9 @@ def fetch(run_id: str, redis_url: str | None) -> None:
     for state in landed.status.values():
         counts[state] = counts.get(state, 0) + 1
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-    click.echo(f"Fetched run {run_id} ({landed.state}): {summary}")
+    click.echo(shown(f"Fetched run {run_id} ({landed.state}): {summary}"))
     for address, message in landed.failures.items():
-        click.echo(f"ERROR: stage '{address}': {shown(message)}", err=True)
+        click.echo(f"ERROR: stage '{shown(address)}': {shown(message)}", err=True)
     if landed.state != "succeeded":
         sys.exit(1)
 

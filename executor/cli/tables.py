@@ -34,7 +34,7 @@ def print_table(columns: Sequence[str], rows: list[list[str]], title: str) -> No
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(*columns, title=title)
+    table = Table(*columns, title=Text(shown(title)))
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))
     Console().print(table)

@@ -42,13 +42,14 @@ class StageSpecs:
             )
         return {**self.ws.settings.container_env, **{k: str(v) for k, v in extra.items()}}
 
-    def job_spec(self, stage: Stage, ev: Evaluation) -> JobSpec:
+    def job_spec(self, stage: Stage, ev: Evaluation, image: str | None = None) -> JobSpec:
+        """`image`: the stage's image if known otherwise (its image from elsewhere)."""
         return JobSpec(
             address=stage.address,
             dvc_stage=self.ws.dvc_stage(stage),
             cmd=stage.lock_cmd,
             lines=stage.lines,
-            image=self.image_of(stage),
+            image=image or self.image_of(stage),
             wdir=stage.wdir,
             deps=tuple(ev.deps),
             params=ev.params,

@@ -26,7 +26,8 @@ from executor.fleet.keys import (
     WAITING,
     cancel_key,
 )
-from executor.fleet.runs import ENDED, LIVE, SETTLED, Runs, StageState
+from executor.fleet.runrecords import StageState
+from executor.fleet.runs import ENDED, LIVE, SETTLED, Runs
 from executor.fleet.templates import Template, fill, key_of, restored_entry, unchanged
 from executor.jobfields import is_image_digest
 from executor.jobspec import JobSpec
@@ -54,17 +55,24 @@ class RunSteps:
 
     # -- enqueueing ---------------------------------------------------------------------------
     def enqueue(
-        self, run_id: str, address: str, spec: JobSpec, queue: str, *, after: tuple[str, ...]
+        self,
+        run_id: str,
+        address: str,
+        spec: JobSpec,
+        queue: str,
+        *,
+        after: tuple[str, ...],
+        replacing: str | None = None,
     ) -> str | None:
-        """Enqueue the stage's job if its state is one of `after`; the job's id, or None if
-        another actor moved the stage first."""
+        """Enqueue the stage's job if its state is one of `after` (and its job `replacing`,
+        if given); the job's id, or None if another actor moved the stage first."""
         old = self.runs.stage(run_id, address)
         info = self.runs.info(run_id)
         job_id = new_job_id()
         new = StageState(
             state="queued", job=job_id, queue=queue, queued=time.time(), attempts=old.attempts + 1
         )
-        if not self.runs.move(run_id, address, after, new):
+        if not self.runs.move(run_id, address, after, new, job=replacing):
             return None
         self.runs.bind_job(job_id, run_id, address)
         from rq import Queue
@@ -90,10 +98,15 @@ class RunSteps:
         if state.job != job_id or self.runs.info(run_id).state == "cancelled":
             return False
         new = replace(state, state="running", worker=worker, started=time.time())
-        return self.runs.move(run_id, address, ("queued",), new)
+        return self.runs.move(run_id, address, ("queued",), new, job=job_id)
 
     def finished(
-        self, run_id: str, address: str, job_id: str, spec: JobSpec, outcome: Mapping[str, Any]
+        self,
+        run_id: str,
+        address: str,
+        job_id: str,
+        spec: JobSpec | None,
+        outcome: Mapping[str, Any],
     ) -> None:
         """Record how the stage's job ended, then decide what waited for it. A job handed
         over by a draining worker is enqueued again; a lost one too, up to RETRIES times."""
@@ -103,10 +116,10 @@ class RunSteps:
         failure = outcome.get("failure") if not outcome.get("ok") else None
         kind = failure.get("kind") if isinstance(failure, Mapping) else None
         retry = kind in ("handed_over", "lost") and state.attempts <= RETRIES
-        if retry and self.enqueue(
-            run_id, address, spec, state.queue or "", after=("running", "queued")
-        ):
-            return
+        if retry and spec is not None:  # a spec that does not parse is never run again
+            where = (state.queue or "", ("running", "queued"), job_id)
+            if self.enqueue(run_id, address, spec, where[0], after=where[1], replacing=where[2]):
+                return
         new = replace(state, ended=time.time())
         if outcome.get("ok"):
             result = outcome.get("result")
@@ -119,7 +132,7 @@ class RunSteps:
             new = replace(
                 new, state="failed", error=dict(failure) if isinstance(failure, Mapping) else None
             )
-        self.runs.move(run_id, address, ("running", "queued"), new)
+        self.runs.move(run_id, address, ("running", "queued"), new, job=job_id)
         self.advance(run_id)
 
     def lost(self, job_id: str) -> None:

@@ -13,7 +13,8 @@ from typing import Any
 
 from executor.coordinator.types import RunSummary
 from executor.errors import StageCancelled
-from executor.fleet.runs import RunInfo, Runs, StageState, new_run_id, who
+from executor.fleet.runrecords import RunInfo, StageState, new_run_id, who
+from executor.fleet.runs import Runs
 from executor.jobresult import failure_to_dict
 
 # The runner's words for a settled stage -> the run record's.

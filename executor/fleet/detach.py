@@ -21,8 +21,8 @@ from executor.dvcformat.entry import Entry
 from executor.errors import ConfigError
 from executor.fleet.advance import RunSteps
 from executor.fleet.backend import FleetBackend
-from executor.fleet.runs import RunInfo, StageState, new_run_id, who
-from executor.fleet.submitted import keep_here
+from executor.fleet.runrecords import RunInfo, StageState, new_run_id, who
+from executor.fleet.submitted import Submitted, keep_here, template_digest
 from executor.fleet.templates import Template, sources_of
 from executor.jobspec import JobSpec
 from executor.pipeline.model import Stage
@@ -153,10 +153,14 @@ class DetachedRun:
             order=order,
             waits=self.waits,
         )
-        settled = {a: e for a, e in runner.results.items() if a not in self.templates}
-        keep_here(runner.ws.root, run_id, settled)
+        templates = {a: t.to_dict() for a, t in self.templates.items()}
+        kept = Submitted(
+            {a: e for a, e in runner.results.items() if a not in self.templates},
+            {a: template_digest(t) for a, t in templates.items()},
+        )
+        keep_here(runner.ws.root, run_id, kept)
         steps = RunSteps(backend.redis, None, backend.config.store_url)  # no lookup here
-        steps.runs.create(info, {a: t.to_dict() for a, t in self.templates.items()}, states)
+        steps.runs.create(info, templates, states)
         for address in self.roots:
             template = self.templates[address]
             spec = JobSpec.from_dict(template.spec)

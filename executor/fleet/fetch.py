@@ -11,24 +11,24 @@ them: a result names what was submitted, and a run is recorded in the store as a
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from executor.coordinator.inputs import describe_inputs
 from executor.coordinator.lockqueue import LockQueue
 from executor.coordinator.outputs import checkout_entry
 from executor.dvcformat.entry import Entry
 from executor.errors import InvalidJobSpec, RemoteError, UserError
 from executor.fleet.advance import RunSteps
+from executor.fleet.fetchcheck import TemplateCheck
 from executor.fleet.objects import FleetObjects
 from executor.fleet.results import check_result
-from executor.fleet.runs import SETTLED, RunInfo, StageState
-from executor.fleet.submitted import submitted_here
-from executor.fleet.templates import Template, key_of
+from executor.fleet.runrecords import RunInfo, StageState
+from executor.fleet.runs import SETTLED
+from executor.fleet.submitted import Submitted, submitted_here
+from executor.fleet.templates import Template, fill, key_of, restored_entry, unchanged
 from executor.jobresult import JobResult
 from executor.jobspec import JobSpec
-from executor.pipeline import Dag, ParamsReader
+from executor.pipeline import Dag
 from executor.pipeline.model import Stage
-from executor.pipeline.paramvalues import same_values
 from executor.runcache import RunCache, env_digest
 from executor.workspace import Workspace
 
@@ -86,34 +86,53 @@ class RunFetch:
         self, plan: list[Stage], queue: LockQueue, landed: Landed
     ) -> dict[str, tuple[Entry, JobSpec | None, str]]:
         """Per stage to land: its entry, its spec (None if settled on the submitting host)
-        and the image digest of its run; every result checked first (`_verify`)."""
+        and the image digest of its run. Every result is checked first (`_verify`), and a
+        stage's spec is filled in only from its upstream stages' checked entries."""
         local = submitted_here(self.ws.root, self.run_id)
+        deferred = [a for a in self.info.order if self._template(a)]
+        check = TemplateCheck(self.ws, self.dag, self.run_id, deferred, local)
+        accepted: dict[str, Entry] = {}
         todo: dict[str, tuple[Entry, JobSpec | None, str]] = {}
         for stage in plan:
             state = self.stages[stage.address]
             if state.state == "failed":
                 landed.failures[stage.address] = str((state.error or {}).get("message") or "")
+            if state.state not in SETTLED:
+                continue
             result = state.result or {}
             entry = result.get("entry")
-            if state.state not in SETTLED or state.state == "skipped":  # dvc.lock has it
+            template = self._template(stage.address)
+            if template is None:  # settled by the submitting host
+                if state.state != "skipped":
+                    todo[stage.address] = (self._settled_here(stage, entry, local, queue), None, "")
                 continue
             if not isinstance(entry, Mapping):
-                continue
-            digest = str(result.get("image_digest") or "")
-            if self._template(stage.address) is None:  # settled by the submitting host
-                mine = (local or {}).get(stage.address)
-                if mine is None and dict(entry) != queue.recorded(stage):
-                    raise UserError(
-                        f"run {self.run_id}: stage '{stage.address}' was restored on the "
-                        "submitting host; fetch in that clone, or run the stage here"
-                    )
-                todo[stage.address] = (dict(mine or entry), None, "")
-                continue
-            spec = self.check_inputs(stage)
-            filled = self._spec(stage.address) or spec
-            self._verify(stage, state, dict(entry), filled, queue)
-            todo[stage.address] = (dict(entry), filled, digest)
+                raise self._unconfirmed(stage)
+            check.spec(stage, template)
+            ups = {producer for producer, _ in template.sources.values()}
+            if not ups <= set(accepted):
+                raise self._unconfirmed(stage)
+            filled = fill(template, {u: accepted[u] for u in ups})
+            self._verify(stage, state, dict(entry), filled, template, queue)
+            accepted[stage.address] = dict(entry)
+            if state.state != "skipped":
+                todo[stage.address] = (dict(entry), filled, str(result.get("image_digest") or ""))
         return todo
+
+    def _settled_here(
+        self, stage: Stage, entry: object, local: Submitted | None, queue: LockQueue
+    ) -> Entry:
+        """The entry of a stage the submitting host restored: from the file it kept, or
+        (in another clone) only if it is the one dvc.lock has."""
+        mine = local.entries.get(stage.address) if local is not None else None
+        if isinstance(mine, Mapping):
+            return dict(mine)
+        if isinstance(entry, Mapping) and dict(entry) == queue.recorded(stage):
+            return dict(entry)
+        raise UserError(
+            f"run {self.run_id}: stage '{stage.address}' was restored on the submitting "
+            "host; fetch in that clone, or run the stage here"
+        )
 
     def _stage(self, address: str) -> Stage:
         stage = self.dag.stages.get(address)
@@ -130,30 +149,6 @@ class RunFetch:
             return Template.from_dict(raw) if raw is not None else None
         except InvalidJobSpec as exc:
             raise RemoteError(f"run {self.run_id}: stage '{address}': {exc}") from None
-
-    def check_inputs(self, stage: Stage) -> JobSpec:
-        """The stage's spec as submitted, once the workspace is found to hold the same
-        command, params and inputs; UserError naming the first difference."""
-        template = self._template(stage.address)
-        assert template is not None
-        spec = JobSpec.from_dict(template.spec)
-        where = f"run {self.run_id}: stage '{stage.address}'"
-        fix = "check out the commit and data it was submitted from, or submit again"
-        if stage.lock_cmd != spec.cmd:
-            raise UserError(f"{where}: its command changed since it was submitted; {fix}")
-        if not same_values(ParamsReader(self.ws.root).values(stage), dict(spec.params)):
-            raise UserError(f"{where}: its params changed since it was submitted; {fix}")
-        skip = frozenset(stage.repo_path(dep) for dep in template.sources)
-        now = {
-            i.path: i.md5 for i in describe_inputs(spec, self.ws.root, self.ws.hasher, skip).inputs
-        }
-        then = {i.path: i.md5 for i in spec.inputs if i.path not in skip}
-        for path in sorted(set(now) | set(then)):
-            if now.get(path) != then.get(path):
-                raise UserError(
-                    f"{where}: its input '{path}' changed since it was submitted; {fix}"
-                )
-        return spec
 
     def _land(
         self,
@@ -178,31 +173,46 @@ class RunFetch:
         queue.add(stage, entry)
 
     def _verify(
-        self, stage: Stage, state: StageState, entry: Entry, spec: JobSpec, queue: LockQueue
+        self,
+        stage: Stage,
+        state: StageState,
+        entry: Entry,
+        spec: JobSpec,
+        template: Template,
+        queue: LockQueue,
     ) -> None:
         """A result from Redis is used only as the store (or dvc.lock) confirms it: a run is
-        recorded there as a worker's, a restored entry is in the fleet's run-cache, a stage
-        kept as it was has the entry dvc.lock has. Whoever can write to Redis could
-        otherwise make this workspace check out any object at any path."""
+        recorded there as a worker's run of exactly this spec, a restored entry is in the
+        fleet's run-cache, a stage kept as it was has dvc.lock's entry and inputs that came
+        back as dvc.lock has them. Whoever can write to Redis could otherwise make this
+        workspace check out any object at any path, or keep a stale one."""
         result = state.result or {}
         env, layout = env_digest(spec.env), spec.layout()
         if result.get("kept"):
-            ok = entry == queue.recorded(stage)
+            decided = "skip" if state.state == "skipped" else "checkout"
+            ok = (
+                template.if_unchanged == decided
+                and entry == queue.recorded(stage)
+                and unchanged(replace(template, recorded=queue.recorded(stage)), spec)
+            )
         elif state.state == "ran":
             ran = JobResult.from_dict(result)
             check_result(spec, ran)
             made = (entry, ran.image_digest, env, spec.image, lambda: layout)
             ok = RunCache(self.store).produced(*made)
-        else:
+        elif state.state == "restored":
             digest = str(result.get("image_digest") or "")
             hit = RunCache(self.store).lookup(key_of(spec), digest, env, spec.image, lambda: layout)
             ok = hit is not None and hit.entry.get("outs") == entry.get("outs")
+            ok = ok and entry == restored_entry(spec, hit.entry if hit else {})
+        else:
+            ok = False
         if not ok:
-            raise RemoteError(
-                f"run {self.run_id}: stage '{stage.address}': its result in Redis is not "
-                "confirmed by the fleet's store; nothing was fetched for it. Someone else "
-                "writes to the fleet's Redis: find out who"
-            )
+            raise self._unconfirmed(stage)
 
-    def _spec(self, address: str) -> JobSpec | None:
-        return self.steps.spec_of(self.run_id, address)
+    def _unconfirmed(self, stage: Stage) -> RemoteError:
+        return RemoteError(
+            f"run {self.run_id}: stage '{stage.address}': its result in Redis is not "
+            "confirmed by the fleet's store or dvc.lock; nothing was fetched. Someone else "
+            "writes to the fleet's Redis: find out who"
+        )

@@ -12,16 +12,13 @@ of a run expires RUN_TTL after its last change; the durable results are in the s
 from __future__ import annotations
 
 import json
-import os
-import re
-import secrets
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from executor.errors import UserError
 from executor.fleet.keys import redis_errors
+from executor.fleet.runrecords import RunInfo, StageState, is_run_id
 
 RUN_TTL = 7 * 24 * 3600  # seconds a run's record lives after its last change
 RUNS_KEY = "executor:runs"  # sorted set: run id -> its creation time
@@ -29,29 +26,26 @@ SETTLED = frozenset({"ran", "restored", "skipped"})  # done, with a result
 ENDED = SETTLED | {"failed", "cancelled", "not run"}
 LIVE = frozenset({"waiting", "queued", "running"})
 
-_RUN_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{6}")
 
-# Set a stage's record if its state is one of ARGV[2] (comma-separated; '*' any state).
+# Set a stage's record if its state is one of ARGV[2] (comma-separated; '*' any state) and,
+# with ARGV[5], its job is that one. A record that is not a JSON object matches no state.
 MOVE = """
 local cur = redis.call('hget', KEYS[1], ARGV[1])
-local state = ''
-if cur then state = cjson.decode(cur)['state'] or '' end
+local state, job = '', ''
+if cur then
+  local ok, doc = pcall(cjson.decode, cur)
+  if not ok or type(doc) ~= 'table' then return 0 end
+  if type(doc['state']) == 'string' then state = doc['state'] end
+  if type(doc['job']) == 'string' then job = doc['job'] end
+end
 if ARGV[2] ~= '*' and not string.find(',' .. ARGV[2] .. ',', ',' .. state .. ',', 1, true) then
   return 0
 end
+if ARGV[5] ~= '' and job ~= ARGV[5] then return 0 end
 redis.call('hset', KEYS[1], ARGV[1], ARGV[3])
 redis.call('expire', KEYS[1], ARGV[4])
 return 1
 """
-
-
-def new_run_id() -> str:
-    """Sortable by time, unguessable enough not to collide: 20261207-144501-3fa9c2."""
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
-
-
-def is_run_id(value: str) -> bool:
-    return _RUN_ID.fullmatch(value) is not None
 
 
 def run_key(run_id: str) -> str:
@@ -70,81 +64,6 @@ def templates_key(run_id: str) -> str:
 def job_run_key(job_id: str) -> str:
     """Which run and stage a job works for: `RUN_ID<TAB>ADDRESS`."""
     return f"executor:job:{job_id}:run"
-
-
-@dataclass
-class RunInfo:
-    """A run's facts."""
-
-    id: str
-    user: str
-    host: str
-    repo: str
-    created: float
-    store_url: str
-    order: list[str]  # stage addresses in plan order
-    waits: dict[str, list[str]]  # stage -> the stages it waits for
-    detached: bool = True
-    state: str = "running"  # running, succeeded, failed, cancelled
-    ended: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    def where(self) -> str:
-        """The repository as RQ's tools show it: `name (user@host)`."""
-        return f"{os.path.basename(self.repo.rstrip('/'))} ({self.user}@{self.host})"
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> RunInfo:
-        try:
-            return cls(
-                id=str(d["id"]),
-                user=str(d.get("user", "")),
-                host=str(d.get("host", "")),
-                repo=str(d.get("repo", "")),
-                created=float(d.get("created", 0)),
-                store_url=str(d.get("store_url", "")),
-                order=[str(a) for a in d.get("order", [])],
-                waits={str(k): [str(u) for u in v] for k, v in d.get("waits", {}).items()},
-                detached=bool(d.get("detached", True)),
-                state=str(d.get("state", "running")),
-                ended=float(d["ended"]) if d.get("ended") is not None else None,
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise UserError(f"run record is malformed ({exc})") from None
-
-
-@dataclass
-class StageState:
-    """One stage of a run."""
-
-    state: str = "waiting"
-    job: str | None = None
-    queue: str | None = None
-    worker: str | None = None
-    queued: float | None = None
-    started: float | None = None
-    ended: float | None = None
-    attempts: int = 0
-    result: dict[str, Any] | None = None  # a JobResult's dict, once settled
-    error: dict[str, Any] | None = None  # a failure's wire form
-    note: str = ""  # e.g. why it runs, or what it follows
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__)  # key order kept: lock items keep DVC's order
-
-    @classmethod
-    def from_json(cls, text: bytes | str | None) -> StageState:
-        if not text:
-            return cls()
-        try:
-            d = json.loads(text)
-            known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-            return cls(**known)
-        except (ValueError, TypeError, AttributeError):
-            return cls(state="failed", note="its record in Redis is malformed")
 
 
 class Runs:
@@ -187,9 +106,12 @@ class Runs:
                 "`executor runs` lists them"
             )
         try:
-            return RunInfo.from_dict(json.loads(raw))
+            info = RunInfo.from_dict(json.loads(raw))
         except ValueError:
             raise UserError(f"run {run_id}: its record is malformed") from None
+        if info.id != run_id:
+            raise UserError(f"run {run_id}: its record names another run")
+        return info
 
     def set_info(self, info: RunInfo) -> None:
         with redis_errors("updating the run"):
@@ -198,9 +120,11 @@ class Runs:
 
     def recent(self, limit: int = 20) -> list[RunInfo]:
         with redis_errors("listing runs"):
-            ids = [i.decode() for i in self.redis.zrevrange(RUNS_KEY, 0, limit - 1)]
+            ids = [
+                i.decode("utf-8", "replace") for i in self.redis.zrevrange(RUNS_KEY, 0, limit - 1)
+            ]
         found = []
-        for run_id in ids:
+        for run_id in filter(is_run_id, ids):  # a Redis writer may add anything there
             try:
                 found.append(self.info(run_id))
             except UserError:
@@ -227,12 +151,20 @@ class Runs:
             return None
         return value if isinstance(value, dict) else None
 
-    def move(self, run_id: str, address: str, states: Iterable[str], new: StageState) -> bool:
-        """Set a stage's record to `new` if its state is one of `states` ("*": any)."""
+    def move(
+        self,
+        run_id: str,
+        address: str,
+        states: Iterable[str],
+        new: StageState,
+        job: str | None = None,
+    ) -> bool:
+        """Set a stage's record to `new` if its state is one of `states` ("*": any) and,
+        given `job`, the record names that job."""
         allowed = ",".join(states)
         with redis_errors("updating a stage of the run"):
             done = self.redis.eval(
-                MOVE, 1, stages_key(run_id), address, allowed, new.to_json(), RUN_TTL
+                MOVE, 1, stages_key(run_id), address, allowed, new.to_json(), RUN_TTL, job or ""
             )
         return bool(done)
 
@@ -248,15 +180,3 @@ class Runs:
             return None
         run_id, _, address = raw.decode("utf-8", "replace").partition("\t")
         return (run_id, address) if is_run_id(run_id) and address else None
-
-
-def who() -> tuple[str, str]:
-    """The submitting user and host, as `executor runs` shows them."""
-    import getpass
-    import socket
-
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
-    return user, socket.gethostname()

@@ -104,7 +104,8 @@ def fill(template: Template, results: Mapping[str, Entry]) -> JobSpec:
         known[dep] = {"path": dep, **{k: v for k, v in item.items() if k != "path"}}
         inputs.append(Input(in_wdir(spec.wdir, dep), str(item["md5"]), bool(item.get("isexec"))))
     deps = tuple(known[p] for p in template.deps if p in known)
-    return replace(spec, deps=deps, inputs=tuple(inputs))
+    # Validated as any job spec: paths from the template stay inside the workspace.
+    return JobSpec.from_dict(replace(spec, deps=deps, inputs=tuple(inputs)).to_dict())
 
 
 def _out_item(entry: Entry | None, out: str) -> Mapping[str, Any] | None:
