@@ -223,7 +223,13 @@ def _attached_run(
     from executor.fleet.attached import AttachedRun
 
     order = [s.address for s in dag.order(options.targets, options.downstream)]
-    return AttachedRun(str(root), config.store_url, order, partial(click.echo, err=True))
+    # Its id on a terminal only: scripts find it with `executor runs`, and errors stay one line.
+    announce = partial(click.echo, err=True) if sys.stderr.isatty() else _quiet
+    return AttachedRun(str(root), config.store_url, order, announce)
+
+
+def _quiet(text: str) -> None:
+    """Say nothing."""
 
 
 def _plan(runner: Runner, record: AttachedRun | None) -> RunSummary:
