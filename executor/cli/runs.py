@@ -191,13 +191,14 @@ def cancel(run_id: str, stage: str | None, redis_url: str | None) -> None:
     """Cancel RUN (or only its STAGE): queued stages never start, running ones get SIGINT,
     then SIGKILL after their grace; the stages after them do not run."""
     from executor.fleet.advance import RunSteps
+    from executor.fleet.cancel import cancel_run
 
     with _failing():
         steps = RunSteps(_redis(redis_url))
         info = steps.runs.info(run_id)
         if stage is not None and stage not in info.order:
             raise click.UsageError(f"run {run_id} has no stage '{stage}'")
-        asked = steps.cancel(run_id, stage)
+        asked = cancel_run(steps, run_id, stage)
     what = f"stage '{shown(stage)}' of run {run_id}" if stage else f"run {run_id}"
     click.echo(
         f"Cancelled {what}: {len(asked)} stage(s) asked to stop"

@@ -19,12 +19,10 @@ from typing import Any
 from executor.dvcformat.entry import Entry
 from executor.errors import InvalidJobSpec
 from executor.fleet.keys import (
-    CANCEL_TTL,
     EVENTS_TTL,
     IMAGES_KEY,
     JOB_FUNCTION,
-    WAITING,
-    cancel_key,
+    RunIndex,
 )
 from executor.fleet.runrecords import StageState
 from executor.fleet.runs import ENDED, LIVE, SETTLED, Runs
@@ -223,10 +221,16 @@ class RunSteps:
         digest = raw.decode("utf-8", "replace") if raw else ""
         if not is_image_digest(digest) or self.store is None:
             return None, ""
-        layout = spec.layout()
-        hit = RunCache(self.store).lookup(
-            key_of(spec), digest, env_digest(spec.env), spec.image, lambda: layout
-        )
+        key, env, layout = key_of(spec), env_digest(spec.env), spec.layout()
+        runcache = RunCache(self.store)
+        # The Redis index first: a worker indexes its run before it lets go of the work's
+        # lease, so a job that takes the lease next finds it there, whatever a listing of
+        # the store would say yet; then the store itself, the truth.
+        for value in RunIndex(self.redis).values(key, digest):
+            found = runcache.check(key, value, digest, env, image=spec.image, layout=lambda: layout)
+            if found is not None:
+                return found.entry, digest
+        hit = runcache.lookup(key, digest, env, spec.image, lambda: layout)
         return (hit.entry, digest) if hit is not None else (None, "")
 
     def _template(self, run_id: str, address: str) -> Template | None:
@@ -250,42 +254,6 @@ class RunSteps:
             )
         info.ended = time.time()
         self.runs.set_info(info)
-
-    # -- cancelling ---------------------------------------------------------------------------
-    def cancel(self, run_id: str, address: str | None = None) -> list[str]:
-        """Cancel the run (or one stage): waiting and queued stages never start, running ones
-        are stopped by their workers (SIGINT, then SIGKILL after the grace). The stages
-        asked to stop."""
-        from rq.exceptions import InvalidJobOperation, NoSuchJobError
-        from rq.job import Job
-        from rq.serializers import JSONSerializer
-
-        info = self.runs.info(run_id)
-        if address is None and info.state == "running":
-            info.state = "cancelled"
-            self.runs.set_info(info)
-        asked = []
-        for name, state in self.runs.stages(run_id).items():
-            if (address is not None and name != address) or state.state not in LIVE:
-                continue
-            asked.append(name)
-            if state.job:
-                self.redis.set(cancel_key(state.job), "1", ex=CANCEL_TTL)
-                try:
-                    job = Job.fetch(state.job, connection=self.redis, serializer=JSONSerializer)
-                    if job.get_status().value in WAITING:
-                        job.cancel()
-                except (NoSuchJobError, InvalidJobOperation, ValueError):
-                    pass
-            if state.state in ("waiting", "queued"):
-                self.runs.move(
-                    run_id,
-                    name,
-                    ("waiting", "queued"),
-                    replace(state, state="cancelled", ended=time.time()),
-                )
-        self.advance(run_id)
-        return asked
 
 
 def results_of(stages: Mapping[str, StageState], ups: list[str]) -> dict[str, Entry]:
