@@ -23,7 +23,8 @@ class S3Runs:
     A command that looks up many keys in a row (submit's decisions: one per stage) would list
     each key's prefix, a request each: while the whole `runs/` tree fits in one page, it is
     listed once instead and that listing answers for `SNAPSHOT_FOR` seconds, so a lookup
-    never sees the store older than that. A larger run-cache is listed per key."""
+    never sees the store older than that (and sees its own writes at once). A larger
+    run-cache is listed per key."""
 
     def __init__(self, bucket: S3Bucket) -> None:
         self._bucket = bucket
@@ -74,6 +75,7 @@ class S3Runs:
     def write_run(self, key: str, value: str, data: bytes) -> None:
         with self._bucket.errors(f"writing run-cache entry {key}/{value}"):
             self._bucket.put(self._bucket.key(run_key(key, value)), data)
+        self._snapshot = None  # this store's own writes are listed at once
 
     def read_record(self, key: str, value: str) -> bytes | None:
         return self._bucket.read(self._bucket.key(record_key(key, value)))
