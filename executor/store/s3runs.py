@@ -23,13 +23,15 @@ class S3Runs:
     A command that looks up many keys in a row (submit's decisions: one per stage) would list
     each key's prefix, a request each: while the whole `runs/` tree fits in one page, it is
     listed once instead and that listing answers for `SNAPSHOT_FOR` seconds, so a lookup
-    never sees the store older than that (and sees its own writes at once). A larger
-    run-cache is listed per key."""
+    never sees the store older than that (and sees its own writes at once). A key looked up
+    again (after waiting for a job doing its work) is listed afresh, as is every key of a
+    larger run-cache."""
 
     def __init__(self, bucket: S3Bucket) -> None:
         self._bucket = bucket
         self._snapshot: tuple[float, dict[str, list[RunFile]]] | None = None
         self._large = False  # more than SNAPSHOT_KEYS files: list per key
+        self._answered: set[str] = set()  # keys the snapshot answered: asked again, listed
 
     def list_runs(self, key: str) -> list[RunFile]:
         rel = run_key(key)  # the key checked first
@@ -48,8 +50,8 @@ class S3Runs:
         """The files of the key named `name` from a listing of the whole run-cache not older than
         SNAPSHOT_FOR; None when the run-cache is too large for one request."""
         now = time.monotonic()
-        if self._large:
-            return None
+        if self._large or name in self._answered:
+            return None  # a key asked again (a job waited for) is listed as it is now
         if self._snapshot is None or now - self._snapshot[0] > SNAPSHOT_FOR:
             prefix = self._bucket.key("runs/")
             with self._bucket.errors("listing the run-cache"):
@@ -67,6 +69,8 @@ class S3Runs:
                         RunFile(parts[2], obj["LastModified"].timestamp())
                     )
             self._snapshot = (now, runs)
+            self._answered = set()
+        self._answered.add(name)
         return list(self._snapshot[1].get(name, []))
 
     def read_run(self, key: str, value: str) -> bytes | None:
