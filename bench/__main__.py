@@ -42,6 +42,7 @@ from bench.tools import Tools
 
 ROOT = Path(__file__).resolve().parents[1]
 PLOT = "bench-pipeline-size.png"
+FLEET_PLOT = "bench-fleet-jobs.png"
 Scenario = Callable[[Config, Tools, Inputs], list[Row]]
 # In this order: restore and all-hits start from the repositories the first runs leave.
 SCENARIOS: dict[str, Scenario] = {
@@ -135,7 +136,15 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def _write(rows: list[Row], meta: dict[str, Any], out: Path, command: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     drawn = plot.write(rows, out / PLOT)
-    report.write(rows, meta, PLOT if drawn else None, command, out / "BENCHMARKS.md")
+    fleet_drawn = plot.write_fleet(rows, out / FLEET_PLOT)
+    report.write(
+        rows,
+        meta,
+        PLOT if drawn else None,
+        command,
+        out / "BENCHMARKS.md",
+        FLEET_PLOT if fleet_drawn else None,
+    )
     _log(f"wrote {out / 'BENCHMARKS.md'}")
 
 

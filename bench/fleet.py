@@ -1,9 +1,10 @@
 """Fleet mode on one machine: `executor submit` against a redis-server and moto's S3 server on
-127.0.0.1, with 1 and 2 `executor-worker` processes, each a real process.
+127.0.0.1, with 1, 2 and 4 `executor-worker` processes, each a real process.
 
 - A never-run fan pipeline submitted to W workers against `executor run -j W` here: the same
   containers on the same engine, so the ratio is the fleet's own cost (inputs and outputs
-  through the store, the queue, the log stream). Jobs per second in the note.
+  through the store, the queue, the log stream). Jobs per second in the note and the plot.
+- The latency from enqueue to a container starting, and `submit --detach` (fleetlatency).
 - A second team: a fresh copy of the pipeline submitted after the fleet ran it, every stage a
   hit in the fleet's run-cache, against what DVC offers for the same: `dvc repro --pull`
   from the same bucket (it fetches run-cache entries and their outputs as it goes).
@@ -24,11 +25,12 @@ from bench.firstrun import check_outputs
 from bench.inputs import Inputs
 from bench.measure import alternate, run
 from bench.redisserver import RedisServer
-from bench.results import Row
+from bench.results import Row, Target
 from bench.s3server import MotoServer
 from bench.tools import Tools, console
 
-WORKERS = (1, 2)
+WORKERS = (1, 2, 4)
+RATIO = Target("≤ 1.2× executor run -j W per job (1 and 2 workers)", "ratio", 1.2)
 READY_TIMEOUT = 60.0
 
 
@@ -40,6 +42,7 @@ class Fleet:
         self.s3 = MotoServer(config.env)
         self.redis = RedisServer(inputs.fresh("redis"))
         self.bucket = ""
+        self.logs: list[Path] = []  # the last workers' logs
 
     def new_bucket(self) -> str:
         if self.bucket:
@@ -61,7 +64,7 @@ class Fleet:
     def workers(self, count: int) -> Iterator[None]:
         """`count` workers serving the current bucket, registered before the block starts."""
         procs = []
-        logs = []
+        logs = self.logs = []
         for i in range(count):
             home = self.inputs.fresh(f"worker-{i}")
             logs.append(home.with_name(f"{home.name}.log"))
@@ -141,6 +144,7 @@ def first_runs(config: Config, tools: Tools, inputs: Inputs, fleet: Fleet, n: in
             return seconds
 
         stats = alternate({"executor": ours, "peer": theirs}, config.slow_rounds, config.warmup)
+        rate, run_rate = n / stats["executor"].median, n / stats["peer"].median
         rows.append(
             Row(
                 "fleet",
@@ -148,8 +152,10 @@ def first_runs(config: Config, tools: Tools, inputs: Inputs, fleet: Fleet, n: in
                 f"executor run -j {count}",
                 stats["executor"],
                 stats["peer"],
-                note=f"{n / stats['executor'].median:.1f} jobs/s through the fleet, "
-                f"{n / stats['peer'].median:.1f} stages/s with run; worker start not counted",
+                target=RATIO if count <= 2 else None,
+                note=f"{rate:.1f} jobs/s through the fleet, "
+                f"{run_rate:.1f} stages/s with run; worker start not counted",
+                extra={"workers": count, "jobs_per_s": rate, "run_per_s": run_rate},
             )
         )
     return rows
@@ -196,12 +202,16 @@ def second_team(config: Config, tools: Tools, inputs: Inputs, fleet: Fleet, n: i
 
 
 def scenario(config: Config, tools: Tools, inputs: Inputs) -> list[Row]:
+    from bench import fleetlatency
+
     n = 4 if config.quick else 40
     fleet = Fleet(config, inputs)
     try:
         return [
             *first_runs(config, tools, inputs, fleet, n),
             second_team(config, tools, inputs, fleet, n),
+            fleetlatency.start_latency(config, inputs, fleet),
+            fleetlatency.detached(config, inputs, fleet),
         ]
     finally:
         fleet.close()

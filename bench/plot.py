@@ -1,22 +1,31 @@
-"""One PNG: wall time against pipeline size, executor and DVC, no-op and first run."""
+"""The PNGs: wall time against pipeline size (executor and DVC, no-op and first run), and a
+fleet's jobs per second against its number of workers."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from bench.results import Row
 
 COLOURS = {"executor": "tab:blue", "dvc": "tab:orange"}
 
 
-def write(rows: list[Row], path: Path) -> bool:
-    """Draw the plot; False (nothing written) when matplotlib is missing or nothing to plot."""
+def _pyplot() -> Any:
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def write(rows: list[Row], path: Path) -> bool:
+    """Draw the plot; False (nothing written) when matplotlib is missing or nothing to plot."""
+    plt = _pyplot()
+    if plt is None:
         return False
     series: dict[tuple[str, str], list[tuple[int, float, float, float]]] = {}
     for row in rows:
@@ -51,6 +60,36 @@ def write(rows: list[Row], path: Path) -> bool:
     ax.set_title("executor run vs dvc repro: first run (solid) and no-op (dashed)")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def write_fleet(rows: list[Row], path: Path) -> bool:
+    """Jobs per second through the fleet against its workers (rows with `workers` and
+    `jobs_per_s` in their extra figures), beside `executor run -j W`'s stages per second."""
+    points = sorted(
+        (int(r.extra["workers"]), r.extra["jobs_per_s"], r.extra.get("run_per_s", 0.0))
+        for r in rows
+        if "workers" in r.extra and "jobs_per_s" in r.extra
+    )
+    plt = _pyplot()
+    if plt is None or not points:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    workers = [p[0] for p in points]
+    ax.plot(workers, [p[1] for p in points], "o-", color=COLOURS["executor"],
+            label="executor submit: jobs/s with W workers")  # fmt: skip
+    ax.plot(workers, [p[2] for p in points], "s--", color="tab:gray",
+            label="executor run -j W: stages/s")  # fmt: skip
+    ax.set_xticks(workers, [str(w) for w in workers])
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("workers (or -j)")
+    ax.set_ylabel("trivial stages per second (median)")
+    ax.set_title("fleet throughput: a fan of trivial stages, workers on this machine")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

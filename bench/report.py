@@ -74,6 +74,8 @@ def _met(row: Row) -> str:
 def _ratio(row: Row) -> str:
     if row.target is not None and row.target.kind == "count":
         return f"{row.target.key} = {row.extra.get(row.target.key, float('nan')):.0f}"
+    if row.target is not None and row.target.kind == "seconds" and row.executor:
+        return _fmt(row.executor.median, "s")
     if row.target is not None and row.target.kind == "difference" and row.executor and row.peer:
         return f"{(row.executor.median - row.peer.median) * 1000:+.0f} ms"
     return "—" if row.ratio is None else f"{row.ratio:.2f}"
@@ -93,7 +95,9 @@ def _table(rows: list[Row]) -> list[str]:
     return out
 
 
-def render(rows: list[Row], meta: dict[str, Any], plot: str | None, command: str) -> str:
+def render(
+    rows: list[Row], meta: dict[str, Any], plot: str | None, command: str, fleet: str | None = None
+) -> str:
     out = [
         "# Benchmarks",
         "",
@@ -131,6 +135,8 @@ def render(rows: list[Row], meta: dict[str, Any], plot: str | None, command: str
             out += ["", *notes]
         if scenario == "firstrun" and plot:
             out += ["", f"![wall time against pipeline size]({plot})"]
+        if scenario == "fleet" and fleet:
+            out += ["", f"![fleet jobs per second against workers]({fleet})"]
     profiled = [r for r in rows if r.profile]
     if profiled:
         out += ["", "## Where the time goes (profiles of the misses)", ""]
@@ -147,6 +153,11 @@ def render(rows: list[Row], meta: dict[str, Any], plot: str | None, command: str
 
 
 def write(
-    rows: list[Row], meta: dict[str, Any], plot: str | None, command: str, path: Path
+    rows: list[Row],
+    meta: dict[str, Any],
+    plot: str | None,
+    command: str,
+    path: Path,
+    fleet: str | None = None,
 ) -> None:
-    path.write_text(render(rows, meta, plot, command))
+    path.write_text(render(rows, meta, plot, command, fleet))

@@ -17,10 +17,10 @@ Status = Literal["measured", "pending", "placeholder", "failed"]
 class Target:
     """A goal from the issues. `ratio`: executor ÷ peer (time) at most `limit`; `difference`:
     executor − peer at most `limit` (seconds); `count`: the extra figure `key` at most `limit`
-    (e.g. no PUT at all)."""
+    (e.g. no PUT at all); `seconds`: executor's own median at most `limit` (no peer)."""
 
     text: str  # as the issue states it
-    kind: Literal["ratio", "difference", "count"]
+    kind: Literal["ratio", "difference", "count", "seconds"]
     limit: float = 0.0
     key: str = ""
 
@@ -28,6 +28,8 @@ class Target:
         if self.kind == "count":
             value = row.extra.get(self.key)
             return None if value is None else value <= self.limit
+        if self.kind == "seconds":
+            return None if row.executor is None else row.executor.median <= self.limit
         if row.executor is None or row.peer is None:
             return None
         if self.kind == "ratio":

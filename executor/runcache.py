@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -265,10 +266,16 @@ class RunCache:
         DVC's entry is written, as `dvc repro` would.
         """
         key, value = run_key(entry), run_value(entry)
-        if image is not None and image_digest is not None:
+        if image is None or image_digest is None:
+            present = self.store.read_run(key, value) is not None
+        else:
             # The record first: a record without its entry is never listed, while an entry
-            # without its record would pass as DVC's own and be served for any image.
-            self.record(entry, image=image, image_digest=image_digest, env=env, layout=layout)
-        if self.store.read_run(key, value) is None:
+            # without its record would pass as DVC's own and be served for any image. Whether
+            # the entry is there is asked meanwhile (a round trip less to a bucket).
+            with ThreadPoolExecutor(1, thread_name_prefix="runcache") as pool:
+                reading = pool.submit(self.store.read_run, key, value)
+                self.record(entry, image=image, image_digest=image_digest, env=env, layout=layout)
+                present = reading.result() is not None
+        if not present:
             self.store.write_run(key, value, yamlio.dump(plain(entry)).encode("utf-8"))
         return key, value

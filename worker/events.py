@@ -26,8 +26,10 @@ class Events:
 
     def _add(self, kind: str, value: str) -> None:
         try:
-            self.redis.xadd(self.key, {"t": kind, "v": value}, maxlen=STREAM_MAX, approximate=True)
-            self.redis.expire(self.key, EVENTS_TTL)
+            with self.redis.pipeline(transaction=False) as pipe:  # one round trip
+                pipe.xadd(self.key, {"t": kind, "v": value}, maxlen=STREAM_MAX, approximate=True)
+                pipe.expire(self.key, EVENTS_TTL)
+                pipe.execute()
         except Exception as exc:  # a lost log line must not fail the stage
             log.warning("cannot send a log line to Redis: %s", exc)
 

@@ -58,13 +58,14 @@ from executor.store.open import open_store
 from executor.store.scratch import scratch_url
 from worker import runjobs
 from worker.config import worker_config
+from worker.engines import job_sandbox
 from worker.events import Events
 from worker.job import container_request, execute, verify_inputs
 from worker.jobdirs import PLACED_NAME, job_folder
 from worker.jobwatch import WATCH_JOIN, JobWatch
 from worker.localcache import LocalCache, Placement
 from worker.patientstore import PatientStore
-from worker.sandbox.engine import DockerSandbox, Mount
+from worker.sandbox.engine import Mount
 from worker.sandbox.request import NOBODY, STAGE_USER, stage_user
 from worker.stores import store_for
 
@@ -146,9 +147,9 @@ def _run(
     # removed, then the lock that marked it live released.
     with ExitStack() as undo:
         jobdir = job_folder(config.home, job_id, undo)
-        sandbox = DockerSandbox.from_env(
-            config.env, stop_grace=settings.stop_grace, tmp_size=config.ceilings.tmp_size
-        )
+        # The container is removed while the outputs go to the store; close() waits for it,
+        # before the folder is walked.
+        sandbox = job_sandbox(config, settings.stop_grace)
         undo.callback(sandbox.close)
         digest = sandbox.resolve_image(spec.image)
         if redis is not None:

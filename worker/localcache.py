@@ -8,6 +8,11 @@ linked input read-only into the stage's container, so the stage can neither `chm
 nor link it. Behind that: each use records every object's inode change time and, when the job
 is done, drops any object whose inode changed; a job that died is followed by a re-hash of
 the objects it had linked (`verify_objects`). A damaged object is never served again.
+
+A job does not list the whole cache: the bytes it holds are kept in a file beside the objects
+(`usage`), brought up to date by each job and recounted from disk at the worker's start and
+at each of its maintenance passes; the objects' order of use (their mtimes) is read from disk
+only when the cache must evict.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from executor.store.movers import fetch_objects
 
 log = logging.getLogger(__name__)
 LINK_ERRORS = frozenset({18, 1, 31, 95})  # EXDEV, EPERM, EMLINK, EOPNOTSUPP
+USAGE_NAME = "usage"  # in the cache's root: the bytes of its objects
 
 
 @dataclass(frozen=True)
@@ -55,26 +61,36 @@ class LocalCache:
         self.jobs = jobs
         self._lock = threading.Lock()
         self._pins: Counter[str] = Counter()
-        self._lru: OrderedDict[str, int] = OrderedDict(_scan(root))  # md5 -> size, oldest first
-        self.size = sum(self._lru.values())
+        self._lru: OrderedDict[str, int] | None = None  # md5 -> size, oldest first: on demand
+        used = _read_usage(root)
+        self.size = used if used is not None else self._load()
+
+    def _load(self) -> int:
+        """Read the objects, their sizes and order of use from disk; the bytes they hold."""
+        lru = OrderedDict(_scan(self.objects.root))
+        with self._lock:
+            self._lru, self.size = lru, sum(lru.values())
+            _write_usage(self.objects.root, self.size)
+            return self.size
 
     def fetch(self, md5s: Iterable[str]) -> None:
         """Make the objects present locally: missing ones downloaded in parallel, verified."""
-        wanted = set(md5s)
-        with self._lock:
-            todo = [m for m in wanted if m not in self._lru]
-        if not todo:
+        absent = [m for m in set(md5s) if not self.objects.object_path(m).is_file()]
+        if not absent:
             return
-        absent = [m for m in todo if not self.objects.object_path(m).is_file()]
         fetch_objects(self.store, self.objects, absent, self.jobs, None)
-        for md5 in todo:
+        for md5 in absent:
             self._arrived(md5)
+        with self._lock:
+            _write_usage(self.objects.root, self.size)
 
     def _arrived(self, md5: str) -> None:
+        size = self.objects.object_path(md5).stat().st_size
         with self._lock:
-            if md5 not in self._lru:
-                self._lru[md5] = self.objects.object_path(md5).stat().st_size
-                self.size += self._lru[md5]
+            if self._lru is None or md5 not in self._lru:
+                self.size += size
+            if self._lru is not None:
+                self._lru[md5] = size
 
     def expand(
         self, relpath: str, md5: str, isexec: bool = False, executables: Iterable[str] = ()
@@ -113,7 +129,8 @@ class LocalCache:
         for md5 in md5s:
             os.utime(self.objects.object_path(md5))  # most recently used, also after a restart
             with self._lock:
-                self._lru.move_to_end(md5)
+                if self._lru is not None and md5 in self._lru:
+                    self._lru.move_to_end(md5)
         for placement in placements:
             dest = _inside(workspace, placement.relpath)
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -141,6 +158,11 @@ class LocalCache:
         """Remove least recently used objects not in use until under the limit; bytes freed."""
         freed = 0
         with self._lock:
+            if self.size <= self.max_bytes:
+                return 0
+        self._load()  # the exact sizes and order of use, from disk
+        with self._lock:
+            assert self._lru is not None
             victims = []
             for md5, size in self._lru.items():
                 if self.size - freed <= self.max_bytes:
@@ -153,11 +175,17 @@ class LocalCache:
         return freed
 
     def _remove(self, md5: str) -> None:
+        path = self.objects.object_path(md5)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return
+        path.unlink(missing_ok=True)
         with self._lock:
-            size = self._lru.pop(md5, None)
-            if size is not None:
-                self.size -= size
-        self.objects.object_path(md5).unlink(missing_ok=True)
+            if self._lru is not None:
+                self._lru.pop(md5, None)
+            self.size = max(0, self.size - size)
+            _write_usage(self.objects.root, self.size)
 
 
 def verify_objects(root: Path, md5s: Iterable[str]) -> list[str]:
@@ -203,8 +231,28 @@ def _inside(workspace: Path, relpath: str) -> Path:
 
 
 def bytes_used(root: Path) -> int:
-    """Bytes of the objects in the local cache at `root`."""
-    return sum(size for _, size in _scan(root))
+    """Bytes of the objects in the local cache at `root`, counted on disk (and so recorded
+    for its next job: what a killed job fetched is counted again)."""
+    used = sum(size for _, size in _scan(root))
+    if root.is_dir():
+        _write_usage(root, used)
+    return used
+
+
+def _read_usage(root: Path) -> int | None:
+    try:
+        text = (root / USAGE_NAME).read_text()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _write_usage(root: Path, used: int) -> None:
+    """Record the bytes in use (a new file renamed over the old: never half written)."""
+    root.mkdir(parents=True, exist_ok=True)
+    new = root / f".{USAGE_NAME}.{os.getpid()}.{threading.get_ident()}"
+    new.write_text(str(used))
+    os.replace(new, root / USAGE_NAME)
 
 
 def _scan(root: Path) -> list[tuple[str, int]]:

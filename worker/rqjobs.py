@@ -18,6 +18,7 @@ from worker.config import worker_config
 from worker.fleetjob import run_job
 from worker.gpurouting import moved_to_gpu_queue
 from worker.jobdirs import remove_stale_workspaces
+from worker.localcache import bytes_used
 from worker.lostjobs import expire_lost_jobs
 from worker.presence import publish
 from worker.sandbox.engine import DockerSandbox, owner_process_alive, reap
@@ -177,3 +178,4 @@ def _clean_after_killed_horse() -> None:
         )
         return
     remove_stale_workspaces(worker_config().home)
+    bytes_used(worker_config().home / "cache")  # what it fetched is counted (localcache)

@@ -17,6 +17,7 @@ from executor.fleet.keys import DEFAULT_QUEUE
 from executor.settings import Settings
 from executor.terminal import shown
 from worker import config as worker_config_module
+from worker import engines
 from worker.config import WorkerConfig
 from worker.gpurouting import check_gpu_queue
 from worker.jobdirs import claim_home, remove_stale_workspaces
@@ -114,6 +115,7 @@ def main(
         # Containers of a worker on this host that was killed: nothing else removes them.
         reap(sandbox.client, is_alive=owner_process_alive)
         sandbox.close()
+        engines.keep(sandbox)  # one client for every job (see worker.engines)
         remove_stale_workspaces(config.home)
         store = store_for(store_url, Settings.from_env(config.env))
         getattr(store, "client", None)  # S3: the client made now, once, before any fork

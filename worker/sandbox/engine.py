@@ -12,6 +12,7 @@ import os
 import pwd
 import socket
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -184,6 +185,7 @@ class DockerSandbox:
         runner prepares the next stages' containers while their upstream stage still runs.
         If this process dies, the gate's stdin closes and the driver exits without running.
         """
+        began = time.perf_counter()
         created = self.create(request)
         prepared: Prepared | None = None
         try:
@@ -206,6 +208,11 @@ class DockerSandbox:
             )
             with engine_call(f"starting container {request.name}"):
                 self.api.start(created.id)
+            # A fleet's latency from enqueue to this moment, less the engine's part (bench).
+            log.info(
+                "container %s started at %.6f; creating and starting it took %.3f s",
+                request.name, time.time(), time.perf_counter() - began,
+            )  # fmt: skip
         except BaseException:
             if prepared is not None:
                 prepared.close_gate()

@@ -1,0 +1,36 @@
+"""The Docker client a worker's jobs share, made once per worker process.
+
+Made by the worker before it forks any work horse (`keep`), with its connections closed
+there, so each horse opens its own on first use: no socket is shared across the fork, and
+no job pays for a new client (its API version asked, the engine pinged: 30-40 ms).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.config import WorkerConfig
+from worker.sandbox.engine import DockerSandbox
+
+_client: list[Any] = []  # docker's DockerClient (only worker/sandbox imports docker)
+
+
+def keep(sandbox: DockerSandbox) -> None:
+    """Keep `sandbox`'s client (an engine that answered) for this process's jobs; its open
+    connections are closed now, before any fork."""
+    sandbox.client.api.close()  # the pools are emptied; the client makes new connections
+    _client[:] = [sandbox.client]
+
+
+def job_sandbox(config: WorkerConfig, stop_grace: float) -> DockerSandbox:
+    """A sandbox for one job, on the worker's client if it has one, else a new client
+    (`run_job` called outside a started worker). It removes a finished container in the
+    background: its close() waits for that."""
+    kw: dict[str, Any] = {
+        "stop_grace": stop_grace,
+        "tmp_size": config.ceilings.tmp_size,
+        "remove_in_background": True,
+    }
+    if _client:
+        return DockerSandbox(_client[0], **kw)
+    return DockerSandbox.from_env(config.env, **kw)
