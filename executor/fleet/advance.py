@@ -121,8 +121,9 @@ class RunSteps:
         new = replace(state, ended=time.time())
         if outcome.get("ok"):
             result = outcome.get("result")
+            done = "restored" if outcome.get("restored") else "ran"  # a hit: no container
             new = replace(
-                new, state="ran", result=dict(result) if isinstance(result, Mapping) else None
+                new, state=done, result=dict(result) if isinstance(result, Mapping) else None
             )
         elif kind == "cancelled":
             new = replace(new, state="cancelled")
