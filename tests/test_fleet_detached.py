@@ -47,20 +47,25 @@ stages:
     "params.yaml": "lr: 0.5\n",
 }
 
-LONG_FILES = {
-    "dvc.yaml": """\
+
+def long_files(seconds: int) -> dict[str, str]:
+    """A stage `long` that prints `started`, sleeps `seconds` (SIGINT traps to exit 130),
+    and a stage `after` that reads its output."""
+    dvc_yaml = f"""\
 stages:
   long:
-    cmd: echo started; trap 'echo got INT; exit 130' INT; sleep 60 & wait; echo ok > out.txt
+    cmd: echo started; trap 'echo got INT; exit 130' INT; sleep {seconds} & wait; echo ok > out.txt
     deps: [in.txt]
     outs: [out.txt]
   after:
     cmd: cat out.txt > after.txt
     deps: [out.txt]
     outs: [after.txt]
-""",
-    "in.txt": "x\n",
-}
+"""
+    return {"dvc.yaml": dvc_yaml, "in.txt": "x\n"}
+
+
+LONG_FILES = long_files(60)
 
 
 def cli(root: Path, fleet: Fleet, *args: str) -> Any:

@@ -13,22 +13,9 @@ from pathlib import Path
 
 from tests.fixtures.fleet import Fleet, outputs, start_worker, stop_worker, work_horses
 from tests.fixtures.repos import GIT_ENV
-from tests.test_fleet_detached import cli, detach, ended, wait_for
+from tests.test_fleet_detached import cli, detach, ended, long_files, wait_for
 
-LONG = {
-    "dvc.yaml": """\
-stages:
-  long:
-    cmd: echo started; trap 'echo got INT; exit 130' INT; sleep 4 & wait; echo ok > out.txt
-    deps: [in.txt]
-    outs: [out.txt]
-  after:
-    cmd: cat out.txt > after.txt
-    deps: [out.txt]
-    outs: [after.txt]
-""",
-    "in.txt": "x\n",
-}
+LONG = long_files(4)
 
 
 def _running(root: Path, fleet: Fleet, run_id: str) -> None:
