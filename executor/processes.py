@@ -23,3 +23,13 @@ def pid_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state not in (b"Z", b"X")
+
+
+def process_start(pid: int) -> str | None:
+    """When process `pid` started, in clock ticks since boot (/proc), or None: with its pid,
+    it names one process even after the pid is reused (a restarted container's worker)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None

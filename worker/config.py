@@ -31,6 +31,7 @@ class WorkerConfig:
     drain_grace: float = DRAIN_GRACE  # seconds a stage may go on once the worker is stopped
     gpu_queue: str = DEFAULT_GPU_QUEUE  # where GPU jobs belong (EXECUTOR_GPU_QUEUE)
     env: Mapping[str, str] = field(default_factory=dict)  # what it was read from
+    shared_home: bool = False  # `home` is several workers': each takes a slot folder in it
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WorkerConfig:
@@ -55,7 +56,10 @@ class WorkerConfig:
         grace = _seconds(env, "DRAIN_GRACE", DRAIN_GRACE, "0 to hand over at once")
         gpu_queue = env.get("EXECUTOR_GPU_QUEUE") or DEFAULT_GPU_QUEUE
         ceilings = Ceilings.from_env(env)
-        return cls(store, home, size, ceilings, log_bytes, patience, grace, gpu_queue, dict(env))
+        shared = env.get("EXECUTOR_WORKER_SHARED_DIR", "").lower() in ("1", "true", "yes")
+        return cls(
+            store, home, size, ceilings, log_bytes, patience, grace, gpu_queue, dict(env), shared
+        )
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float, zero: str) -> float:

@@ -11,8 +11,10 @@ from typing import Any
 
 from worker.config import WorkerConfig
 from worker.sandbox.engine import DockerSandbox
+from worker.sandbox.hostpaths import HostPaths
 
 _client: list[Any] = []  # docker's DockerClient (only worker/sandbox imports docker)
+_host_paths: list[HostPaths | None] = []  # where the engine sees the worker's folder
 
 
 def keep(sandbox: DockerSandbox) -> None:
@@ -20,6 +22,7 @@ def keep(sandbox: DockerSandbox) -> None:
     connections are closed now, before any fork."""
     sandbox.client.api.close()  # the pools are emptied; the client makes new connections
     _client[:] = [sandbox.client]
+    _host_paths[:] = [sandbox.host_paths]
 
 
 def job_sandbox(config: WorkerConfig, stop_grace: float) -> DockerSandbox:
@@ -32,5 +35,10 @@ def job_sandbox(config: WorkerConfig, stop_grace: float) -> DockerSandbox:
         "remove_in_background": True,
     }
     if _client:
-        return DockerSandbox(_client[0], **kw)
+        return DockerSandbox(_client[0], host_paths=_host_paths[0], **kw)
     return DockerSandbox.from_env(config.env, **kw)
+
+
+def kept_client() -> Any | None:
+    """The worker's client, if `keep` was called (in the worker process and its horses)."""
+    return _client[0] if _client else None

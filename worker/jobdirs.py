@@ -92,16 +92,34 @@ def _reverify(home: Path, jobdir: Path) -> None:
 _home_lock: list[int] = []  # held for the worker's life (and its work horses')
 
 
-def claim_home(home: Path) -> None:
+MAX_SLOTS = 1024  # workers sharing one --dir (--shared-dir)
+
+
+def claim_home(home: Path, *, shared: bool = False) -> Path:
     """Make `home` this worker's alone: its local cache's eviction and use are decided in
-    one process. ConfigError if another worker holds it."""
+    one process. ConfigError if another worker holds it. A `shared` home is several workers'
+    (replicas given the same volume): each takes the first free `slot-N` folder in it, so a
+    restarted worker finds its predecessor's cache. The folder claimed is returned."""
+    if not shared:
+        if not _lock_home(home):
+            raise ConfigError(
+                f"another executor-worker uses {home}; give each worker its own --dir "
+                "(or --shared-dir, for a folder several workers share)"
+            )
+        return home
+    for n in range(1, MAX_SLOTS + 1):
+        if _lock_home(home / f"slot-{n}"):
+            return home / f"slot-{n}"
+    raise ConfigError(f"all {MAX_SLOTS} worker slots in {home} are taken; give workers a new --dir")
+
+
+def _lock_home(home: Path) -> bool:
     home.mkdir(parents=True, exist_ok=True)
     fd = os.open(home / "worker.lock", os.O_RDONLY | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise ConfigError(
-            f"another executor-worker uses {home}; give each worker its own --dir"
-        ) from None
+        return False
     _home_lock.append(fd)
+    return True

@@ -30,7 +30,7 @@ from worker.sandbox.engine import (
     Mount,
     Prepared,
     SandboxRequest,
-    owner_process_alive,
+    owner_alive,
     reap,
 )
 from worker.sandbox.request import stage_user
@@ -78,7 +78,7 @@ class LocalBackend:
         sandbox.root = str(ws.root)
         self.sandbox: RepoSandbox = sandbox
         # Containers of an earlier `executor run` that was SIGKILLed: nothing else removes them.
-        reap(self.sandbox.client, is_alive=owner_process_alive)
+        reap(self.sandbox.client, is_alive=owner_alive(self.sandbox.client))
         self.runcache = RunCache(ws.store, trust_dvc_runs=ws.settings.trust_dvc_runs)
         self._digests: dict[str, str] = {}
         self._lock = threading.Lock()

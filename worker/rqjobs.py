@@ -13,7 +13,7 @@ from typing import Any
 
 from executor.errors import ExecutorError, RefusedJob
 from executor.fleet.keys import JOB_FUNCTION, is_job_id
-from worker import runjobs
+from worker import engines, runjobs
 from worker.config import worker_config
 from worker.fleetjob import run_job
 from worker.gpurouting import moved_to_gpu_queue
@@ -21,7 +21,7 @@ from worker.jobdirs import remove_stale_workspaces
 from worker.localcache import bytes_used
 from worker.lostjobs import expire_lost_jobs
 from worker.presence import publish
-from worker.sandbox.engine import DockerSandbox, owner_process_alive, reap
+from worker.sandbox.engine import DockerSandbox, owner_alive, reap
 
 log = logging.getLogger(__name__)
 
@@ -163,13 +163,28 @@ def _maintain(redis: Any, name: str, queues: list[Any]) -> None:
         for job_id in lost:
             log.warning("job %s: its worker is gone; marked failed", job_id)
             runjobs.lost(redis, job_id)  # a detached run's stage runs again
+    _reap_orphans()
+
+
+def _reap_orphans() -> None:
+    """Remove the containers of workers gone from this engine (a killed worker container's
+    stages): at a start, only a worker with the same folder would find them."""
+    client = engines.kept_client()
+    if client is None:
+        return
+    try:
+        reap(client, is_alive=owner_alive(client))
+    except ExecutorError as exc:
+        log.warning("cannot look for containers of lost workers: %s", exc)
+    finally:
+        client.api.close()  # no connection open across the next work horse's fork
 
 
 def _clean_after_killed_horse() -> None:
     """What a killed work horse left: its container, then its job folder."""
     try:
         sandbox = DockerSandbox.from_env(worker_config().env)
-        reap(sandbox.client, is_alive=owner_process_alive)
+        reap(sandbox.client, is_alive=owner_alive(sandbox.client))
     except ExecutorError as exc:
         log.warning(
             "cannot remove the killed job's container: %s; its folder is left for "

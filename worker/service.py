@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ from worker.gpurouting import check_gpu_queue
 from worker.jobdirs import claim_home, remove_stale_workspaces
 from worker.lostjobs import SWEEP_EVERY
 from worker.rqjobs import stage_job_class, stage_worker_class
-from worker.sandbox.engine import DockerSandbox, owner_process_alive, reap
+from worker.sandbox.engine import DockerSandbox, owner_alive, reap
+from worker.sandbox.hostpaths import check_host_paths, host_paths
 from worker.stores import store_for
 
 
@@ -83,6 +85,13 @@ from worker.stores import store_for
               help="Seconds a running stage may go on after SIGTERM before it is stopped "
                    "and handed to another worker (EXECUTOR_WORKER_DRAIN_GRACE; "
                    "default 60).")  # fmt: skip
+@click.option("--shared-dir", is_flag=True, default=None,
+              help="--dir is shared by several workers (replicas given one volume): each "
+                   "takes a free slot folder in it (EXECUTOR_WORKER_SHARED_DIR).")  # fmt: skip
+@click.option("--host-dir", default=None,
+              help="Where the Docker engine's host sees --dir, for a worker in a container "
+                   "(EXECUTOR_WORKER_HOST_DIR; default: found from the container's mounts). "
+                   "Checked at start.")  # fmt: skip
 @click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
 def main(
     redis_url: str,
@@ -108,12 +117,15 @@ def main(
     try:
         config = WorkerConfig.from_env(env)
         check_gpu_queue(queues, config)
+        root = config.home
+        config = replace(config, home=claim_home(root, shared=config.shared_home))
         worker_config_module.use(config)
-        claim_home(config.home)
         redis = connect(redis_url)
         sandbox = DockerSandbox.from_env(config.env)
+        sandbox.host_paths = host_paths(sandbox.client, root, config.env)
+        check_host_paths(sandbox.client, config.home, sandbox.host_paths, config.env)
         # Containers of a worker on this host that was killed: nothing else removes them.
-        reap(sandbox.client, is_alive=owner_process_alive)
+        reap(sandbox.client, is_alive=owner_alive(sandbox.client))
         sandbox.close()
         engines.keep(sandbox)  # one client for every job (see worker.engines)
         remove_stale_workspaces(config.home)

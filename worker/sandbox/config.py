@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from executor.limits import GPUS_ALL
-from executor.processes import pid_alive
+from executor.processes import pid_alive, process_start
 from worker.sandbox.driver import Invocation
+from worker.sandbox.hostpaths import HostPaths, own_container_id
 from worker.sandbox.request import SandboxRequest
 
 LABEL = "executor"  # every sandbox container carries executor=1; the reaper filters on it
@@ -21,6 +22,8 @@ LABEL_STAGE = "executor.stage"
 LABEL_OWNER = "executor.owner"
 LABEL_HOST = "executor.host"
 LABEL_PID = "executor.pid"  # the process that started it, for reaping after a SIGKILL
+LABEL_PID_START = "executor.pid-start"  # when that process started (pids are reused)
+LABEL_CONTAINER = "executor.container"  # the container of that process, if it runs in one
 
 
 def labels(request: SandboxRequest, owner: str) -> dict[str, str]:
@@ -33,6 +36,8 @@ def labels(request: SandboxRequest, owner: str) -> dict[str, str]:
         LABEL_OWNER: owner,
         LABEL_HOST: socket.gethostname(),
         LABEL_PID: str(os.getpid()),
+        LABEL_PID_START: process_start(os.getpid()) or "",
+        LABEL_CONTAINER: own_container_id(os.environ) or "",
     }
 
 
@@ -44,10 +49,14 @@ def environment(request: SandboxRequest) -> dict[str, str]:
 TMP_SIZE = 1 << 30  # bytes of the /tmp tmpfs unless configured (EXECUTOR_TMP_SIZE)
 
 
-def host_config(request: SandboxRequest, tmp_size: int = TMP_SIZE) -> dict[str, Any]:
+def host_config(
+    request: SandboxRequest, tmp_size: int = TMP_SIZE, host_paths: HostPaths | None = None
+) -> dict[str, Any]:
     """Keyword arguments for `APIClient.create_host_config`. `/tmp` is a tmpfs of at most
-    `tmp_size` bytes (its pages also count against the memory limit, if one is set)."""
+    `tmp_size` bytes (its pages also count against the memory limit, if one is set). Mount
+    sources are the worker's paths, given to the engine as `host_paths` maps them."""
     limits = request.limits
+    to_host = host_paths.to_host if host_paths is not None else str
     config: dict[str, Any] = {
         "init": True,
         "cap_drop": ["ALL"],
@@ -58,7 +67,12 @@ def host_config(request: SandboxRequest, tmp_size: int = TMP_SIZE) -> dict[str, 
         "ipc_mode": "private",
         "network_mode": "bridge" if limits.network else "none",
         "mounts": [
-            {"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
+            {
+                "Type": "bind",
+                "Source": to_host(m.source),
+                "Target": m.target,
+                "ReadOnly": m.read_only,
+            }
             for m in request.mounts
         ],
         "log_config": {"type": "json-file", "config": {"max-size": "10m", "max-file": "1"}},
@@ -107,11 +121,17 @@ def image_shell(image_attrs: Mapping[str, Any]) -> str | None:
 
 
 def owner_process_alive(labels: Mapping[str, str]) -> bool:
-    """For reaping on this host: False when the process that started the container is gone."""
+    """For reaping on this host (or in this container): False when the process that started
+    the container is gone. Another container's or host's are not judged here (True)."""
+    if labels.get(LABEL_CONTAINER, "") != (own_container_id(os.environ) or ""):
+        return True  # the reaper asks the engine about another container's (reaper.py)
     if labels.get(LABEL_HOST) != socket.gethostname():
         return True  # another host's container: not ours to judge
     try:
         pid = int(labels.get(LABEL_PID, ""))
     except ValueError:
         return True
+    started = labels.get(LABEL_PID_START)
+    if started and process_start(pid) not in (started, None):
+        return False  # the pid is another process's now
     return pid_alive(pid)

@@ -34,9 +34,10 @@ from worker.sandbox.config import (
 )
 from worker.sandbox.config import image_shell as shell_of_image
 from worker.sandbox.driver import DEFAULT_SHELL, Invocation
+from worker.sandbox.hostpaths import HostPaths
 from worker.sandbox.logs import LogCollector
 from worker.sandbox.prepared import Created, Prepared, raw_socket
-from worker.sandbox.reaper import reap
+from worker.sandbox.reaper import owner_alive, reap
 from worker.sandbox.request import (
     Mount,
     SandboxOutcome,
@@ -54,6 +55,7 @@ __all__ = [
     "Prepared",
     "SandboxOutcome",
     "SandboxRequest",
+    "owner_alive",
     "owner_process_alive",
     "reap",
     "stage_user",
@@ -82,6 +84,7 @@ class DockerSandbox:
         owner: str | None = None,
         remove_in_background: bool = False,
         tmp_size: int = TMP_SIZE,
+        host_paths: HostPaths | None = None,
     ) -> None:
         self.client = client if client is not None else DockerClient()
         # A finished container's removal is off the stage's critical path; close() waits.
@@ -93,6 +96,7 @@ class DockerSandbox:
         self.cancel_signal = cancel_signal
         self.owner = owner or _default_owner()
         self.tmp_size = tmp_size  # bytes of each container's /tmp tmpfs
+        self.host_paths = host_paths  # a worker in a container: its folder on the host
         self._shells: dict[str, str | None] = {}  # image id -> SHELL of its Env
         self._lock = threading.Lock()
 
@@ -147,7 +151,9 @@ class DockerSandbox:
             request, image_id=image_id, user=user, invocation=invocation, owner=self.owner
         )
         with engine_call(f"creating container {request.name}"):
-            args["host_config"] = self.api.create_host_config(**host_config(request, self.tmp_size))
+            args["host_config"] = self.api.create_host_config(
+                **host_config(request, self.tmp_size, self.host_paths)
+            )
             try:
                 cid = self.api.create_container(**args)["Id"]
             except docker.errors.APIError as exc:
@@ -161,7 +167,7 @@ class DockerSandbox:
         """Remove a leftover container of the same name, unless a live process still runs it."""
         existing = self.api.inspect_container(request.name)
         labels = existing["Config"].get("Labels") or {}
-        if existing["State"].get("Running") and owner_process_alive(labels):
+        if existing["State"].get("Running") and owner_alive(self.client)(labels):
             raise SandboxError(
                 f"stage '{request.stage}': container {request.name} is already running "
                 f"for {labels.get(LABEL_OWNER, 'someone else')} (pid {labels.get(LABEL_PID)})"

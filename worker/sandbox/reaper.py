@@ -4,15 +4,37 @@ their labels, removed when their owner is gone."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
 
 import docker.errors
 from docker.client import DockerClient
 
 from worker.sandbox.calls import engine_call
-from worker.sandbox.config import LABEL
+from worker.sandbox.config import LABEL, LABEL_CONTAINER, owner_process_alive
+from worker.sandbox.hostpaths import own_container_id
 
 log = logging.getLogger(__name__)
+
+
+def owner_alive(client: DockerClient) -> Callable[[Mapping[str, str]], bool]:
+    """Whether a container's owner lives: a process of this host or container by its pid
+    (`owner_process_alive`); a worker in another container on this engine by that container
+    running, so that a killed worker container's stages are reaped by the workers beside it."""
+    me = own_container_id(os.environ) or ""
+
+    def alive(labels: Mapping[str, str]) -> bool:
+        theirs = labels.get(LABEL_CONTAINER, "")
+        if not theirs or theirs == me:
+            return owner_process_alive(labels)
+        try:
+            with engine_call("inspecting a stage's worker container"):
+                state = client.api.inspect_container(theirs).get("State") or {}
+        except docker.errors.NotFound:
+            return False
+        return bool(state.get("Running")) and not state.get("Restarting")
+
+    return alive
 
 
 def reap(client: DockerClient, *, is_alive: Callable[[Mapping[str, str]], bool]) -> list[str]:
