@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.redis_server",
     "tests.fixtures.repos",
     "tests.fixtures.fleet",
+    "tests.fixtures.container_fleet",
 ]
 _ISOLATED = pytest.StashKey[str]()
 

@@ -1,6 +1,9 @@
 """What a fleet job watches while its stage runs: its heartbeat to keep, a cancel request in
 Redis, and its worker being stopped (SIGTERM: a drain).
 
+A job whose heartbeat cannot reach Redis for FENCE_AFTER seconds is stopped the same way
+(fenced): it may be taken over (keys.py).
+
 A drained worker takes no new job (RQ's warm shutdown) and gives its running stage the
 worker's drain grace. A stage that ends within it ends as usual; one that does not is
 stopped like a cancelled one, and its job ends handed over (JobHandedOver), which the
@@ -17,7 +20,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from executor.fleet.keys import ALIVE_EVERY, ALIVE_TTL, alive_key, cancel_key
+from executor.fleet.keys import ALIVE_EVERY, ALIVE_TTL, FENCE_AFTER, alive_key, cancel_key
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,8 @@ class JobWatch:
     drain: threading.Event = field(default_factory=threading.Event)  # the worker is stopping
     handed_over: threading.Event = field(default_factory=threading.Event)  # stopped for it
     done: threading.Event = field(default_factory=threading.Event)  # the job has its outcome
+    beaten: float = field(default_factory=time.monotonic)  # its last heartbeat that landed
+    fence_after: float = FENCE_AFTER
 
     def on_sigterm(self) -> None:
         """In the work horse: SIGTERM (from its worker, or sent to every process of the
@@ -68,7 +73,7 @@ class JobWatch:
             try:
                 if now - beat >= ALIVE_EVERY:
                     redis.set(alive_key(self.job_id), "1", ex=ALIVE_TTL)
-                    beat = now
+                    beat = self.beaten = now
                 if redis.exists(cancel_key(self.job_id)):
                     self.handed_over.clear()  # asked for: a cancel, not a hand-over
                     self.cancel.set()
@@ -77,7 +82,23 @@ class JobWatch:
             if self.done.wait(CANCEL_POLL):
                 return
 
+    def fence(self) -> None:
+        """Stop the stage and hand it over once no heartbeat has reached Redis for
+        `fence_after` seconds: cut off (a partition, a long Redis outage), this worker may
+        soon count as lost and its stage be run elsewhere (keys.LOST_AFTER). In a thread of
+        its own: a call to an unreachable Redis can block the watcher for its retries."""
+        while not self.done.wait(1.0):
+            silent = time.monotonic() - self.beaten
+            if silent >= self.fence_after and not self.cancel.is_set():
+                log.warning(
+                    "job %s: no heartbeat has reached Redis for %.0f s; the stage is stopped "
+                    "and handed over, as another worker may be given it", self.job_id, silent,
+                )  # fmt: skip
+                self.handed_over.set()
+                self.cancel.set()
+
     def start(self, redis: Any) -> threading.Thread:
+        threading.Thread(target=self.fence, daemon=True).start()
         thread = threading.Thread(target=self.watch, args=(redis,), daemon=True)
         thread.start()
         return thread

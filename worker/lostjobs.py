@@ -5,7 +5,7 @@ registry. RQ itself moves such a job to the failed registry only once its last R
 is older than the monitoring interval plus a minute, and only at a maintenance pass (every
 ten minutes by default). executor knows sooner: a running job renews its alive key every few
 seconds (`fleet.keys.alive_key`). At each maintenance pass (`SWEEP_EVERY`) a worker marks every
-started job without an alive key; a job still without one `ALIVE_TTL` seconds later (by
+started job without an alive key; a job still without one `LOST_AFTER` seconds later (by
 Redis's clock, never a host's) is given an expiry in the past, so RQ's own cleanup then
 fails it the way it fails any abandoned job (status failed, the failed registry). The
 coordinator has already run such a job again under a new id: this only keeps `rq info`,
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from executor.fleet.keys import ALIVE_TTL, alive_key, is_job_id
+from executor.fleet.keys import ALIVE_TTL, LOST_AFTER, alive_key, is_job_id
 
 SWEEP_EVERY = 30  # seconds between a worker's maintenance passes (RQ's default is 600)
 UNSEEN_TTL = 10 * ALIVE_TTL  # how long a mark lives; a mark older than that is renewed
@@ -57,7 +57,7 @@ def expire_lost_jobs(registry: Any, redis: Any) -> list[str]:
         if redis.exists(alive_key(job_id)):
             redis.delete(unseen_key(job_id))
             continue
-        if now - _first_unseen(redis, job_id, now) >= ALIVE_TTL:
+        if now - _first_unseen(redis, job_id, now) >= LOST_AFTER:
             redis.zadd(registry.key, {member: 0}, xx=True)  # only if RQ has not removed it
             redis.delete(unseen_key(job_id))
             lost.append(job_id)

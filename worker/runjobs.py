@@ -14,7 +14,7 @@ from rq.serializers import JSONSerializer
 
 from executor.errors import ExecutorError, InvalidJobSpec, StageCancelled
 from executor.fleet.advance import RunSteps
-from executor.fleet.keys import ALIVE_TTL, WAITING, alive_key, lease_key
+from executor.fleet.keys import LOST_AFTER, WAITING, alive_key, lease_key
 from executor.fleet.leases import Leases
 from executor.fleet.runs import Runs
 from executor.fleet.templates import key_of, restored_entry
@@ -108,7 +108,7 @@ def _wait_for(redis: Any, job: Any, cancel: threading.Event, address: str) -> No
         if job.get_status(refresh=True).value not in ("started", *WAITING):
             return
         missing = 0 if redis.exists(alive_key(job.id)) else missing + 1
-        if missing * WAIT_POLL > 2 * ALIVE_TTL:
+        if missing * WAIT_POLL > LOST_AFTER:
             return
         time.sleep(WAIT_POLL)
     raise StageCancelled(address)

@@ -21,6 +21,7 @@ from executor.errors import (
 from executor.fleet.keys import (
     ALIVE_TTL,
     CANCEL_TTL,
+    LOST_AFTER,
     WAITING,
     alive_key,
     cancel_key,
@@ -124,10 +125,10 @@ class Follow:
                         alive = self.redis.exists(alive_key(self.job.id))
                     # A heartbeat missing once is not yet a lost worker: a Redis restarted
                     # after more than ALIVE_TTL has let every heartbeat expire, and the
-                    # workers beat again only once they have reconnected. Missing for one
-                    # more ALIVE_TTL, it is.
+                    # workers beat again only once they have reconnected. Missing for
+                    # LOST_AFTER, it is (keys.py: the worker has stopped its stage by then).
                     missing_since = None if alive else (missing_since or now)
-                    if missing_since is not None and now - missing_since >= ALIVE_TTL:
+                    if missing_since is not None and now - missing_since >= LOST_AFTER:
                         raise JobLost(f"stage '{self.address}': the worker running it was lost")
                 continue
             while self.relay(None):  # what was written just before it ended

@@ -24,6 +24,13 @@ ENDED_EVENTS_TTL = 600  # a finished job's stream, for followers still draining 
 CANCEL_TTL = 3600  # a cancel request outlives its job's last chance to start
 ALIVE_TTL = 15  # seconds a running job's heartbeat key lives unless renewed
 ALIVE_EVERY = 5  # seconds between a running job's heartbeats
+# A worker cut off from Redis (a partition, a Redis outage) lets its stage run on for
+# FENCE_AFTER seconds from its last heartbeat, then stops it and hands it over. Others count
+# the worker lost only once its heartbeat key has been missing for LOST_AFTER seconds, at
+# least ALIVE_TTL + LOST_AFTER after that heartbeat: after the fenced stage's stop grace
+# (up to 20 s), so a stage never runs in two places at once.
+FENCE_AFTER = 45
+LOST_AFTER = 50
 LEASE_TTL = 7 * 24 * 3600  # a backstop: a lease is judged by its job's status
 LEASE_GRACE = 30  # seconds a lease may name a job not enqueued yet
 WAITING = frozenset({"queued", "deferred", "scheduled"})

@@ -11,11 +11,11 @@ import time
 from typing import Any
 
 from executor.fleet.keys import (
-    ALIVE_TTL,
     CANCEL_TTL,
     ENDED_EVENTS_TTL,
     LEASE_GRACE,
     LEASE_TTL,
+    LOST_AFTER,
     RELEASE,
     WAITING,
     alive_key,
@@ -74,8 +74,9 @@ class Leases:
         if status in WAITING or status == "finished":
             return job, "live"
         if status == "started":
-            # Its heartbeat starts as it starts; give a job just taken the time to beat once.
-            deadline = time.monotonic() + ALIVE_TTL
+            # Its heartbeat starts as it starts; give a job just taken the time to beat once,
+            # and one whose worker is cut off from Redis the time to come back (LOST_AFTER).
+            deadline = time.monotonic() + LOST_AFTER
             while time.monotonic() < deadline and not cancel.is_set():
                 if self.redis.exists(alive_key(job_id)):
                     return job, "live"
