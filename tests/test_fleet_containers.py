@@ -270,3 +270,31 @@ def check_clean_big(fleet: ContainerFleet, root: Path, dvc_cli: Any, since: int)
     wait_until("the stage containers to be removed", lambda: not fleet.stage_containers(), 90)
     assert fleet.leases() == []
     check_store(fleet)
+
+
+def _refused(fleet: ContainerFleet, **kw: Any) -> str:
+    """Start a worker container that must refuse to start; its log."""
+    worker = fleet.add_worker(kw.pop("env", None), **kw)
+    try:
+        assert worker.wait(timeout=120)["StatusCode"] != 0
+        return str(worker.logs().decode(errors="replace"))
+    finally:
+        worker.remove(force=True)
+        fleet.workers.remove(worker)
+
+
+def test_a_worker_whose_folder_the_engine_sees_elsewhere_refuses_to_start(
+    container_fleet: ContainerFleet, tmp_path: Path
+) -> None:
+    wrong = tmp_path / "not-the-workers-folder"
+    wrong.mkdir()
+    log = _refused(container_fleet, env={"EXECUTOR_WORKER_HOST_DIR": str(wrong)})
+    assert "is not at" in log and "EXECUTOR_WORKER_HOST_DIR" in log, log
+    assert not list(wrong.iterdir())  # nothing was written where it is not
+
+
+def test_a_worker_whose_folder_is_not_on_the_engines_host_refuses_to_start(
+    container_fleet: ContainerFleet,
+) -> None:
+    log = _refused(container_fleet, tmpfs={"/var/lib/executor-worker": ""}, volumes=None)
+    assert "EXECUTOR_WORKER_HOST_DIR" in log and "mount a host folder" in log, log
