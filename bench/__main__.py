@@ -24,6 +24,7 @@ from typing import Any
 from bench import (
     firstrun,
     fleet,
+    fleetcontainers,
     hashing,
     machine,
     memory,
@@ -55,6 +56,7 @@ SCENARIOS: dict[str, Scenario] = {
     "transfer": transfer.scenario,
     "memory": memory.scenario,
     "fleet": fleet.scenario,
+    "fleet-containers": fleetcontainers.scenario,
 }
 
 

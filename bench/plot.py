@@ -69,19 +69,30 @@ def write(rows: list[Row], path: Path) -> bool:
 def write_fleet(rows: list[Row], path: Path) -> bool:
     """Jobs per second through the fleet against its workers (rows with `workers` and
     `jobs_per_s` in their extra figures), beside `executor run -j W`'s stages per second."""
-    points = sorted(
-        (int(r.extra["workers"]), r.extra["jobs_per_s"], r.extra.get("run_per_s", 0.0))
-        for r in rows
-        if "workers" in r.extra and "jobs_per_s" in r.extra
-    )
+
+    def series(containers: bool) -> list[tuple[int, float, float]]:
+        return sorted(
+            (int(r.extra["workers"]), r.extra["jobs_per_s"], r.extra.get("run_per_s", 0.0))
+            for r in rows
+            if "workers" in r.extra
+            and "jobs_per_s" in r.extra
+            and bool(r.extra.get("containers")) == containers
+        )
+
+    points, boxed = series(False), series(True)
     plt = _pyplot()
-    if plt is None or not points:
+    if plt is None or not (points or boxed):
         return False
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    workers = [p[0] for p in points]
-    ax.plot(workers, [p[1] for p in points], "o-", color=COLOURS["executor"],
-            label="executor submit: jobs/s with W workers")  # fmt: skip
-    ax.plot(workers, [p[2] for p in points], "s--", color="tab:gray",
+    workers = sorted({p[0] for p in points + boxed})
+    if points:
+        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", color=COLOURS["executor"],
+                label="executor submit: jobs/s, W worker processes")  # fmt: skip
+    if boxed:
+        ax.plot([p[0] for p in boxed], [p[1] for p in boxed], "^-", color="tab:green",
+                label="executor submit: jobs/s, W worker containers")  # fmt: skip
+    runs = points or boxed
+    ax.plot([p[0] for p in runs], [p[2] for p in runs], "s--", color="tab:gray",
             label="executor run -j W: stages/s")  # fmt: skip
     ax.set_xticks(workers, [str(w) for w in workers])
     ax.set_ylim(bottom=0)
