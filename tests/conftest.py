@@ -1,8 +1,9 @@
 """Shared fixtures. Each service lives in its own plugin module under tests/fixtures/.
 
-Services are real: the machine's Docker engine with locally built images and moto's S3
-server process and redis-server on 127.0.0.1. Under CI=true a missing service fails the
-run; elsewhere the test is skipped with a message naming what is missing.
+Services are real: the machine's Docker engine with locally built images, moto's S3 server
+process (and s3s-fs, a second S3 implementation, for the tests parametrized over both) and
+redis-server on 127.0.0.1. Under CI=true a missing service fails the run; elsewhere the
+test is skipped with a message naming what is missing.
 """
 
 import os
@@ -14,6 +15,7 @@ import pytest
 pytest_plugins = [
     "tests.fixtures.docker_env",
     "tests.fixtures.s3_server",
+    "tests.fixtures.s3s_server",
     "tests.fixtures.redis_server",
     "tests.fixtures.repos",
     "tests.fixtures.fleet",

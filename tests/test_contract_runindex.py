@@ -1,6 +1,6 @@
 """One contract for every run-cache index (executor.runindex.RunCacheIndex): the store's
 own `runs/` with executor's records (a folder, and S3 over real HTTP via moto's server or
-MinIO) and a fleet's Redis (`executor.fleet.keys.RunIndex` on a real redis-server).
+MinIO, and via s3s-fs) and a fleet's Redis (`executor.fleet.keys.RunIndex` on a real redis-server).
 
 An index names candidates, which a caller reads and checks in the store: what matters here
 is that it names what was added, for that image digest only, and never a name of another
@@ -95,12 +95,13 @@ def _redis(url: str) -> Iterator[Index]:
     client.close()
 
 
-@pytest.fixture(params=["folder", "s3", "redis"])
+@pytest.fixture(params=["folder", "moto", "s3s-fs", "redis"])
 def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Index]:
     if request.param == "folder":
         yield _folder(tmp_path)
-    elif request.param == "s3":
-        yield _s3(request.getfixturevalue("s3_bucket"))
+    elif request.param in ("moto", "s3s-fs"):
+        bucket = "s3_bucket" if request.param == "moto" else "s3s_bucket"
+        yield _s3(request.getfixturevalue(bucket))
     else:
         yield from _redis(request.getfixturevalue("redis_url"))
 

@@ -1,8 +1,11 @@
 """`executor submit` against a real fleet: redis-server, moto's S3 server over HTTP, an
-`executor-worker` process (RQ) and the machine's Docker engine, with `dvc repro` as the oracle."""
+`executor-worker` process (RQ) and the machine's Docker engine, with `dvc repro` as the oracle.
+The cases that use the store the most (a run, the run-cache shared across teams, entries
+deleted behind the fleet's back) also run on s3s-fs, a second S3 implementation."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -26,6 +29,7 @@ from tests.fixtures.fleet import (
 )
 from tests.fixtures.repos import GIT_ENV, run_cli
 from tests.fixtures.s3_server import Bucket
+from tests.fixtures.s3s_server import on_every_s3
 
 PIPELINE = {
     "dvc.yaml": """\
@@ -50,6 +54,7 @@ stages:
 }
 
 
+@on_every_s3()
 def test_submit_gives_what_dvc_repro_gives(
     make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, dvc_cli: Any
 ) -> None:
@@ -68,6 +73,36 @@ def test_submit_gives_what_dvc_repro_gives(
     assert fleet.jobs_run() == 2
 
 
+@on_every_s3()
+def test_objects_larger_than_a_part_travel_both_ways(
+    make_repo: Callable[..., Path],
+    fleet: Fleet,
+    busybox_image: str,
+    dvc_cli: Any,
+    s3_bucket: Bucket,
+) -> None:
+    """Over the store's 8 MiB part size: the input goes up from the submitter and the output
+    from the worker as multipart uploads, and each comes down in one stream or in ranges."""
+    big = os.urandom(9 * 2**20)
+    files = {
+        "dvc.yaml": "stages:\n  double:\n    cmd: cat big.bin big.bin > double.bin\n"
+        "    deps: [big.bin]\n    outs: [double.bin]\n",
+        "big.bin": big,
+    }
+    ours, theirs = make_repo(files, "ours"), make_repo(files, "theirs")
+    done = submit(ours, fleet, busybox_image)
+    assert done.returncode == 0, done.stderr + fleet.worker_log()
+    assert dvc_cli(theirs, "repro").returncode == 0
+    assert (ours / "dvc.lock").read_text() == (theirs / "dvc.lock").read_text()
+    assert (ours / "double.bin").read_bytes() == big + big
+    for data in (big, big + big):
+        digest = hashlib.md5(data).hexdigest()
+        key = f"fleet/files/md5/{digest[:2]}/{digest[2:]}"
+        etag = s3_bucket.client.head_object(Bucket=s3_bucket.name, Key=key)["ETag"]
+        assert "-" in etag, etag  # S3's ETag of an object uploaded in parts: md5-of-md5s-N
+
+
+@on_every_s3()
 def test_a_second_team_gets_the_work_from_the_fleets_run_cache(
     make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str
 ) -> None:
@@ -211,6 +246,7 @@ def _wait_until_no_job_is_started(fleet: Fleet) -> None:
     assert client.hget(f"rq:job:{failed[0]}", "status") == b"failed"
 
 
+@on_every_s3()
 def test_the_redis_index_names_hits_the_store_confirms_and_is_rebuilt_from_it(
     make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, s3_bucket: Bucket
 ) -> None:

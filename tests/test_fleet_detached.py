@@ -19,6 +19,7 @@ from rq.serializers import JSONSerializer
 
 from tests.fixtures.fleet import Fleet, outputs, submit
 from tests.fixtures.repos import run_cli
+from tests.fixtures.s3s_server import on_every_s3
 
 PIPELINE = {
     "dvc.yaml": """\
@@ -108,6 +109,7 @@ def ended(doc: dict[str, Any]) -> bool:
     return doc["run"]["state"] != "running"
 
 
+@on_every_s3()
 def test_a_detached_run_fetched_gives_what_dvc_repro_gives(
     make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, dvc_cli: Any
 ) -> None:

@@ -1,4 +1,5 @@
-"""push and pull between a repository and a store (S3 over HTTP, or a folder)."""
+"""push and pull between a repository and a store (S3 over HTTP, or a folder); the S3 cases
+that move the most kinds of request run on moto and on s3s-fs."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from executor.store.s3client import make_client
 from executor.store.tracked import tracked_outputs
 from executor.store.transfer import pull, push
 from tests.fixtures.s3_server import Bucket
+from tests.fixtures.s3s_server import on_every_s3
 
 Tree = Mapping[str, "bytes | Tree"]
 
@@ -123,6 +125,7 @@ def cache_of(root: Path) -> LocalStore:
     return LocalStore(root / ".dvc" / "cache")
 
 
+@on_every_s3()
 def test_push_then_pull_into_a_fresh_clone_restores_every_output(
     repo: Path, s3: S3Store, tmp_path: Path
 ) -> None:
@@ -168,6 +171,7 @@ def test_pull_writes_a_fresh_output_as_its_objects_arrive(repo: Path, tmp_path: 
     assert [p.read_bytes() for p in listing] == [b"a\n", b"b\n", b"c\n"]
 
 
+@on_every_s3()
 def test_second_push_moves_nothing_and_trusts_a_present_dir_object(repo: Path, s3: S3Store) -> None:
     push(cache_of(repo), s3, tracked_outputs(repo))
     calls = counting(s3)
@@ -202,6 +206,7 @@ def test_a_few_changed_files_in_a_big_directory_cost_a_few_requests(
     assert calls == Counter({"HeadObject": 4, "PutObject": 3})
 
 
+@on_every_s3()
 def test_pull_refuses_a_corrupt_object_and_does_not_use_it(
     repo: Path, s3: S3Store, s3_bucket: Bucket, tmp_path: Path
 ) -> None:
@@ -219,6 +224,7 @@ def test_pull_refuses_a_corrupt_object_and_does_not_use_it(
     assert (fresh / "out/model.bin").read_bytes() == OUTS["out/model.bin"]
 
 
+@on_every_s3()
 def test_push_with_an_object_missing_locally_keeps_its_dir_object_back(
     repo: Path, s3: S3Store, s3_bucket: Bucket
 ) -> None:
@@ -243,13 +249,14 @@ def test_targets_choose_stages_files_and_paths(repo: Path) -> None:
         tracked_outputs(repo, ["nothing"])
 
 
-@pytest.mark.parametrize("kind", ["s3", "folder"])
+@pytest.mark.parametrize("kind", ["moto", "s3s-fs", "folder"])
 def test_run_cache_entries_and_records_travel_with_their_times(
     kind: str, repo: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    store: ObjectStore = (
-        request.getfixturevalue("s3") if kind == "s3" else LocalStore(tmp_path / "remote")
-    )
+    store: ObjectStore = LocalStore(tmp_path / "remote")
+    if kind != "folder":
+        bucket = request.getfixturevalue("s3_bucket" if kind == "moto" else "s3s_bucket")
+        store = S3Store(make_client(bucket.endpoint), bucket.name, "team/dvc")
     cache = cache_of(repo)
     cache.write_run("ab" * 32, "11" * 32, b"cmd: one\n")
     cache.write_run("ab" * 32, "22" * 32, b"cmd: two\n")
@@ -300,6 +307,7 @@ def test_cli_pull_keeps_unsaved_changes_unless_forced(
     assert (repo / "out/model.bin").read_bytes() == OUTS["out/model.bin"]
 
 
+@on_every_s3()
 def test_cli_push_and_pull_use_executor_store(
     repo: Path, tmp_path: Path, s3_bucket: Bucket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -333,6 +341,7 @@ def test_cli_without_a_store_says_how_to_name_one(
     )
 
 
+@on_every_s3(s3s_lacks="server-side encryption and object ACLs (GetObjectAcl: 501)")
 def test_a_dvc_remote_s_encryption_and_acl_apply_to_every_write(
     tmp_path: Path, s3_bucket: Bucket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
