@@ -15,7 +15,7 @@
 #
 # Idempotent: when the tag already exists nothing is built. Needs root (or a user in the
 # docker group for busybox) and an apt mirror; nothing is pulled from a Docker registry.
-set -eu
+set -euo pipefail
 
 kind=${1:-}
 tag=${2:-}
@@ -193,14 +193,14 @@ source_files() {
 
 build_worker() {
     src=$(cd "$here/.." && pwd)
-    digest=$(cd "$src" && source_files pyproject.toml executor worker docker/worker \
+    digest=$(cd "$src" && source_files pyproject.toml executor worker docker/worker docker/build-image.sh \
         | xargs -0 sha256sum | sha256sum | cut -c1-12)
     [ -n "$tag" ] || tag="executor/worker:$digest"
     if have_tag "$tag"; then docker tag "$tag" executor/worker:latest; echo "$tag"; return; fi
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
     python=${PYTHON:-python3}
-    (cd "$src" && source_files | xargs -0 tar -cf -) | (mkdir "$work/src" && tar -C "$work/src" -xf -)
+    (cd "$src" && source_files | tar --null -T - -cf -) | (mkdir "$work/src" && tar -C "$work/src" -xf -)
     base=$(tag="" build_debian)
     markers=$(docker run --rm --network none "$base" python3 -c "$TARGET_MARKERS")
     "$python" "$here/worker/wheels.py" "$work/src" "$work/wheels" "$markers" \

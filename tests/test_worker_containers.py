@@ -16,7 +16,8 @@ import pytest
 from executor.errors import ConfigError
 from worker.jobdirs import claim_home
 from worker.jobwatch import JobWatch
-from worker.sandbox.hostpaths import HostPaths, check_host_paths, own_container_id
+from worker.sandbox.hostpaths import HostPaths, check_host_paths
+from worker.sandbox.owner import own_container_id
 from worker.sandbox.reaper import owner_alive, reap
 
 
@@ -59,18 +60,20 @@ def test_a_dead_worker_containers_stages_are_reaped_a_live_ones_kept(
     live_worker = container({"executor-test": "reaper"})
     dead_worker = container({"executor-test": "reaper"})
     dead_worker.stop(timeout=0)
+    gone_worker = container({"executor-test": "reaper"})
     stages = {
         name: container({"executor": "1", "executor.stage": name, "executor.container": owner.id})
-        for name, owner in (("live", live_worker), ("dead", dead_worker))
+        for name, owner in (("live", live_worker), ("dead", dead_worker), ("gone", gone_worker))
     }
+    gone_worker.remove(force=True)  # a worker container removed, not just stopped
     try:
         removed = reap(docker_client, is_alive=owner_alive(docker_client))
-        assert stages["dead"].name in removed
+        assert stages["dead"].name in removed and stages["gone"].name in removed
         assert stages["live"].name not in removed
         stages["live"].reload()
         assert stages["live"].status == "running"
     finally:
-        for c in (*stages.values(), live_worker, dead_worker):
+        for c in (*stages.values(), live_worker, dead_worker, gone_worker):
             with contextlib.suppress(docker.errors.NotFound):  # the reaper took it
                 c.remove(force=True)
 

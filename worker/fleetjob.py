@@ -62,7 +62,7 @@ from worker.engines import job_sandbox
 from worker.events import Events
 from worker.job import container_request, execute, verify_inputs
 from worker.jobdirs import PLACED_NAME, job_folder
-from worker.jobwatch import WATCH_JOIN, JobWatch
+from worker.jobwatch import WATCH_JOIN, JobWatch, fence_after
 from worker.localcache import LocalCache, Placement
 from worker.patientstore import PatientStore
 from worker.sandbox.engine import Mount
@@ -86,7 +86,9 @@ def run_job(spec: Mapping[str, Any], store_url: str) -> dict[str, Any]:
         raise RefusedJob("refused job: its id is not a job id")
     redis = job.connection if job is not None else None
     address = str(spec.get("address", "")) if isinstance(spec, Mapping) else ""
-    watch = JobWatch(job_id, worker_config().drain_grace)
+    config = worker_config()
+    stop_grace = Settings.from_env(config.env).stop_grace
+    watch = JobWatch(job_id, config.drain_grace, fence_after=fence_after(stop_grace))
     watch.on_sigterm()
     watcher = watch.start(redis) if redis is not None else None
     bound = runjobs.bound_run(redis, job_id) if redis is not None else None

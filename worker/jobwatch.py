@@ -20,12 +20,27 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from executor.fleet.keys import ALIVE_EVERY, ALIVE_TTL, FENCE_AFTER, alive_key, cancel_key
+from executor.fleet.keys import (
+    ALIVE_EVERY,
+    ALIVE_TTL,
+    FENCE_AFTER,
+    LOST_AFTER,
+    alive_key,
+    cancel_key,
+)
 
 log = logging.getLogger(__name__)
 
 CANCEL_POLL = 0.25  # seconds between looks for a cancel request
 WATCH_JOIN = 5.0  # seconds the job waits for its watcher to stop (it may be stuck on Redis)
+
+
+def fence_after(stop_grace: float) -> float:
+    """Seconds without a landed heartbeat before a stage is fenced: FENCE_AFTER, or less when
+    the stop grace is long, so that the stage is dead (SIGKILL after the grace) before anyone
+    may count its worker lost, ALIVE_TTL + LOST_AFTER after its last heartbeat. Never less
+    than ALIVE_TTL: a stop grace over ~45 s weakens that promise (docs/operations.md)."""
+    return max(float(ALIVE_TTL), min(float(FENCE_AFTER), ALIVE_TTL + LOST_AFTER - stop_grace - 3))
 
 
 @dataclass

@@ -24,8 +24,9 @@ from worker.gpurouting import check_gpu_queue
 from worker.jobdirs import claim_home, remove_stale_workspaces
 from worker.lostjobs import SWEEP_EVERY
 from worker.rqjobs import stage_job_class, stage_worker_class
+from worker.sandbox import owner
 from worker.sandbox.engine import DockerSandbox, owner_alive, reap
-from worker.sandbox.hostpaths import check_host_paths, host_paths
+from worker.sandbox.hostpaths import check_host_paths, engine_container, host_paths
 from worker.stores import store_for
 
 
@@ -122,6 +123,7 @@ def main(
         worker_config_module.use(config)
         redis = connect(redis_url)
         sandbox = DockerSandbox.from_env(config.env)
+        owner.adopt(engine_container(sandbox.client, config.env))
         sandbox.host_paths = host_paths(sandbox.client, root, config.env)
         check_host_paths(sandbox.client, config.home, sandbox.host_paths, config.env)
         # Containers of a worker on this host that was killed: nothing else removes them.

@@ -28,7 +28,8 @@ ALIVE_EVERY = 5  # seconds between a running job's heartbeats
 # FENCE_AFTER seconds from its last heartbeat, then stops it and hands it over. Others count
 # the worker lost only once its heartbeat key has been missing for LOST_AFTER seconds, at
 # least ALIVE_TTL + LOST_AFTER after that heartbeat: after the fenced stage's stop grace
-# (up to 20 s), so a stage never runs in two places at once.
+# (worker.jobwatch.fence_after fences sooner for a stop grace over 17 s), so a stage never
+# runs in two places at once.
 FENCE_AFTER = 45
 LOST_AFTER = 50
 LEASE_TTL = 7 * 24 * 3600  # a backstop: a lease is judged by its job's status

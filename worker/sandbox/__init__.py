@@ -3,7 +3,8 @@
 engine    DockerSandbox: create, prepare, release (supervised to an outcome), remove
 prepared  a created container, and a started one held at its gate
 reaper    containers whose owner process (or worker container) died, removed
-hostpaths a worker in a container: which one, and its folder's path on the engine's host
+hostpaths a worker in a container: its folder's path on the engine's host, proved at start
+owner     who started a container (host, pid, pid namespace, worker container), and if it lives
 calls     Docker engine errors as one-line SandboxErrors
 request   SandboxRequest and Mount: what one container is asked to be
 config    the engine's host config from a request: limits, mounts, no capabilities

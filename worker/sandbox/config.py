@@ -5,25 +5,17 @@ docs/security.md says what each setting guards against.
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Mapping
 from typing import Any
 
 from executor.limits import GPUS_ALL
-from executor.processes import pid_alive, process_start
 from worker.sandbox.driver import Invocation
-from worker.sandbox.hostpaths import HostPaths, own_container_id
+from worker.sandbox.hostpaths import HostPaths
+from worker.sandbox.owner import LABEL, owner_labels
 from worker.sandbox.request import SandboxRequest
 
-LABEL = "executor"  # every sandbox container carries executor=1; the reaper filters on it
 LABEL_JOB = "executor.job"
 LABEL_STAGE = "executor.stage"
-LABEL_OWNER = "executor.owner"
-LABEL_HOST = "executor.host"
-LABEL_PID = "executor.pid"  # the process that started it, for reaping after a SIGKILL
-LABEL_PID_START = "executor.pid-start"  # when that process started (pids are reused)
-LABEL_CONTAINER = "executor.container"  # the container of that process, if it runs in one
 
 
 def labels(request: SandboxRequest, owner: str) -> dict[str, str]:
@@ -33,11 +25,7 @@ def labels(request: SandboxRequest, owner: str) -> dict[str, str]:
         **request.labels,
         LABEL: "1",
         LABEL_STAGE: request.stage,
-        LABEL_OWNER: owner,
-        LABEL_HOST: socket.gethostname(),
-        LABEL_PID: str(os.getpid()),
-        LABEL_PID_START: process_start(os.getpid()) or "",
-        LABEL_CONTAINER: own_container_id(os.environ) or "",
+        **owner_labels(owner),
     }
 
 
@@ -118,20 +106,3 @@ def image_shell(image_attrs: Mapping[str, Any]) -> str | None:
         if key == "SHELL" and value:
             return value
     return None
-
-
-def owner_process_alive(labels: Mapping[str, str]) -> bool:
-    """For reaping on this host (or in this container): False when the process that started
-    the container is gone. Another container's or host's are not judged here (True)."""
-    if labels.get(LABEL_CONTAINER, "") != (own_container_id(os.environ) or ""):
-        return True  # the reaper asks the engine about another container's (reaper.py)
-    if labels.get(LABEL_HOST) != socket.gethostname():
-        return True  # another host's container: not ours to judge
-    try:
-        pid = int(labels.get(LABEL_PID, ""))
-    except ValueError:
-        return True
-    started = labels.get(LABEL_PID_START)
-    if started and process_start(pid) not in (started, None):
-        return False  # the pid is another process's now
-    return pid_alive(pid)

@@ -24,18 +24,12 @@ from docker.client import DockerClient
 from executor.errors import SandboxError
 from executor.limits import Limits
 from worker.sandbox.calls import engine_call
-from worker.sandbox.config import (
-    LABEL_OWNER,
-    LABEL_PID,
-    TMP_SIZE,
-    create_args,
-    host_config,
-    owner_process_alive,
-)
+from worker.sandbox.config import TMP_SIZE, create_args, host_config
 from worker.sandbox.config import image_shell as shell_of_image
 from worker.sandbox.driver import DEFAULT_SHELL, Invocation
 from worker.sandbox.hostpaths import HostPaths
 from worker.sandbox.logs import LogCollector
+from worker.sandbox.owner import LABEL_OWNER, LABEL_PID, owner_process_alive
 from worker.sandbox.prepared import Created, Prepared, raw_socket
 from worker.sandbox.reaper import owner_alive, reap
 from worker.sandbox.request import (

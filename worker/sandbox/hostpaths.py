@@ -10,10 +10,8 @@ folder, or none, refuses to start.
 
 from __future__ import annotations
 
-import functools
 import os
 import posixpath
-import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,12 +22,11 @@ import docker.errors
 from docker.client import DockerClient
 
 from executor.errors import ConfigError
-from worker.sandbox.calls import engine_call
+from worker.sandbox.calls import engine_call, inspect_container
+from worker.sandbox.owner import LABEL, own_container_id, owner_labels
 
 HOST_DIR = "EXECUTOR_WORKER_HOST_DIR"
-CONTAINER = "EXECUTOR_WORKER_CONTAINER"  # this worker's container id, if not found by itself
 PROBE_IMAGE = "EXECUTOR_WORKER_PROBE_IMAGE"
-_CONTAINER_IN_MOUNTINFO = re.compile(r"/containers/([0-9a-f]{64})/")
 
 
 @dataclass(frozen=True)
@@ -49,20 +46,13 @@ class HostPaths:
         return path
 
 
-def own_container_id(env: Mapping[str, str]) -> str | None:
-    """This process's container id under Docker, or None on a host: $EXECUTOR_WORKER_CONTAINER,
-    else the id in the engine's own bind mounts (/etc/hostname and friends)."""
-    return env.get(CONTAINER, "") or _container_in_mountinfo()
-
-
-@functools.cache
-def _container_in_mountinfo() -> str | None:
-    try:
-        mountinfo = Path("/proc/self/mountinfo").read_text()
-    except OSError:
+def engine_container(client: DockerClient, env: Mapping[str, str]) -> str | None:
+    """This worker's container id, if the engine it drives knows it (not Docker in Docker,
+    not a remote engine): only then may stage containers name it as their owner."""
+    me = own_container_id(env)
+    if me is None:
         return None
-    found = _CONTAINER_IN_MOUNTINFO.search(mountinfo)
-    return found.group(1) if found else None
+    return me if inspect_container(client, me, "inspecting the worker's own container") else None
 
 
 def host_paths(client: DockerClient, root: Path, env: Mapping[str, str]) -> HostPaths | None:
@@ -83,11 +73,10 @@ def host_paths(client: DockerClient, root: Path, env: Mapping[str, str]) -> Host
 
 def _mount_source(client: DockerClient, container_id: str, path: str) -> str | None:
     """The engine's path of `path` through the deepest mount of the container holding it."""
-    try:
-        with engine_call("inspecting the worker's own container"):
-            mounts = client.api.inspect_container(container_id).get("Mounts") or []
-    except docker.errors.NotFound:
+    found = inspect_container(client, container_id, "inspecting the worker's own container")
+    if found is None:
         return None  # another engine's container (Docker in Docker)
+    mounts = found.get("Mounts") or []
     best: tuple[str, str] | None = None
     for mount in mounts:
         target = posixpath.normpath(str(mount.get("Destination", "")))
@@ -133,12 +122,8 @@ def check_host_paths(
 
 
 def _image_of(client: DockerClient, container_id: str) -> str | None:
-    try:
-        with engine_call("inspecting the worker's own container"):
-            image: str = client.api.inspect_container(container_id)["Image"]
-    except docker.errors.NotFound:
-        return None  # another engine's container (Docker in Docker): no image of ours there
-    return image
+    found = inspect_container(client, container_id, "inspecting the worker's own container")
+    return None if found is None else str(found["Image"])  # None: another engine's container
 
 
 def _probe(client: DockerClient, image: str, host_dir: str, name: str) -> str:
@@ -157,7 +142,7 @@ def _probe(client: DockerClient, image: str, host_dir: str, name: str) -> str:
                 entrypoint=["cat"],
                 command=[f"/probe/{name}"],
                 host_config=config,
-                labels={"executor.probe": "1"},
+                labels={LABEL: "1", "executor.probe": "1", **owner_labels("probe")},
                 user="0:0",
             )["Id"]
         except docker.errors.APIError as exc:  # e.g. the host folder does not exist there
