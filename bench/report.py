@@ -19,6 +19,7 @@ TITLES = {
     "overhead": "Per-stage overhead over bare `docker run`",
     "memory": "Coordinator memory (peak RSS)",
     "fleet": "Fleet mode (redis-server, moto's S3 server, workers on this machine)",
+    "fleet-containers": "Fleet mode with worker containers (docker/worker, on this machine)",
 }
 
 METHOD = """\
