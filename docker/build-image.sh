@@ -4,12 +4,20 @@
 #   docker/build-image.sh busybox [TAG]   # executor/busybox:<busybox-static version>, ~1 s
 #   docker/build-image.sh python  [TAG]   # executor/python:bookworm (debootstrap, ~1 min)
 #
-# Idempotent: when the tag already exists nothing is built. Needs root (or a user in the
-# docker group for busybox) and an apt mirror; nothing is pulled from a Docker registry.
+# Idempotent: when the tag already exists nothing is built; calls at once (parallel test
+# processes) wait for each other, the first builds. Needs root (or a user in the docker group
+# for busybox) and an apt mirror; nothing is pulled from a Docker registry.
 set -eu
 
 kind=${1:-}
 tag=${2:-}
+
+# One build of a kind at a time on this machine: two would race for apt's lock and build twice.
+lock="${TMPDIR:-/tmp}/executor-build-image-$(printf '%s' "$kind" | tr -c 'a-z' '_').lock"
+if command -v flock >/dev/null 2>&1 && (: >>"$lock") 2>/dev/null; then
+    exec 9>>"$lock"
+    flock 9
+fi
 
 die() { echo "build-image.sh: $*" >&2; exit 1; }
 
