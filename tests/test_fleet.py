@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.docker_env import containers_under
 from tests.fixtures.fleet import (
     Fleet,
     one_stage,
@@ -123,7 +124,11 @@ def test_a_failing_stage_fails_the_submission_and_records_nothing(
 
 
 def test_interrupting_submit_stops_the_stage_on_the_worker(
-    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, docker_client: Any
+    make_repo: Callable[..., Path],
+    fleet: Fleet,
+    busybox_image: str,
+    docker_client: Any,
+    tmp_path: Path,
 ) -> None:
     root = make_repo(one_stage("slow", "echo started; sleep 300", out="never.txt"))
     proc = submit_until_started(root, fleet, busybox_image)
@@ -131,9 +136,8 @@ def test_interrupting_submit_stops_the_stage_on_the_worker(
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "interrupted" in err
-    label = {"label": "executor.stage=slow"}
     deadline = time.monotonic() + 60  # the worker removes it once it has stopped
-    while docker_client.containers.list(all=True, filters=label):
+    while containers_under(docker_client, tmp_path, stage="slow"):
         assert time.monotonic() < deadline, "the stage's container is still there"
         time.sleep(0.1)
     assert not (root / "dvc.lock").exists()
@@ -190,7 +194,7 @@ def test_a_job_whose_worker_is_lost_runs_again(
     assert out.splitlines().count("[long] started") == 1  # the second run's: the first was read
     assert (root / "out.txt").read_text() == "ok\n"
     assert "out.txt" in (root / "dvc.lock").read_text()
-    leftovers = docker_client.containers.list(all=True, filters={"label": "executor.stage=long"})
+    leftovers = containers_under(docker_client, tmp_path, stage="long")
     assert leftovers == []  # the killed run's container was reaped
     assert list((home / "jobs").iterdir()) == []  # and its workspace removed
     if second is not None:  # RQ's record of the lost job is finished off, not started forever

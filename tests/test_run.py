@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -120,7 +121,8 @@ def test_failing_line_stops_the_stage_and_leaves_nothing_recorded(make_repo, exe
 
 
 def created_containers(client, stage: str, since: float, until: float) -> int:
-    """How many containers the engine created for `stage` in the time window."""
+    """How many containers the engine created for `stage` in the time window (the stage's
+    name must be the test's own: tests running in parallel create containers too)."""
     events = client.events(
         since=f"{since:.9f}",
         until=int(until) + 1,
@@ -135,12 +137,13 @@ def test_a_next_stage_started_early_never_runs_when_it_turns_out_unchanged(
 ) -> None:
     """`after`'s container starts while `first` runs; first's output does not change, so
     after is skipped and its container removed with its command never run."""
+    after = f"after_{uuid.uuid4().hex[:12]}"  # its containers are counted by its name
     root = make_repo(
         {
             "dvc.yaml": (
                 "stages:\n"
                 "  first:\n    cmd: head -n 1 in.txt > a.txt\n    deps: [in.txt]\n    outs: [a.txt]\n"
-                "  after:\n    cmd: cp a.txt b.txt && echo ran >> ran.log\n"
+                f"  {after}:\n    cmd: cp a.txt b.txt && echo ran >> ran.log\n"
                 "    deps: [a.txt]\n    outs: [b.txt]\n"
             ),
             "in.txt": "kept\nchanged\n",
@@ -152,8 +155,8 @@ def test_a_next_stage_started_early_never_runs_when_it_turns_out_unchanged(
     result = executor_cli(root, "run")
     assert result.returncode == 0, result.stderr
     assert count_runs(result.stdout) == 1
-    assert "Stage 'after' didn't change, skipping" in result.stdout
-    assert created_containers(docker_client, "after", since, time.time()) == 1  # started early
+    assert f"Stage '{after}' didn't change, skipping" in result.stdout
+    assert created_containers(docker_client, after, since, time.time()) == 1  # started early
     assert (root / "ran.log").read_text() == "ran\n"  # ...and never let run
 
 
