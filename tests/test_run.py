@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.docker_env import as_host, own_host
 from tests.fixtures.repos import GIT_ENV
 
 pytestmark = pytest.mark.usefixtures("no_leftover_containers")
@@ -281,12 +282,17 @@ def test_missing_image_is_a_clear_error_before_anything_changes(make_repo, execu
     assert not (root / "dvc.lock").exists()
 
 
-def run_until_started(root: Path, image: str, grace: float) -> subprocess.Popen[str]:
+def run_until_started(
+    root: Path, image: str, grace: float, host: str | None = None
+) -> subprocess.Popen[str]:
     """`executor run` in the background, once its stage has printed `started` (its command
-    is really running inside the container)."""
+    is really running inside the container); on a host name of the test's own if `host`."""
     env = {**os.environ, **GIT_ENV, "EXECUTOR_IMAGE": image, "EXECUTOR_STOP_GRACE": str(grace)}
+    argv = [sys.executable, "-m", "executor", "run"]
+    if host is not None:
+        argv[1:3] = ["-c", as_host(host) + "from executor.cli.app import main\nmain()\n"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "executor", "run"],
+        argv,
         cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -384,10 +390,13 @@ def test_a_running_stage_stops_when_executor_is_killed(
             "in.txt": "x\n",
         }
     )
-    proc = run_until_started(root, busybox_image, grace=2)
+    # Its container outlives it: under a host name of the test's own, no reaper of a test
+    # running in parallel removes it while it is watched.
+    host = own_host()
+    proc = run_until_started(root, busybox_image, grace=2, host=host)
     proc.kill()
     proc.wait(timeout=30)
-    label = {"label": "executor.stage=tick"}
+    label = {"label": f"executor.host={host}"}
     try:
         deadline = time.monotonic() + 60
         while docker_client.containers.list(filters={**label, "status": "running"}):
