@@ -286,17 +286,19 @@ def test_a_program_still_in_its_handler_when_the_line_shell_dies_is_waited_for(
 
 
 def test_cancel_leaves_no_process_of_a_tree_behind(sandbox, make, docker_client):
+    # The sleeps are found among the host's processes by their argv: one of the test's own.
+    secs = str(100_000 + uuid.uuid4().int % 900_000)
     run = Background(
-        sandbox, make, lines=["sh -c 'sleep 1037 & sleep 1037 & wait' & echo ready; wait"]
+        sandbox, make, lines=[f"sh -c 'sleep {secs} & sleep {secs} & wait' & echo ready; wait"]
     )
     run.wait_ready()
-    wait_until(lambda: len(processes("sleep", "1037")) == 2, 10, "both sleeps to start")
+    wait_until(lambda: len(processes("sleep", secs)) == 2, 10, "both sleeps to start")
     cancelled_at = time.monotonic()
     run.cancel.set()
     outcome = run.result()
     assert (outcome.status, outcome.exit_code) == ("cancelled", 130)  # no SIGKILL needed
     assert run.returned_at - cancelled_at <= GRACE + 5  # engine slack only
-    assert processes("sleep", "1037") == []
+    assert processes("sleep", secs) == []
     assert sandbox_containers(docker_client, run.request.name) == []
 
 
