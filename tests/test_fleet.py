@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -441,13 +443,19 @@ def test_a_follower_runs_the_work_itself_when_the_job_it_follows_fails(
     """Only a success is adopted: the second submission follows the first's job (the same
     work: same key, image, environment and layout), and runs the stage itself once that job
     is cancelled by its own submitter (Ctrl-C)."""
-    stage = "    cmd: echo started; sleep 4; echo done > out.txt\n    deps: [in.txt]\n    outs: [out.txt]\n"
+    # The stage ends once a `go` file is in its workspace: the first job never gets one (it
+    # must still run when the follower, however slow to start, finds it), the follower's does.
+    wait_for_go = "until [ -e go ]; do sleep 0.05; done"
+    stage = f"    cmd: echo started; {wait_for_go}; echo done > out.txt\n    deps: [in.txt]\n    outs: [out.txt]\n"
     first = make_repo({"dvc.yaml": "stages:\n  slow:\n" + stage, "in.txt": "x\n"}, "first")
     second = make_repo({"dvc.yaml": "stages:\n  slow:\n" + stage, "in.txt": "x\n"}, "second")
     extra = start_worker(fleet.env, tmp_path / "extra-home", tmp_path / "extra.log")
     env = {**os.environ, **GIT_ENV, **fleet.env, "EXECUTOR_IMAGE": busybox_image}
+    homes = (tmp_path / "worker-home", tmp_path / "extra-home")
+    release = threading.Event()
     try:
         proc = submit_until_started(first, fleet, busybox_image)
+        followed = _job_workspaces(homes)
         follower = subprocess.Popen(
             [sys.executable, "-m", "executor", "submit"], cwd=second, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -460,8 +468,17 @@ def test_a_follower_runs_the_work_itself_when_the_job_it_follows_fails(
                 break
         proc.send_signal(signal.SIGINT)  # the followed job is cancelled, not succeeded
         _, err = proc.communicate(timeout=120)
+
+        def go() -> None:  # into the follower's own job, once there is one
+            while not release.wait(0.05):
+                for workspace in _job_workspaces(homes) - followed:
+                    with contextlib.suppress(OSError):  # removed meanwhile
+                        (workspace / "go").touch()
+
+        threading.Thread(target=go, daemon=True).start()
         rest, follower_err = follower.communicate(timeout=120)
     finally:
+        release.set()
         stop_worker(extra)
     out = "".join(seen) + rest
     assert proc.returncode != 0, err
@@ -469,6 +486,11 @@ def test_a_follower_runs_the_work_itself_when_the_job_it_follows_fails(
     assert "the same work submitted elsewhere" in out
     assert "running the stage here" in out
     assert (second / "out.txt").read_text() == "done\n"
+
+
+def _job_workspaces(homes: tuple[Path, ...]) -> set[Path]:
+    """The workspaces of the jobs the workers with these folders hold now."""
+    return {ws for home in homes for ws in home.glob("jobs/*/ws")}
 
 
 def test_work_under_other_limits_is_not_followed(
