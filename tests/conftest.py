@@ -7,6 +7,7 @@ run; elsewhere the test is skipped with a message naming what is missing.
 
 import os
 import shutil
+import signal
 import tempfile
 
 import pytest
@@ -55,6 +56,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # run as root with no capability. tests/test_sandbox_trust.py checks the default refusal.
     if os.getuid() == 0:
         os.environ.setdefault("EXECUTOR_ALLOW_ROOT_STAGES", "1")
+    # Tests Ctrl-C the `executor` processes they start. A command started with `&` by a shell
+    # without job control (a script, a CI step) ignores SIGINT, and so would every process it
+    # starts, pytest-xdist's workers and their `executor` children included.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
