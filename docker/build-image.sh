@@ -13,12 +13,21 @@
 # The Dockerfiles under docker/ take their base as the build argument BASE; none needs a
 # registry or the network. The worker's wheels are built with $PYTHON (default python3).
 #
-# Idempotent: when the tag already exists nothing is built. Needs root (or a user in the
-# docker group for busybox) and an apt mirror; nothing is pulled from a Docker registry.
+# Idempotent: when the tag already exists nothing is built; calls at once (parallel test
+# processes) wait for each other, the first builds. Needs root (or a user in the docker group
+# for busybox) and an apt mirror; nothing is pulled from a Docker registry.
 set -euo pipefail
 
 kind=${1:-}
 tag=${2:-}
+
+# One build at a time on this machine: two would race for apt's lock and build twice (most
+# kinds build the Debian base first).
+lock="${TMPDIR:-/tmp}/executor-build-image.lock"
+if command -v flock >/dev/null 2>&1 && (: >>"$lock") 2>/dev/null; then
+    exec 9>>"$lock"
+    flock 9
+fi
 
 die() { echo "build-image.sh: $*" >&2; exit 1; }
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.fixtures.docker_env import containers_under
 from tests.fixtures.repos import init_repo, write_tree
 
 
@@ -1046,14 +1047,7 @@ def containers_using(docker_client: Any, base: Path) -> list[str]:
     executor runs in a subprocess, so `no_leftover_containers` (which matches this process's
     pid) cannot see its containers; the mount source can.
     """
-    found = docker_client.containers.list(
-        all=True, filters={"label": "executor=1"}, ignore_removed=True
-    )
-    return [
-        c.name
-        for c in found
-        if any(str(m.get("Source", "")).startswith(str(base)) for m in c.attrs.get("Mounts", []))
-    ]
+    return [c.name for c in containers_under(docker_client, base)]
 
 
 def stage_lines(output: str, marker: str) -> set[str]:

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -37,15 +38,34 @@ def _numbers(row: dict[str, Any]) -> list[float]:
     return found
 
 
+def _run_bench(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run the harness; past `timeout`, Ctrl-C it so that it stops the redis-server,
+    moto_server and workers it started (a plain kill would leave them running), then fail."""
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        pytest.fail(f"the quick benchmark took over {timeout:.0f} s: {err[-4000:]}")
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
 def test_quick_run_measures_every_scenario(busybox_image: str, tmp_path: Path) -> None:
     _needs("moto_server")
     _needs("dvc")
     _needs("redis-server")
     out = tmp_path / "out"
-    done = subprocess.run(
+    done = _run_bench(
         [sys.executable, "-m", "bench", "--quick", "--out", str(out),
          "--workdir", str(tmp_path / "work"), "--image", busybox_image],
-        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
+        timeout=240,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
     rows = json.loads((out / "results.json").read_text())["rows"]

@@ -5,11 +5,13 @@ deleted behind the fleet's back) also run on s3s-fs, a second S3 implementation.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.docker_env import containers_under
 from tests.fixtures.fleet import (
     Fleet,
     one_stage,
@@ -158,7 +161,11 @@ def test_a_failing_stage_fails_the_submission_and_records_nothing(
 
 
 def test_interrupting_submit_stops_the_stage_on_the_worker(
-    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, docker_client: Any
+    make_repo: Callable[..., Path],
+    fleet: Fleet,
+    busybox_image: str,
+    docker_client: Any,
+    tmp_path: Path,
 ) -> None:
     root = make_repo(one_stage("slow", "echo started; sleep 300", out="never.txt"))
     proc = submit_until_started(root, fleet, busybox_image)
@@ -166,9 +173,8 @@ def test_interrupting_submit_stops_the_stage_on_the_worker(
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "interrupted" in err
-    label = {"label": "executor.stage=slow"}
     deadline = time.monotonic() + 60  # the worker removes it once it has stopped
-    while docker_client.containers.list(all=True, filters=label):
+    while containers_under(docker_client, tmp_path, stage="slow"):
         assert time.monotonic() < deadline, "the stage's container is still there"
         time.sleep(0.1)
     assert not (root / "dvc.lock").exists()
@@ -225,7 +231,7 @@ def test_a_job_whose_worker_is_lost_runs_again(
     assert out.splitlines().count("[long] started") == 1  # the second run's: the first was read
     assert (root / "out.txt").read_text() == "ok\n"
     assert "out.txt" in (root / "dvc.lock").read_text()
-    leftovers = docker_client.containers.list(all=True, filters={"label": "executor.stage=long"})
+    leftovers = containers_under(docker_client, tmp_path, stage="long")
     assert leftovers == []  # the killed run's container was reaped
     assert list((home / "jobs").iterdir()) == []  # and its workspace removed
     if second is not None:  # RQ's record of the lost job is finished off, not started forever
@@ -473,13 +479,19 @@ def test_a_follower_runs_the_work_itself_when_the_job_it_follows_fails(
     """Only a success is adopted: the second submission follows the first's job (the same
     work: same key, image, environment and layout), and runs the stage itself once that job
     is cancelled by its own submitter (Ctrl-C)."""
-    stage = "    cmd: echo started; sleep 4; echo done > out.txt\n    deps: [in.txt]\n    outs: [out.txt]\n"
+    # The stage ends once a `go` file is in its workspace: the first job never gets one (it
+    # must still run when the follower, however slow to start, finds it), the follower's does.
+    wait_for_go = "until [ -e go ]; do sleep 0.05; done"
+    stage = f"    cmd: echo started; {wait_for_go}; echo done > out.txt\n    deps: [in.txt]\n    outs: [out.txt]\n"
     first = make_repo({"dvc.yaml": "stages:\n  slow:\n" + stage, "in.txt": "x\n"}, "first")
     second = make_repo({"dvc.yaml": "stages:\n  slow:\n" + stage, "in.txt": "x\n"}, "second")
     extra = start_worker(fleet.env, tmp_path / "extra-home", tmp_path / "extra.log")
     env = {**os.environ, **GIT_ENV, **fleet.env, "EXECUTOR_IMAGE": busybox_image}
+    homes = (tmp_path / "worker-home", tmp_path / "extra-home")
+    release = threading.Event()
     try:
         proc = submit_until_started(first, fleet, busybox_image)
+        followed = _job_workspaces(homes)
         follower = subprocess.Popen(
             [sys.executable, "-m", "executor", "submit"], cwd=second, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -492,8 +504,17 @@ def test_a_follower_runs_the_work_itself_when_the_job_it_follows_fails(
                 break
         proc.send_signal(signal.SIGINT)  # the followed job is cancelled, not succeeded
         _, err = proc.communicate(timeout=120)
+
+        def go() -> None:  # into the follower's own job, once there is one
+            while not release.wait(0.05):
+                for workspace in _job_workspaces(homes) - followed:
+                    with contextlib.suppress(OSError):  # removed meanwhile
+                        (workspace / "go").touch()
+
+        threading.Thread(target=go, daemon=True).start()
         rest, follower_err = follower.communicate(timeout=120)
     finally:
+        release.set()
         stop_worker(extra)
     out = "".join(seen) + rest
     assert proc.returncode != 0, err
@@ -501,6 +522,11 @@ def test_a_follower_runs_the_work_itself_when_the_job_it_follows_fails(
     assert "the same work submitted elsewhere" in out
     assert "running the stage here" in out
     assert (second / "out.txt").read_text() == "done\n"
+
+
+def _job_workspaces(homes: tuple[Path, ...]) -> set[Path]:
+    """The workspaces of the jobs the workers with these folders hold now."""
+    return {ws for home in homes for ws in home.glob("jobs/*/ws")}
 
 
 def test_work_under_other_limits_is_not_followed(

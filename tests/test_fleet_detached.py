@@ -17,6 +17,7 @@ import redis
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from tests.fixtures.docker_env import containers_under
 from tests.fixtures.fleet import Fleet, outputs, submit
 from tests.fixtures.repos import run_cli
 from tests.fixtures.s3s_server import on_every_s3
@@ -169,7 +170,11 @@ def test_fetch_refuses_a_workspace_whose_inputs_changed(
 
 
 def test_cancel_from_another_shell_stops_the_running_stage_and_the_rest_never_start(
-    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, docker_client: Any
+    make_repo: Callable[..., Path],
+    fleet: Fleet,
+    busybox_image: str,
+    docker_client: Any,
+    tmp_path: Path,
 ) -> None:
     root = make_repo(LONG_FILES)
     run_id = detach(root, fleet, busybox_image)
@@ -190,7 +195,6 @@ def test_cancel_from_another_shell_stops_the_running_stage_and_the_rest_never_st
     assert "got INT" in rest
     stored = cli(root, fleet, "logs", run_id, "long")
     assert "got INT" in stored.stdout, stored.stdout + fleet.worker_log()
-    left = docker_client.containers.list(all=True, filters={"label": "executor.stage=long"})
-    assert left == []
+    assert containers_under(docker_client, tmp_path, stage="long") == []
     fetched = cli(root, fleet, "fetch", run_id)
     assert fetched.returncode == 1 and not (root / "out.txt").exists()

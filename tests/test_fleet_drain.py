@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from executor.errors import ConfigError
+from tests.fixtures.docker_env import containers_under
 from tests.fixtures.fleet import Fleet, one_stage, start_worker, stop_worker, submit_until_started
 from tests.fixtures.repos import GIT_ENV
 from worker.config import WorkerConfig
@@ -30,9 +31,8 @@ def _drained(fleet: Fleet, grace: str, tmp_path: Path) -> subprocess.Popen[bytes
     return fleet.worker
 
 
-def _no_containers(docker_client: Any, stage: str) -> None:
-    left = docker_client.containers.list(all=True, filters={"label": f"executor.stage={stage}"})
-    assert left == []
+def _no_containers(docker_client: Any, tmp_path: Path, stage: str) -> None:
+    assert containers_under(docker_client, tmp_path, stage=stage) == []
 
 
 def test_a_stage_outlasting_the_drain_grace_finishes_on_another_worker(
@@ -60,7 +60,7 @@ def test_a_stage_outlasting_the_drain_grace_finishes_on_another_worker(
         assert (root / "out.txt").read_text() == "ok\n"
         assert "out.txt" in (root / "dvc.lock").read_text()
         assert "handed over" in fleet.worker_log()
-        _no_containers(docker_client, "long")
+        _no_containers(docker_client, tmp_path, "long")
     finally:
         stop_worker(second)
 
@@ -82,7 +82,7 @@ def test_a_stage_ending_within_the_drain_grace_finishes_where_it_runs(
     assert (root / "out.txt").read_text() == "ok\n"
     assert worker.wait(60) == 0
     assert fleet.jobs_run() == 1
-    _no_containers(docker_client, "short")
+    _no_containers(docker_client, tmp_path, "short")
 
 
 def test_a_drained_worker_takes_no_new_job(

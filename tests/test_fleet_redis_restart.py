@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.docker_env import containers_under
 from tests.fixtures.fleet import Fleet, fleet_env, start_worker, stop_worker, submit_until_started
 from tests.fixtures.redis_server import PersistentRedis
 from tests.fixtures.s3_server import Bucket
@@ -57,7 +58,7 @@ def _stage_ends_while_redis_is_away(
     [workspace] = home.glob("jobs/*/ws")
     (workspace / "go").write_text("")
     deadline = time.monotonic() + 60
-    while docker_client.containers.list(filters={"label": "executor.stage=first"}):
+    while containers_under(docker_client, home, stage="first", running=True):
         assert time.monotonic() < deadline, fleet.worker_log()
         time.sleep(0.05)
     redis.start()

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.fixtures.docker_env import containers_under
 from tests.fixtures.fleet import Fleet, submit, submit_until_started
 from tests.test_fleet_detached import LONG_FILES, cli, run_status, wait_for
 
@@ -23,7 +24,11 @@ def _run_of(root: Path, fleet: Fleet) -> str:
 
 
 def test_another_shell_sees_and_cancels_an_attached_submission(
-    make_repo: Callable[..., Path], fleet: Fleet, busybox_image: str, docker_client: Any
+    make_repo: Callable[..., Path],
+    fleet: Fleet,
+    busybox_image: str,
+    docker_client: Any,
+    tmp_path: Path,
 ) -> None:
     root = make_repo(LONG_FILES)
     proc = submit_until_started(root, fleet, busybox_image)
@@ -43,8 +48,7 @@ def test_another_shell_sees_and_cancels_an_attached_submission(
     assert doc["stages"]["after"]["state"] == "cancelled"  # never started
     logs = cli(root, fleet, "logs", run_id, "long")
     assert "started" in logs.stdout and "got INT" in logs.stdout, logs.stdout
-    left = docker_client.containers.list(all=True, filters={"label": "executor.stage=long"})
-    assert left == []
+    assert containers_under(docker_client, tmp_path, stage="long") == []
     assert not (root / "after.txt").exists()
 
 

@@ -7,10 +7,12 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.docker_env import as_host, own_host
 from tests.fixtures.repos import GIT_ENV
 
 pytestmark = pytest.mark.usefixtures("no_leftover_containers")
@@ -120,7 +122,8 @@ def test_failing_line_stops_the_stage_and_leaves_nothing_recorded(make_repo, exe
 
 
 def created_containers(client, stage: str, since: float, until: float) -> int:
-    """How many containers the engine created for `stage` in the time window."""
+    """How many containers the engine created for `stage` in the time window (the stage's
+    name must be the test's own: tests running in parallel create containers too)."""
     events = client.events(
         since=f"{since:.9f}",
         until=int(until) + 1,
@@ -135,12 +138,13 @@ def test_a_next_stage_started_early_never_runs_when_it_turns_out_unchanged(
 ) -> None:
     """`after`'s container starts while `first` runs; first's output does not change, so
     after is skipped and its container removed with its command never run."""
+    after = f"after_{uuid.uuid4().hex[:12]}"  # its containers are counted by its name
     root = make_repo(
         {
             "dvc.yaml": (
                 "stages:\n"
                 "  first:\n    cmd: head -n 1 in.txt > a.txt\n    deps: [in.txt]\n    outs: [a.txt]\n"
-                "  after:\n    cmd: cp a.txt b.txt && echo ran >> ran.log\n"
+                f"  {after}:\n    cmd: cp a.txt b.txt && echo ran >> ran.log\n"
                 "    deps: [a.txt]\n    outs: [b.txt]\n"
             ),
             "in.txt": "kept\nchanged\n",
@@ -152,8 +156,8 @@ def test_a_next_stage_started_early_never_runs_when_it_turns_out_unchanged(
     result = executor_cli(root, "run")
     assert result.returncode == 0, result.stderr
     assert count_runs(result.stdout) == 1
-    assert "Stage 'after' didn't change, skipping" in result.stdout
-    assert created_containers(docker_client, "after", since, time.time()) == 1  # started early
+    assert f"Stage '{after}' didn't change, skipping" in result.stdout
+    assert created_containers(docker_client, after, since, time.time()) == 1  # started early
     assert (root / "ran.log").read_text() == "ran\n"  # ...and never let run
 
 
@@ -278,12 +282,17 @@ def test_missing_image_is_a_clear_error_before_anything_changes(make_repo, execu
     assert not (root / "dvc.lock").exists()
 
 
-def run_until_started(root: Path, image: str, grace: float) -> subprocess.Popen[str]:
+def run_until_started(
+    root: Path, image: str, grace: float, host: str | None = None
+) -> subprocess.Popen[str]:
     """`executor run` in the background, once its stage has printed `started` (its command
-    is really running inside the container)."""
+    is really running inside the container); on a host name of the test's own if `host`."""
     env = {**os.environ, **GIT_ENV, "EXECUTOR_IMAGE": image, "EXECUTOR_STOP_GRACE": str(grace)}
+    argv = [sys.executable, "-m", "executor", "run"]
+    if host is not None:
+        argv[1:3] = ["-c", as_host(host) + "from executor.cli.app import main\nmain()\n"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "executor", "run"],
+        argv,
         cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -381,10 +390,13 @@ def test_a_running_stage_stops_when_executor_is_killed(
             "in.txt": "x\n",
         }
     )
-    proc = run_until_started(root, busybox_image, grace=2)
+    # Its container outlives it: under a host name of the test's own, no reaper of a test
+    # running in parallel removes it while it is watched.
+    host = own_host()
+    proc = run_until_started(root, busybox_image, grace=2, host=host)
     proc.kill()
     proc.wait(timeout=30)
-    label = {"label": "executor.stage=tick"}
+    label = {"label": f"executor.host={host}"}
     try:
         deadline = time.monotonic() + 60
         while docker_client.containers.list(filters={**label, "status": "running"}):

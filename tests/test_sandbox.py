@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -20,6 +21,7 @@ import pytest
 from executor.errors import ConfigError, SandboxError, WorkspaceError
 from executor.limits import Limits
 from executor.stageio import StageIO
+from tests.fixtures.docker_env import as_host, own_host
 from worker.sandbox.engine import (
     DockerSandbox,
     Mount,
@@ -284,17 +286,19 @@ def test_a_program_still_in_its_handler_when_the_line_shell_dies_is_waited_for(
 
 
 def test_cancel_leaves_no_process_of_a_tree_behind(sandbox, make, docker_client):
+    # The sleeps are found among the host's processes by their argv: one of the test's own.
+    secs = str(100_000 + uuid.uuid4().int % 900_000)
     run = Background(
-        sandbox, make, lines=["sh -c 'sleep 1037 & sleep 1037 & wait' & echo ready; wait"]
+        sandbox, make, lines=[f"sh -c 'sleep {secs} & sleep {secs} & wait' & echo ready; wait"]
     )
     run.wait_ready()
-    wait_until(lambda: len(processes("sleep", "1037")) == 2, 10, "both sleeps to start")
+    wait_until(lambda: len(processes("sleep", secs)) == 2, 10, "both sleeps to start")
     cancelled_at = time.monotonic()
     run.cancel.set()
     outcome = run.result()
     assert (outcome.status, outcome.exit_code) == ("cancelled", 130)  # no SIGKILL needed
     assert run.returned_at - cancelled_at <= GRACE + 5  # engine slack only
-    assert processes("sleep", "1037") == []
+    assert processes("sleep", secs) == []
     assert sandbox_containers(docker_client, run.request.name) == []
 
 
@@ -469,9 +473,9 @@ def test_a_prepared_container_of_a_dead_process_exits_without_running(
 ):
     name = f"executor-test-gate-{uuid.uuid4().hex[:12]}"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    try:
+    try:  # under a host of its own: no parallel test's reaper removes it while it is watched
         done = subprocess.run(
-            [sys.executable, "-c", PREPARER, name, busybox_image, str(ws)],
+            [sys.executable, "-c", as_host(own_host()) + PREPARER, name, busybox_image, str(ws)],
             env=env,
             capture_output=True,
             timeout=60,
@@ -545,14 +549,17 @@ STAGE_LINES = {
 @pytest.fixture(params=sorted(STAGE_LINES))
 def killed_worker(
     request: pytest.FixtureRequest, busybox_image: str, ws: Path, docker_client: Any
-) -> Iterator[tuple[str, str]]:
-    """A worker process SIGKILLed while its container runs; yields the container's name and
-    the state it is left in."""
+) -> Iterator[tuple[str, str, str]]:
+    """A worker process SIGKILLed while its container runs; yields the container's name, the
+    state it is left in, and the worker's host name: one of the test's own, so that only the
+    test's reap call removes the container, not that of a test running in parallel."""
     state = request.param
     name = f"executor-test-reap-{uuid.uuid4().hex[:12]}"
+    host = own_host()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    worker = as_host(host) + WORKER
     proc = subprocess.Popen(
-        [sys.executable, "-c", WORKER, name, busybox_image, str(ws), STAGE_LINES[state]],
+        [sys.executable, "-c", worker, name, busybox_image, str(ws), STAGE_LINES[state]],
         stdout=subprocess.PIPE,
         env=env,
     )
@@ -563,7 +570,7 @@ def killed_worker(
         if state == "exited":
             [container] = sandbox_containers(docker_client, name)
             assert container.wait(timeout=60)["StatusCode"] == 143  # SIGTERM from the watchdog
-        yield name, state
+        yield name, state, host
     finally:
         proc.kill()
         proc.wait()
@@ -571,12 +578,14 @@ def killed_worker(
             container.remove(force=True)
 
 
-def test_reaper_removes_the_container_of_a_killed_worker(killed_worker, docker_client):
-    name, state = killed_worker
+def test_reaper_removes_the_container_of_a_killed_worker(killed_worker, docker_client, monkeypatch):
+    name, state, host = killed_worker
     [container] = sandbox_containers(docker_client, name)
     assert container.status == state  # nothing in the worker could remove it
-    removed = reap(docker_client, is_alive=owner_process_alive)
-    assert name in removed
+    with monkeypatch.context() as patched:  # on the worker's host: the rest is another host's
+        patched.setattr(socket, "gethostname", lambda: host)
+        removed = reap(docker_client, is_alive=owner_process_alive)
+    assert removed == [name]
     assert sandbox_containers(docker_client, name) == []
 
 

@@ -16,8 +16,9 @@ from tests.fixtures.repos import GIT_ENV
 pytestmark = pytest.mark.usefixtures("no_leftover_containers")
 
 # Every attempt may fail (that is the point): `sh` goes on, so the stage itself succeeds.
+# {pwned} is a path in the test's tmp_path (not a fixed /tmp name tests in parallel share).
 EVIL_SH = """\
-printf '[core]\\n\\tfsmonitor = "touch /tmp/pwned"\\n' >> .git/config
+printf '[core]\\n\\tfsmonitor = "touch {pwned}"\\n' >> .git/config
 echo '  net: {cmd: "true", meta: {executor: {network: true}}}' >> dvc.yaml
 echo 'image: evil' >> .executor.yaml
 echo '[core]' >> .dvc/config
@@ -39,12 +40,13 @@ def snapshot(root: Path, rels: tuple[str, ...]) -> dict[str, bytes]:
 
 
 def test_a_stage_cannot_change_git_dvc_files_or_executor_config(
-    make_repo, executor_cli, busybox_image
+    make_repo, executor_cli, busybox_image, tmp_path
 ) -> None:
+    pwned = tmp_path / "pwned"
     root = make_repo(
         {
             "dvc.yaml": SUBVERT,
-            "evil.sh": EVIL_SH,
+            "evil.sh": EVIL_SH.replace("{pwned}", str(pwned)),
             ".executor.yaml": f"image: {busybox_image}\n",
             "sub/dvc.yaml": SUB,
         }
@@ -59,7 +61,7 @@ def test_a_stage_cannot_change_git_dvc_files_or_executor_config(
         ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True,
         env={**os.environ, **GIT_ENV},
     )  # fmt: skip
-    assert git.returncode == 0 and not Path("/tmp/pwned").exists()
+    assert git.returncode == 0 and not pwned.exists()
     # The lock was written by executor after the stage: the stage never had it.
     assert "evil:" in (root / "dvc.lock").read_text()
 

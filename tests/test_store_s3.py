@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +18,7 @@ from executor.settings import Settings
 from executor.store.open import open_store
 from executor.store.s3 import S3Store
 from executor.store.s3client import make_client
+from tests.fixtures.ports import free_port
 from tests.fixtures.s3_server import Bucket, MotoServer
 from tests.fixtures.s3s_server import S3sServer, on_every_s3
 
@@ -92,7 +92,7 @@ def test_a_slow_stream_hands_the_rest_to_parallel_ranged_gets(
     s3_bucket: Bucket, tmp_path: Path
 ) -> None:
     client = make_client(s3_bucket.endpoint)
-    # No stream is too slow for `fast`, every stream is for `slow`: whatever the machine's load
+    # No stream is too slow for `fast`, every stream is for `slow`, whatever the machine's load.
     fast = S3Store(client, s3_bucket.name, "pfx", workers=4, part_size=PART, stream_rate=0)
     slow = S3Store(client, s3_bucket.name, "pfx", workers=4, part_size=PART, stream_rate=1e18)
     src = tmp_path / "big"
@@ -131,9 +131,7 @@ def test_missing_bucket_is_a_clear_final_error(s3_bucket: Bucket) -> None:
 def test_unreachable_endpoint_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        endpoint = f"http://127.0.0.1:{s.getsockname()[1]}"
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nobody listens, nor will for a minute
     client = make_client(endpoint, region="us-east-1", max_attempts=1)
     store = S3Store(client, "bucket", "p")
     with pytest.raises(StoreUnreachable, match=f"cannot reach the S3 endpoint {endpoint}"):
