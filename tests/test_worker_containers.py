@@ -112,3 +112,14 @@ def test_a_job_whose_heartbeat_lands_is_not_fenced() -> None:
     finally:
         watch.done.set()
         thread.join(5)
+
+
+def test_the_health_check_says_when_the_engine_does_not_answer(
+    docker_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from worker.health import _engine_problem
+
+    assert _engine_problem() is None  # this machine's engine answers
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    why = _engine_problem()
+    assert why is not None and "no Docker engine is reachable" in why

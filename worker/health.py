@@ -1,6 +1,7 @@
 """`python -m worker.health`: a container's health check. Exit status 0 while a worker of this
 host (or container) is registered in the fleet's Redis, its process alive here and its
-heartbeat fresh by Redis's clock; 1, saying why, otherwise."""
+heartbeat fresh by Redis's clock, and the Docker engine it drives answers; 1, saying why,
+otherwise."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from executor.errors import ExecutorError
 from executor.fleet.config import connect
 from executor.processes import pid_alive
 from worker.lostjobs import SWEEP_EVERY
+from worker.sandbox.engine import DockerSandbox
 
 STALE = SWEEP_EVERY + 15  # seconds: a worker's RQ time to live (worker.service)
 
@@ -33,8 +35,17 @@ def problem(redis_url: str) -> str | None:
             continue
         beat = beat if beat.tzinfo else beat.replace(tzinfo=UTC)
         if (now - beat).total_seconds() <= STALE:
-            return None
+            return _engine_problem()
     return f"the worker of {host} has sent no heartbeat for over {STALE} s"
+
+
+def _engine_problem() -> str | None:
+    """Why the Docker engine this worker drives does not answer, or None."""
+    try:
+        DockerSandbox.from_env(os.environ).client.close()
+    except ExecutorError as exc:
+        return str(exc)
+    return None
 
 
 def main() -> None:
