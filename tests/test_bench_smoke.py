@@ -57,6 +57,12 @@ def _run_bench(argv: list[str], timeout: float) -> subprocess.CompletedProcess[s
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
+# A guard against a hung harness, not a speed limit: about two minutes on a quiet machine,
+# past four when parallel tests and other users load its two cores.
+QUICK_RUN_TIMEOUT = 540.0
+
+
+@pytest.mark.timeout(QUICK_RUN_TIMEOUT + 60)
 def test_quick_run_measures_every_scenario(busybox_image: str, tmp_path: Path) -> None:
     _needs("moto_server")
     _needs("dvc")
@@ -65,7 +71,7 @@ def test_quick_run_measures_every_scenario(busybox_image: str, tmp_path: Path) -
     done = _run_bench(
         [sys.executable, "-m", "bench", "--quick", "--out", str(out),
          "--workdir", str(tmp_path / "work"), "--image", busybox_image],
-        timeout=240,
+        timeout=QUICK_RUN_TIMEOUT,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
     rows = json.loads((out / "results.json").read_text())["rows"]
