@@ -8,6 +8,7 @@ that, more workers only queue for the same two cores.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -42,8 +43,7 @@ class ContainerFleet(Fleet):
         home = self.inputs.fresh("worker-containers")
         passed = [f"{k}={v}" for k, v in self.env.items() if k.startswith(("EXECUTOR_", "AWS_"))]
         for i in range(count):
-            name = f"executor-bench-worker-{i}"
-            subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+            name = f"executor-bench-worker-{os.getpid()}-{i}"  # two harnesses never collide
             args = ["docker", "run", "-d", "--name", name, "--network", "host", "--init",
                     "-v", "/var/run/docker.sock:/var/run/docker.sock",
                     "-v", f"{home}:{home}", "-e", f"EXECUTOR_WORKER_DIR={home}"]  # fmt: skip
